@@ -1,0 +1,71 @@
+// CARP constants, split as wireguard-go does: what the protocol fixes, and what this implementation chose.
+
+// ---- Specification constants (carp.md §1, §4, §5) ----
+export const CARP_PROTO: u8 = 112;
+export const CARP_TTL: u8 = 255;
+export const CARP_VERSION: u8 = 2;
+export const CARP_TYPE_ADVERTISEMENT: u8 = 1;
+export const CARP_AUTHLEN: u8 = 7; // counter + HMAC in 32-bit words
+export const CARP_HEADER_LEN: u32 = 36;
+export const CARP_GROUP: u32 = 0xe0000012; // 224.0.0.18
+export const CARP_MAXSKEW: u32 = 240; // FreeBSD clamps the advertised (demoted) skew here
+export const CARP_PASSWORD_MAX: u32 = 19; // BSD strlcpy into a 20-byte buffer
+export const BOW_OUT_ADVBASE: u8 = 255; // OpenBSD's "bow out": advbase 255, advskew 255
+export const BOW_OUT_ADVSKEW: u8 = 255;
+export const MASTER_DOWN_MULTIPLIER: u32 = 3;
+
+// ---- Implementation constants ----
+export const MAX_VHIDS: i32 = 64;
+export const MAX_VIPS_PER_VHID: i32 = 16;
+/** Extra gratuitous ARPs after this many adverts as new MASTER ("for some L3 switches", carp.md §4.3). */
+export const ANNOUNCE_AGAIN_AFTER: u32 = 2;
+/** Demotion added per active reason, FreeBSD's factor (carp.md §5.2). */
+export const DEMOTE_FACTOR: u32 = 240;
+
+// States (per vhid).
+export const INIT: u8 = 0;
+export const BACKUP: u8 = 1;
+export const MASTER: u8 = 2;
+
+// Demotion reasons (bit numbers). The host raises and clears them; each adds DEMOTE_FACTOR.
+export const DEMOTE_LINK_DOWN: u32 = 0;
+export const DEMOTE_MAINTENANCE: u32 = 1;
+export const DEMOTE_BULK_SYNC: u32 = 2;
+export const DEMOTE_SEND_ERRORS: u32 = 3;
+export const DEMOTE_USER: u32 = 4;
+
+// Why a state changed: carried in STATE actions so logs and telemetry can say it in words.
+export const WHY_START: u8 = 1;
+export const WHY_MASTER_DOWN: u8 = 2; // BACKUP heard nothing for the master-down interval
+export const WHY_PREEMPT: u8 = 3; // BACKUP took over from a worse master
+export const WHY_BETTER_MASTER: u8 = 4; // MASTER heard a better (or tie-winning) advert
+export const WHY_BOW_OUT: u8 = 5; // the master bowed out or advertises too slowly to keep the role
+export const WHY_LINK_DOWN: u8 = 6;
+export const WHY_LINK_UP: u8 = 7;
+export const WHY_SHUTDOWN: u8 = 8;
+export const WHY_DEMOTED_PEER: u8 = 9; // the master's demote count is higher than ours
+
+// Action types returned by pollAction().
+export const ACT_NONE: u32 = 0;
+export const ACT_SEND_ADVERT: u32 = 1; // send the 36 payload bytes to 224.0.0.18 on `link`
+export const ACT_TAKE_VIPS: u32 = 2; // add the vhid's VIPs and announce them (gratuitous ARP)
+export const ACT_RELEASE_VIPS: u32 = 3; // remove the vhid's VIPs
+export const ACT_ANNOUNCE: u32 = 4; // gratuitous ARP for the vhid's VIPs again (still MASTER)
+export const ACT_STATE: u32 = 5; // state changed: arg0 = old, arg1 = new, arg2 = why
+
+// Drop reasons: result codes of handleCarp() and indexes into the stats block.
+export const RX_OK: u32 = 0;
+export const DROP_SHORT: u32 = 1; // shorter than an IPv4 header + 36 bytes, or truncated
+export const DROP_BAD_IP: u32 = 2; // not IPv4, bad IHL, not proto 112
+export const DROP_BAD_TTL: u32 = 3;
+export const DROP_BAD_CHECKSUM: u32 = 4;
+export const DROP_BAD_VERSION: u32 = 5; // version != 2 or type != advertisement
+export const DROP_UNKNOWN_VHID: u32 = 6;
+export const DROP_OWN_PACKET: u32 = 7; // our own advert looped back
+export const DROP_BAD_HMAC: u32 = 8;
+export const DROP_NOT_READY: u32 = 9; // vhid in INIT (link down or not started)
+export const STAT_ACCEPTED: u32 = 10;
+export const STAT_SENT: u32 = 11;
+export const STAT_TRANSITIONS: u32 = 12;
+export const STAT_QUEUE_OVERFLOW: u32 = 13;
+export const STAT_COUNT: u32 = 16;

@@ -1,0 +1,267 @@
+// One virtual host (vhid): the INIT/BACKUP/MASTER state machine, its timers and the election rules
+// (carp.md §4). Timers are data, re-armed in one place (setrun, as ip_carp.c's carp_setrun); handlers
+// change state and then call setrun. Time is an argument in milliseconds; the core never reads a clock.
+import { HmacKey } from '../crypto/hmac';
+import { buildAdvert } from './advert';
+import {
+  ACT_ANNOUNCE, ACT_RELEASE_VIPS, ACT_SEND_ADVERT, ACT_STATE, ACT_TAKE_VIPS, ANNOUNCE_AGAIN_AFTER, BACKUP,
+  BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CARP_HEADER_LEN, CARP_MAXSKEW, INIT, MASTER, MASTER_DOWN_MULTIPLIER,
+  STAT_SENT, STAT_TRANSITIONS, WHY_BETTER_MASTER, WHY_BOW_OUT, WHY_DEMOTED_PEER, WHY_MASTER_DOWN, WHY_PREEMPT,
+} from './constants';
+import { A_LEN, A_PAYLOAD, push } from './actions';
+import { bumpStat } from './stats';
+import { nextRandom, node } from './node';
+
+/** Interval of (advbase s, skew/256 s) in ms, as the BSDs compute it: advbase s + floor(skew*1e6/256) µs. */
+export function intervalMs(advbase: u32, skew: u32): f64 {
+  return <f64>advbase * 1000.0 + Math.floor(<f64>skew * 1000000.0 / 256.0) / 1000.0;
+}
+
+/** Compare two priorities, lower is better: demote first (OpenBSD), then advbase, then advskew. */
+export function comparePriority(d1: u32, b1: u32, s1: u32, d2: u32, b2: u32, s2: u32): i32 {
+  if (d1 != d2) return d1 < d2 ? -1 : 1;
+  if (b1 != b2) return b1 < b2 ? -1 : 1;
+  if (s1 != s2) return s1 < s2 ? -1 : 1;
+  return 0;
+}
+
+export class Vhid {
+  // ---- configuration ----
+  vhid: u8;
+  link: u32;
+  advbase: u8;
+  advskew: u8;
+  key: HmacKey;
+  /** IPv4 VIPs ascending (host order numbers), the HMAC input. */
+  vips: StaticArray<u32>;
+
+  // ---- runtime ----
+  state: u8 = INIT;
+  /** Last counter seen or sent; adverts carry a fresh random one until a peer's has been accepted (carp.md §3). */
+  counter: u64 = 0;
+  counterAdopted: bool = false;
+  lastSentCounter: u64 = 0;
+  advertAt: f64 = -1; // MASTER: next advert
+  masterDownAt: f64 = -1; // BACKUP: declare the master dead
+  preemptAt: f64 = -1; // BACKUP: preempt handshake deadline (see onAdvert)
+  announceLeft: u32 = 0; // adverts until the extra gratuitous ARP
+  // The master we last heard (BACKUP) or the peer that displaced us.
+  masterSrc: u32 = 0;
+  masterDemote: u32 = 0;
+  masterAdvbase: u32 = 0;
+  masterSkew: u32 = 0;
+  masterHeardAt: f64 = -1;
+  // Per-vhid figures for status.
+  rxAccepted: u32 = 0;
+  txAdverts: u32 = 0;
+  transitions: u32 = 0;
+  lastChangeAt: f64 = -1;
+
+  constructor(vhid: u8, link: u32, advbase: u8, advskew: u8, key: HmacKey, vips: StaticArray<u32>) {
+    this.vhid = vhid; this.link = link; this.advbase = advbase; this.advskew = advskew;
+    this.key = key; this.vips = vips;
+  }
+
+  /** Skew as advertised and compared: configured skew plus demotion, clamped to 240 (FreeBSD). */
+  advertisedSkew(): u32 {
+    const s = <u32>this.advskew + node.demotion();
+    return s > CARP_MAXSKEW ? CARP_MAXSKEW : s;
+  }
+
+  demoteByte(): u32 { const d = node.demotion(); return d > 255 ? 255 : d; }
+
+  advertIntervalMs(): f64 { return intervalMs(this.advbase, this.advertisedSkew()); }
+
+  /** Master-down interval: 3 x advbase + own configured skew/256 (carp.md §4.1), not demoted. */
+  masterDownMs(): f64 {
+    if (this.advbase == 0) return intervalMs(0, 3 * <u32>this.advskew);
+    return intervalMs(MASTER_DOWN_MULTIPLIER * <u32>this.advbase, this.advskew);
+  }
+
+  /** Arm the timers the current state needs, and only those. */
+  setrun(now: f64): void {
+    switch (this.state) {
+      case MASTER:
+        this.masterDownAt = -1; this.preemptAt = -1;
+        if (this.advertAt < 0) this.advertAt = now + this.advertIntervalMs();
+        break;
+      case BACKUP:
+        this.advertAt = -1;
+        this.masterDownAt = now + this.masterDownMs();
+        break;
+      default:
+        this.advertAt = -1; this.masterDownAt = -1; this.preemptAt = -1;
+    }
+  }
+
+  nextDeadline(): f64 {
+    let t: f64 = -1;
+    if (this.advertAt >= 0) t = this.advertAt;
+    if (this.masterDownAt >= 0 && (t < 0 || this.masterDownAt < t)) t = this.masterDownAt;
+    if (this.preemptAt >= 0 && (t < 0 || this.preemptAt < t)) t = this.preemptAt;
+    return t;
+  }
+
+  changeState(now: f64, to: u8, why: u8): void {
+    if (this.state == to) return;
+    push(ACT_STATE, this.vhid, this.link, this.state, to, why);
+    this.state = to;
+    this.transitions++;
+    this.lastChangeAt = now;
+    bumpStat(STAT_TRANSITIONS);
+  }
+
+  /** Queue an advert. Bow-out adverts say "I am leaving": advbase 255, advskew 255. */
+  sendAdvert(bowOut: bool): void {
+    if (this.counterAdopted) this.counter = this.counter + 1;
+    else this.counter = nextRandom();
+    this.lastSentCounter = this.counter;
+    const r = push(ACT_SEND_ADVERT, this.vhid, this.link, bowOut ? 1 : 0, 0, 0);
+    store<u32>(r, CARP_HEADER_LEN, A_LEN);
+    buildAdvert(r + A_PAYLOAD, this.vhid,
+      bowOut ? BOW_OUT_ADVSKEW : <u8>this.advertisedSkew(),
+      <u8>this.demoteByte(),
+      bowOut ? BOW_OUT_ADVBASE : this.advbase,
+      this.counter, this.key, this.vips);
+    this.txAdverts++;
+    bumpStat(STAT_SENT);
+  }
+
+  becomeMaster(now: f64, why: u8): void {
+    if (this.state == MASTER) return;
+    this.changeState(now, MASTER, why);
+    // Address first, then the advert: the peer may yield the moment it hears us.
+    push(ACT_TAKE_VIPS, this.vhid, this.link, 0, 0, 0);
+    this.sendAdvert(false);
+    this.announceLeft = ANNOUNCE_AGAIN_AFTER;
+    this.advertAt = -1;
+    this.setrun(now);
+  }
+
+  /** Leave MASTER (or INIT) for BACKUP. A yielding master releases first, then bows out so the winner need not wait. */
+  becomeBackup(now: f64, why: u8, bowOut: bool): void {
+    if (this.state == MASTER) {
+      push(ACT_RELEASE_VIPS, this.vhid, this.link, 0, 0, 0);
+      if (bowOut) this.sendAdvert(true);
+    }
+    this.changeState(now, BACKUP, why);
+    this.preemptAt = -1;
+    this.setrun(now);
+  }
+
+  /** Leave for INIT: link down or shutdown. `bowOut` only where the link can still carry it. */
+  becomeInit(now: f64, why: u8, bowOut: bool): void {
+    if (this.state == MASTER) {
+      push(ACT_RELEASE_VIPS, this.vhid, this.link, 0, 0, 0);
+      if (bowOut) this.sendAdvert(true);
+    }
+    this.changeState(now, INIT, why);
+    this.setrun(now);
+  }
+
+  /** Timers due at `now`. */
+  onTimeout(now: f64): void {
+    if (this.state == MASTER && this.advertAt >= 0 && this.advertAt <= now) {
+      this.sendAdvert(false);
+      if (this.announceLeft > 0) {
+        this.announceLeft--;
+        if (this.announceLeft == 0) push(ACT_ANNOUNCE, this.vhid, this.link, 0, 0, 0);
+      }
+      // Schedule from the due time, not from `now`, so a late host does not drift the cadence;
+      // but never schedule into the past after a long stall.
+      let next = this.advertAt + this.advertIntervalMs();
+      if (next <= now) next = now + this.advertIntervalMs();
+      this.advertAt = next;
+    }
+    if (this.state == BACKUP) {
+      if (this.preemptAt >= 0 && this.preemptAt <= now) {
+        // The worse master neither bowed out nor went quiet in time: take over as classic CARP would.
+        this.becomeMaster(now, WHY_PREEMPT);
+      } else if (this.masterDownAt >= 0 && this.masterDownAt <= now) {
+        this.becomeMaster(now, WHY_MASTER_DOWN);
+      }
+    }
+  }
+
+  /** True when our priority (demote, advbase, advertised skew) beats the master we last heard. */
+  betterThanKnownMaster(now: f64): bool {
+    if (this.masterHeardAt < 0 || now - this.masterHeardAt > this.masterDownMs()) return false;
+    return comparePriority(this.demoteByte(), this.advbase, this.advertisedSkew(),
+      this.masterDemote, this.masterAdvbase, this.masterSkew) < 0;
+  }
+
+  /**
+   * Preempt handshake. Instead of becoming MASTER at once (two masters until the old one hears us), a
+   * preempting BACKUP sends its better advert first; our MASTER yields on it, releases the VIPs and bows
+   * out, and the bow-out makes us MASTER within a round trip: no moment with two masters. A master that
+   * does not bow out (a BSD or ucarp peer) is taken over after one advert interval, as classic CARP would.
+   */
+  startPreempt(now: f64): void {
+    if (this.preemptAt >= 0) return;
+    this.sendAdvert(false);
+    this.preemptAt = now + this.advertIntervalMs();
+  }
+
+  /** Demotion changed. MASTERs advertise at once so a better backup can preempt within one packet (carp.md §5.2). */
+  onDemotionChange(now: f64): void {
+    if (this.state == MASTER) {
+      this.sendAdvert(false);
+      this.advertAt = now + this.advertIntervalMs();
+    } else if (this.state == BACKUP && node.preempt && this.betterThanKnownMaster(now)) {
+      this.startPreempt(now);
+    }
+  }
+
+  /** A verified advert from `src`. carp.md §4.4 (BACKUP) and §4.5 (MASTER). */
+  onAdvert(now: f64, src: u32, demote: u32, advbase: u32, skew: u32, counter: u64): void {
+    this.rxAccepted++;
+    this.counter = counter;
+    this.counterAdopted = true;
+    const myDemote = this.demoteByte();
+    const mySkew = this.advertisedSkew();
+    const cmp = comparePriority(demote, advbase, skew, myDemote, this.advbase, mySkew);
+    const bowOut = advbase == BOW_OUT_ADVBASE && skew == BOW_OUT_ADVSKEW;
+
+    if (this.state == MASTER) {
+      // Yield to a better peer. On an exact tie the BSDs both yield and race again; we break it by
+      // address instead: the higher source address keeps the role (both sides agree, so it converges).
+      if (cmp < 0 || (cmp == 0 && src > node.linkAddr(this.link))) {
+        this.masterSrc = src; this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
+        this.masterHeardAt = now;
+        this.becomeBackup(now, demote < myDemote ? WHY_DEMOTED_PEER : WHY_BETTER_MASTER, true);
+      } else {
+        // A worse master is (or was, if this is its bow-out) active too: a healed partition. It yields when
+        // it hears us, but it may have taken the neighbours' ARP caches meanwhile, so announce again
+        // (ucarp's "reasserting control").
+        push(ACT_ANNOUNCE, this.vhid, this.link, 0, 0, 0);
+      }
+      return;
+    }
+    if (this.state != BACKUP) return;
+
+    if (bowOut || comparePriority(0, advbase, skew, 0, MASTER_DOWN_MULTIPLIER * <u32>this.advbase, mySkew) > 0) {
+      // The master is leaving, or advertises too slowly to ever keep the role. Take over now, unless the
+      // bow-out comes from someone other than the master we follow (a better backup is preempting it).
+      if (this.masterHeardAt < 0 || src == this.masterSrc || now - this.masterHeardAt > this.masterDownMs()) {
+        this.becomeMaster(now, this.preemptAt >= 0 ? WHY_PREEMPT : WHY_BOW_OUT);
+      }
+      return;
+    }
+    this.masterSrc = src; this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
+    this.masterHeardAt = now;
+    if (demote > myDemote) {
+      // OpenBSD: a more demoted master always loses, whatever the preempt setting.
+      this.startPreempt(now);
+      this.masterDownAt = now + this.masterDownMs();
+      return;
+    }
+    if (node.preempt && cmp > 0) {
+      this.startPreempt(now);
+      this.masterDownAt = now + this.masterDownMs();
+      return;
+    }
+    // A master at least as good as us: follow it.
+    this.preemptAt = -1;
+    this.setrun(now);
+  }
+}

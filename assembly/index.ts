@@ -1,0 +1,113 @@
+// duogate core: the WebAssembly ABI. Exports only; the protocol lives in the modules below.
+//
+// Contract (quinn-proto's four verb families, numbers only across the boundary):
+// - Buffers: the host writes inputs into fixed regions of linear memory (rxPtr, configPtr) and reads
+//   outputs from others (actionPtr, statusPtr, statsPtr). Regions are static: they never move, so
+//   views on them stay valid until memory grows (check `view.buffer !== memory.buffer`).
+// - handle*(now, ...): input from the network or the clock. `now` is monotonic milliseconds (f64)
+//   supplied by the host; it must never go backwards. The core never reads a clock, a socket or a
+//   random source: the host seeds randomness with carpSeed().
+// - Mutators (carp*): configuration and local commands.
+// - poll*: drain outputs. After EVERY handle or mutator call the host drains pollAction() until it
+//   returns 0 (ACT_NONE), performing each action in order, then reads pollTimeout() and arms one timer
+//   for it (-1 = none) that calls handleTimeout().
+import { ACT_NONE, STAT_COUNT } from './carp/constants';
+import { CURRENT, RECORD_SIZE, clearQueue, pop } from './carp/actions';
+import { STATS, clearStats } from './carp/stats';
+import * as carp from './carp/node';
+import { buildGarp } from './arp/garp';
+
+const RX_CAP: u32 = 65536;
+const RX = memory.data(RX_CAP, 16);
+const CONFIG_CAP: u32 = 4096;
+const CONFIG = memory.data(CONFIG_CAP, 16);
+const STATUS = memory.data(128, 16);
+
+/** Receive buffer (RX_CAP bytes): the host reads a datagram into it, then calls a handle* with its length. */
+export function rxPtr(): usize { return RX; }
+export function rxCap(): u32 { return RX_CAP; }
+/** Scratch region for configuration arguments (key bytes, address lists). */
+export function configPtr(): usize { return CONFIG; }
+/** The action record filled by pollAction() (RECORD_SIZE bytes, layout in carp/actions.ts). */
+export function actionPtr(): usize { return CURRENT; }
+export function actionSize(): u32 { return RECORD_SIZE; }
+/** Counters, STAT_COUNT u32 words (indexes in carp/constants.ts). */
+export function statsPtr(): usize { return STATS; }
+export function statsCount(): u32 { return STAT_COUNT; }
+export function statusPtr(): usize { return STATUS; }
+
+// ---- CARP mutators ----
+
+/** Forget every vhid, counter and queued action. */
+export function carpReset(): void { carp.resetNode(); clearQueue(); clearStats(); }
+/** Seed the advert counter generator (host entropy). */
+export function carpSeed(hi: u32, lo: u32): void { carp.seedRandom(hi, lo); }
+export function carpSetPreempt(on: bool): void { carp.node.preempt = on; }
+/** The node's own IPv4 address on `link` (host order): the source of its adverts, used to spot loops. */
+export function carpSetLinkAddr(link: u32, addr: u32): void { if (link < carp.MAX_LINKS) carp.node.linkAddrs[link] = addr; }
+/**
+ * Add a vhid. CONFIG holds the key at [0, keyLen) and `vipCount` IPv4 addresses as host-order u32 words
+ * from offset 64. Returns the vhid's slot (>= 0) or a negative error: -1 bad vhid/link, -2 bad VIP count,
+ * -3 too many vhids, -4 duplicate vhid on the link.
+ */
+export function carpAddVhid(vhid: u32, link: u32, advbase: u32, advskew: u32, keyLen: u32, vipCount: u32): i32 {
+  if (vhid > 255 || advbase > 255 || advskew > 255 || keyLen > 64) return -1;
+  return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG, keyLen, CONFIG + 64, vipCount);
+}
+export function carpStart(now: f64): void { carp.start(now); }
+export function carpShutdown(now: f64): void { carp.shutdown(now); }
+/** Carrier on `link` changed. */
+export function carpSetLink(now: f64, link: u32, up: bool): void { carp.setLink(now, link, up); }
+/** Set the demotion reasons (bit mask of DEMOTE_*) other than LINK_DOWN, which the core derives itself, plus an extra amount. */
+export function carpSetDemotion(now: f64, mask: u32, extra: u32): void {
+  const linkBit: u32 = 1;
+  carp.node.setDemotion(now, (mask & ~linkBit) | (carp.node.demoteMask & linkBit), extra);
+}
+export function carpDemotion(): u32 { return carp.node.demotion(); }
+
+// ---- CARP input ----
+
+/** The IPv4 datagram in RX (`len` bytes, header included) arrived on `link`. Returns 0 or the drop reason. */
+export function handleCarp(now: f64, link: u32, len: u32): u32 {
+  return carp.handleCarp(now, link, RX, len > RX_CAP ? RX_CAP : len);
+}
+export function handleTimeout(now: f64): void { carp.handleTimeout(now); }
+
+// ---- output ----
+
+export function pollAction(): u32 {
+  const t = pop();
+  return t;
+}
+/** Earliest deadline (ms) the host must call handleTimeout() at, or -1. */
+export function pollTimeout(): f64 { return carp.nextTimeout(); }
+
+// ---- status ----
+
+export function carpVhidCount(): i32 { return carp.node.vhids.length; }
+/**
+ * Fill STATUS with slot `i`'s status as u32 words: 0 vhid, 1 link, 2 state, 3 advbase, 4 advskew,
+ * 5 advertised skew, 6 demote byte, 7 master source (host order), 8 rx accepted, 9 tx adverts,
+ * 10 transitions, then f64 at byte 48 last change time, at 56 master last heard time (ms, -1 never).
+ */
+export function carpStatus(i: i32): bool {
+  if (i < 0 || i >= carp.node.vhids.length) return false;
+  const v = carp.node.vhids[i];
+  store<u32>(STATUS, v.vhid, 0); store<u32>(STATUS, v.link, 4); store<u32>(STATUS, v.state, 8);
+  store<u32>(STATUS, v.advbase, 12); store<u32>(STATUS, v.advskew, 16); store<u32>(STATUS, v.advertisedSkew(), 20);
+  store<u32>(STATUS, v.demoteByte(), 24); store<u32>(STATUS, v.masterSrc, 28); store<u32>(STATUS, v.rxAccepted, 32);
+  store<u32>(STATUS, v.txAdverts, 36); store<u32>(STATUS, v.transitions, 40);
+  store<f64>(STATUS, v.lastChangeAt, 48); store<f64>(STATUS, v.masterHeardAt, 56);
+  return true;
+}
+
+// ---- ARP codec ----
+
+/** Build a 28-byte gratuitous ARP request in RX's tail for `ip` (host order) from the 6-byte MAC at CONFIG. Returns its address. */
+export function arpBuildGarp(ip: u32): usize {
+  const out = RX + RX_CAP - 64;
+  buildGarp(out, CONFIG, ip);
+  return out;
+}
+
+export { ACT_NONE };

@@ -1,0 +1,51 @@
+// Independent CARP codec for tests, written against carp.md with node:crypto: the core's bytes are checked
+// against this, never against themselves.
+import { createHmac } from 'node:crypto';
+
+export function ipBytes(ip: string): Buffer { return Buffer.from(ip.split('.').map(Number)); }
+
+export function checksum(b: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) s += (b[i] << 8) | b[i + 1];
+  if (b.length & 1) s += b[b.length - 1] << 8;
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return ~s & 0xffff;
+}
+
+export function hmacOf(password: string, vhid: number, vips: string[], counter: Buffer): Buffer {
+  const sorted = vips.map(ipBytes).sort(Buffer.compare);
+  const msg = Buffer.concat([Buffer.from([2, 1, vhid]), ...sorted, counter]);
+  return createHmac('sha1', Buffer.from(password, 'utf8').subarray(0, 19)).update(msg).digest();
+}
+
+export interface AdvertFields { vhid: number; advskew: number; advbase: number; demote?: number; counter: bigint | Buffer; version?: number; type?: number }
+
+export function advert(f: AdvertFields, password: string, vips: string[]): Buffer {
+  const b = Buffer.alloc(36);
+  b[0] = ((f.version ?? 2) << 4) | (f.type ?? 1);
+  b[1] = f.vhid; b[2] = f.advskew; b[3] = 7; b[4] = f.demote ?? 0; b[5] = f.advbase;
+  const c = Buffer.isBuffer(f.counter) ? f.counter : (() => { const x = Buffer.alloc(8); x.writeBigUInt64BE(f.counter as bigint); return x; })();
+  c.copy(b, 8);
+  hmacOf(password, f.vhid, vips, c).copy(b, 16);
+  b.writeUInt16BE(checksum(b), 6);
+  return b;
+}
+
+/** Wrap a CARP payload as the raw socket delivers it: 20-byte IPv4 header + payload. */
+export function ipv4(payload: Uint8Array, src: string, opts: { ttl?: number; dst?: string; proto?: number } = {}): Buffer {
+  const h = Buffer.alloc(20);
+  h[0] = 0x45; h[1] = 0x10; h.writeUInt16BE(20 + payload.length, 2); h.writeUInt16BE(0x4000, 6);
+  h[8] = opts.ttl ?? 255; h[9] = opts.proto ?? 112;
+  ipBytes(src).copy(h, 12); ipBytes(opts.dst ?? '224.0.0.18').copy(h, 16);
+  h.writeUInt16BE(checksum(h), 10);
+  return Buffer.concat([h, payload]);
+}
+
+/** Check an advert built by the core: checksum and HMAC recomputed independently. */
+export function verifyAdvert(b: Uint8Array, password: string, vips: string[]): { checksumOk: boolean; hmacOk: boolean } {
+  const buf = Buffer.from(b);
+  return {
+    checksumOk: checksum(buf) === 0,
+    hmacOk: hmacOf(password, buf[1], vips, buf.subarray(8, 16)).equals(buf.subarray(16, 36)),
+  };
+}
