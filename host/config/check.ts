@@ -1,0 +1,84 @@
+// `duogate check`: the addressing-plan review the pfSense HA guide asks for before building a pair, on one
+// node's config or (better) on both. Findings name the field and say what to do.
+import type { Config, IfRole } from './schema.js';
+import { inSubnet, isNetOrBroadcast, parseCidr } from './net.js';
+
+export interface Finding { level: 'error' | 'warning'; field: string; message: string }
+
+/** Extra checks registered by features (e.g. the firewall checks that user rules let sync traffic through). */
+export const extraChecks: ((c: Config, peer?: Config) => Finding[])[] = [];
+
+export function checkConfig(c: Config, peer?: Config): Finding[] {
+  const out: Finding[] = [];
+  const err = (field: string, message: string) => out.push({ level: 'error', field, message });
+  const warn = (field: string, message: string) => out.push({ level: 'warning', field, message });
+  const roles: IfRole[] = ['wan', 'lan', 'sync'];
+
+  for (const r of roles) {
+    const ifc = c.interfaces[r];
+    const f = `interfaces.${r}`;
+    const own = parseCidr(ifc.address);
+    if (isNetOrBroadcast(own.ip, ifc.address)) err(`${f}.address`, `${own.ip} is the network or broadcast address of its subnet`);
+    if (ifc.peer) {
+      if (!inSubnet(ifc.peer, ifc.address)) err(`${f}.peer`, `${ifc.peer} is outside ${ifc.address}: both nodes need an address in the same subnet`);
+      if (ifc.peer === own.ip) err(`${f}.peer`, `the peer's address equals this node's (${own.ip}): each node needs its own`);
+      if (isNetOrBroadcast(ifc.peer, ifc.address)) err(`${f}.peer`, `${ifc.peer} is the network or broadcast address`);
+    } else if (r !== 'wan' || c.carp.vips.some((v) => v.interface === r)) {
+      warn(`${f}.peer`, 'not set: the peer address lets check verify the plan and the firewall open the sync rule');
+    }
+    for (const o of roles) {
+      if (o < r && c.interfaces[o].device === ifc.device) err(`${f}.device`, `${ifc.device} is also interfaces.${o}.device: each role needs its own NIC`);
+      if (o !== r && inSubnet(own.ip, c.interfaces[o].address)) err(`${f}.address`, `overlaps interfaces.${o} (${c.interfaces[o].address})`);
+    }
+  }
+
+  const seen = new Map<string, number>();
+  c.carp.vips.forEach((v, i) => {
+    const f = `carp.vips[${i}]`;
+    const ifc = c.interfaces[v.interface];
+    const vip = parseCidr(v.address);
+    if (v.interface === 'sync') warn(`${f}.interface`, 'a VIP on the sync link: the sync link joins only the two nodes, clients never use it');
+    if (!inSubnet(vip.ip, ifc.address)) err(`${f}.address`, `${vip.ip} is outside ${v.interface}'s subnet ${ifc.address}: a CARP VIP must be in the interface's subnet`);
+    if (vip.prefix !== parseCidr(ifc.address).prefix) warn(`${f}.address`, `prefix /${vip.prefix} differs from the interface's /${parseCidr(ifc.address).prefix}`);
+    if (vip.ip === parseCidr(ifc.address).ip) err(`${f}.address`, `${vip.ip} is this node's own address: the VIP must be a third address`);
+    if (ifc.peer && vip.ip === ifc.peer) err(`${f}.address`, `${vip.ip} is the peer's address: the VIP must be a third address`);
+    if (isNetOrBroadcast(vip.ip, ifc.address)) err(`${f}.address`, `${vip.ip} is the network or broadcast address`);
+    const key = vip.ip;
+    if (seen.has(key)) err(`${f}.address`, `${vip.ip} is also carp.vips[${seen.get(key)}]`);
+    seen.set(key, i);
+    if (Buffer.byteLength(v.password) > 19) err(`${f}.password`, 'longer than 19 bytes: CARP uses at most 19');
+    if (v.advskew > 240) warn(`${f}.advskew`, `${v.advskew} is sent as 240 (FreeBSD's maximum); keep skews at or below 239 so a demoted peer loses`);
+    if (/[\s'"\\]/.test(v.password)) warn(`${f}.password`, 'contains spaces, quotes or backslashes: pfSense/OPNsense peers rewrite such passwords (carp.md §2.1)');
+  });
+  // VHIDs are per L2 segment: the same vhid twice on one interface is one group (load checks it agrees).
+  // The same vhid on two segments is legal but confuses people reading captures and VRRP neighbours.
+  const byVhid = new Map<number, Set<string>>();
+  for (const v of c.carp.vips) byVhid.set(v.vhid, (byVhid.get(v.vhid) ?? new Set()).add(v.interface));
+  for (const [vhid, ifs] of byVhid) if (ifs.size > 1) warn('carp.vips', `vhid ${vhid} is used on ${[...ifs].join(' and ')}: legal per segment, but unique vhids are easier to read`);
+
+  if (peer) {
+    if (peer.node.name === c.node.name) err('node.name', `both nodes are called "${c.node.name}"`);
+    if (peer.node.role === c.node.role) err('node.role', `both nodes are ${c.node.role}: one primary, one secondary`);
+    for (const r of roles) {
+      const a = c.interfaces[r]; const b = peer.interfaces[r];
+      const f = `interfaces.${r}`;
+      if (parseCidr(a.address).net !== parseCidr(b.address).net || parseCidr(a.address).prefix !== parseCidr(b.address).prefix) {
+        err(`${f}.address`, `this node is on ${a.address}, the peer on ${b.address}: the same subnet is needed on both`);
+      }
+      if (parseCidr(a.address).ip === parseCidr(b.address).ip) err(`${f}.address`, `both nodes use ${parseCidr(a.address).ip}`);
+      if (a.peer && a.peer !== parseCidr(b.address).ip) err(`${f}.peer`, `says ${a.peer} but the peer's config has ${b.address}`);
+    }
+    for (const [i, v] of c.carp.vips.entries()) {
+      const f = `carp.vips[${i}]`;
+      const o = peer.carp.vips.find((x) => x.vhid === v.vhid && x.interface === v.interface && x.address === v.address);
+      if (!o) { err(f, `vhid ${v.vhid} ${v.address} is missing on the peer (config sync puts it there, or add it)`); continue; }
+      if (o.password !== v.password) err(`${f}.password`, `differs from the peer's for vhid ${v.vhid}: adverts would fail authentication`);
+      if (o.advbase === v.advbase && o.advskew === v.advskew) err(`${f}.advskew`, `the peer has the same advbase/advskew (${v.advbase}/${v.advskew}) for vhid ${v.vhid}: give the secondary a higher advskew (pfSense adds 100)`);
+      const primary = c.node.role === 'primary' ? v : o;
+      const secondary = c.node.role === 'primary' ? o : v;
+      if (primary.advbase * 256 + primary.advskew > secondary.advbase * 256 + secondary.advskew) warn(`${f}.advskew`, `the secondary advertises more often than the primary for vhid ${v.vhid}: it would be MASTER`);
+    }
+  }
+  for (const x of extraChecks) out.push(...x(c, peer));
+  return out;
+}

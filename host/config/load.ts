@@ -1,0 +1,98 @@
+// Reading a config file: YAML → schema validation with defaults → semantic checks. Every error names the
+// file, the field (as a path like carp.vips[1].vhid) and the reason.
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import YAML from 'yaml';
+import { configSchema, type Config } from './schema.js';
+import { featureSections } from './sections.js';
+
+export class ConfigError extends Error {
+  readonly code = 'DG_ERR_CONFIG';
+  constructor(readonly file: string, readonly field: string, readonly reason: string) {
+    super(`${file}: ${field || '(top level)'}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+let validator: ReturnType<Ajv['compile']> | null = null;
+function validate(): ReturnType<Ajv['compile']> {
+  if (!validator) {
+    const schema = structuredClone(configSchema) as Record<string, any>;
+    schema.properties = { ...schema.properties, ...featureSections };
+    schema.additionalProperties = false;
+    validator = new Ajv({ allErrors: false, useDefaults: true, strict: false }).compile(schema);
+  }
+  return validator;
+}
+
+/** JSON pointer /carp/vips/1/vhid → carp.vips[1].vhid */
+export function fieldPath(pointer: string): string {
+  return pointer.split('/').filter(Boolean).map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : (i ? '.' : '') + s)).join('');
+}
+
+function describe(e: ErrorObject): { field: string; reason: string } {
+  let field = fieldPath(e.instancePath);
+  let reason = e.message ?? 'invalid';
+  if (e.keyword === 'additionalProperties') {
+    const extra = (e.params as { additionalProperty: string }).additionalProperty;
+    field = field ? `${field}.${extra}` : extra;
+    reason = 'unknown field (check the spelling; see README "Configuration")';
+  } else if (e.keyword === 'required') {
+    const miss = (e.params as { missingProperty: string }).missingProperty;
+    field = field ? `${field}.${miss}` : miss;
+    reason = 'is required';
+  } else if (e.keyword === 'enum') {
+    reason = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  } else if (e.keyword === 'pattern') {
+    reason = field.endsWith('address') ? 'must be an IPv4 address with a prefix, like 192.168.1.2/24' : `does not match ${(e.params as { pattern: string }).pattern}`;
+  } else if (e.keyword === 'const' && field === 'schema') {
+    reason = `this duogate reads config schema ${(e.params as { allowedValue: number }).allowedValue}`;
+  }
+  return { field, reason };
+}
+
+/** Validate an already parsed document (mutates it: fills defaults). */
+export function validateConfig(doc: unknown, file = '<config>'): Config {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError(file, '', 'must be a YAML mapping');
+  const v = validate();
+  if (!v(doc)) {
+    const { field, reason } = describe(v.errors![0]);
+    throw new ConfigError(file, field, reason);
+  }
+  const c = doc as Config;
+  // One vhid is one CARP group: every VIP in it shares the interface, password and timers.
+  const groups = new Map<number, number>();
+  c.carp.vips.forEach((vip, i) => {
+    const f = `carp.vips[${i}]`;
+    if (Buffer.byteLength(vip.password, 'utf8') > 19) {
+      throw new ConfigError(file, `${f}.password`, `is ${Buffer.byteLength(vip.password)} bytes; CARP uses at most 19 (BSD peers would silently cut it, ucarp refuses it): shorten it`);
+    }
+    const j = groups.get(vip.vhid);
+    if (j === undefined) { groups.set(vip.vhid, i); return; }
+    const first = c.carp.vips[j];
+    for (const k of ['interface', 'password', 'advbase', 'advskew'] as const) {
+      if (vip[k] !== first[k]) throw new ConfigError(file, `${f}.${k}`, `differs from carp.vips[${j}], which has the same vhid ${vip.vhid}: one vhid is one CARP group`);
+    }
+  });
+  return c;
+}
+
+export function parseConfigText(text: string, file = '<config>'): Config {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    const err = e as Error & { linePos?: { line: number; col: number }[] };
+    const at = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    throw new ConfigError(file, at, `not valid YAML: ${err.message.split('\n')[0]}`);
+  }
+  return validateConfig(doc, file);
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) {
+    throw new ConfigError(file, '', `cannot read: ${(e as Error).message}`);
+  }
+  return parseConfigText(text, file);
+}

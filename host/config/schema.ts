@@ -1,0 +1,79 @@
+// The node's configuration: types, the JSON Schema it is validated against, and defaults. One
+// human-edited YAML file (comments allowed) per node; see README "Configuration".
+export const SCHEMA_VERSION = 1;
+
+export type IfRole = 'wan' | 'lan' | 'sync';
+export interface InterfaceConfig { device: string; address: string; peer?: string; mac?: string }
+export interface VipConfig {
+  interface: IfRole; vhid: number; address: string; password: string; advbase: number; advskew: number; description?: string;
+}
+export interface Config {
+  schema: number;
+  node: { name: string; role: 'primary' | 'secondary' };
+  interfaces: Record<IfRole, InterfaceConfig>;
+  carp: { preempt: boolean; vips: VipConfig[] };
+  control: { socket: string };
+  state_dir: string;
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  /** Sections owned by later features; validated by their own schemas where present. */
+  [section: string]: unknown;
+}
+
+const cidr = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}/([0-9]|[12][0-9]|3[0-2])$';
+const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
+
+const iface = {
+  type: 'object', additionalProperties: false, required: ['device', 'address'],
+  properties: {
+    device: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'kernel interface name (IFNAMSIZ-1)' },
+    address: { type: 'string', pattern: cidr, description: "this node's own address/prefix" },
+    peer: { type: 'string', pattern: ipv4, description: "the other node's address on this segment" },
+    mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },
+  },
+};
+
+export const configSchema = {
+  type: 'object',
+  required: ['schema', 'node', 'interfaces', 'carp'],
+  properties: {
+    schema: { const: SCHEMA_VERSION },
+    node: {
+      type: 'object', additionalProperties: false, required: ['name', 'role'],
+      properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' }, role: { enum: ['primary', 'secondary'] } },
+    },
+    interfaces: {
+      type: 'object', additionalProperties: false, required: ['wan', 'lan', 'sync'],
+      properties: { wan: iface, lan: iface, sync: iface },
+    },
+    carp: {
+      type: 'object', additionalProperties: false, required: ['vips'],
+      properties: {
+        preempt: { type: 'boolean', default: true },
+        vips: {
+          type: 'array', maxItems: 64,
+          items: {
+            type: 'object', additionalProperties: false, required: ['interface', 'vhid', 'address', 'password'],
+            properties: {
+              interface: { enum: ['wan', 'lan', 'sync'] },
+              vhid: { type: 'integer', minimum: 1, maximum: 255 },
+              address: { type: 'string', pattern: cidr },
+              password: { type: 'string', minLength: 1, description: 'at most 19 bytes are used by every CARP implementation' },
+              advbase: { type: 'integer', minimum: 1, maximum: 254, default: 1 },
+              advskew: { type: 'integer', minimum: 0, maximum: 254, default: 0 },
+              description: { type: 'string', maxLength: 200 },
+            },
+          },
+        },
+      },
+    },
+    control: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { socket: { type: 'string', default: '/run/duogate/duogate.sock' } },
+    },
+    state_dir: { type: 'string', default: '/var/lib/duogate' },
+    log: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { level: { enum: ['debug', 'info', 'warn', 'error'], default: 'info' } },
+    },
+  },
+} as const;

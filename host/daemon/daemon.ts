@@ -1,0 +1,265 @@
+// The daemon: wires the sans-IO core to the kernel. It owns the sockets (CARP raw socket and ARP socket per
+// CARP interface, rtnetlink for addresses and carrier), the one timer the core asks for, the VIPs and the
+// control socket. Everything protocol-shaped is decided by the core; this file only carries it out.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { Core, Demote, type Action, type StateName } from '../core/core.js';
+import { native } from '../io/native.js';
+import { AddressControl, LinkMonitor } from '../io/rtnetlink.js';
+import type { Config, IfRole, VipConfig } from '../config/schema.js';
+import { Logger } from '../log.js';
+import { MaintenanceFlag } from './maintenance.js';
+import type { Service } from './service.js';
+
+const CARP_GROUP = '224.0.0.18';
+const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
+const ETH_P_ARP = 0x0806;
+
+/** One CARP interface: a link number in the core, its sockets and its VIP groups. */
+interface Link {
+  n: number; role: IfRole; device: string; index: number; mac: Uint8Array; address: string; running: boolean;
+  carpFd: number; arpFd: number; watch: object;
+}
+
+export interface Transition { vhid: number; interface: IfRole; address: string[]; from: StateName; to: StateName; why: string; at: string; mono: number }
+
+export class Daemon extends EventEmitter {
+  readonly core = new Core();
+  readonly log: Logger;
+  readonly maintenance: MaintenanceFlag;
+  readonly services: Service[] = [];
+  private links: Link[] = [];
+  private vhidVips = new Map<number, VipConfig[]>();
+  private timer: NodeJS.Timeout | null = null;
+  private addrs!: AddressControl;
+  private linkMon!: LinkMonitor;
+  private startedAt = Date.now();
+  private stopped = false;
+  private sendErrors = 0;
+  /** Last transition per vhid, for status and telemetry. */
+  readonly lastChange = new Map<number, Transition>();
+  extraDemotions = new Set<number>();
+
+  constructor(readonly config: Config, opts: { log?: Logger } = {}) {
+    super();
+    this.log = opts.log ?? new Logger({ node: config.node.name }, config.log.level);
+    this.maintenance = new MaintenanceFlag(config.state_dir);
+  }
+
+  now(): number { return native.nowMs(); }
+
+  addService(s: Service): void { this.services.push(s); }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    const seed = randomBytes(8);
+    this.core.reset([seed.readUInt32BE(0), seed.readUInt32BE(4)]);
+    this.core.setPreempt(c.carp.preempt);
+    this.addrs = new AddressControl((what, errno) => this.log.error('address change failed', { what, errno }));
+
+    // The node's own addresses first: on a real box the firmware owns its NICs.
+    for (const role of ['wan', 'lan', 'sync'] as IfRole[]) {
+      const ifc = c.interfaces[role];
+      const info = native.ifInfo(ifc.device);
+      this.addrs.add(info.index, ifc.address);
+    }
+
+    // Group VIPs by vhid; one link per interface that carries a vhid.
+    for (const vip of c.carp.vips) {
+      const g = this.vhidVips.get(vip.vhid) ?? [];
+      g.push(vip);
+      this.vhidVips.set(vip.vhid, g);
+    }
+    for (const [vhid, vips] of this.vhidVips) {
+      const role = vips[0].interface;
+      let link = this.links.find((l) => l.role === role);
+      if (!link) link = this.openLink(role);
+      this.core.addVhid({
+        vhid, link: link.n, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
+        vips: vips.map((v) => v.address.split('/')[0]),
+      });
+      // A VIP left behind by a crashed run must not answer ARP while we are BACKUP.
+      for (const v of vips) this.addrs.del(link.index, v.address);
+    }
+    this.core.collect();
+
+    this.linkMon = new LinkMonitor((e) => this.onLink(e.index, e.running), () => this.rereadLinks());
+    const now = this.now();
+    for (const l of this.links) if (!l.running) this.core.setLink(now, l.n, false);
+    if (this.maintenance.get()) this.log.warn('starting in persistent maintenance mode: the peer keeps the VIPs', { since: this.maintenance.get()!.since });
+    this.applyDemotion(now);
+    this.core.start(now);
+    this.run();
+    for (const s of this.services) await s.start(this);
+    this.log.info('started', {
+      role: c.node.role, vhids: [...this.vhidVips.keys()], preempt: c.carp.preempt, maintenance: !!this.maintenance.get(),
+    });
+  }
+
+  private openLink(role: IfRole): Link {
+    const ifc = this.config.interfaces[role];
+    const info = native.ifInfo(ifc.device);
+    const address = ifc.address.split('/')[0];
+    const n = this.links.length;
+    const carpFd = native.openRawIp({ proto: 112, ifname: ifc.device, group: CARP_GROUP, srcAddr: address, ttl: 255, tos: 0x10, loop: false });
+    const arpFd = native.openPacket(ifc.device, ETH_P_ARP);
+    const link: Link = { n, role, device: ifc.device, index: info.index, mac: info.mac, address, running: info.running, carpFd, arpFd, watch: {} };
+    link.watch = native.watch(carpFd, () => this.onCarpReadable(link));
+    this.core.setLinkAddr(n, address);
+    this.links.push(link);
+    return link;
+  }
+
+  private onCarpReadable(link: Link): void {
+    const rx = this.core.rxView();
+    // Bounded drain: a flood cannot starve the timers.
+    for (let i = 0; i < 256; i++) {
+      const n = native.recvInto(link.carpFd, rx);
+      if (n < 0) break;
+      const r = this.core.handleCarpInPlace(this.now(), link.n, Math.min(n, rx.length));
+      if (r !== 0 && r !== 6) this.log.debug('advert dropped', { interface: link.role, reason: r });
+    }
+    this.run();
+  }
+
+  private onLink(index: number, running: boolean): void {
+    const link = this.links.find((l) => l.index === index);
+    if (!link || link.running === running) return;
+    link.running = running;
+    this.log.warn(running ? 'link up' : 'link down: demoting every vhid so the peer takes all VIPs', { interface: link.role, device: link.device });
+    this.core.setLink(this.now(), link.n, running);
+    this.run();
+  }
+
+  private rereadLinks(): void {
+    this.log.warn('link events lost (netlink overrun): re-reading every link');
+    for (const l of this.links) this.onLink(l.index, native.ifInfo(l.device).running);
+  }
+
+  /** Maintenance and feature demotions (bulk sync, ...) → the core's demotion mask. */
+  applyDemotion(now = this.now()): void {
+    const reasons = [...this.extraDemotions];
+    if (this.maintenance.get()) reasons.push(Demote.MAINTENANCE);
+    this.core.setDemotion(now, reasons);
+    this.run();
+  }
+
+  /** Raise or clear a demotion reason (e.g. Demote.BULK_SYNC from state sync). */
+  demote(reason: number, on: boolean): void {
+    if (on) this.extraDemotions.add(reason); else this.extraDemotions.delete(reason);
+    this.applyDemotion();
+  }
+
+  setMaintenance(on: boolean, by: string): void {
+    this.maintenance.set(on, by);
+    this.log.warn(on ? 'entering persistent maintenance mode' : 'leaving maintenance mode', { by });
+    this.applyDemotion();
+    this.emit('maintenance', on);
+  }
+
+  /** Drain the core's actions, then arm the one timer it asks for (index.ts contract). */
+  run(): void {
+    for (let a = this.core.pollAction(); a; a = this.core.pollAction()) this.perform(a);
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    if (this.stopped) return;
+    const t = this.core.pollTimeout();
+    if (t >= 0) {
+      this.timer = setTimeout(() => { this.timer = null; this.core.handleTimeout(this.now()); this.run(); }, Math.max(0, t - this.now()));
+    }
+  }
+
+  private perform(a: Action): void {
+    const link = this.links[a.link];
+    switch (a.type) {
+      case 'advert':
+        try {
+          if (native.sendTo(link.carpFd, a.payload, CARP_GROUP) < 0) throw Object.assign(new Error('send would block'), { code: 'EAGAIN' });
+          this.sendErrors = 0;
+        } catch (e) {
+          // No carrier, or the interface vanished: the link monitor demotes; log the first of a burst only.
+          if (this.sendErrors++ === 0) this.log.warn('advert send failed', { interface: link.role, err: e });
+        }
+        break;
+      case 'take':
+        for (const v of this.vhidVips.get(a.vhid) ?? []) this.addrs.add(link.index, v.address);
+        this.announce(a.vhid, link);
+        break;
+      case 'announce':
+        this.announce(a.vhid, link);
+        break;
+      case 'release':
+        for (const v of this.vhidVips.get(a.vhid) ?? []) this.addrs.del(link.index, v.address);
+        break;
+      case 'state': {
+        const t: Transition = {
+          vhid: a.vhid, interface: link.role, address: (this.vhidVips.get(a.vhid) ?? []).map((v) => v.address),
+          from: a.from, to: a.to, why: a.why, at: new Date().toISOString(), mono: this.now(),
+        };
+        this.lastChange.set(a.vhid, t);
+        this.log.info('carp transition', { vhid: a.vhid, interface: link.role, from: a.from, to: a.to, why: a.why });
+        this.emit('transition', t);
+        break;
+      }
+    }
+  }
+
+  /** Gratuitous ARP for every VIP of the vhid, from the interface's own MAC (real-MAC mode: README). */
+  private announce(vhid: number, link: Link): void {
+    for (const v of this.vhidVips.get(vhid) ?? []) {
+      try {
+        native.sendPacket(link.arpFd, link.index, BROADCAST, ETH_P_ARP, this.core.garp(link.mac, v.address.split('/')[0]));
+      } catch (e) { this.log.warn('gratuitous ARP failed', { vip: v.address, err: e }); }
+    }
+  }
+
+  /** Node role as pfSense shows it: MASTER or BACKUP when every vhid agrees, else MIXED. */
+  role(): string {
+    const states = new Set(this.core.vhidStatus().map((v) => v.state));
+    return states.size === 1 ? [...states][0] : states.size === 0 ? 'NONE' : 'MIXED';
+  }
+
+  status(): Record<string, unknown> {
+    const now = this.now();
+    const m = this.maintenance.get();
+    return {
+      node: this.config.node.name,
+      role: this.config.node.role,
+      carp_role: this.role(),
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      maintenance: m ? { on: true, since: m.since } : { on: false },
+      demotion: this.core.demotion(),
+      preempt: this.config.carp.preempt,
+      links: Object.fromEntries(this.links.map((l) => [l.role, { device: l.device, carrier: l.running }])),
+      vips: this.core.vhidStatus().map((s) => {
+        const vips = this.vhidVips.get(s.vhid) ?? [];
+        return {
+          interface: vips[0]?.interface, device: this.links[s.link]?.device, vhid: s.vhid,
+          addresses: vips.map((v) => v.address), description: vips[0]?.description ?? '',
+          state: s.state, advbase: s.advbase, advskew: s.advskew, advertised_skew: s.advertisedSkew, demote: s.demote,
+          master_heard_s_ago: s.masterHeardAt >= 0 ? Math.round(now - s.masterHeardAt) / 1000 : null,
+          master_source: s.masterSrc, adverts_rx: s.rxAccepted, adverts_tx: s.txAdverts, transitions: s.transitions,
+          last_change: this.lastChange.get(s.vhid)?.at ?? null, last_change_why: this.lastChange.get(s.vhid)?.why ?? null,
+        };
+      }),
+      carp_counters: this.core.stats(),
+      ...Object.fromEntries(this.services.map((s) => [s.name, s.status()])),
+    };
+  }
+
+  /** Graceful stop: release the VIPs and bow out (the peer takes over at once), then close everything. */
+  async stop(graceful = true): Promise<void> {
+    if (this.stopped) return;
+    if (graceful) { this.core.shutdown(this.now()); this.run(); }
+    this.stopped = true;
+    for (const s of [...this.services].reverse()) {
+      try { await s.stop(graceful); } catch (e) { this.log.error('service stop failed', { service: s.name, err: e }); }
+    }
+    if (this.timer) clearTimeout(this.timer);
+    for (const l of this.links) { native.unwatch(l.watch); native.close(l.carpFd); native.close(l.arpFd); }
+    this.linkMon?.close();
+    // Give the kernel's acks for the last address changes a moment to arrive before the socket closes.
+    await new Promise((r) => setTimeout(r, 20));
+    this.addrs?.close();
+    this.log.info('stopped', { graceful });
+  }
+}

@@ -1,0 +1,33 @@
+// `duogate run`: the daemon process. Graceful on SIGTERM/SIGINT (bow out, peer takes over at once).
+import { Daemon } from './daemon.js';
+import { ControlServer } from '../control/server.js';
+import type { Config } from '../config/schema.js';
+import { loadServices } from './services.js';
+
+export async function runDaemon(config: Config): Promise<number> {
+  const d = new Daemon(config);
+  const control = new ControlServer(config.control.socket, d.log);
+  control.handle('status', () => d.status());
+  control.handle('maintenance', (req) => {
+    if (req.action === 'enter') d.setMaintenance(true, String(req.by ?? 'control'));
+    else if (req.action === 'leave') d.setMaintenance(false, String(req.by ?? 'control'));
+    const m = d.maintenance.get();
+    return m ? { on: true, since: m.since } : { on: false };
+  });
+  for (const s of await loadServices(d, control)) d.addService(s);
+
+  let stopping = false;
+  const stop = async (graceful: boolean, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    try { await d.stop(graceful); await control.close(); } finally { process.exit(code); }
+  };
+  process.on('SIGTERM', () => void stop(true, 0));
+  process.on('SIGINT', () => void stop(true, 0));
+  process.on('uncaughtException', (e) => { d.log.error('fatal error, going down', { err: e, stack: e.stack }); void stop(false, 1); });
+
+  await d.start();
+  await control.listen();
+  d.log.info('control socket ready', { socket: config.control.socket });
+  return await new Promise<number>(() => {}); // runs until a signal
+}

@@ -1,0 +1,9 @@
+// Which services the daemon runs, from the config's sections. Each feature adds itself here.
+import type { Daemon } from './daemon.js';
+import type { ControlServer } from '../control/server.js';
+import type { Service } from './service.js';
+
+export async function loadServices(_d: Daemon, _control: ControlServer): Promise<Service[]> {
+  const out: Service[] = [];
+  return out;
+}

@@ -1,0 +1,18 @@
+// Crash-safe file replacement: write a temp file in the same directory, fsync it, rename over the target,
+// fsync the directory. A power cut at any point leaves the old file or the new one, never a mix.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
+  const dir = path.dirname(file);
+  mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally { closeSync(fd); }
+  renameSync(tmp, file);
+  const dfd = openSync(dir, 'r');
+  try { fsyncSync(dfd); } finally { closeSync(dfd); }
+}

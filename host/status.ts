@@ -1,0 +1,29 @@
+// Human-readable `duogate status`, laid out like pfSense's Status → CARP page.
+export function formatStatus(s: any): string {
+  const lines: string[] = [];
+  const m = s.maintenance?.on ? `ON since ${s.maintenance.since}` : 'off';
+  lines.push(`node ${s.node} (${s.role})   CARP: ${s.carp_role}   maintenance: ${m}   demotion: ${s.demotion}   preempt: ${s.preempt ? 'on' : 'off'}`);
+  lines.push(`links: ${Object.entries(s.links ?? {}).map(([r, l]: [string, any]) => `${r}=${l.device}${l.carrier ? '' : ' (NO CARRIER)'}`).join('  ')}`);
+  lines.push('');
+  const rows = [['INTERFACE', 'VHID', 'VIRTUAL IP', 'STATUS', 'ADVBASE', 'ADVSKEW', 'DEMOTE', 'MASTER HEARD', 'LAST CHANGE']];
+  for (const v of s.vips ?? []) {
+    rows.push([
+      `${v.interface} (${v.device})`, String(v.vhid), v.addresses.join(','), v.state, String(v.advbase),
+      v.advertised_skew !== v.advskew ? `${v.advskew}→${v.advertised_skew}` : String(v.advskew), String(v.demote),
+      v.state === 'MASTER' ? '-' : v.master_heard_s_ago === null ? 'never' : `${v.master_heard_s_ago}s ago (${v.master_source})`,
+      v.last_change ? `${v.last_change} (${v.last_change_why})` : '-',
+    ]);
+  }
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) lines.push(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
+  const c = s.carp_counters ?? {};
+  lines.push('');
+  lines.push(`adverts: ${c.accepted ?? 0} accepted, ${c.sent ?? 0} sent`);
+  const drops = ['bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'bad_hmac', 'short', 'bad_ip', 'own_packet', 'not_ready'];
+  lines.push(`dropped: ${drops.map((d) => `${d}=${c[d] ?? 0}`).join(' ')}`);
+  for (const [k, v] of Object.entries(s)) {
+    if (['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters'].includes(k)) continue;
+    lines.push(`${k}: ${JSON.stringify(v)}`);
+  }
+  return lines.join('\n') + '\n';
+}
