@@ -54,6 +54,9 @@ export function carpAddVhid(vhid: u32, link: u32, advbase: u32, advskew: u32, ke
   if (vhid > 255 || advbase > 255 || advskew > 255 || keyLen > 64) return -1;
   return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG, keyLen, CONFIG + 64, vipCount);
 }
+/** Remove a vhid; a MASTER releases its VIPs and bows out first. Returns false if it is not on `link`. */
+export function carpRemoveVhid(now: f64, vhid: u32, link: u32): bool { return vhid <= 255 && carp.removeVhid(now, <u8>vhid, link); }
+/** Start (again after adding vhids to a running node: only vhids still in INIT with carrier go to BACKUP). */
 export function carpStart(now: f64): void { carp.start(now); }
 export function carpShutdown(now: f64): void { carp.shutdown(now); }
 /** Carrier on `link` changed. */
@@ -64,6 +67,8 @@ export function carpSetDemotion(now: f64, mask: u32, extra: u32): void {
   carp.node.setDemotion(now, (mask & ~linkBit) | (carp.node.demoteMask & linkBit), extra);
 }
 export function carpDemotion(): u32 { return carp.node.demotion(); }
+/** The dedicated sync link to the peer lost (true) or regained (false) carrier. */
+export function carpSetPeerLost(now: f64, lost: bool): void { carp.setPeerLost(now, lost); }
 
 // ---- CARP input ----
 

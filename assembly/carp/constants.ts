@@ -44,6 +44,7 @@ export const WHY_LINK_DOWN: u8 = 6;
 export const WHY_LINK_UP: u8 = 7;
 export const WHY_SHUTDOWN: u8 = 8;
 export const WHY_DEMOTED_PEER: u8 = 9; // the master's demote count is higher than ours
+export const WHY_REMOVED: u8 = 10; // the vhid left the config (live reconfiguration)
 
 // Action types returned by pollAction().
 export const ACT_NONE: u32 = 0;

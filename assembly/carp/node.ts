@@ -8,7 +8,7 @@ import {
   BACKUP, CARP_HEADER_LEN, CARP_PROTO, CARP_TTL, CARP_TYPE_ADVERTISEMENT, CARP_VERSION, DEMOTE_FACTOR,
   DEMOTE_LINK_DOWN, DROP_BAD_CHECKSUM, DROP_BAD_HMAC, DROP_BAD_IP, DROP_BAD_TTL, DROP_BAD_VERSION,
   DROP_NOT_READY, DROP_OWN_PACKET, DROP_SHORT, DROP_UNKNOWN_VHID, INIT, MASTER, MAX_VHIDS, MAX_VIPS_PER_VHID,
-  RX_OK, STAT_ACCEPTED, WHY_LINK_DOWN, WHY_LINK_UP, WHY_SHUTDOWN, WHY_START,
+  RX_OK, STAT_ACCEPTED, WHY_LINK_DOWN, WHY_LINK_UP, WHY_REMOVED, WHY_SHUTDOWN, WHY_START,
 } from './constants';
 import { bumpStat } from './stats';
 import { Vhid } from './vhid';
@@ -18,6 +18,8 @@ export const MAX_LINKS: u32 = 8;
 export class CarpNode {
   vhids: Array<Vhid> = new Array<Vhid>();
   preempt: bool = true;
+  /** The sync link lost carrier (see Vhid.applyPeerLost). */
+  peerLost: bool = false;
   started: bool = false;
   /** Active demotion reasons (bit per DEMOTE_*), each worth DEMOTE_FACTOR, plus a free amount set by the host. */
   demoteMask: u32 = 0;
@@ -92,6 +94,23 @@ export function addVhid(vhid: u8, link: u32, advbase: u8, advskew: u8, key: usiz
   return node.vhids.length - 1;
 }
 
+/**
+ * Remove a vhid (live reconfiguration). A MASTER releases its VIPs and bows out first, so the peer takes
+ * over at once instead of waiting for the master-down timer. Returns false if the vhid is not on `link`.
+ */
+export function removeVhid(now: f64, vhid: u8, link: u32): bool {
+  for (let i = 0; i < node.vhids.length; i++) {
+    const v = unchecked(node.vhids[i]);
+    if (v.vhid != vhid || v.link != link) continue;
+    v.becomeInit(now, WHY_REMOVED, link < MAX_LINKS && node.linkUp[link]);
+    node.vhids.splice(i, 1);
+    // A vhid gone from a dead link may end the LINK_DOWN demotion of the others.
+    node.refreshLinkDemotion(now);
+    return true;
+  }
+  return false;
+}
+
 /** Start: every vhid whose link has carrier goes INIT → BACKUP and waits one master-down interval. */
 export function start(now: f64): void {
   node.started = true;
@@ -121,6 +140,17 @@ export function setLink(now: f64, link: u32, up: bool): void {
     else if (node.started && v.state == INIT) v.becomeBackup(now, WHY_LINK_UP, false);
   }
   node.refreshLinkDemotion(now);
+}
+
+/** Carrier of the dedicated sync link to the peer: lost → BACKUPs use the short master-down (Vhid.applyPeerLost). */
+export function setPeerLost(now: f64, lost: bool): void {
+  if (node.peerLost == lost) return;
+  node.peerLost = lost;
+  for (let i = 0; i < node.vhids.length; i++) {
+    const v = unchecked(node.vhids[i]);
+    if (lost) v.applyPeerLost(now);
+    else if (v.state == BACKUP && v.masterDownAt >= 0 && v.masterHeardAt >= 0) v.masterDownAt = v.masterHeardAt + v.masterDownMs();
+  }
 }
 
 export function handleTimeout(now: f64): void {

@@ -27,6 +27,7 @@ export type StateName = typeof STATE_NAMES[number];
 export const WHY_NAMES: Record<number, string> = {
   1: 'start', 2: 'master-down timer expired', 3: 'preempted a worse master', 4: 'a better master was heard',
   5: 'the master bowed out', 6: 'link down', 7: 'link up', 8: 'shutdown', 9: 'the master is more demoted',
+  10: 'removed from the config',
 };
 export const Demote = { LINK_DOWN: 0, MAINTENANCE: 1, BULK_SYNC: 2, SEND_ERRORS: 3, USER: 4 } as const;
 /** Stats block indexes (assembly/carp/constants.ts). */
@@ -56,8 +57,10 @@ interface Exports {
   carpReset(): void; carpSeed(hi: number, lo: number): void; carpSetPreempt(on: number): void;
   carpSetLinkAddr(link: number, addr: number): void;
   carpAddVhid(vhid: number, link: number, advbase: number, advskew: number, keyLen: number, vipCount: number): number;
+  carpRemoveVhid(now: number, vhid: number, link: number): number;
   carpStart(now: number): void; carpShutdown(now: number): void; carpSetLink(now: number, link: number, up: number): void;
   carpSetDemotion(now: number, mask: number, extra: number): void; carpDemotion(): number;
+  carpSetPeerLost(now: number, lost: number): void;
   handleCarp(now: number, link: number, len: number): number; handleTimeout(now: number): void;
   pollAction(): number; pollTimeout(): number; carpVhidCount(): number; carpStatus(i: number): number;
   arpBuildGarp(ip: number): number;
@@ -126,6 +129,8 @@ export class Core {
     return slot;
   }
 
+  /** Remove a vhid (a MASTER releases its VIPs and bows out first); false if it is not on `link`. */
+  removeVhid(now: number, vhid: number, link: number): boolean { return this.x.carpRemoveVhid(now, vhid, link) !== 0; }
   start(now: number): void { this.x.carpStart(now); }
   shutdown(now: number): void { this.x.carpShutdown(now); }
   setLink(now: number, link: number, up: boolean): void { this.x.carpSetLink(now, link, up ? 1 : 0); }
@@ -133,6 +138,8 @@ export class Core {
     this.x.carpSetDemotion(now, reasons.reduce((m, r) => m | (1 << r), 0), extra);
   }
   demotion(): number { return this.x.carpDemotion(); }
+  /** Carrier of the sync link to the peer changed (lost = no carrier). */
+  setPeerLost(now: number, lost: boolean): void { this.x.carpSetPeerLost(now, lost ? 1 : 0); }
 
   /** Feed one IPv4 datagram (header included). Returns 'ok' or the drop reason. */
   handleCarp(now: number, link: number, datagram: Uint8Array): string {
