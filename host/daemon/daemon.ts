@@ -39,6 +39,8 @@ export class Daemon extends EventEmitter {
   /** Last transition per vhid, for status and telemetry. */
   readonly lastChange = new Map<number, Transition>();
   extraDemotions = new Set<number>();
+  /** The dedicated sync link (no vhid on it): its carrier is a hint that the peer is alive. */
+  readonly sync = { index: -1, running: true };
 
   constructor(readonly config: Config, opts: { log?: Logger } = {}) {
     super();
@@ -83,6 +85,9 @@ export class Daemon extends EventEmitter {
     }
     this.core.collect();
 
+    const syncInfo = native.ifInfo(c.interfaces.sync.device);
+    this.sync.index = syncInfo.index;
+    this.sync.running = syncInfo.running;
     this.linkMon = new LinkMonitor((e) => this.onLink(e.index, e.running), () => this.rereadLinks());
     const now = this.now();
     for (const l of this.links) if (!l.running) this.core.setLink(now, l.n, false);
@@ -123,6 +128,15 @@ export class Daemon extends EventEmitter {
   }
 
   private onLink(index: number, running: boolean): void {
+    if (index === this.sync.index && running !== this.sync.running) {
+      // Carrier loss on the dedicated sync cable: the peer may have lost power (fast failover, Vhid.applyPeerLost).
+      this.sync.running = running;
+      this.log.warn(running ? 'sync link up' : 'sync link lost carrier: backups watch the master with a short master-down', { device: this.config.interfaces.sync.device });
+      this.core.setPeerLost(this.now(), !running);
+      this.run();
+      this.emit('sync-link', running);
+      return;
+    }
     const link = this.links.find((l) => l.index === index);
     if (!link || link.running === running) return;
     link.running = running;
@@ -134,6 +148,7 @@ export class Daemon extends EventEmitter {
   private rereadLinks(): void {
     this.log.warn('link events lost (netlink overrun): re-reading every link');
     for (const l of this.links) this.onLink(l.index, native.ifInfo(l.device).running);
+    this.onLink(this.sync.index, native.ifInfo(this.config.interfaces.sync.device).running);
   }
 
   /** Maintenance and feature demotions (bulk sync, ...) → the core's demotion mask. */
@@ -148,6 +163,60 @@ export class Daemon extends EventEmitter {
   demote(reason: number, on: boolean): void {
     if (on) this.extraDemotions.add(reason); else this.extraDemotions.delete(reason);
     this.applyDemotion();
+  }
+
+  /**
+   * Live apply (config sync, `duogate config apply`): take `next` without a restart, touching only what
+   * changed. A vhid whose interface, password, timers and addresses are unchanged is left alone (its VIP
+   * never flaps); a removed or changed vhid is removed from the core (a MASTER releases and bows out, so the
+   * peer takes over at once) and a changed one added back, starting as BACKUP. Node identity, interfaces,
+   * control socket and state_dir are read at start only: a change there needs a restart. Emits 'config'
+   * (next, previous) for the other services (firewall, DHCP, ...).
+   */
+  reconfigure(next: Config): { added: number[]; removed: number[]; unchanged: number[] } {
+    const prev = this.config;
+    const fp = (vips: VipConfig[]) => JSON.stringify([vips[0].interface, vips[0].password, vips[0].advbase, vips[0].advskew,
+      vips.map((v) => v.address).sort(), vips.map((v) => v.description ?? '').sort()]);
+    const want = new Map<number, VipConfig[]>();
+    for (const vip of next.carp.vips) want.set(vip.vhid, [...(want.get(vip.vhid) ?? []), vip]);
+    const now = this.now();
+    const out = { added: [] as number[], removed: [] as number[], unchanged: [] as number[] };
+    for (const [vhid, vips] of [...this.vhidVips]) {
+      const w = want.get(vhid);
+      if (w && fp(w) === fp(vips)) { out.unchanged.push(vhid); continue; }
+      const link = this.links.find((l) => l.role === vips[0].interface);
+      if (link) this.core.removeVhid(now, vhid, link.n);
+      this.run(); // performs the release while vhidVips still names the old addresses
+      if (link) for (const v of vips) if (!w?.some((x) => x.address === v.address)) this.addrs.del(link.index, v.address);
+      this.vhidVips.delete(vhid);
+      out.removed.push(vhid);
+    }
+    for (const [vhid, vips] of want) {
+      if (this.vhidVips.has(vhid)) continue;
+      const role = vips[0].interface;
+      let link = this.links.find((l) => l.role === role);
+      if (!link) {
+        link = this.openLink(role);
+        if (!link.running) this.core.setLink(now, link.n, false);
+      }
+      this.vhidVips.set(vhid, vips);
+      this.core.addVhid({
+        vhid, link: link.n, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
+        vips: vips.map((v) => v.address.split('/')[0]),
+      });
+      out.added.push(vhid);
+    }
+    if (next.carp.preempt !== prev.carp.preempt) this.core.setPreempt(next.carp.preempt);
+    (this as { config: Config }).config = next;
+    this.core.start(now); // only the added vhids are still INIT: they go to BACKUP
+    this.core.collect();
+    this.run();
+    for (const k of ['node', 'interfaces', 'control', 'state_dir'] as const) {
+      if (JSON.stringify(next[k]) !== JSON.stringify(prev[k])) this.log.warn('config change needs a restart to take effect', { section: k });
+    }
+    this.log.info('config applied live', { ...out, removed: out.removed.filter((v) => !out.added.includes(v)), changed: out.added.filter((v) => out.removed.includes(v)) });
+    this.emit('config', next, prev);
+    return out;
   }
 
   setMaintenance(on: boolean, by: string): void {
@@ -196,7 +265,8 @@ export class Daemon extends EventEmitter {
           from: a.from, to: a.to, why: a.why, at: new Date().toISOString(), mono: this.now(),
         };
         this.lastChange.set(a.vhid, t);
-        this.log.info('carp transition', { vhid: a.vhid, interface: link.role, from: a.from, to: a.to, why: a.why });
+        // wall_ms: sub-millisecond wall clock, comparable across the processes of one machine (the demo uses it).
+        this.log.info('carp transition', { vhid: a.vhid, interface: link.role, from: a.from, to: a.to, why: a.why, wall_ms: performance.timeOrigin + performance.now() });
         this.emit('transition', t);
         break;
       }
@@ -229,7 +299,10 @@ export class Daemon extends EventEmitter {
       maintenance: m ? { on: true, since: m.since } : { on: false },
       demotion: this.core.demotion(),
       preempt: this.config.carp.preempt,
-      links: Object.fromEntries(this.links.map((l) => [l.role, { device: l.device, carrier: l.running }])),
+      links: {
+        ...Object.fromEntries(this.links.map((l) => [l.role, { device: l.device, carrier: l.running }])),
+        sync: { device: this.config.interfaces.sync.device, carrier: this.sync.running },
+      },
       vips: this.core.vhidStatus().map((s) => {
         const vips = this.vhidVips.get(s.vhid) ?? [];
         return {

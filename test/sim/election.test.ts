@@ -165,3 +165,29 @@ t.test('lossy link: 20% advert loss does not flap a healthy pair', async (t) => 
   const sFlips = c.node('secondary').log.filter((e) => e.a.type === 'state' && e.a.to === 'MASTER').length;
   t.ok(sFlips <= 1, `secondary became master ${sFlips} times in 2 minutes at 20% loss`);
 });
+
+t.test('sync link lost: the backup declares a silent master down after 1.5 advert intervals', async (t) => {
+  const c = boardPair();
+  c.startAll();
+  c.run(10_000);
+  const last = Math.max(...c.node('primary').log.filter((e) => e.a.type === 'advert').map((e) => e.t));
+  c.kill('primary');
+  const s = c.node('secondary');
+  s.core.setPeerLost(c.now, true); c.drain(s);
+  c.run(15_000);
+  for (const v of [1, 2]) {
+    const at = c.changedAt('secondary', v, 'MASTER', 10_000)!;
+    t.ok(at - last <= 1500.5, `vhid ${v}: ${(at - last).toFixed(1)} ms after the last advert (3390 without the hint)`);
+  }
+});
+
+t.test('sync link lost but the master alive: no takeover while its adverts arrive', async (t) => {
+  const c = boardPair();
+  c.startAll();
+  c.run(10_000);
+  const s = c.node('secondary');
+  s.core.setPeerLost(c.now, true); c.drain(s);
+  c.run(40_000);
+  t.same(c.masters(1), ['primary']); t.same(c.masters(2), ['primary']);
+  t.notOk(s.log.some((e) => e.a.type === 'state' && e.a.to === 'MASTER'), 'the secondary never became master');
+});

@@ -1,0 +1,128 @@
+// The failover story the demo tells and the end-to-end test checks: converge, power the primary off, power it
+// back on (preempt), stop it gracefully (bow-out). Returns the figures of issue #2 plus every plugin's.
+import { VirtualBoard, type NodeName } from '../board.js';
+import { Firmware, allAre, sleep } from '../firmware.js';
+import { Pinger } from '../pinger.js';
+import { CLI } from '../firmware.js';
+import type { DemoContext, DemoPlugin } from './plugin.js';
+
+export interface ScenarioOptions { prefix?: string; say?: (line: string) => void; plugins?: DemoPlugin[]; keep?: boolean }
+
+type Pair = { primary: Record<string, string>; secondary: Record<string, string> };
+
+export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<string, unknown>> {
+  const say = opts.say ?? (() => {});
+  const plugins = opts.plugins ?? [];
+  const board = new VirtualBoard({ prefix: opts.prefix ?? 'dg' });
+  const fw = new Firmware(board);
+  const pinger = new Pinger(board, 10);
+  const states: Record<string, Pair> = {};
+  const report: Record<string, unknown> = {};
+  const ctx: DemoContext = {
+    board, cli: CLI, say,
+    socket: { primary: fw.socket('primary'), secondary: fw.socket('secondary') },
+    configFile: { primary: fw.configFile('primary'), secondary: fw.configFile('secondary') },
+    status: (n) => fw.status(n),
+    startFirmware: (n) => fw.start(n),
+  };
+  const must = <T>(v: T | null, what: string): T => {
+    if (v === null) throw new Error(`${what}\nprimary log:\n${fw.tail('primary')}\nsecondary log:\n${fw.tail('secondary')}`);
+    return v;
+  };
+  const show = (n: NodeName) => say(fw.cli(n, ['status']).stdout.trimEnd().split('\n').map((l) => `    ${l}`).join('\n'));
+
+  try {
+    say('== bringing up the virtual board (2 gateways, LAN client, WAN server, switches) ==');
+    await board.up();
+    fw.resetState();
+    await Promise.all([fw.start('primary'), fw.start('secondary')]);
+    say('both nodes run duogate; waiting for the election (master-down interval 3 s)');
+    states.converged = must(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 15_000), 'the pair did not converge to primary=MASTER, secondary=BACKUP within 15 s');
+    const convergedAt = performance.timeOrigin + performance.now();
+    show('primary'); show('secondary');
+
+    pinger.start(120_000);
+    await sleep(1000);
+    for (const p of plugins) await p.setup?.(ctx);
+    await sleep(500);
+
+    // ---- 1. power-off: the secondary takes over after the master-down interval ----
+    for (const p of plugins) await p.beforePowerOff?.(ctx);
+    say('== powering the primary off (links lose carrier, processes SIGKILLed) ==');
+    const offAt = performance.timeOrigin + performance.now();
+    await board.powerOff('primary');
+    states.after_power_off = must(await fw.waitStates((_p, s) => allAre(s, 'MASTER'), 10_000), 'the secondary did not take over within 10 s');
+    await sleep(800);
+    const takeover = pinger.outage(offAt, performance.timeOrigin + performance.now());
+    say(`secondary took over: LAN client outage ${takeover.gap_ms} ms, ${takeover.lost} echoes lost at ${pinger.intervalMs} ms`);
+    show('secondary');
+    for (const p of plugins) await p.afterTakeover?.(ctx);
+
+    // ---- 2. power-on: the primary boots, hears the secondary and preempts (handshake, no double master) ----
+    say('== powering the primary back on ==');
+    await board.powerOn('primary');
+    const onAt = performance.timeOrigin + performance.now();
+    await fw.start('primary');
+    states.after_failback = must(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 20_000), 'the primary did not take the VIPs back within 20 s');
+    await sleep(800);
+    const failback = pinger.outage(onAt, performance.timeOrigin + performance.now());
+    say(`primary preempted: LAN client outage ${failback.gap_ms} ms, ${failback.lost} echoes lost`);
+    for (const p of plugins) await p.afterFailback?.(ctx);
+
+    // ---- 3. graceful stop: bow-out, the secondary takes over at once ----
+    say('== stopping the primary gracefully (SIGTERM: release VIPs, bow-out advert) ==');
+    await sleep(500);
+    const stopAt = performance.timeOrigin + performance.now();
+    const stopped = await board.stopNode('primary', 'SIGTERM', 5000);
+    states.after_graceful_stop = must(await fw.waitStates((_p, s) => allAre(s, 'MASTER'), 10_000), 'the secondary did not take over after the graceful stop');
+    await sleep(800);
+    const graceful = pinger.outage(stopAt, performance.timeOrigin + performance.now());
+    say(`bow-out handover: LAN client outage ${graceful.gap_ms} ms, ${graceful.lost} echoes lost (daemon exit ${stopped.code ?? stopped.signal})`);
+
+    await pinger.stop();
+    for (const p of plugins) Object.assign(report, await p.finish?.(ctx));
+
+    Object.assign(report, {
+      takeover_ms: takeover.gap_ms, pings_lost: takeover.lost,
+      failback_ms: failback.gap_ms, failback_pings_lost: failback.lost,
+      graceful_takeover_ms: graceful.gap_ms, graceful_pings_lost: graceful.lost,
+      ping_interval_ms: pinger.intervalMs,
+      pings_sent: pinger.summary?.sent ?? null, pings_received: pinger.replies.length,
+      dual_master_ms: dualMasterMs(fw, convergedAt, offAt),
+      states,
+    });
+    return report;
+  } finally {
+    await pinger.stop();
+    if (!opts.keep) await board.down();
+  }
+}
+
+/**
+ * Total time both nodes held MASTER for one VIP after first convergence, from the daemons' transition logs
+ * (wall clock, sub-ms). A powered-off primary stops being MASTER at the power-off instant.
+ */
+export function dualMasterMs(fw: Firmware, from: number, primaryOffAt: number): number {
+  const intervals = (n: NodeName) => {
+    const out = new Map<number, [number, number][]>();
+    const open = new Map<number, number>();
+    // Each daemon start is a new life; a power-off ends the first life of the primary.
+    for (const t of fw.transitions(n)) {
+      if (t.to === 'MASTER') open.set(t.vhid, t.wall_ms);
+      else if (open.has(t.vhid)) { (out.get(t.vhid) ?? out.set(t.vhid, []).get(t.vhid)!).push([open.get(t.vhid)!, t.wall_ms]); open.delete(t.vhid); }
+    }
+    for (const [v, s] of open) (out.get(v) ?? out.set(v, []).get(v)!).push([s, Infinity]);
+    if (n === 'primary') {
+      // Clip the life that the power-off ended.
+      for (const list of out.values()) for (const iv of list) if (iv[0] < primaryOffAt && iv[1] > primaryOffAt) iv[1] = primaryOffAt;
+    }
+    return out;
+  };
+  const a = intervals('primary'); const b = intervals('secondary');
+  let total = 0;
+  for (const [v, la] of a) for (const x of la) for (const y of b.get(v) ?? []) {
+    const lo = Math.max(x[0], y[0], from); const hi = Math.min(x[1], y[1], performance.timeOrigin + performance.now());
+    if (hi > lo) total += hi - lo;
+  }
+  return Math.round(total * 10) / 10;
+}

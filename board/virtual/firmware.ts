@@ -1,0 +1,88 @@
+// Running duogate on the virtual board: where each node's config, socket, state and log live, and the small
+// waits the demo and the end-to-end tests share.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NodeName, VirtualBoard } from './board.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Repo root, from board/virtual (tsx) or dist/board/virtual (compiled). */
+export const ROOT = path.resolve(here, existsSync(path.resolve(here, '../../package.json')) ? '../..' : '../../..');
+export const CLI = path.join(ROOT, 'dist/host/cli.js');
+
+export class Firmware {
+  constructor(readonly board: VirtualBoard) {}
+
+  configFile(node: NodeName): string { return path.join(ROOT, 'board/virtual', `${node}.yaml`); }
+  socket(node: NodeName): string { return path.join(this.board.runDir, `${node}.sock`); }
+  stateDir(node: NodeName): string { return path.join(this.board.runDir, 'state', node); }
+
+  /** Forget persistent state (maintenance flag, config revisions) so a run starts from the committed configs. */
+  resetState(): void { rmSync(path.join(this.board.runDir, 'state'), { recursive: true, force: true }); }
+
+  argv(node: NodeName, extra: string[] = []): string[] {
+    return [CLI, 'run', '--config', this.configFile(node), '--socket', this.socket(node), '--state-dir', this.stateDir(node), ...extra];
+  }
+
+  /** Start the daemon in the node and wait (bounded) until its control socket answers. */
+  async start(node: NodeName, timeoutMs = 10_000): Promise<void> {
+    this.board.startNode(node, this.argv(node));
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      const p = this.board.nodeProcess(node);
+      if (p && (p.exitCode !== null || p.signalCode !== null)) {
+        throw new Error(`${node}: duogate exited (${p.exitCode ?? p.signalCode}) during start; log: ${this.board.logPath(node)}\n${this.tail(node)}`);
+      }
+      try { await this.status(node); return; } catch { await sleep(100); }
+    }
+    throw new Error(`${node}: duogate did not answer on ${this.socket(node)} within ${timeoutMs} ms; log: ${this.board.logPath(node)}\n${this.tail(node)}`);
+  }
+
+  async status(node: NodeName): Promise<any> {
+    const { request } = await import('../../host/control/client.js');
+    return await request(this.socket(node), { cmd: 'status' }, 2000);
+  }
+
+  /** Run the duogate CLI inside a node's namespace. */
+  cli(node: NodeName, args: string[]): { status: number | null; stdout: string; stderr: string } {
+    return this.board.exec(node, process.execPath, [CLI, ...args, '--socket', this.socket(node), '--config', this.configFile(node), '--state-dir', this.stateDir(node)], { timeoutMs: 15_000 });
+  }
+
+  /** Each VIP's state on a node: { '1': 'MASTER', '2': 'MASTER' } ({} when the daemon does not answer). */
+  async states(node: NodeName): Promise<Record<string, string>> {
+    try {
+      const s = await this.status(node);
+      return Object.fromEntries(s.vips.map((v: any) => [String(v.vhid), v.state]));
+    } catch { return {}; }
+  }
+
+  /** Wait until `pred` holds for the pair's states; returns them. Bounded by timeoutMs. */
+  async waitStates(pred: (p: Record<string, string>, s: Record<string, string>) => boolean, timeoutMs: number, stepMs = 20): Promise<{ primary: Record<string, string>; secondary: Record<string, string> } | null> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      const [p, s] = await Promise.all([this.states('primary'), this.states('secondary')]);
+      if (pred(p, s)) return { primary: p, secondary: s };
+      await sleep(stepMs);
+    }
+    return null;
+  }
+
+  /** The daemon's transition log lines: [{vhid, from, to, wall_ms}]. */
+  transitions(node: NodeName): { vhid: number; from: string; to: string; why: string; wall_ms: number }[] {
+    let text = '';
+    try { text = readFileSync(this.board.logPath(node), 'utf8'); } catch { return []; }
+    const out = [];
+    for (const line of text.split('\n')) {
+      if (!line.includes('"carp transition"')) continue;
+      try { out.push(JSON.parse(line)); } catch { /* a line cut by a power-off */ }
+    }
+    return out;
+  }
+
+  tail(node: NodeName, lines = 15): string {
+    try { return readFileSync(this.board.logPath(node), 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return ''; }
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const allAre = (st: Record<string, string>, want: string, vhids = ['1', '2']) => vhids.every((v) => st[v] === want);

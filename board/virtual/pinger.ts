@@ -1,0 +1,65 @@
+// Runs the prober in the LAN client and turns its reply stream into the outage figures the issues ask for:
+// the longest gap between two consecutive replies around an event, and the echoes lost.
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { VirtualBoard } from './board.js';
+import { ROOT } from './firmware.js';
+
+export interface Reply { seq: number; sent: number; recv: number }
+
+export class Pinger {
+  replies: Reply[] = [];
+  summary: { sent: number; received: number; lost: number; interval_ms: number; via: string } | null = null;
+  private proc: ChildProcess | null = null;
+  private buf = '';
+
+  constructor(private readonly board: VirtualBoard, readonly intervalMs = 10, readonly dst = '203.0.113.10') {}
+
+  start(durationMs: number): void {
+    const prober = path.join(ROOT, 'dist/board/virtual/prober.js');
+    this.proc = this.board.spawn('client', process.execPath, [prober, '--dst', this.dst, '--interval', String(this.intervalMs), '--duration-ms', String(durationMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.proc.stdout!.setEncoding('utf8');
+    this.proc.stdout!.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i); this.buf = this.buf.slice(i + 1);
+        try {
+          const o = JSON.parse(line);
+          if (o.summary) this.summary = o; else this.replies.push(o);
+        } catch { /* not ours */ }
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    const p = this.proc;
+    const done = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await Promise.race([done, new Promise((r) => setTimeout(r, 3000))]);
+  }
+
+  /**
+   * Outage around an event in [from, to] (wall ms): the longest gap between consecutive replies where the gap
+   * overlaps the window, and the echoes sent in it that never came back.
+   */
+  outage(from: number, to: number): { gap_ms: number; lost: number } {
+    const r = [...this.replies].sort((a, b) => a.recv - b.recv);
+    let gap = 0;
+    for (let i = 1; i < r.length; i++) {
+      if (r[i].recv >= from && r[i - 1].recv <= to) gap = Math.max(gap, r[i].recv - r[i - 1].recv);
+    }
+    const inWindow = r.filter((x) => x.sent >= from && x.sent <= to).map((x) => x.seq);
+    let lost = 0;
+    if (inWindow.length) {
+      const before = r.filter((x) => x.sent < from).map((x) => x.seq);
+      const after = r.filter((x) => x.sent > to).map((x) => x.seq);
+      const lo = before.length ? Math.max(...before) : Math.min(...inWindow);
+      const hi = after.length ? Math.min(...after) : Math.max(...inWindow);
+      const got = new Set(r.map((x) => x.seq));
+      for (let s = lo + 1; s < hi; s++) if (!got.has(s)) lost++;
+    }
+    return { gap_ms: Math.round(gap), lost };
+  }
+}

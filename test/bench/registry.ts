@@ -1,0 +1,8 @@
+// Benchmarks by area. Each prints human-readable lines with `say` and returns its figures for the JSON line.
+import { carpBench } from './carp.js';
+
+export type Bench = (say: (line: string) => void) => Promise<Record<string, unknown>>;
+
+export const benches: Record<string, Bench> = {
+  carp: carpBench,
+};
