@@ -22,6 +22,8 @@ usage: duogate <command> [options]
   status [--json]              every VIP with its CARP state, demotion and drop counters
   check [--config FILE] [--peer FILE]
                                validate a config and the pair's addressing plan
+  firewall show [--json]|compile|apply
+                               the nftables ruleset in force (with counters) / generated / apply it here
   maintenance enter|leave|status
                                persistent CARP maintenance mode: the peer takes the VIPs
   version                      print the version
@@ -86,6 +88,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       return findings.some((f) => f.level === 'error') ? 1 : 0;
     }
+    case 'firewall': return await (await import('./gateway/firewall/cli.js')).firewallCommand(rest[0], readConfig, !!values.json);
     case 'maintenance': {
       const what = rest[0] ?? 'status';
       if (!['enter', 'leave', 'status'].includes(what)) throw new ControlError('DG_ERR_USAGE', 'usage: duogate maintenance enter|leave|status');

@@ -1,3 +1,7 @@
 // Top-level config sections owned by features other than CARP. Each feature exports its JSON Schema and
 // registers it here, so an unknown top-level key is still an error (a typo must not be ignored).
-export const featureSections: Record<string, object> = {};
+import { gatewaySections } from '../gateway/sections.js';
+
+export const featureSections: Record<string, object> = {
+  ...gatewaySections,
+};

@@ -2,8 +2,10 @@
 import type { Daemon } from './daemon.js';
 import type { ControlServer } from '../control/server.js';
 import type { Service } from './service.js';
+import { gatewayServices } from '../gateway/service.js';
 
 export async function loadServices(_d: Daemon, _control: ControlServer): Promise<Service[]> {
   const out: Service[] = [];
+  out.push(...gatewayServices(_d, _control));
   return out;
 }

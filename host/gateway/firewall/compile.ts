@@ -1,0 +1,282 @@
+// Config → one nftables ruleset (text for `nft -f`), with a map from each generated line back to the config
+// field it came from, so an error from nft/the kernel can name the rule.
+//
+// Layout (table inet duogate, replaced as a whole in one transaction):
+//   input/forward (policy drop): stateful checks first — established/related accepted, invalid dropped, a new TCP
+//   flow must start with a SYN — then system rules (CARP on every interface, the sync rule, DHCP on LAN), then
+//   the user's rules for the interface the packet entered on (chain rules_<if>), first match wins.
+//   nat: port forwards (DNAT) in prerouting, outbound NAT in postrouting (SNAT to the WAN CARP VIP).
+import type { Config, IfRole } from '../../config/schema.js';
+import { parseCidr, numIp } from '../../config/net.js';
+import { firewallOf, natOf, type AddrSpec, type FirewallRule, type IfName, type PortSpec } from './schema.js';
+import { CARP_PROTO, SYNC_PORTS } from './ports.js';
+
+export const TABLE = 'duogate';
+export const FAMILY = 'inet';
+
+export interface Origin { field: string; description?: string }
+export interface Compiled {
+  text: string;
+  /** 1-based line number → where the line came from (rules, aliases, NAT entries, system rules). */
+  origins: Map<number, Origin>;
+}
+
+export class FirewallConfigError extends Error {
+  readonly code = 'DG_ERR_FIREWALL_CONFIG';
+  constructor(readonly field: string, reason: string) { super(`${field}: ${reason}`); }
+}
+
+const IFS: IfName[] = ['lan', 'wan', 'sync'];
+const ipRe = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const cidrRe = /^(\S+)\/(\d{1,2})$/;
+
+/** Default rule sets when the config has no list for an interface (pfSense's defaults). */
+export const DEFAULT_RULES: Record<IfName, FirewallRule[]> = {
+  lan: [{ action: 'pass', protocol: 'any', source: 'lan net', destination: 'any', log: false, disabled: false, description: 'Default allow LAN to any rule' }],
+  wan: [],
+  sync: [],
+};
+
+const q = (s: string) => `"${s.replace(/["\\]/g, '').slice(0, 120)}"`;
+const setName = (alias: string) => `alias_${alias}`;
+
+/** The VIP addresses (no prefix) configured on an interface. */
+export function vipsOn(c: Config, i: IfRole): string[] {
+  return c.carp.vips.filter((v) => v.interface === i).map((v) => v.address.split('/')[0]!);
+}
+
+class Compiler {
+  private lines: string[] = [];
+  private origins = new Map<number, Origin>();
+  constructor(private readonly c: Config) {}
+
+  emit(text: string, origin?: Origin): void {
+    this.lines.push(text);
+    if (origin) this.origins.set(this.lines.length, origin);
+  }
+
+  result(): Compiled { return { text: this.lines.join('\n') + '\n', origins: this.origins }; }
+
+  dev(i: IfName): string { return q(this.c.interfaces[i].device); }
+
+  /** Resolve an address spec to the right-hand side of `ip saddr/daddr` ('' = any). */
+  addr(spec: AddrSpec, field: string): string {
+    let s = spec.trim();
+    let neg = '';
+    if (s.startsWith('!')) { neg = '!= '; s = s.slice(1).trim(); }
+    if (s === 'any') {
+      if (neg) throw new FirewallConfigError(field, '"!any" matches nothing; remove the rule or use a real address');
+      return '';
+    }
+    const m = /^(lan|wan|sync) (net|address)$/.exec(s);
+    if (m) {
+      const ifc = this.c.interfaces[m[1] as IfName];
+      const p = parseCidr(ifc.address);
+      if (m[2] === 'net') return `${neg}${numIp(p.net)}/${p.prefix}`;
+      return `${neg}{ ${[p.ip, ...vipsOn(this.c, m[1] as IfName)].join(', ')} }`;
+    }
+    if (ipRe.test(s)) return neg + s;
+    const cm = cidrRe.exec(s);
+    if (cm && ipRe.test(cm[1]!) && Number(cm[2]) <= 32) {
+      const p = parseCidr(s);
+      return `${neg}${numIp(p.net)}/${p.prefix}`;
+    }
+    const a = firewallOf(this.c).aliases[s];
+    if (a && (a.type === 'host' || a.type === 'network')) return `${neg}@${setName(s)}`;
+    if (a) throw new FirewallConfigError(field, `alias "${s}" is a port alias; use it in a *_port field`);
+    throw new FirewallConfigError(field, `"${spec}" is not any, <if> net, <if> address, an IPv4 address/network or a host/network alias`);
+  }
+
+  /** Resolve a port spec to the right-hand side of `th dport` ('' = any). */
+  ports(spec: PortSpec | undefined, field: string): string {
+    if (spec === undefined) return '';
+    const items = Array.isArray(spec) ? spec : [spec];
+    if (items.length === 1 && typeof items[0] === 'string') {
+      const a = firewallOf(this.c).aliases[items[0]];
+      if (a?.type === 'port') return `@${setName(items[0])}`;
+    }
+    const out: string[] = [];
+    for (const it of items) {
+      const a = typeof it === 'string' ? firewallOf(this.c).aliases[it] : undefined;
+      if (a) {
+        if (a.type !== 'port') throw new FirewallConfigError(field, `alias "${it}" is a ${a.type} alias, not a port alias`);
+        out.push(...a.entries.map((e) => portItem(e, `firewall.aliases.${it}`)));
+      } else out.push(portItem(it, field));
+    }
+    if (out.length === 0) throw new FirewallConfigError(field, 'no ports (an empty port alias?)');
+    return out.length === 1 ? out[0]! : `{ ${out.join(', ')} }`;
+  }
+
+  /** Protocol + address + port matches of a rule-like entry. */
+  match(r: { protocol?: string; source?: AddrSpec; source_port?: PortSpec; destination?: AddrSpec; destination_port?: PortSpec }, field: string): string {
+    const parts: string[] = [];
+    const proto = r.protocol ?? 'any';
+    const sp = this.ports(r.source_port, `${field}.source_port`);
+    const dp = this.ports(r.destination_port, `${field}.destination_port`);
+    if ((sp || dp) && !['tcp', 'udp', 'tcp/udp'].includes(proto)) {
+      throw new FirewallConfigError(`${field}.protocol`, `ports need protocol tcp, udp or tcp/udp (is "${proto}")`);
+    }
+    const sa = this.addr(r.source ?? 'any', `${field}.source`);
+    const da = this.addr(r.destination ?? 'any', `${field}.destination`);
+    if (sa) parts.push(`ip saddr ${sa}`);
+    if (da) parts.push(`ip daddr ${da}`);
+    if (proto === 'tcp/udp') parts.push('meta l4proto { tcp, udp }');
+    else if (proto === 'carp') parts.push(`meta l4proto ${CARP_PROTO}`);
+    else if (proto !== 'any') {
+      if (/^\d+$/.test(proto) && Number(proto) > 255) throw new FirewallConfigError(`${field}.protocol`, `${proto} is not an IP protocol number (0-255)`);
+      parts.push(`meta l4proto ${proto}`);
+    }
+    if (sp) parts.push(`th sport ${sp}`);
+    if (dp) parts.push(`th dport ${dp}`);
+    if (proto === 'any' && !sa && !da) parts.push('meta nfproto ipv4');
+    return parts.join(' ');
+  }
+}
+
+function portItem(it: string | number, field: string): string {
+  const s = String(it).trim();
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(s);
+  if (!m) throw new FirewallConfigError(field, `"${s}" is not a port, a port range a-b or a port alias`);
+  const a = Number(m[1]); const b = m[2] === undefined ? a : Number(m[2]);
+  if (a < 1 || a > 65535 || b < 1 || b > 65535) throw new FirewallConfigError(field, `port ${s} is outside 1-65535`);
+  if (b < a) throw new FirewallConfigError(field, `port range ${s} is reversed: write ${b}-${a}`);
+  return a === b ? String(a) : `${a}-${b}`;
+}
+
+/** User rules for an interface (the defaults when the config has no list). */
+export function rulesFor(c: Config, i: IfName): FirewallRule[] {
+  return firewallOf(c).rules[i] ?? DEFAULT_RULES[i];
+}
+
+export function compile(c: Config): Compiled {
+  const k = new Compiler(c);
+  const fw = firewallOf(c);
+  const nat = natOf(c);
+  const sync = c.interfaces.sync;
+  const syncOwn = sync.address.split('/')[0]!;
+  const sys = (what: string): Origin => ({ field: `(system) ${what}` });
+
+  k.emit(`# generated by duogate for node ${c.node.name}; do not edit (duogate firewall show prints what is in force)`);
+  // Create-then-delete makes the replace work whether or not the table exists; all of it is one transaction.
+  k.emit(`table ${FAMILY} ${TABLE}`);
+  k.emit(`delete table ${FAMILY} ${TABLE}`);
+  k.emit(`table ${FAMILY} ${TABLE} {`);
+
+  for (const [name, a] of Object.entries(fw.aliases)) {
+    const field = `firewall.aliases.${name}`;
+    const o: Origin = { field, description: a.description };
+    if (a.type === 'port') {
+      const els = a.entries.map((e) => portItem(e, field));
+      k.emit(`  set ${setName(name)} { type inet_service; flags interval;${els.length ? ` elements = { ${els.join(', ')} }` : ''} }`, o);
+    } else {
+      const els = a.entries.map((e) => {
+        const s = String(e).trim();
+        if (ipRe.test(s)) return s;
+        const cm = cidrRe.exec(s);
+        if (a.type === 'network' && cm && ipRe.test(cm[1]!) && Number(cm[2]) <= 32) { const p = parseCidr(s); return `${numIp(p.net)}/${p.prefix}`; }
+        throw new FirewallConfigError(field, `"${s}" is not an IPv4 address${a.type === 'network' ? ' or network' : ''} (host names are not resolved)`);
+      });
+      k.emit(`  set ${setName(name)} { type ipv4_addr; flags interval;${els.length ? ` elements = { ${els.join(', ')} }` : ''} }`, o);
+    }
+  }
+
+  // Per-interface user rules. A pass ends evaluation (accept); block drops; reject answers RST/ICMP.
+  for (const i of IFS) {
+    k.emit(`  chain rules_${i} {`);
+    rulesFor(c, i).forEach((r, n) => {
+      if (r.disabled) return;
+      const field = `firewall.rules.${i}[${n}]`;
+      const m = k.match(r, field);
+      const verdict = r.action === 'pass' ? 'accept' : r.action === 'block' ? 'drop' : 'reject';
+      const log = r.log ? ` log prefix ${q(`duogate ${i}#${n} ${r.action}: `)} level info` : '';
+      k.emit(`    ${m} counter${log} ${verdict} comment ${q(`${i}#${n} ${r.description ?? ''}`.trim())}`, { field, description: r.description });
+    });
+    k.emit('  }');
+  }
+
+  // duogate's own traffic between the two sync addresses. Comes before the user's rules: sync traffic never
+  // depends on them (`duogate check` warns about user rules that would otherwise block it).
+  k.emit('  chain sync_system {');
+  k.emit(`    meta l4proto ${CARP_PROTO} counter accept comment "sync: CARP"`, sys('sync rule: CARP'));
+  for (const [name, p] of Object.entries(SYNC_PORTS)) {
+    k.emit(`    ${p.proto} dport ${p.port} counter accept comment ${q(`sync: ${name}`)}`, sys(`sync rule: ${name}`));
+  }
+  k.emit('  }');
+
+  const stateful = (hook: string) => {
+    k.emit('    ct state established,related counter accept comment "established/related"', sys(`${hook}: established`));
+    k.emit('    ct state invalid counter drop comment "invalid"', sys(`${hook}: invalid`));
+    // A flow the node has no state for (e.g. after a failover without state sync) must not be picked up mid-stream.
+    k.emit('    tcp flags & (fin|syn|rst|ack) != syn ct state new counter drop comment "new-not-syn"', sys(`${hook}: new TCP must be SYN`));
+  };
+
+  k.emit('  chain input {');
+  k.emit('    type filter hook input priority filter; policy drop;');
+  k.emit('    iif "lo" accept');
+  // CARP is always allowed on LAN/WAN (and sync), before anything else: the pair must keep hearing adverts.
+  k.emit(`    meta l4proto ${CARP_PROTO} ip daddr 224.0.0.18 counter accept comment "CARP adverts"`, sys('CARP'));
+  stateful('input');
+  if (sync.peer) {
+    k.emit(`    iifname ${k.dev('sync')} ip saddr ${sync.peer} ip daddr ${syncOwn} jump sync_system`, sys('sync rule'));
+  }
+  if (c.dhcp) {
+    k.emit(`    iifname ${k.dev('lan')} udp sport 68 udp dport 67 counter accept comment "DHCP server"`, sys('DHCP on LAN'));
+  }
+  for (const i of IFS) k.emit(`    iifname ${k.dev(i)} jump rules_${i}`, sys(`input ${i}`));
+  k.emit('  }');
+
+  k.emit('  chain forward {');
+  k.emit('    type filter hook forward priority filter; policy drop;');
+  stateful('forward');
+  if (nat.port_forwards.length) k.emit('    ct status dnat counter accept comment "port forwards"', sys('port forwards'));
+  for (const i of IFS) k.emit(`    iifname ${k.dev(i)} jump rules_${i}`, sys(`forward ${i}`));
+  k.emit('  }');
+
+  k.emit('  chain output {');
+  k.emit('    type filter hook output priority filter; policy accept;');
+  k.emit('  }');
+
+  // Port forwards: DNAT on the interface's VIP (default) so they follow the MASTER.
+  k.emit('  chain prerouting_nat {');
+  k.emit('    type nat hook prerouting priority dstnat; policy accept;');
+  nat.port_forwards.forEach((p, n) => {
+    const field = `nat.port_forwards[${n}]`;
+    const dst = p.destination ?? vipsOn(c, p.interface)[0] ?? c.interfaces[p.interface].address.split('/')[0];
+    const proto = p.protocol === 'tcp/udp' ? 'meta l4proto { tcp, udp }' : `meta l4proto ${p.protocol}`;
+    const dp = k.ports(p.destination_port, `${field}.destination_port`);
+    const to = p.target_port ? `${p.target}:${p.target_port}` : p.target;
+    k.emit(`    iifname ${k.dev(p.interface)} ip daddr ${dst} ${proto} th dport ${dp} counter dnat ip to ${to} comment ${q(`pf#${n} ${p.description ?? ''}`.trim())}`, { field, description: p.description });
+  });
+  k.emit('  }');
+
+  k.emit('  chain postrouting_nat {');
+  k.emit('    type nat hook postrouting priority srcnat; policy accept;');
+  const mode = nat.outbound.mode;
+  if (mode === 'manual' || mode === 'hybrid') {
+    nat.outbound.rules.forEach((r, n) => {
+      const field = `nat.outbound.rules[${n}]`;
+      const m = k.match({ ...r, source_port: undefined }, field);
+      let act: string;
+      if (r.no_nat) act = 'accept';
+      else if (r.translation === 'interface address') act = 'masquerade';
+      else if (r.translation === 'vip') {
+        const v = vipsOn(c, r.interface)[0];
+        if (!v) throw new FirewallConfigError(`${field}.translation`, `"vip" but ${r.interface} has no CARP VIP; add one or use "interface address"`);
+        act = `snat ip to ${v}`;
+      } else if (ipRe.test(r.translation)) act = `snat ip to ${r.translation}`;
+      else throw new FirewallConfigError(`${field}.translation`, `"${r.translation}" is not vip, interface address or an IPv4 address`);
+      k.emit(`    oifname ${k.dev(r.interface)} ${m} counter ${act} comment ${q(`out#${n} ${r.description ?? ''}`.trim())}`, { field, description: r.description });
+    });
+  }
+  if (mode === 'automatic' || mode === 'hybrid') {
+    // Traffic from the LAN leaving by the WAN takes the WAN CARP VIP, so its address survives a failover.
+    // The node's own traffic keeps the node's address (a BACKUP node must still reach its upstreams).
+    const vip = vipsOn(c, 'wan')[0];
+    const lan = parseCidr(c.interfaces.lan.address);
+    const act = vip ? `snat ip to ${vip}` : 'masquerade';
+    k.emit(`    oifname ${k.dev('wan')} ip saddr ${numIp(lan.net)}/${lan.prefix} counter ${act} comment "automatic outbound NAT"`, { field: 'nat.outbound (automatic)' });
+  }
+  k.emit('  }');
+  k.emit('}');
+  return k.result();
+}
