@@ -24,6 +24,8 @@ usage: duogate <command> [options]
                                validate a config and the pair's addressing plan
   firewall show [--json]|compile|apply
                                the nftables ruleset in force (with counters) / generated / apply it here
+  config apply FILE [-m TEXT] | history | diff [A [B]] | revert REV | sync
+                               config revisions: apply live (and push to the secondary), list, compare, undo
   maintenance enter|leave|status
                                persistent CARP maintenance mode: the peer takes the VIPs
   version                      print the version
@@ -47,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     args: argv, allowPositionals: true, strict: true,
     options: {
       config: { type: 'string', short: 'c' }, socket: { type: 'string' }, 'state-dir': { type: 'string' },
-      peer: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      peer: { type: 'string' }, json: { type: 'boolean' }, message: { type: 'string', short: 'm' }, help: { type: 'boolean', short: 'h' },
     },
   });
   const [cmd, ...rest] = positionals;
@@ -69,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'version': console.log(`duogate ${version()}`); return 0;
     case 'run': {
       const { runDaemon } = await import('./daemon/run.js');
+      process.env.DUOGATE_CONFIG_FILE ??= path.resolve(configFile); // config sync's live applies rewrite this file
       return await runDaemon(readConfig());
     }
     case 'status': {
@@ -89,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
       return findings.some((f) => f.level === 'error') ? 1 : 0;
     }
     case 'firewall': return await (await import('./gateway/firewall/cli.js')).firewallCommand(rest[0], readConfig, !!values.json);
+    case 'config': return await (await import('./configstore/cli.js')).configCommand({ args: rest, configFile, socket: socketPath, readConfig, json: !!values.json, message: values.message });
     case 'maintenance': {
       const what = rest[0] ?? 'status';
       if (!['enter', 'leave', 'status'].includes(what)) throw new ControlError('DG_ERR_USAGE', 'usage: duogate maintenance enter|leave|status');

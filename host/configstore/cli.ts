@@ -1,0 +1,78 @@
+// `duogate config apply|history|diff|revert|sync`. Apply and revert go through the running daemon (live
+// apply + push); with no daemon, apply validates, writes the file and records the revision for the next start.
+// History and diff read the store directly, so they work with the daemon stopped.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseConfigText, ConfigError } from '../config/load.js';
+import { checkConfig } from '../config/check.js';
+import type { Config } from '../config/schema.js';
+import { request, ControlError } from '../control/client.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { ConfigStore, diffConfigs } from './store.js';
+
+const USAGE = 'usage: duogate config apply FILE [-m DESCRIPTION] | history | diff [A [B]] | revert REV | sync';
+
+export interface ConfigCliContext {
+  args: string[]; configFile: string; socket: () => string; readConfig: () => Config; json: boolean; message?: string;
+}
+
+export async function configCommand(x: ConfigCliContext): Promise<number> {
+  const [sub, ...args] = x.args;
+  const out = (v: unknown, human: () => string) => process.stdout.write(x.json ? JSON.stringify(v, null, 2) + '\n' : human());
+  switch (sub) {
+    case 'apply': {
+      const file = args[0];
+      if (!file) throw new ControlError('DG_ERR_USAGE', USAGE);
+      const text = readFileSync(file, 'utf8');
+      const description = x.message ?? `duogate config apply ${path.basename(file)}`;
+      try {
+        const r = await request(x.socket(), { cmd: 'config.apply', text, file, description }, 30_000);
+        out(r, () => r.changed
+          ? `applied revision #${r.seq} ${r.hash.slice(0, 12)}: vhids added ${JSON.stringify(r.live.added)}, removed ${JSON.stringify(r.live.removed)}, unchanged ${JSON.stringify(r.live.unchanged)}; sync: ${r.sync}\n`
+          : `no change: the running config is already ${r.hash.slice(0, 12)}\n`);
+        if (path.resolve(file) !== path.resolve(x.configFile) && r.changed) {
+          process.stderr.write(`note: the daemon rewrote the file it was started with; ${file} was not changed\n`);
+        }
+        return 0;
+      } catch (e) {
+        if (!(e instanceof ControlError) || e.code !== 'DG_ERR_NO_DAEMON') throw e;
+        const next = parseConfigText(text, file);
+        const errors = checkConfig(next).filter((f) => f.level === 'error');
+        if (errors.length) throw new ConfigError(file, errors[0].field, errors[0].message);
+        writeFileAtomic(x.configFile, text, 0o600);
+        const rev = new ConfigStore(next.state_dir, (next.configsync as { history?: number } | undefined)?.history ?? 50)
+          .record(next, { description, origin: 'local', text });
+        out({ changed: true, seq: rev.seq, hash: rev.hash, live: null }, () => `daemon not running: recorded revision #${rev.seq} ${rev.hash.slice(0, 12)} and wrote ${x.configFile}; it takes effect at the next start\n`);
+        return 0;
+      }
+    }
+    case 'history': {
+      const c = x.readConfig();
+      const list = new ConfigStore(c.state_dir).list();
+      out(list, () => list.map((r) => `#${String(r.seq).padEnd(5)} ${r.hash.slice(0, 12)}  ${r.time}  ${r.origin.padEnd(7)}  ${r.description}\n`).join('') || 'no revisions yet\n');
+      return 0;
+    }
+    case 'diff': {
+      const store = new ConfigStore(x.readConfig().state_dir);
+      const a = store.get(args[0] ?? '-1');
+      const b = args[1] ? store.get(args[1]) : store.latest()!;
+      const lines = diffConfigs(a.config, b.config);
+      out({ a: { seq: a.seq, hash: a.hash }, b: { seq: b.seq, hash: b.hash }, lines },
+        () => `--- #${a.seq} ${a.hash.slice(0, 12)}\n+++ #${b.seq} ${b.hash.slice(0, 12)}\n${lines.join('\n')}${lines.length ? '\n' : '(identical)\n'}`);
+      return 0;
+    }
+    case 'revert': {
+      if (!args[0]) throw new ControlError('DG_ERR_USAGE', USAGE);
+      const r = await request(x.socket(), { cmd: 'config.revert', ref: args[0], description: x.message }, 30_000);
+      out(r, () => r.changed ? `reverted: new revision #${r.seq} ${r.hash.slice(0, 12)}; sync: ${r.sync}\n` : 'no change: that revision is what runs\n');
+      return 0;
+    }
+    case 'sync': {
+      const r = await request(x.socket(), { cmd: 'config.sync' });
+      out(r, () => 'push queued: see "duogate status" for the result\n');
+      return 0;
+    }
+    default:
+      throw new ControlError('DG_ERR_USAGE', USAGE);
+  }
+}

@@ -1,0 +1,56 @@
+// What config sync carries, and how each section changes on its way to the secondary (configsync.md §1.5-1.7).
+// A category names a config section: `vips` is carp.vips, anything else is the top-level section of that name
+// (firewall, nat, aliases, dhcp, ... as the features register them). Sections travel whole and replace what
+// the secondary had, so deletions propagate; a section absent on the primary is deleted on the secondary.
+import type { Config } from '../config/schema.js';
+import { hashOf } from '../configstore/store.js';
+
+/** Never synced: the node's identity, its NICs and addresses, the sync settings and credentials themselves. */
+export const NEVER_SYNCED = ['schema', 'node', 'interfaces', 'configsync', 'control', 'state_dir', 'log', 'carp', 'statesync'] as const;
+
+export function sectionPath(category: string): string[] { return category === 'vips' ? ['carp', 'vips'] : [category]; }
+
+export function getSection(c: Config, category: string): unknown {
+  let v: unknown = c;
+  for (const k of sectionPath(category)) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
+}
+
+/** Replace a section in place; null/undefined deletes it (carp.vips becomes []). */
+export function setSection(c: Config, category: string, value: unknown): void {
+  if (category === 'vips') { c.carp.vips = (value ?? []) as Config['carp']['vips']; return; }
+  if (value === null || value === undefined) delete c[category];
+  else c[category] = value;
+}
+
+/** Why a category cannot be synced, or null. */
+export function unsyncable(category: string): string | null {
+  if ((NEVER_SYNCED as readonly string[]).includes(category)) return `"${category}" is node-local and never synced (configsync.md §1.7)`;
+  if (!/^[a-z][a-z0-9_]{0,31}$/.test(category)) return `"${category}" is not a section name`;
+  return null;
+}
+
+/** A per-node rewrite on the way to the secondary. Features register theirs (e.g. DHCP peers swap sides). */
+export type Transform = (value: unknown, from: Config) => unknown;
+export const transforms: Record<string, Transform> = {
+  // pfSense/OPNsense: the secondary is the backup because its advskew is the primary's + 100, capped at 254.
+  vips: (v) => (v as Config['carp']['vips']).map((vip) => ({ ...vip, advskew: Math.min(vip.advskew + 100, 254) })),
+};
+
+/** The sections as the secondary should end up with them (transforms applied). */
+export function outgoingSections(c: Config, categories: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const cat of categories) {
+    const v = getSection(c, cat);
+    out[cat] = v === undefined ? null : transforms[cat] ? transforms[cat](structuredClone(v), c) : structuredClone(v);
+  }
+  return out;
+}
+
+/** Hash of the synced sections as they stand in `c` (the secondary) or as they are sent (the primary). */
+export function syncedHash(sections: Record<string, unknown>): string {
+  return hashOf(Object.fromEntries(Object.entries(sections).map(([k, v]) => [k, v ?? null])));
+}
+export function currentSections(c: Config, categories: string[]): Record<string, unknown> {
+  return Object.fromEntries(categories.map((cat) => [cat, getSection(c, cat) ?? null]));
+}

@@ -1,0 +1,146 @@
+// The secondary's XML-RPC server: HTTPS on the sync address only, HTTP Basic credentials, per-source rate
+// limit on authentication failures, a body-size limit, and every refusal answered as an XML-RPC fault (plus
+// one log line) so the primary can say precisely what went wrong. Calls are serialized (pfSense holds a
+// global lock for each call): two pushes never interleave.
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { Fault, XmlRpcFault, decodeCall, encodeFault, encodeResponse, type XmlRpcValue } from './xmlrpc.js';
+
+export type Method = (params: XmlRpcValue[], from: string) => XmlRpcValue | Promise<XmlRpcValue>;
+
+export interface SyncServerOptions {
+  address: string; port: number; key: string; cert: string;
+  username: string; password: string;
+  maxBodyBytes: number; authMaxFailures: number; authWindowS: number;
+  log: Logger;
+}
+
+export interface ServerCounters { calls: number; faults: number; auth_failures: number; rate_limited: number; malformed: number; too_large: number }
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export class SyncServer {
+  private server: https.Server | null = null;
+  private methods = new Map<string, Method>();
+  private failures = new Map<string, number[]>();
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly counters: ServerCounters = { calls: 0, faults: 0, auth_failures: 0, rate_limited: 0, malformed: 0, too_large: 0 };
+
+  constructor(private readonly o: SyncServerOptions) {
+    this.methods.set('system.listMethods', () => [...this.methods.keys()].sort());
+  }
+
+  method(name: string, m: Method): void { this.methods.set(name, m); }
+
+  async listen(): Promise<number> {
+    this.server = https.createServer({ key: this.o.key, cert: this.o.cert, minVersion: 'TLSv1.2' }, (req, res) => void this.onRequest(req, res));
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 120_000;
+    this.server.on('tlsClientError', (e, s) => { this.o.log.debug('sync TLS handshake failed', { from: s.remoteAddress, err: e }); });
+    await new Promise<void>((res, rej) => { this.server!.once('error', rej); this.server!.listen(this.o.port, this.o.address, () => res()); });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server!.close(() => r()));
+    this.server = null;
+  }
+
+  private reply(res: ServerResponse, status: number, body: string): void {
+    res.writeHead(status, { 'content-type': 'text/xml; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  private fault(res: ServerResponse, from: string, code: number, msg: string, status = 200): void {
+    this.counters.faults++;
+    this.o.log.warn('sync call refused', { from, fault: code, reason: msg });
+    this.reply(res, status, encodeFault(code, msg));
+  }
+
+  /** True if `from` may try credentials now; failures older than the window are forgotten. */
+  private rateLimited(from: string, now: number): number {
+    const w = this.o.authWindowS * 1000;
+    const f = (this.failures.get(from) ?? []).filter((t) => now - t < w);
+    this.failures.set(from, f);
+    return f.length >= this.o.authMaxFailures ? Math.ceil((f[0] + w - now) / 1000) : 0;
+  }
+
+  private checkAuth(header: string | undefined): boolean {
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)$/.exec(header ?? '');
+    const given = m ? Buffer.from(m[1], 'base64').toString('utf8') : '';
+    // Compare digests so the time taken says nothing about the password.
+    return timingSafeEqual(digest(given), digest(`${this.o.username}:${this.o.password}`));
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const from = req.socket.remoteAddress ?? '?';
+    this.counters.calls++;
+    if (req.method !== 'POST') { res.setHeader('allow', 'POST'); this.fault(res, from, Fault.INVALID_REQUEST, `XML-RPC needs POST, not ${req.method}`, 405); return; }
+    const now = Date.now();
+    const wait = this.rateLimited(from, now);
+    if (wait > 0) {
+      this.counters.rate_limited++;
+      req.resume();
+      this.fault(res, from, Fault.AUTH_RATE_LIMITED, `too many authentication failures from ${from}: refused for ${wait} s more`);
+      return;
+    }
+    if (!this.checkAuth(req.headers.authorization)) {
+      this.counters.auth_failures++;
+      this.failures.get(from)!.push(now);
+      req.resume();
+      this.fault(res, from, Fault.AUTH_FAILED, 'authentication failed: wrong username or password (configsync.username/password must match on both nodes)');
+      return;
+    }
+    this.failures.delete(from);
+
+    const max = this.o.maxBodyBytes;
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (declared > max) {
+      this.counters.too_large++;
+      res.setHeader('connection', 'close');
+      this.fault(res, from, Fault.BODY_TOO_LARGE, `request body of ${declared} bytes exceeds the limit of ${max} (configsync.max_body_bytes)`, 413);
+      req.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    try {
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > max) { tooLarge = true; break; }
+        chunks.push(c as Buffer);
+      }
+    } catch { return; } // the client went away
+    if (tooLarge) {
+      this.counters.too_large++;
+      res.setHeader('connection', 'close');
+      this.fault(res, from, Fault.BODY_TOO_LARGE, `request body exceeds the limit of ${max} bytes (configsync.max_body_bytes)`, 413);
+      req.destroy();
+      return;
+    }
+
+    let call: { method: string; params: XmlRpcValue[] };
+    try { call = decodeCall(Buffer.concat(chunks).toString('utf8')); } catch (e) {
+      this.counters.malformed++;
+      const f = e instanceof XmlRpcFault ? e : new XmlRpcFault(Fault.PARSE_ERROR, String(e));
+      this.fault(res, from, f.faultCode, f.faultString);
+      return;
+    }
+    const m = this.methods.get(call.method);
+    if (!m) { this.fault(res, from, Fault.METHOD_NOT_FOUND, `unknown method "${call.method}"; known: ${[...this.methods.keys()].sort().join(', ')}`); return; }
+    const run = this.queue.then(() => m(call.params, from));
+    this.queue = run.catch(() => {});
+    try {
+      this.reply(res, 200, encodeResponse(await run));
+    } catch (e) {
+      if (e instanceof XmlRpcFault) this.fault(res, from, e.faultCode, e.faultString);
+      else { this.o.log.error('sync method failed', { method: call.method, err: e }); this.fault(res, from, Fault.INTERNAL, `${call.method} failed: ${(e as Error).message}`); }
+    }
+  }
+}

@@ -1,0 +1,369 @@
+// Config sync as a daemon service. Both nodes: the config store (history, diff, revert, live apply through
+// Daemon.reconfigure). Primary: pushes every committed revision to the secondary (push.ts) and checks for
+// drift. Secondary: the XML-RPC server on its sync address; validates what it receives in a staging copy,
+// applies it, records it, and answers with the revision it applied or a fault naming what is wrong.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import type { Daemon } from '../daemon/daemon.js';
+import type { Service } from '../daemon/service.js';
+import type { ControlServer } from '../control/server.js';
+import { SCHEMA_VERSION, type Config } from '../config/schema.js';
+import { ConfigError, parseConfigText, validateConfig } from '../config/load.js';
+import { checkConfig } from '../config/check.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { ConfigStore, diffConfigs, hashOf, type Origin, type Revision } from '../configstore/store.js';
+import type { ConfigSyncConfig } from './schema.js';
+import { NEVER_SYNCED, currentSections, getSection, outgoingSections, setSection, syncedHash, unsyncable } from './sections.js';
+import { SyncServer } from './server.js';
+import { SyncClient, SyncError, type FailureClass } from './client.js';
+import { PushQueue } from './push.js';
+import { PinStore, loadOrCreateIdentity, normalizeFingerprint } from './tls.js';
+import { Fault, XmlRpcFault, type XmlRpcValue } from './xmlrpc.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export function firmwareVersion(): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try { return JSON.parse(readFileSync(path.resolve(here, rel), 'utf8')).version; } catch { /* next */ }
+  }
+  return 'unknown';
+}
+
+/** Sections read only at start: a live apply that changes them is refused (restart with the new file). */
+const RESTART_ONLY = ['schema', 'node', 'interfaces', 'control', 'state_dir'] as const;
+
+interface PeerState {
+  acked: { seq: number; hash: string; peer_revision: string; synced_hash: string; at: string } | null;
+  lastError: { class: FailureClass | 'drift'; message: string; at: string; attempt: number } | null;
+  peerSyncedHash: string | null;
+  localEdits: string[];
+  attempts: number;
+}
+
+export class ConfigSyncService implements Service {
+  readonly name = 'configsync';
+  private d!: Daemon;
+  store!: ConfigStore;
+  private server: SyncServer | null = null;
+  private queue: PushQueue | null = null;
+  private checkTimer: NodeJS.Timeout | null = null;
+  private pins!: PinStore;
+  private fingerprint: string | null = null;
+  private peer: PeerState = { acked: null, lastError: null, peerSyncedHash: null, localEdits: [], attempts: 0 };
+  private applying: Promise<unknown> = Promise.resolve();
+  /** The config file the daemon was started with (set by `duogate run`); local applies rewrite it. */
+  private bootFile = process.env.DUOGATE_CONFIG_FILE ?? null;
+
+  constructor(private readonly control: ControlServer | null) {}
+
+  private get cfg(): ConfigSyncConfig { return this.d.config.configsync as ConfigSyncConfig; }
+  private get isPrimary(): boolean { return this.d.config.node.role === 'primary'; }
+
+  async start(d: Daemon): Promise<void> {
+    this.d = d;
+    this.store = new ConfigStore(d.config.state_dir, this.cfg.history);
+    this.pins = new PinStore(d.config.state_dir);
+    for (const c of this.cfg.sections) { const why = unsyncable(c); if (why) throw new ConfigError('<config>', 'configsync.sections', why); }
+    this.reconcileAtBoot();
+    this.registerControl();
+    if (this.isPrimary) this.startPrimary(); else await this.startSecondary();
+  }
+
+  // ---- the store and local apply (both nodes) ----
+
+  /** Primary: the config file is authoritative. Secondary: the store's synced sections win over the file's. */
+  private reconcileAtBoot(): void {
+    const latest = this.store.latest();
+    let effective = this.d.config;
+    let why = 'initial config';
+    if (latest && !this.isPrimary) {
+      const fromPrimary = this.lastFromPrimary();
+      if (fromPrimary) {
+        effective = structuredClone(this.d.config);
+        for (const cat of fromPrimary.synced ?? []) setSection(effective, cat, structuredClone(getSection(latest.config, cat) ?? null));
+        why = 'config at start (file + sections last received from the primary)';
+      }
+    } else if (latest) why = 'config file changed while the daemon was stopped';
+    if (latest?.hash === hashOf(effective)) return;
+    if (effective !== this.d.config) this.d.reconfigure(effective);
+    const text = this.bootFile && this.isPrimary ? safeRead(this.bootFile) : undefined;
+    const rev = this.store.record(effective, { description: why, origin: 'boot', text });
+    this.d.log.info('config revision recorded', { seq: rev.seq, hash: rev.hash.slice(0, 12), why });
+  }
+
+  private lastFromPrimary(): Revision | null {
+    const m = [...this.store.list()].reverse().find((r) => r.origin === 'primary');
+    return m ? this.store.get(m.seq) : null;
+  }
+
+  /** Serialize every change of the running config (local apply, revert, received sync). */
+  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.applying.then(fn);
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  /** Validate, write the config file, record the revision, apply live, push. */
+  applyLocal(next: Config, text: string | undefined, description: string, origin: Origin): Record<string, unknown> {
+    const cur = this.d.config;
+    for (const k of RESTART_ONLY) {
+      if (JSON.stringify(next[k]) !== JSON.stringify(cur[k])) {
+        throw new ConfigError('<apply>', k, `differs from the running config: "${k}" is read at start only; restart the daemon with the new file instead`);
+      }
+    }
+    const hash = hashOf(next);
+    if (hash === hashOf(cur)) return { changed: false, seq: this.store.latest()?.seq ?? null, hash };
+    const errors = checkConfig(next).filter((f) => f.level === 'error');
+    if (errors.length) throw new ConfigError('<apply>', errors[0].field, `${errors[0].message} (duogate check lists all ${errors.length})`);
+    // The file first: a crash after it and before the revision is recorded at the next start ("changed while stopped").
+    if (this.bootFile && text !== undefined) writeFileAtomic(this.bootFile, text, 0o600);
+    const rev = this.store.record(next, { description, origin, text });
+    const live = this.d.reconfigure(next);
+    this.d.log.info('config revision applied', { seq: rev.seq, hash: rev.hash.slice(0, 12), description, origin });
+    this.queue?.kick();
+    return { changed: true, seq: rev.seq, hash: rev.hash, live, sync: this.queue ? 'queued' : 'none (secondary)' };
+  }
+
+  private registerControl(): void {
+    const c = this.control;
+    if (!c) return;
+    c.handle('config.apply', (req) => this.exclusive(() => {
+      const file = String(req.file ?? '<apply>');
+      const next = parseConfigText(String(req.text ?? ''), file);
+      return this.applyLocal(next, String(req.text), String(req.description || `duogate config apply ${path.basename(file)}`), 'local');
+    }));
+    c.handle('config.revert', (req) => this.exclusive(() => {
+      const rev = this.store.get(String(req.ref ?? '-1'));
+      const next = structuredClone(rev.config);
+      // Node-local sections stay as they run: a revert changes configuration, not identity or NICs.
+      for (const k of RESTART_ONLY) (next as Record<string, unknown>)[k] = structuredClone(this.d.config[k]);
+      const text = rev.text && hashOf(validateConfig(YAML.parse(rev.text))) === hashOf(next) ? rev.text : YAML.stringify(next);
+      return this.applyLocal(validateConfig(next), text, String(req.description || `revert to #${rev.seq} (${rev.hash.slice(0, 12)})`), 'revert');
+    }));
+    c.handle('config.history', () => this.store.list());
+    c.handle('config.diff', (req) => {
+      const a = this.store.get(String(req.a ?? '-1'));
+      const b = req.b === undefined ? this.store.latest()! : this.store.get(String(req.b));
+      return { a: { seq: a.seq, hash: a.hash }, b: { seq: b.seq, hash: b.hash }, lines: diffConfigs(a.config, b.config) };
+    });
+    c.handle('config.sync', () => {
+      if (!this.queue) throw new ConfigError('<sync>', 'node.role', 'only the primary pushes; run it there');
+      this.peer.localEdits = [];
+      this.queue.kick();
+      return { queued: true };
+    });
+  }
+
+  // ---- primary ----
+
+  private client(): SyncClient {
+    const pin = this.cfg.peer_fingerprint ?? this.pins.get()?.fingerprint ?? null;
+    return new SyncClient({
+      host: this.peerAddress(), port: this.cfg.port, username: this.cfg.username, password: this.cfg.password, pin,
+      connectTimeoutMs: 3000, callTimeoutMs: 60_000,
+    });
+  }
+  private peerAddress(): string {
+    const a = this.cfg.peer ?? this.d.config.interfaces.sync.peer;
+    if (!a) throw new ConfigError('<config>', 'configsync.peer', 'not set and interfaces.sync.peer is not set either: the primary needs the secondary\'s sync address');
+    return a;
+  }
+
+  private startPrimary(): void {
+    this.peerAddress();
+    this.queue = new PushQueue(() => this.pushLatest(), { minMs: this.cfg.retry_min_ms, maxMs: this.cfg.retry_max_ms }, (e, attempt, retryIn) => {
+      const cls: FailureClass = e instanceof SyncError ? e.cls : 'protocol';
+      const message = (e as Error).message;
+      const first = this.peer.lastError?.message !== message;
+      this.peer.lastError = { class: cls, message, at: new Date().toISOString(), attempt };
+      // One line per distinct failure; repeats are counted in status, not logged each time.
+      if (first) this.d.log.warn('config sync failed', { class: cls, reason: message, attempt, retry_in_ms: retryIn });
+    });
+    this.queue.kick();
+    this.checkTimer = setInterval(() => void this.checkDrift(), this.cfg.check_interval_s * 1000);
+    this.checkTimer.unref();
+  }
+
+  private async pushLatest(): Promise<void> {
+    const target = this.store.latest();
+    if (!target) return;
+    this.peer.attempts++;
+    const client = this.client();
+    const info = await client.call('duogate.host_firmware_version', []) as Record<string, XmlRpcValue>;
+    if (!this.cfg.peer_fingerprint && !this.pins.get() && client.seenFingerprint) {
+      this.pins.set(client.seenFingerprint, this.peerAddress());
+      this.d.log.warn('trusting the secondary\'s certificate on first use', { fingerprint: client.seenFingerprint, peer: this.peerAddress() });
+    }
+    this.fingerprint = client.seenFingerprint;
+    if (info?.schema !== SCHEMA_VERSION) {
+      throw new SyncError('version', `the secondary reads config schema ${info?.schema ?? '(unknown)'} (duogate ${info?.version}), this node ${SCHEMA_VERSION}: sync is refused until both run the same config schema`);
+    }
+    if (info.role !== 'secondary') throw new SyncError('rejected', `the peer at ${this.peerAddress()} is "${info.node}" with role ${info.role}, not a secondary: check configsync.peer`);
+    const cats = this.cfg.sections;
+    const sections = outgoingSections(target.config, cats);
+    const hash = syncedHash(sections);
+    const res = await client.call('duogate.restore_config_section', [sections as XmlRpcValue, {
+      schema: SCHEMA_VERSION, seq: target.seq, revision: target.hash, description: target.description,
+      from: this.d.config.node.name, synced_hash: hash,
+    }]) as Record<string, XmlRpcValue>;
+    if (res?.synced_hash !== hash) {
+      throw new SyncError('rejected', `the secondary answered synced-sections hash ${String(res?.synced_hash).slice(0, 12)}, expected ${hash.slice(0, 12)}: it did not apply what was sent`);
+    }
+    this.peer.acked = { seq: target.seq, hash: target.hash, peer_revision: String(res.revision), synced_hash: hash, at: new Date().toISOString() };
+    this.peer.peerSyncedHash = hash;
+    this.peer.localEdits = [];
+    if (this.peer.lastError) this.d.log.info('config sync recovered', { after: this.peer.lastError.class });
+    this.peer.lastError = null;
+    this.d.log.info('config synced to the secondary', { seq: target.seq, hash: target.hash.slice(0, 12), peer_revision: String(res.revision).slice(0, 12), sections: cats });
+  }
+
+  /** Compare the synced sections' hash with the secondary's; re-push a secondary that lost them, flag local edits. */
+  private async checkDrift(): Promise<void> {
+    if (!this.queue || this.queue.busy || !this.peer.acked) return;
+    try {
+      const st = await this.client().call('duogate.sync_status', [this.cfg.sections as XmlRpcValue]) as Record<string, XmlRpcValue>;
+      this.peer.peerSyncedHash = String(st.synced_hash);
+      const local = syncedHash(outgoingSections(this.store.latest()!.config, this.cfg.sections));
+      if (st.synced_hash === local) { if (this.peer.lastError?.class === 'drift') this.peer.lastError = null; return; }
+      const edits = (st.local_edits as string[]) ?? [];
+      if (edits.length) {
+        this.peer.localEdits = edits;
+        this.peer.lastError = { class: 'drift', message: `the secondary has local edits of synced sections (${edits.join(', ')}); "duogate config sync" overwrites them`, at: new Date().toISOString(), attempt: 0 };
+        this.d.log.warn('config drift: the secondary has local edits of synced sections', { sections: edits });
+      } else {
+        this.d.log.warn('config drift: the secondary lacks the synced sections; pushing again', { peer_hash: String(st.synced_hash).slice(0, 12) });
+        this.queue.kick();
+      }
+    } catch { /* unreachable now: the next push or check reports it */ }
+  }
+
+  // ---- secondary ----
+
+  private async startSecondary(): Promise<void> {
+    const id = loadOrCreateIdentity(this.d.config.state_dir, `duogate-${this.d.config.node.name}`);
+    this.fingerprint = id.fingerprint;
+    const address = this.d.config.interfaces.sync.address.split('/')[0];
+    this.server = new SyncServer({
+      address, port: this.cfg.port, key: id.key, cert: id.cert, username: this.cfg.username, password: this.cfg.password,
+      maxBodyBytes: this.cfg.max_body_bytes, authMaxFailures: this.cfg.auth_max_failures, authWindowS: this.cfg.auth_window_s,
+      log: this.d.log.child({ svc: 'configsync' }),
+    });
+    this.server.method('duogate.host_firmware_version', () => ({
+      version: firmwareVersion(), schema: SCHEMA_VERSION, node: this.d.config.node.name, role: this.d.config.node.role,
+    }));
+    this.server.method('duogate.sync_status', (params) => this.syncStatus(Array.isArray(params[0]) ? params[0] as string[] : undefined));
+    this.server.method('duogate.restore_config_section', (params, from) => this.exclusive(() => this.receive(params, from)));
+    await this.server.listen();
+    this.d.log.info('config sync server listening', { address, port: this.cfg.port, fingerprint: id.fingerprint });
+  }
+
+  private syncStatus(cats?: string[]): Record<string, XmlRpcValue> {
+    const latest = this.store.latest();
+    const rx = this.lastFromPrimary();
+    const names = cats ?? rx?.synced ?? [];
+    const cur = syncedHash(currentSections(this.d.config, names));
+    const edits = rx ? names.filter((n) => hashOf(getSection(this.d.config, n) ?? null) !== hashOf(getSection(rx.config, n) ?? null)) : [];
+    return {
+      node: this.d.config.node.name, revision: latest ? { seq: latest.seq, hash: latest.hash } : null, synced_hash: cur,
+      received: rx ? { seq: rx.seq, hash: rx.hash, at: rx.time, primary_seq: rx.primary_revision?.seq ?? null } : null,
+      local_edits: edits,
+    };
+  }
+
+  private receive(params: XmlRpcValue[], from: string): XmlRpcValue {
+    const [sections, meta] = params as [Record<string, XmlRpcValue>, Record<string, XmlRpcValue>];
+    const isStruct = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof Date);
+    if (params.length !== 2 || !isStruct(sections) || !isStruct(meta)) {
+      throw new XmlRpcFault(Fault.INVALID_PARAMS, 'restore_config_section takes (struct sections, struct meta)');
+    }
+    if (meta.schema !== SCHEMA_VERSION) {
+      throw new XmlRpcFault(Fault.VERSION_MISMATCH, `this node reads config schema ${SCHEMA_VERSION}, the primary sent schema ${meta.schema}: run the same duogate version on both nodes`);
+    }
+    if (this.d.config.node.role !== 'secondary') throw new XmlRpcFault(Fault.NOT_SECONDARY, `${this.d.config.node.name} is a ${this.d.config.node.role}: only a secondary accepts config`);
+    const cats = Object.keys(sections);
+    for (const cat of cats) {
+      const why = unsyncable(cat);
+      if (why) throw new XmlRpcFault(Fault.INVALID_CONFIG, `section ${cat} refused: ${why}`);
+    }
+    const prev = this.d.config;
+    const staging = structuredClone(prev);
+    for (const cat of cats) setSection(staging, cat, structuredClone(sections[cat]));
+    let next: Config;
+    try { next = validateConfig(staging, `sync from ${meta.from ?? from}`); } catch (e) {
+      const ce = e as ConfigError;
+      this.d.log.warn('config from the primary refused: it does not validate', { from, field: ce.field, reason: ce.reason });
+      throw new XmlRpcFault(Fault.INVALID_CONFIG, `refused, nothing changed: ${ce.field || '(top level)'}: ${ce.reason}`);
+    }
+    const errors = checkConfig(next).filter((f) => f.level === 'error');
+    if (errors.length) {
+      this.d.log.warn('config from the primary refused: it fails the checks on this node', { from, field: errors[0].field, reason: errors[0].message });
+      throw new XmlRpcFault(Fault.INVALID_CONFIG, `refused, nothing changed: ${errors[0].field}: ${errors[0].message}`);
+    }
+    const synced = syncedHash(currentSections(next, cats));
+    const hash = hashOf(next);
+    const latest = this.store.latest();
+    if (hash !== hashOf(prev)) {
+      try { this.d.reconfigure(next); } catch (e) {
+        this.d.log.error('applying the config from the primary failed; back to the previous one', { err: e });
+        try { this.d.reconfigure(prev); } catch { /* already logged by the daemon */ }
+        throw new XmlRpcFault(Fault.APPLY_FAILED, `apply failed, previous config restored: ${(e as Error).message}`);
+      }
+    }
+    let rev = latest;
+    if (!latest || latest.hash !== hash || latest.origin !== 'primary' || latest.primary_revision?.seq !== meta.seq) {
+      rev = this.store.record(next, {
+        description: `received from the primary ${meta.from ?? from} (its #${meta.seq} ${String(meta.revision).slice(0, 12)}: ${meta.description ?? ''})`,
+        origin: 'primary', synced: cats, synced_hash: synced, primary_revision: { seq: Number(meta.seq), hash: String(meta.revision) },
+      });
+      this.d.log.info('config received from the primary and applied', { seq: rev.seq, hash: hash.slice(0, 12), primary_seq: meta.seq, sections: cats });
+    }
+    return { revision: rev!.hash, seq: rev!.seq, synced_hash: synced };
+  }
+
+  // ---- status ----
+
+  status(): Record<string, unknown> {
+    if (!this.d) return {};
+    const latest = this.store.latest();
+    const base = { revision: latest ? { seq: latest.seq, hash: latest.hash.slice(0, 12), time: latest.time, description: latest.description, origin: latest.origin } : null };
+    if (!this.isPrimary) {
+      const s = this.syncStatus();
+      return {
+        ...base, listening: this.server ? `${this.d.config.interfaces.sync.address.split('/')[0]}:${this.cfg.port}` : null,
+        certificate: this.fingerprint, received: s.received, synced_hash: String(s.synced_hash).slice(0, 12),
+        local_edits: s.local_edits, drift: (s.local_edits as string[]).length > 0, server: this.server?.counters,
+      };
+    }
+    const p = this.peer;
+    const all = this.store.list();
+    const behind = p.acked ? all.filter((r) => r.seq > p.acked!.seq).length : all.length;
+    const local = latest ? syncedHash(outgoingSections(latest.config, this.cfg.sections)) : null;
+    const state = p.lastError ? (p.lastError.class === 'drift' ? 'drift' : 'failing') : behind === 0 ? 'in_sync' : 'behind';
+    const pinned = this.cfg.peer_fingerprint
+      ? { fingerprint: normalizeFingerprint(this.cfg.peer_fingerprint), by: 'config' }
+      : this.pins.get() ? { fingerprint: this.pins.get()!.fingerprint, by: `trust on first use (${this.pins.get()!.since})` } : { fingerprint: null, by: 'trust on first use (not contacted yet)' };
+    return {
+      ...base,
+      peer: {
+        address: `${this.cfg.peer ?? this.d.config.interfaces.sync.peer}:${this.cfg.port}`, state, revisions_behind: behind,
+        error: p.lastError, last_success: p.acked?.at ?? null, acked_seq: p.acked?.seq ?? null,
+        peer_revision: p.acked?.peer_revision.slice(0, 12) ?? null,
+        synced_hash: { local: local?.slice(0, 12) ?? null, peer: p.peerSyncedHash?.slice(0, 12) ?? null },
+        certificate: pinned, sections: this.cfg.sections, attempts: p.attempts,
+        next_retry_in_ms: this.queue?.nextRetryAt ? Math.max(0, this.queue.nextRetryAt - Date.now()) : null,
+      },
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.queue?.stop();
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    await this.server?.close();
+  }
+}
+
+function safeRead(f: string): string | undefined { try { return readFileSync(f, 'utf8'); } catch { return undefined; } }
+
+/** Node-local sections, for docs and tests. */
+export { NEVER_SYNCED };
