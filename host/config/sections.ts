@@ -2,8 +2,12 @@
 // registers it here, so an unknown top-level key is still an error (a typo must not be ignored).
 import { configSyncSchema } from '../configsync/schema.js';
 import { gatewaySections } from '../gateway/sections.js';
+import { mqttSchema } from '../telemetry/config.js';
+import { peerSchema } from '../peer/config.js';
 
 export const featureSections: Record<string, object> = {
   configsync: configSyncSchema,
   ...gatewaySections,
+  mqtt: mqttSchema,
+  peer: peerSchema,
 };

@@ -4,10 +4,16 @@ import type { ControlServer } from '../control/server.js';
 import type { Service } from './service.js';
 import { ConfigSyncService } from '../configsync/service.js';
 import { gatewayServices } from '../gateway/service.js';
+import { PeerHealth } from '../peer/health.js';
+import type { PeerConfig } from '../peer/config.js';
+import { MqttTelemetry } from '../telemetry/publisher.js';
+import type { MqttConfig } from '../telemetry/config.js';
 
 export async function loadServices(_d: Daemon, _control: ControlServer): Promise<Service[]> {
   const out: Service[] = [];
   if (_d.config.configsync) out.push(new ConfigSyncService(_control));
   out.push(...gatewayServices(_d, _control));
+  if (_d.config.peer) out.push(new PeerHealth(_d.config.peer as PeerConfig));
+  if (_d.config.mqtt) out.push(new MqttTelemetry(_d.config.mqtt as MqttConfig));
   return out;
 }

@@ -1,0 +1,148 @@
+// Telemetry on the virtual board: a real Mosquitto broker and a subscriber (mosquitto_sub), both in the client
+// namespace on 192.168.1.100:1883, reachable by both nodes over the LAN. Used by the demo plugin below and by
+// test/e2e/telemetry*.test.ts. Everything started here is stopped by PID (stop()), and the board's down()
+// kills whatever is left in its namespaces.
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { VirtualBoard } from '../board.js';
+import type { DemoPlugin } from './plugin.js';
+
+export const BROKER = { host: '192.168.1.100', port: 1883 } as const;
+
+/** One message as the subscriber printed it; `rx` is this machine's wall clock (epoch ms) at receipt. */
+export interface Msg { rx: number; retained: boolean; topic: string; payload: string }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class MqttLab {
+  broker: ChildProcess | null = null;
+  sub: ChildProcess | null = null;
+  readonly msgs: Msg[] = [];
+  private buf = '';
+  readonly dir: string;
+
+  constructor(readonly board: VirtualBoard, readonly ns: 'client' = 'client') { this.dir = path.join(board.runDir, 'mqtt'); }
+
+  /** Start mosquitto with its own config (listener on the client's LAN address, anonymous, no persistence). */
+  async startBroker(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    const conf = path.join(this.dir, 'mosquitto.conf');
+    writeFileSync(conf, [
+      `listener ${BROKER.port} ${BROKER.host}`, 'allow_anonymous true', 'persistence false',
+      `log_dest file ${path.join(this.dir, 'mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice', '',
+    ].join('\n'));
+    this.broker = this.board.spawn(this.ns, 'mosquitto', ['-c', conf], { stdio: 'ignore' });
+    for (let i = 0; i < 50; i++) {
+      const r = this.board.exec(this.ns, 'mosquitto_pub', ['-h', BROKER.host, '-p', String(BROKER.port), '-t', 'lab/ping', '-m', 'x'], { timeoutMs: 2000 });
+      if (r.status === 0) return;
+      if (this.broker.exitCode !== null) throw new Error(`mosquitto exited (${this.broker.exitCode}); see ${this.dir}/mosquitto.log`);
+      await sleep(100);
+    }
+    throw new Error(`mosquitto did not accept connections on ${BROKER.host}:${BROKER.port} within 5 s`);
+  }
+
+  /** Subscribe to `topics` (retained messages arrive first); every message is kept with its receive time. */
+  async subscribe(topics: string[]): Promise<void> {
+    const args = ['-h', BROKER.host, '-p', String(BROKER.port), '-q', '1', '-v', '-F', '%U %r %t %p'];
+    for (const t of topics) args.push('-t', t);
+    this.sub = this.board.spawn(this.ns, 'mosquitto_sub', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.sub.stdout!.setEncoding('utf8');
+    this.sub.stdout!.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i); this.buf = this.buf.slice(i + 1);
+        const m = /^(\d+)\.(\d+) ([01]) (\S+) ?(.*)$/.exec(line);
+        if (m) this.msgs.push({ rx: Number(m[1]) * 1000 + Number(m[2].slice(0, 6)) / 1000, retained: m[3] === '1', topic: m[4], payload: m[5] });
+      }
+    });
+    await sleep(200);
+  }
+
+  /** The first message after index `from` that matches, waiting at most `ms`. */
+  async waitFor(pred: (m: Msg) => boolean, ms: number, from = 0): Promise<Msg | null> {
+    const end = Date.now() + ms;
+    for (let i = 0; i < 10_000; i++) {
+      const hit = this.msgs.slice(from).find(pred);
+      if (hit) return hit;
+      if (Date.now() > end) return null;
+      await sleep(20);
+    }
+    return null;
+  }
+
+  /** The newest message on a topic (e.g. the current retained state). */
+  last(topic: string): Msg | undefined {
+    for (let i = this.msgs.length - 1; i >= 0; i--) if (this.msgs[i].topic === topic) return this.msgs[i];
+    return undefined;
+  }
+
+  json(m: Msg | null | undefined): any { try { return m ? JSON.parse(m.payload) : null; } catch { return null; } }
+
+  /** Stop the subscriber and the broker by PID. */
+  async stop(): Promise<void> {
+    for (const cp of [this.sub, this.broker]) {
+      if (!cp || cp.exitCode !== null || cp.signalCode !== null) continue;
+      cp.kill('SIGTERM');
+      await new Promise<void>((r) => { const t = setTimeout(() => { cp.kill('SIGKILL'); r(); }, 2000); cp.once('exit', () => { clearTimeout(t); r(); }); });
+    }
+    this.sub = this.broker = null;
+  }
+}
+
+/** The `mqtt:` and `peer:` sections the board's nodes use (also in the commented example of primary.yaml). */
+export function boardTelemetryConfig(): { mqtt: Record<string, unknown>; peer: Record<string, unknown> } {
+  return {
+    mqtt: { url: `mqtt://${BROKER.host}:${BROKER.port}`, prefix: 'duogate', interval_s: 15, keepalive_s: 2, discovery: { enabled: true, prefix: 'homeassistant' } },
+    peer: { key: 'board-peer-heartbeat-key-0123456789', interval_ms: 500 },
+  };
+}
+
+/**
+ * Demo plugin: broker + subscriber from setup; reports
+ *   mqtt_takeover_event_ms  the secondary's CARP transition to MASTER (its event's `at`, taken when the daemon
+ *                           logged the transition) → the subscriber receiving that event (same wall clock);
+ *   mqtt_offline_seen       the powered-off primary's availability turned `offline` (its last will).
+ * It only measures if the demo's node configs have an `mqtt:` section pointing at this broker.
+ */
+let lab: MqttLab | null = null;
+let powerOffIndex = 0;
+const figures: Record<string, unknown> = {};
+
+export const telemetryPlugin: DemoPlugin = {
+  name: 'telemetry',
+  async setup(ctx) {
+    lab = new MqttLab(ctx.board);
+    await lab.startBroker();
+    await lab.subscribe(['duogate/#', 'homeassistant/#']);
+    const s = await ctx.status('primary');
+    if (!s.mqtt) {
+      ctx.say('telemetry: the demo nodes have no mqtt: section; broker and subscriber run, but nothing publishes');
+      figures.mqtt_configured = false;
+      return;
+    }
+    figures.mqtt_configured = true;
+    const both = await lab.waitFor(() => !!lab!.last('duogate/primary/state') && !!lab!.last('duogate/secondary/state'), 8000);
+    figures.mqtt_retained_state_seen = !!both;
+    ctx.say(`telemetry: subscriber sees both nodes' retained state: ${both ? 'yes' : 'NO'}`);
+  },
+  async beforePowerOff() { powerOffIndex = lab?.msgs.length ?? 0; },
+  async afterTakeover(ctx) {
+    if (!lab || !figures.mqtt_configured) return;
+    const ev = await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"type":"transition"/.test(m.payload) && /"to":"MASTER"/.test(m.payload), 3000, powerOffIndex);
+    const e = lab.json(ev);
+    if (ev && e?.at) {
+      figures.mqtt_takeover_event_ms = Math.round(ev.rx - Date.parse(e.at));
+      ctx.say(`telemetry: takeover event (vhid ${e.vhid}) reached the subscriber ${figures.mqtt_takeover_event_ms} ms after the transition`);
+    } else ctx.say('telemetry: NO takeover event from the secondary within 3 s');
+    const off = await lab.waitFor((m) => m.topic === 'duogate/primary/availability' && m.payload === 'offline', 8000, powerOffIndex);
+    figures.mqtt_offline_seen = !!off;
+    ctx.say(`telemetry: powered-off primary shown offline (last will): ${off ? 'yes' : 'NO'}`);
+  },
+  async finish() {
+    await lab?.stop();
+    lab = null;
+    return { ...figures };
+  },
+};

@@ -1,0 +1,107 @@
+// Pair-health alarms, decided from what this node sees (its CARP state, the peer's CARP adverts on the LAN)
+// and what the peer says over the heartbeat. Pure: time is an argument, so the rules are unit-tested without
+// sockets (test/core/telemetry-peer.test.ts).
+import type { CarpState } from './codec.js';
+
+export type AlarmName = 'split_brain' | 'sync_link_down' | 'peer_lost';
+
+export interface Alarm {
+  name: AlarmName;
+  /** Unique per alarm instance: 'split_brain:1' (per vhid), 'sync_link_down', 'peer_lost'. */
+  key: string;
+  vhid?: number;
+  message: string;
+  /** Wall-clock ISO time it was raised. */
+  since: string;
+}
+
+export interface OwnVhid {
+  vhid: number;
+  state: CarpState | string;
+  /** One advert interval in ms: advbase + advskew/256 seconds. */
+  advertMs: number;
+  addresses: string[];
+  /** Seconds since this node last heard a (peer) master's advert for this vhid; null if never. */
+  masterHeardAgoS: number | null;
+}
+
+export interface Observation {
+  /** Monotonic ms. */
+  now: number;
+  own: OwnVhid[];
+  /** Monotonic ms of the last valid heartbeat per path (null: never). */
+  lastSync: number | null;
+  lastLan: number | null;
+  /** The peer's last reported CARP state per vhid (from the freshest heartbeat on any path). */
+  peerStates: Map<number, CarpState>;
+  peerName: string;
+  /** A path is silent after this long without a valid heartbeat. */
+  deadMs: number;
+  /** Monotonic ms the service started (alarms about silence wait deadMs after it). */
+  startedAt: number;
+}
+
+export interface AlarmChange { alarm: Alarm; active: boolean }
+
+export class AlarmTracker {
+  private active = new Map<string, Alarm>();
+  private bothMasterSince = new Map<number, number>();
+
+  list(): Alarm[] { return [...this.active.values()]; }
+
+  /** Re-evaluate every rule; returns the alarms raised and cleared by this observation. */
+  update(o: Observation): AlarmChange[] {
+    const want = new Map<string, Omit<Alarm, 'since'>>();
+    const fresh = (t: number | null) => t !== null && o.now - t <= o.deadMs;
+    const peerFresh = fresh(o.lastSync) || fresh(o.lastLan);
+    const settled = o.now - o.startedAt > o.deadMs;
+
+    // Split brain: both MASTER for one vhid for longer than one advert interval (a normal preemption
+    // overlaps by less than that: the old master steps down on the first advert it hears).
+    for (const v of o.own) {
+      if (v.state === 'MASTER' && peerFresh && o.peerStates.get(v.vhid) === 'MASTER') {
+        const since = this.bothMasterSince.get(v.vhid) ?? o.now;
+        this.bothMasterSince.set(v.vhid, since);
+        if (o.now - since > v.advertMs) {
+          want.set(`split_brain:${v.vhid}`, {
+            name: 'split_brain', key: `split_brain:${v.vhid}`, vhid: v.vhid,
+            message: `split brain: this node and ${o.peerName} are both MASTER for vhid ${v.vhid} (${v.addresses.join(', ')}); `
+              + 'they do not hear each other\'s CARP adverts on that segment: check its switch/VLAN between the nodes',
+          });
+        }
+      } else this.bothMasterSince.delete(v.vhid);
+    }
+
+    // The peer's CARP adverts count as "seen on the LAN" while within 3 advert intervals (the master-down time).
+    const advertsFresh = o.own.some((v) => v.masterHeardAgoS !== null && v.masterHeardAgoS * 1000 <= 3 * v.advertMs + 100);
+    const seenOutside = fresh(o.lastLan) || advertsFresh;
+    if (settled && !fresh(o.lastSync) && seenOutside) {
+      want.set('sync_link_down', {
+        name: 'sync_link_down', key: 'sync_link_down',
+        message: `sync link down: ${o.peerName} is alive on the LAN${fresh(o.lastLan) ? ' (heartbeat)' : ' (CARP adverts)'} but silent on the sync link: `
+          + 'check the sync cable and interfaces.sync on both nodes; state and config sync are not running',
+      });
+    }
+    if (settled && !peerFresh && !advertsFresh) {
+      const heard = [o.lastSync, o.lastLan].filter((t): t is number => t !== null);
+      const last = heard.length ? `silent for ${Math.round((o.now - Math.max(...heard)) / 1000)} s` : 'never heard';
+      want.set('peer_lost', {
+        name: 'peer_lost', key: 'peer_lost',
+        message: `peer lost: ${o.peerName} is ${last} `
+          + 'on the sync link and the LAN, and sends no CARP adverts: this node is on its own (no redundancy)',
+      });
+    }
+
+    const changes: AlarmChange[] = [];
+    for (const [k, a] of this.active) {
+      if (!want.has(k)) { this.active.delete(k); changes.push({ alarm: a, active: false }); }
+    }
+    for (const [k, a] of want) {
+      if (this.active.has(k)) continue;
+      const alarm = { ...a, since: new Date().toISOString() };
+      this.active.set(k, alarm);
+      changes.push({ alarm, active: true });
+    }
+    return changes;
+  }
+}

@@ -1,0 +1,176 @@
+// The `peer` service: an authenticated UDP heartbeat between the two nodes over the sync link (and, by
+// default, the LAN too), carrying each node's CARP state per vhid so each side knows the other's view. From
+// that and its own CARP observations it raises the pair-health alarms (alarms.ts): split brain, sync link
+// down, peer lost. Alarms go to `duogate status` (this section), the log, and d.emit('alarm') for MQTT.
+//
+// Off the packet path: one small datagram per interval per path, sent from a timer; decoding is a HMAC
+// over < 1 KiB. Nothing here touches the CARP timers.
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import type { Daemon, Transition } from '../daemon/daemon.js';
+import type { Service } from '../daemon/service.js';
+import { decode, encode, type CarpState, type DropReason, type Heartbeat, type Path } from './codec.js';
+import { AlarmTracker, type Alarm, type AlarmChange } from './alarms.js';
+import type { PeerConfig } from './config.js';
+
+/** A new boot id is accepted only if its clock is within this of ours, so an old boot's datagrams cannot be replayed. */
+const NEW_BOOT_WINDOW_MS = 5 * 60_000;
+/** The alarm rules run this often (they are a few comparisons). */
+const EVAL_MS = 200;
+
+/** What `d.emit('alarm', ...)` carries; telemetry publishes it as an event. */
+export interface AlarmEvent { source: string; name: string; key: string; active: boolean; message: string; vhid?: number; at: string; node: string }
+
+export class PeerHealth implements Service {
+  readonly name = 'peer';
+  private d!: Daemon;
+  private sock: dgram.Socket | null = null;
+  private tick: NodeJS.Timeout | null = null;
+  private evalTimer: NodeJS.Timeout | null = null;
+  private readonly boot = randomBytes(8).toString('hex');
+  private seq = 0;
+  private startedAt = 0;
+  private addr: Record<Path, string | undefined> = { sync: undefined, lan: undefined };
+  private last: Record<Path, number | null> = { sync: null, lan: null };
+  private peer: { hb: Heartbeat; rx: number; path: Path } | null = null;
+  private peerSeq = new Map<string, number>(); // boot id → highest seq seen
+  private readonly tracker = new AlarmTracker();
+  private counters = { sent: 0, received: 0, send_errors: 0, short: 0, bad_magic: 0, bad_version: 0, bad_hmac: 0, malformed: 0, replay: 0, unknown_source: 0, own: 0 };
+  private lastError: string | null = null;
+  private onTransition = (_t: Transition) => { this.send(); this.evaluate(); };
+  private onMaintenance = () => this.send();
+
+  constructor(private readonly c: PeerConfig) {}
+
+  start(d: Daemon): void {
+    this.d = d;
+    const ifs = d.config.interfaces;
+    this.addr.sync = ifs.sync.peer;
+    this.addr.lan = this.c.lan_path ? ifs.lan.peer : undefined;
+    if (!this.addr.sync) throw new Error('peer: interfaces.sync.peer is not set: the heartbeat needs the other node\'s sync address (set it, or remove the peer: section)');
+    this.startedAt = d.now();
+    // Bound to the wildcard so the LAN path arrives too; the source address says which path a datagram took,
+    // and anything from another address is dropped (the HMAC guards the rest).
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    s.on('message', (m, r) => this.onMessage(m, r.address));
+    s.on('error', (e) => { this.lastError = `udp ${this.c.port}: ${e.message}`; d.log.warn('peer heartbeat socket error', { err: e }); });
+    s.bind(this.c.port, () => { d.log.info('peer heartbeat listening', { port: this.c.port, sync_peer: this.addr.sync, lan_peer: this.addr.lan ?? null }); this.send(); });
+    this.sock = s;
+    this.tick = setInterval(() => this.send(), this.c.interval_ms);
+    this.evalTimer = setInterval(() => this.evaluate(), EVAL_MS);
+    d.on('transition', this.onTransition);
+    d.on('maintenance', this.onMaintenance);
+  }
+
+  stop(): void {
+    this.d?.off('transition', this.onTransition);
+    this.d?.off('maintenance', this.onMaintenance);
+    if (this.tick) clearInterval(this.tick);
+    if (this.evalTimer) clearInterval(this.evalTimer);
+    try { this.sock?.close(); } catch { /* already closed */ }
+    this.sock = null;
+  }
+
+  /** Active alarms (for other services, e.g. telemetry's problem sensor). */
+  alarms(): Alarm[] { return this.tracker.list(); }
+
+  private deadMs(): number { return this.c.interval_ms * this.c.dead_after; }
+
+  private heartbeat(path: Path): Heartbeat {
+    return {
+      node: this.d.config.node.name, boot: this.boot, seq: ++this.seq, at: Date.now(), path,
+      vips: this.d.core.vhidStatus().map((v) => ({ vhid: v.vhid, state: v.state as CarpState, demote: v.demote })),
+      maintenance: !!this.d.maintenance.get(), alarms: this.tracker.list().map((a) => a.name),
+    };
+  }
+
+  private send(): void {
+    if (!this.sock) return;
+    for (const path of ['sync', 'lan'] as Path[]) {
+      const to = this.addr[path];
+      if (!to) continue;
+      const buf = encode(this.heartbeat(path), this.c.key);
+      try {
+        this.sock.send(buf, this.c.port, to, (e) => {
+          if (!e) { this.counters.sent++; return; }
+          // No route / no carrier: expected while a cable is out; the alarm says so, the log says it once.
+          if (this.counters.send_errors++ === 0) this.d.log.warn('peer heartbeat send failed', { path, to, err: e });
+          this.lastError = `send to ${to} (${path}): ${e.message}`;
+        });
+      } catch (e) { this.lastError = `send to ${to} (${path}): ${(e as Error).message}`; }
+    }
+  }
+
+  private onMessage(buf: Buffer, from: string): void {
+    const path: Path | null = from === this.addr.sync ? 'sync' : from === this.addr.lan ? 'lan' : null;
+    if (!path) { this.counters.unknown_source++; return; }
+    const r = decode(buf, this.c.key);
+    if (!r.ok) { this.count(r.reason); return; }
+    const hb = r.hb;
+    if (hb.node === this.d.config.node.name) { this.counters.own++; return; }
+    const prev = this.peerSeq.get(hb.boot);
+    if (prev === undefined) {
+      if (Math.abs(hb.at - Date.now()) > NEW_BOOT_WINDOW_MS) { this.counters.replay++; return; }
+      if (this.peerSeq.size > 8) this.peerSeq.clear(); // old boots of the peer
+    } else if (hb.seq <= prev) { this.counters.replay++; return; }
+    this.peerSeq.set(hb.boot, hb.seq);
+    this.counters.received++;
+    const now = this.d.now();
+    this.last[path] = now;
+    const newer = !this.peer || (this.peer.hb.boot === hb.boot ? hb.seq > this.peer.hb.seq : hb.at >= this.peer.hb.at);
+    if (newer) this.peer = { hb, rx: now, path };
+    this.evaluate();
+  }
+
+  private count(r: DropReason): void { this.counters[r]++; }
+
+  private evaluate(): void {
+    if (!this.d) return;
+    const now = this.d.now();
+    const st = this.d.core.vhidStatus();
+    const groups = new Map<number, string[]>();
+    for (const v of this.d.config.carp.vips) groups.set(v.vhid, [...(groups.get(v.vhid) ?? []), v.address]);
+    const changes = this.tracker.update({
+      now, deadMs: this.deadMs(), startedAt: this.startedAt,
+      lastSync: this.last.sync, lastLan: this.last.lan,
+      peerName: this.peer?.hb.node ?? `the peer (${this.addr.sync})`,
+      peerStates: new Map((this.peer?.hb.vips ?? []).map((v) => [v.vhid, v.state])),
+      own: st.map((v) => ({
+        vhid: v.vhid, state: v.state, advertMs: v.advbase * 1000 + (v.advskew * 1000) / 256,
+        addresses: groups.get(v.vhid) ?? [], masterHeardAgoS: v.masterHeardAt >= 0 ? (now - v.masterHeardAt) / 1000 : null,
+      })),
+    });
+    for (const c of changes) this.report(c);
+  }
+
+  private report({ alarm, active }: AlarmChange): void {
+    const d = this.d;
+    if (active) d.log.error(alarm.message, { alarm: alarm.name, vhid: alarm.vhid });
+    else d.log.warn('alarm cleared', { alarm: alarm.name, vhid: alarm.vhid });
+    const ev: AlarmEvent = { source: 'peer', name: alarm.name, key: alarm.key, active, message: active ? alarm.message : `cleared: ${alarm.message}`, vhid: alarm.vhid, at: new Date().toISOString(), node: d.config.node.name };
+    d.emit('alarm', ev);
+    // The peer hears about it at once, not at the next tick.
+    this.send();
+  }
+
+  status(): Record<string, unknown> {
+    const now = this.d?.now() ?? 0;
+    const ago = (t: number | null) => (t === null ? null : Math.round(now - t) / 1000);
+    const dead = this.deadMs();
+    const ok = (t: number | null) => t !== null && now - t <= dead;
+    return {
+      peer: this.peer?.hb.node ?? null,
+      sync_link: ok(this.last.sync) ? 'ok' : 'silent',
+      lan_path: this.addr.lan ? (ok(this.last.lan) ? 'ok' : 'silent') : 'off',
+      heard_sync_s_ago: ago(this.last.sync),
+      heard_lan_s_ago: ago(this.last.lan),
+      peer_view: this.peer ? {
+        vips: this.peer.hb.vips.map((v) => ({ vhid: v.vhid, state: v.state })), maintenance: this.peer.hb.maintenance,
+        alarms: this.peer.hb.alarms, sent_at: new Date(this.peer.hb.at).toISOString(), via: this.peer.path,
+      } : null,
+      alarms: this.tracker.list(),
+      counters: { ...this.counters },
+      last_error: this.lastError,
+    };
+  }
+}

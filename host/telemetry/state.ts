@@ -1,0 +1,88 @@
+// The retained state document a node publishes on <prefix>/<node>/state, built from `duogate status`.
+// Flat, template-friendly fields for Home Assistant (strings ON/OFF for binary sensors, as HA compares text),
+// plus each feature's own status section unchanged under `services`.
+//
+// Feature figures (state sync, config sync, DHCP) are read by convention from their status() sections, so
+// telemetry needs no change when a feature lands: a section whose name contains "config" with a boolean
+// `in_sync`; one whose name contains "state" with a boolean `healthy` (or `ok`) and a number `states` (or
+// `entries`); one whose name contains "dhcp" with a string `ha_state` (or `state`) and a number `leases`.
+// Absent figures are null (Home Assistant shows "unknown"). Any section's `alarms` array feeds `alarms`.
+
+export const onOff = (b: boolean | null | undefined): 'ON' | 'OFF' | null => (b === null || b === undefined ? null : b ? 'ON' : 'OFF');
+
+/** The vhid key used in topics and templates: vhid1, vhid2, ... */
+export const vhidKey = (vhid: number) => `vhid${vhid}`;
+
+const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters']);
+const DROPS = ['short', 'bad_ip', 'bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'own_packet', 'bad_hmac', 'not_ready'];
+
+function section(s: Record<string, any>, nameRe: RegExp, pick: (x: any) => boolean): any {
+  for (const [k, v] of Object.entries(s)) if (!CORE_KEYS.has(k) && nameRe.test(k) && v && typeof v === 'object' && pick(v)) return v;
+  return null;
+}
+const num = (...xs: unknown[]) => { for (const x of xs) if (typeof x === 'number' && Number.isFinite(x)) return x; return null; };
+const bool = (...xs: unknown[]) => { for (const x of xs) if (typeof x === 'boolean') return x; return null; };
+
+export interface Figures { config_in_sync: 'ON' | 'OFF' | null; state_sync_ok: 'ON' | 'OFF' | null; states: number | null; dhcp_ha_state: string | null; dhcp_leases: number | null }
+
+export function featureFigures(s: Record<string, any>): Figures {
+  const cfg = section(s, /config/i, (v) => typeof v.in_sync === 'boolean');
+  const st = section(s, /state/i, (v) => typeof v.healthy === 'boolean' || typeof v.ok === 'boolean');
+  const dhcp = section(s, /dhcp/i, () => true);
+  return {
+    config_in_sync: onOff(bool(cfg?.in_sync)),
+    state_sync_ok: onOff(bool(st?.healthy, st?.ok)),
+    states: num(st?.states, st?.entries),
+    dhcp_ha_state: typeof dhcp?.ha_state === 'string' ? dhcp.ha_state : typeof dhcp?.state === 'string' ? dhcp.state : null,
+    dhcp_leases: num(dhcp?.leases),
+  };
+}
+
+export interface AlarmSummary { name: string; message: string; since?: string; vhid?: number; source: string }
+
+/** Every active alarm any service reports in its status section. */
+export function collectAlarms(s: Record<string, any>): AlarmSummary[] {
+  const out: AlarmSummary[] = [];
+  for (const [k, v] of Object.entries(s)) {
+    if (CORE_KEYS.has(k) || !v || typeof v !== 'object' || !Array.isArray(v.alarms)) continue;
+    for (const a of v.alarms) if (a && typeof a.name === 'string') out.push({ name: a.name, message: String(a.message ?? a.name), since: a.since, vhid: a.vhid, source: k });
+  }
+  return out;
+}
+
+/** The state document for one node from its `duogate status` object. `self` is the telemetry section's own name. */
+export function stateDocument(s: Record<string, any>, opts: { version: string; self?: string }): Record<string, unknown> {
+  const vips: Record<string, unknown> = {};
+  for (const v of s.vips ?? []) {
+    vips[vhidKey(v.vhid)] = {
+      vhid: v.vhid, interface: v.interface, addresses: v.addresses, state: v.state, master: onOff(v.state === 'MASTER'),
+      demote: v.demote, last_change: v.last_change, last_change_why: v.last_change_why,
+    };
+  }
+  const c = s.carp_counters ?? {};
+  const alarms = collectAlarms(s);
+  const services: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) if (!CORE_KEYS.has(k) && k !== opts.self) services[k] = v;
+  const peer = s.peer && typeof s.peer === 'object' ? s.peer : null;
+  return {
+    node: s.node,
+    role: s.role,
+    carp: s.carp_role,
+    master: onOff(s.carp_role === 'MASTER'),
+    vips,
+    maintenance: onOff(!!s.maintenance?.on),
+    maintenance_since: s.maintenance?.since ?? null,
+    demotion: s.demotion ?? 0,
+    adverts: { sent: c.sent ?? 0, accepted: c.accepted ?? 0 },
+    drops: Object.fromEntries(DROPS.map((k) => [k, c[k] ?? 0])),
+    drops_total: DROPS.reduce((a, k) => a + (Number(c[k]) || 0), 0),
+    peer: peer ? { name: peer.peer ?? null, sync_link: peer.sync_link ?? null, connected: onOff(peer.sync_link === 'ok' || peer.lan_path === 'ok') } : null,
+    ...featureFigures(s),
+    alarms,
+    problem: onOff(alarms.length > 0),
+    uptime_s: s.uptime_s ?? null,
+    version: opts.version,
+    updated: new Date().toISOString(),
+    services,
+  };
+}

@@ -1,0 +1,146 @@
+// MQTT telemetry and pair-health alarms on the virtual board, against a real Mosquitto broker in the client
+// namespace (192.168.1.100:1883): both nodes' retained state and HA discovery, the takeover event within 1 s,
+// the last will `offline` of a powered-off node, split brain and sync-link-down reported by both nodes, and a
+// dead broker shown in status while CARP carries on. Needs root; prefix 'dgt-tel'.
+import t from 'tap';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { VirtualBoard } from '../../board/virtual/board.js';
+import { Firmware, ROOT, allAre, sleep } from '../../board/virtual/firmware.js';
+import { MqttLab, boardTelemetryConfig } from '../../board/virtual/demo/telemetry.js';
+import type { NodeName } from '../../board/virtual/board.js';
+
+const PREFIX = 'dgt-tel';
+const CORE_KEYS = ['schema', 'node', 'interfaces', 'carp', 'control', 'state_dir', 'log'];
+
+/** The board's node configs reduced to CARP + this feature (other features have their own tests). */
+class TelemetryFirmware extends Firmware {
+  override configFile(node: NodeName): string { return path.join(this.board.runDir, 'tel', `${node}.yaml`); }
+  writeConfigs(): void {
+    mkdirSync(path.join(this.board.runDir, 'tel'), { recursive: true });
+    for (const n of ['primary', 'secondary'] as NodeName[]) {
+      const full = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
+      const c: Record<string, unknown> = Object.fromEntries(CORE_KEYS.filter((k) => k in full).map((k) => [k, full[k]]));
+      Object.assign(c, boardTelemetryConfig());
+      writeFileSync(this.configFile(n), YAML.stringify(c));
+    }
+  }
+}
+
+async function until<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms: number, step = 50): Promise<T | null> {
+  const end = Date.now() + ms;
+  for (let i = 0; i < 5000; i++) {
+    const v = await fn();
+    if (v) return v as T;
+    if (Date.now() > end) return null;
+    await sleep(step);
+  }
+  return null;
+}
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'virtual board needs root');
+} else {
+  const board = new VirtualBoard({ prefix: PREFIX });
+  const fw = new TelemetryFirmware(board);
+  const lab = new MqttLab(board);
+  t.teardown(async () => { await lab.stop(); await board.down(); });
+  const alarms = async (n: NodeName) => { try { return ((await fw.status(n)).peer?.alarms ?? []).map((a: any) => a.key); } catch { return []; } };
+
+  t.test('retained state and HA discovery of both nodes, takeover event, last will on power-off', async (t) => {
+    await board.up();
+    fw.resetState();
+    fw.writeConfigs();
+    await lab.startBroker();
+    await lab.subscribe(['duogate/#', 'homeassistant/#']);
+    await fw.start('primary');
+    await sleep(300);
+    await fw.start('secondary');
+    t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 8000), 'pair converged: primary MASTER');
+
+    const states = await until(() => {
+      const p = lab.json(lab.last('duogate/primary/state')); const s = lab.json(lab.last('duogate/secondary/state'));
+      return p?.carp === 'MASTER' && s?.carp === 'BACKUP' && s?.peer?.connected === 'ON' ? { p, s } : null;
+    }, 8000);
+    t.ok(states, 'subscriber sees both nodes\' state (primary MASTER, secondary BACKUP, peer connected)');
+    t.equal(states?.p.vips.vhid1.state, 'MASTER');
+    t.equal(states?.s.vips.vhid2.master, 'OFF');
+    t.equal(states?.p.problem, 'OFF', 'no alarm on a healthy pair');
+    // A new subscriber gets both states at once: they are retained.
+    const fresh = board.exec('client', 'mosquitto_sub', ['-h', '192.168.1.100', '-t', 'duogate/+/state', '-t', 'duogate/+/availability', '-C', '4', '-W', '3', '-F', '%r %t %p']);
+    const lines = fresh.stdout.trim().split('\n');
+    t.equal(lines.filter((l) => /^1 duogate\/(primary|secondary)\/state \{/.test(l)).length, 2, 'both states retained');
+    t.equal(lines.filter((l) => /^1 duogate\/(primary|secondary)\/availability online$/.test(l)).length, 2, 'both online (retained)');
+    for (const n of ['primary', 'secondary']) {
+      const d = lab.json(lab.last(`homeassistant/binary_sensor/duogate_${n}/carp_master/config`));
+      t.equal(d?.stat_t, '~/state', `${n}: HA discovery for carp_master on the broker`);
+      t.equal(d?.['~'], `duogate/${n}`);
+      t.ok(lab.last(`homeassistant/sensor/duogate_${n}/carp_state_vhid1/config`), `${n}: carp_state_vhid1 entity`);
+    }
+
+    const mark = lab.msgs.length;
+    await board.powerOff('primary');
+    const ev = await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"type":"transition"/.test(m.payload) && /"to":"MASTER"/.test(m.payload), 6000, mark);
+    t.ok(ev, 'takeover event from the secondary');
+    const e = lab.json(ev);
+    const lag = ev ? ev.rx - Date.parse(e.at) : Infinity;
+    t.comment(`mqtt_takeover_event_ms=${lag.toFixed(1)} (vhid ${e?.vhid}, why: ${e?.why})`);
+    t.ok(lag >= 0 && lag <= 1000, `takeover event received ${lag.toFixed(1)} ms after the transition (<= 1000)`);
+    const off = await lab.waitFor((m) => m.topic === 'duogate/primary/availability' && m.payload === 'offline', 8000, mark);
+    t.ok(off, 'powered-off primary shown offline by its last will');
+    if (off) t.comment(`offline seen ${(off.rx - (ev?.rx ?? off.rx)).toFixed(0)} ms after the takeover event (keepalive 2 s)`);
+    const lost = await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"name":"peer_lost"/.test(m.payload) && /"active":true/.test(m.payload), 5000, mark);
+    t.ok(lost, 'peer_lost alarm published by the secondary');
+    const s = lab.json(await lab.waitFor((m) => m.topic === 'duogate/secondary/state' && /"problem":"ON"/.test(m.payload), 3000, mark));
+    t.equal(s?.carp, 'MASTER', 'secondary state shows MASTER with the problem flag');
+  });
+
+  t.test('split brain (primary cut off the LAN switch, carrier up) is reported by both nodes', async (t) => {
+    await board.powerOn('primary');
+    await fw.start('primary');
+    t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 10_000), 'primary back as MASTER');
+    t.ok(await until(async () => (await alarms('secondary')).length === 0 && (await alarms('primary')).length === 0, 5000), 'no alarms once both are up');
+    const mark = lab.msgs.length;
+    board.isolate('primary', 'lan');
+    const both = await fw.waitStates((p, s) => p['1'] === 'MASTER' && s['1'] === 'MASTER', 6000);
+    t.ok(both, 'both nodes MASTER for vhid 1');
+    const t0 = Date.now();
+    const seen = await until(async () => (await alarms('primary')).includes('split_brain:1') && (await alarms('secondary')).includes('split_brain:1'), 4000);
+    t.ok(seen, 'split_brain:1 in the status of both nodes');
+    t.comment(`split brain raised on both ${Date.now() - t0} ms after both were seen MASTER`);
+    t.notOk((await alarms('primary')).includes('split_brain:2'), 'vhid 2 (WAN) is not split');
+    const st = await fw.status('primary');
+    t.match(st.peer.alarms.find((a: any) => a.key === 'split_brain:1')?.message, /both MASTER for vhid 1/);
+    t.ok(await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"name":"split_brain"/.test(m.payload), 3000, mark), 'secondary published the split_brain event');
+    // The primary cannot reach the broker (it is on the LAN): its event waits in the queue and is sent on reconnect.
+    board.reconnect('primary', 'lan');
+    t.ok(await until(async () => !(await alarms('primary')).includes('split_brain:1') && !(await alarms('secondary')).includes('split_brain:1'), 6000), 'split brain cleared after reconnect');
+    const queued = await lab.waitFor((m) => m.topic === 'duogate/primary/event' && /"name":"split_brain"/.test(m.payload), 15_000, mark);
+    t.ok(queued, 'the primary\'s split_brain event reached the broker after its LAN came back');
+  });
+
+  t.test('sync link down while the peer is alive on the LAN: both nodes alarm', async (t) => {
+    board.isolate('primary', 'sync');
+    const seen = await until(async () => (await alarms('primary')).includes('sync_link_down') && (await alarms('secondary')).includes('sync_link_down'), 5000);
+    t.ok(seen, 'sync_link_down on both nodes');
+    t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' }, 'CARP unaffected (adverts go over LAN/WAN)');
+    const s = await fw.status('secondary');
+    t.equal(s.peer.sync_link, 'silent');
+    t.equal(s.peer.lan_path, 'ok');
+    board.reconnect('primary', 'sync');
+    t.ok(await until(async () => (await alarms('primary')).length === 0 && (await alarms('secondary')).length === 0, 5000), 'cleared when the sync link is back');
+  });
+
+  t.test('a dead broker: backoff with the error in status, CARP carries on', async (t) => {
+    await lab.stop();
+    const st = await until(async () => { const s = (await fw.status('secondary')).mqtt; return s.state === 'backoff' && s.last_error ? s : null; }, 8000);
+    t.ok(st, 'mqtt section shows backoff and the last error');
+    t.comment(`last_error: ${st?.last_error}`);
+    t.match(st?.last_error ?? '', /192\.168\.1\.100/);
+    const a = await fw.states('primary');
+    await sleep(1500);
+    t.same(await fw.states('primary'), a, 'CARP states unchanged while the broker is gone');
+    t.same(await fw.states('secondary'), { 1: 'BACKUP', 2: 'BACKUP' });
+  });
+}
