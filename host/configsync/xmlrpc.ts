@@ -90,12 +90,13 @@ function only(children: unknown, tag: string, where: string): Node {
   return els[0];
 }
 
-const MAX_DEPTH = 64;
+// Config sections nest a few levels; fast-xml-parser itself stops at 100 nested tags (3 per level).
+const MAX_DEPTH = 24;
 export function decodeValue(valueNode: Node, depth = 0): XmlRpcValue {
   if (depth > MAX_DEPTH) throw invalid(`values nested deeper than ${MAX_DEPTH}`);
-  const kids = valueNode.value as Node[];
+  const kids = (valueNode.value as Node[]) ?? [];
+  if (kids.every((k) => tagOf(k) === '#text')) return text(kids); // <value>bare text</value> is a string
   const els = elements(kids, 'value');
-  if (els.length === 0) return text(kids); // <value>bare text</value> is a string
   if (els.length !== 1) throw invalid('<value> must hold one type element');
   const el = els[0];
   const tag = tagOf(el);
