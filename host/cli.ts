@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // duogate command line: the daemon (run) and the tools that talk to it over the control socket.
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { loadConfig, ConfigError } from './config/load.js';
@@ -114,7 +114,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+// Run when executed, also through a symlink (node_modules/.bin/duogate, /usr/bin/duogate in the image).
+const isMain = !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
 if (isMain) {
   main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: Error & { code?: string }) => {
     if (e instanceof ConfigError) process.stderr.write(`duogate: config error: ${e.message}\n`);
