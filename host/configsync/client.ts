@@ -58,7 +58,7 @@ export class SyncClient {
     const xml = await new Promise<string>((resolve, reject) => {
       const req = http.request({
         createConnection: () => sock, method: 'POST', path: '/RPC2', host: this.o.host,
-        auth: `${this.o.username}:${this.o.password}`, agent: false,
+        auth: `${this.o.username}:${this.o.password}`, // no agent: createConnection hands over the pinned socket
         headers: { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(body), 'user-agent': 'duogate-configsync' },
       }, (res) => {
         const chunks: Buffer[] = [];
