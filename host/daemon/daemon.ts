@@ -63,6 +63,7 @@ export class Daemon extends EventEmitter {
     for (const role of ['wan', 'lan', 'sync'] as IfRole[]) {
       const ifc = c.interfaces[role];
       const info = native.ifInfo(ifc.device);
+      if (!info.up) this.addrs.linkUp(info.index);
       this.addrs.add(info.index, ifc.address);
     }
 

@@ -16,6 +16,7 @@ const NLM_F_CREATE = 0x400;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFA_BROADCAST = 4;
+const IFF_UP = 0x1;
 const IFF_RUNNING = 0x40;
 const AF_INET = 2;
 
@@ -32,6 +33,17 @@ export class AddressControl {
   constructor(private readonly onError: (what: string, errno: number) => void) {
     this.fd = native.openNetlink(NETLINK_ROUTE, 0);
     this.watch = native.watch(this.fd, () => this.readAcks());
+  }
+
+  /** Set the interface administratively up (RTM_NEWLINK, IFF_UP): the firmware owns its NICs. */
+  linkUp(ifindex: number): void {
+    const m = Buffer.alloc(32);
+    m.writeUInt32LE(32, 0); m.writeUInt16LE(RTM_NEWLINK, 4); m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
+    const seq = this.seq++;
+    m.writeUInt32LE(seq, 8);
+    m[16] = 0; m.writeInt32LE(ifindex, 20); m.writeUInt32LE(IFF_UP, 24); m.writeUInt32LE(IFF_UP, 28);
+    this.pending.set(seq, `link ${ifindex} up`);
+    if (native.send(this.fd, m) < 0) this.onError(`link ${ifindex} up`, -11);
   }
 
   add(ifindex: number, cidrAddr: string): void { this.request(RTM_NEWADDR, ifindex, cidrAddr, `add ${cidrAddr}`); }
