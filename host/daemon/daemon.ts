@@ -176,15 +176,16 @@ export class Daemon extends EventEmitter {
    */
   reconfigure(next: Config): { added: number[]; removed: number[]; unchanged: number[] } {
     const prev = this.config;
+    // What CARP runs on; a description change alone must not flap the VIP.
     const fp = (vips: VipConfig[]) => JSON.stringify([vips[0].interface, vips[0].password, vips[0].advbase, vips[0].advskew,
-      vips.map((v) => v.address).sort(), vips.map((v) => v.description ?? '').sort()]);
+      vips.map((v) => v.address).sort()]);
     const want = new Map<number, VipConfig[]>();
     for (const vip of next.carp.vips) want.set(vip.vhid, [...(want.get(vip.vhid) ?? []), vip]);
     const now = this.now();
     const out = { added: [] as number[], removed: [] as number[], unchanged: [] as number[] };
     for (const [vhid, vips] of [...this.vhidVips]) {
       const w = want.get(vhid);
-      if (w && fp(w) === fp(vips)) { out.unchanged.push(vhid); continue; }
+      if (w && fp(w) === fp(vips)) { this.vhidVips.set(vhid, w); out.unchanged.push(vhid); continue; }
       const link = this.links.find((l) => l.role === vips[0].interface);
       if (link) this.core.removeVhid(now, vhid, link.n);
       this.run(); // performs the release while vhidVips still names the old addresses
