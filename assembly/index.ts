@@ -116,3 +116,64 @@ export function arpBuildGarp(ip: u32): usize {
 }
 
 export { ACT_NONE };
+
+// =====================================================================================================
+// ---- State sync (conntrack replication; assembly/conntrack, assembly/statesync) ----
+// A separate instance of the module is used by host/statesync (its own linear memory): the CARP exports
+// above are untouched by it. Buffers: NLRX (ctnetlink bytes in), NLTX (ctnetlink requests out, length
+// ssNlTxLen), PEER (a peer payload in), TXB (a batch of wire items out, length ssTxLen), IGN (ignore
+// list, raw IPv4 words), ENT (one 64-byte record, layout in conntrack/entry.ts). Counters: SSTATS.
+import * as sst from './statesync/table';
+import * as sse from './statesync/engine';
+import { SSTATS, S_COUNT, clearSStats } from './statesync/stats';
+import { ENT, REC } from './conntrack/entry';
+
+/** Size the table for `capacity` states (rounded up to a power of two, >= 1024). False if already sized differently. */
+export function ssInit(capacity: u32): bool { clearSStats(); return sst.init(capacity); }
+/** Forget every state and queued item (peer restart handling, tests). */
+export function ssClear(): void { sst.clear(); }
+export function ssNlRxPtr(): usize { return sse.NLRX; }
+export function ssNlRxCap(): u32 { return sse.NLRX_CAP; }
+export function ssNlTxPtr(): usize { return sse.NLTX; }
+export function ssNlTxLen(): u32 { return sse.nlTxLen; }
+export function ssNlTxReset(): void { sse.resetNlTx(); }
+export function ssPeerPtr(): usize { return sse.PEER; }
+export function ssPeerCap(): u32 { return sse.PEER_CAP; }
+export function ssTxPtr(): usize { return sse.TXB; }
+export function ssTxLen(): u32 { return sse.txLen; }
+export function ssIgnPtr(): usize { return sse.IGN; }
+export function ssEntPtr(): usize { return ENT; }
+export function ssRecSize(): u32 { return REC; }
+export function ssStatsPtr(): usize { return SSTATS; }
+export function ssStatsCount(): u32 { return S_COUNT; }
+/** Our injecting socket's netlink port id: events carrying it are echoes and are ignored. */
+export function ssSetOwnPid(pid: u32): void { sse.setOwnPid(pid); }
+/** Ignore entries whose original src/dst is one of the `n` addresses in IGN or inside subnet/mask (raw words). */
+export function ssSetIgnore(n: u32, subnet: u32, mask: u32): void { sse.setIgnore(n, subnet, mask); }
+/** ctnetlink bytes in NLRX (`len`). queue: this node is active (changes go to the peer); dump: replies to our dump. */
+export function ssHandleNetlink(now: f64, len: u32, queue: bool, dump: bool): u32 { return sse.handleNetlink(now, len, queue, dump); }
+/** 1 = a dump's NLMSG_DONE was read, 2 = the barrier was answered (bits); cleared by ssResetFlags. */
+export function ssFlags(): u32 { return (sse.doneSeen ? 1 : 0) | (sse.barrierSeen ? 2 : 0); }
+export function ssResetFlags(): void { sse.resetFlags(); }
+export function ssDumpBegin(): void { sse.dumpBegin(); }
+export function ssDumpEnd(queue: bool): u32 { return sse.dumpEnd(queue); }
+/** Encode queued states into TXB (at most maxBytes). Returns the item count; 0 = nothing queued. */
+export function ssPollBatch(now: f64, maxBytes: u32): u32 { return sse.pollBatch(now, maxBytes); }
+/** Queue every live state (bulk send). Returns how many. */
+export function ssQueueAll(): u32 { return sst.queueAll(); }
+/** Drop the send queue (the peer restarted; it will ask for a bulk). */
+export function ssDropQueue(): void { sst.dropQueue(); }
+export function ssQueueLen(): u32 { return sst.qLen; }
+/** Apply `len` bytes of wire items in PEER; kernel requests go to NLTX. Returns items applied. */
+export function ssApply(now: f64, len: u32, liberal: bool): u32 { return sse.applyItems(now, len, liberal); }
+export function ssBarrier(): void { sse.emitBarrier(); }
+/** BE_LIBERAL on/off for TCP states from record `start`; returns where to continue or -1 when done. */
+export function ssLiberalPass(start: u32, on: bool): i32 { return sse.liberalPass(start, on); }
+export function ssCount(): u32 { return sst.count; }
+export function ssCapacity(): u32 { return sst.cap; }
+export function ssSpan(): u32 { return sst.span(); }
+export function ssBytesPerSlot(): u32 { return sst.bytesPerSlot(); }
+/** Copy record `i` into ENT; false if it is free. */
+export function ssReadRecord(i: u32): bool { return sse.readRecord(i); }
+/** Look up the key in ENT (bytes 1..15); the record is copied into ENT. Returns its number or -1. */
+export function ssLookup(): i32 { return sse.lookupEnt(); }

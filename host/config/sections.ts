@@ -4,10 +4,12 @@ import { configSyncSchema } from '../configsync/schema.js';
 import { gatewaySections } from '../gateway/sections.js';
 import { mqttSchema } from '../telemetry/config.js';
 import { peerSchema } from '../peer/config.js';
+import { stateSyncSchema } from '../statesync/config.js';
 
 export const featureSections: Record<string, object> = {
   configsync: configSyncSchema,
   ...gatewaySections,
   mqtt: mqttSchema,
   peer: peerSchema,
+  statesync: stateSyncSchema,
 };

@@ -8,12 +8,15 @@ import { PeerHealth } from '../peer/health.js';
 import type { PeerConfig } from '../peer/config.js';
 import { MqttTelemetry } from '../telemetry/publisher.js';
 import type { MqttConfig } from '../telemetry/config.js';
+import { StateSyncService } from '../statesync/service.js';
+import { stateSyncConfig } from '../statesync/config.js';
 
 export async function loadServices(_d: Daemon, _control: ControlServer): Promise<Service[]> {
   const out: Service[] = [];
   if (_d.config.configsync) out.push(new ConfigSyncService(_control));
   out.push(...gatewayServices(_d, _control));
   if (_d.config.peer) out.push(new PeerHealth(_d.config.peer as PeerConfig));
+  { const ss = stateSyncConfig(_d.config.statesync); if (ss?.enabled) out.push(new StateSyncService(ss)); }
   if (_d.config.mqtt) out.push(new MqttTelemetry(_d.config.mqtt as MqttConfig));
   return out;
 }

@@ -1,0 +1,39 @@
+// The `statesync:` config section: its type, JSON Schema (registered in host/config/sections.ts) and defaults.
+export interface StateSyncConfig {
+  /** false: the section is kept but nothing is replicated (the failover test's control run). */
+  enabled: boolean;
+  /** Shared secret for HMAC-SHA256 on every sync datagram (same on both nodes, at least 16 characters). */
+  key: string;
+  /** UDP port on the sync link (both nodes). */
+  port: number;
+  /** Table capacity in states (rounded up to a power of two); set it to nf_conntrack_max or more. */
+  capacity: number;
+  /** Give up waiting for the peer's bulk after this long and stop demoting CARP (a dead peer must not pin us). */
+  bulk_timeout_ms: number;
+  /** Injected TCP states are BE_LIBERAL; this long after becoming active they are made strict again. */
+  liberal_ms: number;
+  /** Kernel event socket buffer (SO_RCVBUFFORCE), bytes. */
+  event_buffer: number;
+}
+
+export const stateSyncDefaults: Omit<StateSyncConfig, 'key'> = {
+  enabled: true, port: 7200, capacity: 262144, bulk_timeout_ms: 15000, liberal_ms: 5000, event_buffer: 64 * 1024 * 1024,
+};
+
+export const stateSyncSchema = {
+  type: 'object', additionalProperties: false, required: ['key'],
+  properties: {
+    enabled: { type: 'boolean', default: true },
+    key: { type: 'string', minLength: 16, description: 'HMAC-SHA256 key for the sync link, identical on both nodes' },
+    port: { type: 'integer', minimum: 1, maximum: 65535, default: 7200 },
+    capacity: { type: 'integer', minimum: 1024, maximum: 16777216, default: 262144 },
+    bulk_timeout_ms: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
+    liberal_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 5000 },
+    event_buffer: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 67108864 },
+  },
+} as const;
+
+export function stateSyncConfig(raw: unknown): StateSyncConfig | null {
+  if (!raw || typeof raw !== 'object') return null;
+  return { ...stateSyncDefaults, ...(raw as Partial<StateSyncConfig>) } as StateSyncConfig;
+}

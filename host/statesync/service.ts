@@ -1,0 +1,498 @@
+// State sync service: replicates the kernel conntrack table from the active node to the passive one over
+// the sync link (UDP, HMAC-authenticated, reliable), so established sessions (NAT included) survive a
+// failover. The core (SyncCore) parses ctnetlink, keeps the table, coalesces changes and builds the
+// kernel requests; this file owns the sockets, timers, the reliability window and CARP demotion.
+import dgram from 'node:dgram';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { Demote } from '../core/core.js';
+import { native } from '../io/native.js';
+import type { Daemon, Transition } from '../daemon/daemon.js';
+import type { Service } from '../daemon/service.js';
+import { SyncCore } from './core.js';
+import { CtSockets } from './kernel.js';
+import { Codec, Type, F_BULK_START, F_BULK_END, F_WANT_BULK, F_NACK, MAX_PAYLOAD, type Header } from './protocol.js';
+import type { StateSyncConfig } from './config.js';
+
+/** Unacknowledged DATA messages in flight (about 1.4 MB). */
+const WINDOW = 1024;
+/** Retransmit everything unacknowledged after this long without progress (go-back-N). */
+const RTO_MS = 40;
+/** Acknowledge after this many in-order messages, or this long after the first unacknowledged one. */
+const ACK_EVERY = 32;
+const ACK_DELAY_MS = 2;
+const HELLO_MS = 300;
+const KEEPALIVE_MS = 1000;
+/** Batches leave this long after the first change queued (coalescing window). */
+const FLUSH_DELAY_MS = 1;
+const NLTX_FLUSH = 48 * 1024;
+
+interface Pending { seq: number; flags: number; count: number; extra: number; payload: Buffer; sentAt: number }
+
+type BulkState = 'idle' | 'waiting' | 'receiving' | 'committing' | 'done' | 'timeout';
+
+export class StateSyncService implements Service {
+  readonly name = 'statesync';
+  private d!: Daemon;
+  private core!: SyncCore;
+  private ct!: CtSockets;
+  private udp!: dgram.Socket;
+  private codec: Codec;
+  private watches: object[] = [];
+  private timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+  private peerAddr = '';
+  private master = false;
+
+  // --- session and reliability ---
+  private readonly session = Date.now();
+  private peerSession = 0;
+  private pn = 0;
+  private peerPn = 0;
+  private nextSeq = 1;
+  private unacked: Pending[] = [];
+  private expect = 1;           // next in-order DATA seq from the peer
+  private unackedRx = 0;
+  private ackTimer: NodeJS.Timeout | null = null;
+  private rtoTimer: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private peerHeardAt = -1;
+  private lastNackAt = 0;
+
+  // --- bulk ---
+  private bulk: BulkState = 'idle';
+  private bulkExpected = 0;
+  private bulkReceived = 0;
+  private bulkStartedAt = 0;
+  private bulkDoneMs = -1;
+  private bulkTimer: NodeJS.Timeout | null = null;
+  private bulkServedFor = 0;    // peer session we last sent a bulk to
+  private bulkEndPending = false;
+  private bulkStartPending = 0; // >0: a BULK_START with this count must go out first
+
+  // --- kernel ---
+  private dumping = false;
+  private dumpQueue = false;
+  private dumpAgain = false;
+  private dumpSeq = 1;
+  private liberalTimer: NodeJS.Timeout | null = null;
+
+  private c = {
+    tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
+    tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0,
+    kernel_send_errors: 0,
+  };
+  private drops: Record<string, number> = {
+    short: 0, magic: 0, version: 0, length: 0, auth: 0, replay: 0, stale_session: 0, wrong_source: 0,
+    out_of_order: 0, duplicate: 0, bad_items: 0,
+  };
+
+  constructor(private readonly cfg: StateSyncConfig) {
+    this.codec = new Codec(Buffer.from(cfg.key, 'utf8'));
+  }
+
+  start(d: Daemon): void {
+    this.d = d;
+    const c = d.config;
+    this.peerAddr = c.interfaces.sync.peer ?? '';
+    if (!this.peerAddr) throw new Error('statesync: interfaces.sync.peer is not set; state sync needs the peer\'s sync address');
+    this.core = new SyncCore(this.cfg.capacity);
+    // The gateway's own traffic (its addresses, the peer's, the sync link) is never replicated.
+    const own = (['wan', 'lan', 'sync'] as const).flatMap((r) => [c.interfaces[r].address.split('/')[0], c.interfaces[r].peer ?? '']).filter(Boolean);
+    const [syncNet, syncPrefix] = c.interfaces.sync.address.split('/');
+    this.core.setIgnore(own, syncNet, Number(syncPrefix));
+
+    this.enableEvents();
+    // Events first, then the dump: nothing can fall between them (statesync.md §0.6).
+    this.ct = new CtSockets(this.cfg.event_buffer);
+    this.learnInjectPid();
+    this.watches.push(native.watch(this.ct.events, () => this.onEvents()));
+    this.watches.push(native.watch(this.ct.dump, () => this.onDump()));
+    this.watches.push(native.watch(this.ct.inject, () => this.onInjectReplies()));
+
+    this.master = this.isMaster();
+    this.startDump();
+
+    this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 16 * 1024 * 1024, sendBufferSize: 8 * 1024 * 1024 });
+    this.udp.on('message', (m, rinfo) => this.onDatagram(m, rinfo.address));
+    this.udp.on('error', (e) => d.log.warn('statesync socket error', { err: e.message }));
+    this.udp.bind(this.cfg.port, c.interfaces.sync.address.split('/')[0]);
+
+    // Bulk on join: stay demoted until we hold the peer's table, or until the timeout (dead peer).
+    this.bulk = 'waiting';
+    this.bulkStartedAt = d.now();
+    d.demote(Demote.BULK_SYNC, true);
+    this.bulkTimer = this.after(this.cfg.bulk_timeout_ms, () => {
+      if (this.bulk === 'done') return;
+      d.log.warn('statesync: no bulk from the peer in time; no longer demoting (the peer may be down)', { bulk_timeout_ms: this.cfg.bulk_timeout_ms, state: this.bulk });
+      this.bulk = 'timeout';
+      d.demote(Demote.BULK_SYNC, false);
+    });
+    d.on('transition', (t: Transition) => this.onTransition(t));
+    this.helloLoop();
+    this.every(KEEPALIVE_MS, () => { if (this.peerSession) this.sendControl(Type.ACK, 0); });
+    d.log.info('statesync started', { peer: this.peerAddr, port: this.cfg.port, capacity: this.core.x.ssCapacity(), inject_pid: this.ct.injectPid });
+  }
+
+  // ------------------------------------------------------------------ kernel side
+
+  private enableEvents(): void {
+    // With "auto" (2), entries created while nobody listened never produce events (statesync.md 3.3).
+    try { writeFileSync('/proc/sys/net/netfilter/nf_conntrack_events', '1'); } catch (e) {
+      this.d.log.warn('statesync: cannot enable conntrack events', { err: (e as Error).message });
+    }
+    try {
+      if (readFileSync('/proc/sys/net/netfilter/nf_conntrack_tcp_loose', 'utf8').trim() !== '0')
+        this.d.log.warn('statesync: nf_conntrack_tcp_loose is not 0: mid-stream packets before takeover may create entries and resets (statesync.md §0.5)');
+    } catch { /* no conntrack module yet */ }
+  }
+
+  /** The kernel stamps its answers with the requester's port id; a barrier's answer tells us ours. */
+  private learnInjectPid(): void {
+    this.core.x.ssNlTxReset();
+    this.core.x.ssBarrier();
+    this.ct.sendAll(this.ct.inject, this.core.nlTx());
+    this.core.x.ssNlTxReset();
+    const rx = this.core.nlRx();
+    for (let i = 0; i < 100 && !this.ct.injectPid; i++) {
+      const n = native.recvInto(this.ct.inject, rx);
+      if (n >= 16) this.ct.injectPid = new DataView(rx.buffer, rx.byteOffset).getUint32(12, true);
+    }
+    if (!this.ct.injectPid) throw new Error('statesync: the kernel did not answer on the conntrack netlink socket; is nf_conntrack loaded?');
+    this.core.x.ssSetOwnPid(this.ct.injectPid);
+    this.core.x.ssResetFlags();
+  }
+
+  private onEvents(): void {
+    const x = this.core.x;
+    for (let i = 0; i < 512; i++) {
+      const rx = this.core.nlRx();
+      const n = native.recvInto(this.ct.events, rx);
+      if (n === -1) break;
+      if (n === -2) {
+        // Events were lost: the table can only be trusted again after a full re-dump and diff.
+        this.c.event_overruns++;
+        this.d.log.warn('statesync: conntrack events lost (ENOBUFS); re-dumping the kernel table', { overruns: this.c.event_overruns });
+        if (this.master) this.startDump();
+        continue;
+      }
+      x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), this.master ? 1 : 0, 0);
+    }
+    this.afterCoreWork();
+  }
+
+  private startDump(): void {
+    if (this.dumping) { this.dumpAgain = true; return; }
+    this.dumping = true;
+    this.dumpQueue = this.master;
+    this.c.resyncs++;
+    this.core.x.ssDumpBegin();
+    this.core.x.ssResetFlags();
+    this.ct.requestDump(this.dumpSeq++);
+  }
+
+  private onDump(): void {
+    const x = this.core.x;
+    for (let i = 0; i < 256 && this.dumping; i++) {
+      const rx = this.core.nlRx();
+      const n = native.recvInto(this.ct.dump, rx);
+      if (n === -1) break;
+      if (n < 0) continue;
+      x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), this.dumpQueue ? 1 : 0, 1);
+      if (x.ssFlags() & 1) {
+        const swept = x.ssDumpEnd(this.dumpQueue ? 1 : 0);
+        x.ssResetFlags();
+        this.dumping = false;
+        this.d.log.info('statesync: kernel table read', { states: x.ssCount(), gone: swept, queued: x.ssQueueLen() });
+        if (this.dumpAgain) { this.dumpAgain = false; this.startDump(); }
+      }
+    }
+    this.afterCoreWork();
+  }
+
+  private onInjectReplies(): void {
+    const x = this.core.x;
+    for (let i = 0; i < 256; i++) {
+      const rx = this.core.nlRx();
+      const n = native.recvInto(this.ct.inject, rx);
+      if (n === -1) break;
+      if (n < 0) continue;
+      x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), 0, 0);
+      if (x.ssFlags() & 2) {
+        x.ssResetFlags();
+        if (this.bulk === 'committing') this.bulkComplete();
+      }
+    }
+    this.flushKernel(true);
+  }
+
+  /** Send the core's pending kernel requests (all, or only once enough piled up). */
+  private flushKernel(all: boolean): void {
+    const x = this.core.x;
+    if (x.ssNlTxLen() === 0 || (!all && x.ssNlTxLen() < NLTX_FLUSH)) return;
+    const before = this.ct.sendErrors;
+    this.ct.sendAll(this.ct.inject, this.core.nlTx());
+    x.ssNlTxReset();
+    if (this.ct.sendErrors !== before) this.c.kernel_send_errors += this.ct.sendErrors - before;
+  }
+
+  private afterCoreWork(): void {
+    if (this.core.x.ssQueueLen() > 0 && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => { this.flushTimer = null; this.pump(); }, FLUSH_DELAY_MS);
+    }
+  }
+
+  private isMaster(): boolean { const r = this.d.role(); return r === 'MASTER' || r === 'MIXED'; }
+
+  private onTransition(_t: Transition): void {
+    const was = this.master;
+    this.master = this.isMaster();
+    if (this.master === was) return;
+    if (this.master) {
+      this.d.log.info('statesync: active; following the kernel table and sending changes', { states: this.core.x.ssCount() });
+      // The kernel is now the truth: re-read it (diff queues what differs), then make injected TCP strict again.
+      this.startDump();
+      if (this.liberalTimer) clearTimeout(this.liberalTimer);
+      this.liberalTimer = this.after(this.cfg.liberal_ms, () => this.strictPass());
+    } else {
+      this.d.log.info('statesync: passive; applying the peer\'s states');
+    }
+  }
+
+  private strictPass(): void {
+    if (!this.master) return;
+    const x = this.core.x;
+    let at = 0;
+    for (let i = 0; i < 10_000 && at >= 0; i++) {
+      at = x.ssLiberalPass(at, 0);
+      this.flushKernel(true);
+    }
+    this.d.log.info('statesync: injected TCP states are strictly window-tracked again');
+  }
+
+  // ------------------------------------------------------------------ peer side
+
+  private header(type: number, flags: number, seq = 0, count = 0, extra = 0): Header {
+    return { type, flags, session: this.session, peerSession: this.peerSession, pn: ++this.pn, seq, ack: this.expect - 1, count, extra };
+  }
+
+  private sendRaw(b: Buffer): void {
+    this.c.tx_msgs++; this.c.tx_bytes += b.length;
+    this.udp.send(b, this.cfg.port, this.peerAddr, () => { /* errors surface as 'error' events */ });
+  }
+
+  private sendControl(type: number, flags: number): void {
+    if (type === Type.ACK) { this.c.acks_tx++; this.unackedRx = 0; if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = null; } }
+    if (type === Type.HELLO) this.c.hellos_tx++;
+    this.sendRaw(this.codec.seal(this.header(type, flags), Buffer.alloc(0)));
+  }
+
+  /** Until the peer is heard (and while we still want its table), say hello. */
+  private helloLoop(): void {
+    if (this.stopped) return;
+    // A peer that shows up late (after our timeout) still hands us its table.
+    const wantBulk = this.bulk === 'waiting' || this.bulk === 'timeout';
+    if (!this.peerSession || wantBulk) this.sendControl(Type.HELLO, wantBulk ? F_WANT_BULK : 0);
+    this.after(HELLO_MS, () => this.helloLoop());
+  }
+
+  /** Move queued states and bulk markers into DATA messages while the window allows. */
+  private pump(): void {
+    if (this.stopped || !this.peerSession) return;
+    const x = this.core.x;
+    const now = this.d.now();
+    while (this.unacked.length < WINDOW) {
+      if (this.bulkStartPending) {
+        this.sendData(F_BULK_START, 0, this.bulkStartPending, Buffer.alloc(0), now);
+        this.bulkStartPending = 0;
+        continue;
+      }
+      const n = x.ssPollBatch(now, MAX_PAYLOAD);
+      if (n > 0) { this.sendData(0, n, 0, Buffer.from(this.core.txBatch()), now); continue; }
+      if (this.bulkEndPending) { this.bulkEndPending = false; this.sendData(F_BULK_END, 0, 0, Buffer.alloc(0), now); }
+      break;
+    }
+    if (x.ssQueueLen() > 0 && this.unacked.length < WINDOW) this.afterCoreWork();
+  }
+
+  private sendData(flags: number, count: number, extra: number, payload: Buffer, now: number): void {
+    const p: Pending = { seq: this.nextSeq++, flags, count, extra, payload, sentAt: now };
+    this.unacked.push(p);
+    this.sendRaw(this.codec.seal(this.header(Type.DATA, flags, p.seq, count, extra), payload));
+    this.armRto();
+  }
+
+  private armRto(): void {
+    if (this.rtoTimer || this.unacked.length === 0) return;
+    this.rtoTimer = setTimeout(() => { this.rtoTimer = null; this.onRto(); }, RTO_MS);
+  }
+
+  private onRto(): void {
+    if (this.stopped || this.unacked.length === 0) return;
+    const now = this.d.now();
+    if (now - this.unacked[0].sentAt >= RTO_MS) this.resendAll(now);
+    this.armRto();
+  }
+
+  /** Go-back-N: the receiver only accepts in order, so everything after the gap goes again. */
+  private resendAll(now: number): void {
+    for (const p of this.unacked) {
+      p.sentAt = now;
+      this.c.retransmitted++;
+      this.sendRaw(this.codec.seal(this.header(Type.DATA, p.flags, p.seq, p.count, p.extra), p.payload));
+    }
+  }
+
+  private onDatagram(m: Buffer, from: string): void {
+    if (from !== this.peerAddr) { this.drops.wrong_source++; return; }
+    const r = this.codec.open(m);
+    if (!r.ok) { this.drops[r.why]++; return; }
+    const h = r.h;
+    // Incarnations only grow: an older one is a replay; a newer one is the peer restarted.
+    if (h.session < this.peerSession) { this.drops.replay++; return; }
+    if (h.session > this.peerSession) this.onPeerSession(h.session);
+    if (h.pn <= this.peerPn) { this.drops.replay++; return; }
+    this.peerPn = h.pn;
+    this.c.rx_msgs++; this.c.rx_bytes += m.length;
+    this.peerHeardAt = this.d.now();
+    // Messages addressed to an earlier incarnation of ours carry nothing we can use.
+    if (h.peerSession !== 0 && h.peerSession !== this.session) { this.drops.stale_session++; return; }
+    if (h.peerSession === this.session) this.onAck(h.ack, (h.flags & F_NACK) !== 0 && h.type === Type.ACK);
+    if (h.type === Type.HELLO) {
+      this.c.hellos_rx++;
+      if ((h.flags & F_WANT_BULK) && this.bulkServedFor !== h.session) this.serveBulk(h.session);
+      this.sendControl(Type.ACK, 0);
+    } else if (h.type === Type.ACK) {
+      this.c.acks_rx++;
+    } else if (h.type === Type.DATA) {
+      if (h.peerSession !== this.session) { this.drops.stale_session++; return; }
+      this.onData(h, r.payload);
+    }
+  }
+
+  private onPeerSession(s: number): void {
+    const first = this.peerSession === 0;
+    this.peerSession = s;
+    this.peerPn = 0;
+    this.expect = 1;
+    this.unackedRx = 0;
+    // What we had in flight went to a process that no longer exists; it asks for a bulk if it needs one.
+    this.unacked = [];
+    this.nextSeq = 1;
+    this.bulkEndPending = false; this.bulkStartPending = 0;
+    if (!first) this.c.peer_restarts++;
+    this.d.log.info(first ? 'statesync: peer found' : 'statesync: peer restarted', { peer: this.peerAddr, session: s });
+    this.pump();
+  }
+
+  private onAck(ack: number, nack: boolean): void {
+    let k = 0;
+    while (k < this.unacked.length && this.unacked[k].seq <= ack) k++;
+    if (k > 0) this.unacked.splice(0, k);
+    if (nack && this.unacked.length) this.resendAll(this.d.now());
+    if (k > 0) this.pump();
+  }
+
+  private onData(h: Header, payload: Buffer): void {
+    if (h.seq < this.expect) { this.drops.duplicate++; this.scheduleAck(true); return; }
+    if (h.seq > this.expect) {
+      this.drops.out_of_order++;
+      const now = this.d.now();
+      if (now - this.lastNackAt > 5) { this.lastNackAt = now; this.sendControl(Type.ACK, F_NACK); }
+      return;
+    }
+    this.expect++;
+    const x = this.core.x;
+    if (h.flags & F_BULK_START) {
+      this.bulkExpected = h.extra; this.bulkReceived = 0;
+      if (this.bulk === 'waiting' || this.bulk === 'timeout') { this.bulk = 'receiving'; }
+      this.d.log.info('statesync: bulk from the peer started', { states: h.extra });
+    }
+    if (payload.length) {
+      const rx = this.core.peerRx();
+      rx.set(payload);
+      const n = x.ssApply(this.d.now(), payload.length, 1);
+      if (n < h.count) this.drops.bad_items += h.count - n;
+      if (this.bulk === 'receiving') this.bulkReceived += n;
+      this.flushKernel(false);
+    }
+    if ((h.flags & F_BULK_END) && this.bulk === 'receiving') {
+      // Done once the kernel has processed every request sent before the barrier.
+      this.bulk = 'committing';
+      this.c.bulks_received++;
+      this.flushKernel(true);
+      x.ssBarrier();
+      this.flushKernel(true);
+    }
+    this.scheduleAck(false);
+    if (!this.kernelFlushScheduled) { this.kernelFlushScheduled = true; setImmediate(() => { this.kernelFlushScheduled = false; this.flushKernel(true); }); }
+  }
+  private kernelFlushScheduled = false;
+
+  private scheduleAck(now: boolean): void {
+    this.unackedRx++;
+    if (now || this.unackedRx >= ACK_EVERY) { this.sendControl(Type.ACK, 0); return; }
+    if (!this.ackTimer) this.ackTimer = setTimeout(() => { this.ackTimer = null; this.sendControl(Type.ACK, 0); }, ACK_DELAY_MS);
+  }
+
+  private serveBulk(forSession: number): void {
+    this.bulkServedFor = forSession;
+    const n = this.core.x.ssQueueAll();
+    this.bulkStartPending = Math.max(1, n);
+    this.bulkEndPending = true;
+    this.c.bulks_sent++;
+    this.d.log.info('statesync: peer asked for the whole table; sending', { states: n });
+    this.pump();
+  }
+
+  private bulkComplete(): void {
+    this.bulk = 'done';
+    this.bulkDoneMs = this.d.now() - this.bulkStartedAt;
+    if (this.bulkTimer) { clearTimeout(this.bulkTimer); this.bulkTimer = null; }
+    this.d.demote(Demote.BULK_SYNC, false);
+    this.d.log.info('statesync: bulk complete; the kernel holds the peer\'s table', { states: this.bulkReceived, ms: Math.round(this.bulkDoneMs) });
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  private after(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => { this.timers.delete(t); if (!this.stopped) fn(); }, ms);
+    this.timers.add(t);
+    return t;
+  }
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(() => { if (!this.stopped) fn(); }, ms);
+    this.timers.add(t);
+  }
+
+  stop(_graceful: boolean): void {
+    this.stopped = true;
+    for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
+    for (const t of [this.ackTimer, this.rtoTimer, this.flushTimer, this.bulkTimer, this.liberalTimer]) if (t) clearTimeout(t);
+    for (const w of this.watches) native.unwatch(w);
+    this.ct?.close();
+    try { this.udp?.close(); } catch { /* closed */ }
+  }
+
+  status(): Record<string, unknown> {
+    if (!this.core) return { enabled: true, running: false };
+    const x = this.core.x;
+    let kernel = -1;
+    try { kernel = Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8').trim()); } catch { /* none */ }
+    const now = this.d.now();
+    return {
+      enabled: true,
+      mode: this.master ? 'active' : 'passive',
+      states_kernel: kernel,
+      states_table: x.ssCount(),
+      table_capacity: x.ssCapacity(),
+      table_bytes_per_state: x.ssBytesPerSlot(),
+      queue: x.ssQueueLen(),
+      in_flight: this.unacked.length,
+      peer: { address: this.peerAddr, session: this.peerSession || null, last_heard_ms_ago: this.peerHeardAt < 0 ? null : Math.round(now - this.peerHeardAt) },
+      bulk: { state: this.bulk, expected: this.bulkExpected, received: this.bulkReceived, took_ms: this.bulkDoneMs < 0 ? null : Math.round(this.bulkDoneMs) },
+      messages: { ...this.c },
+      dropped: { ...this.drops },
+      core: this.core.stats(),
+    };
+  }
+}
