@@ -28,11 +28,12 @@ export const safeId = (s: string) => s.replace(/[^a-zA-Z0-9_-]/g, '_');
 
 export function discoveryMessages(i: DiscoveryInput): DiscoveryMessage[] {
   const nodeId = safeId(`duogate_${i.node}`);
-  const devId = safeId(`duogate_${i.node}${i.mac ? '_' + i.mac.replace(/:/g, '') : ''}`);
+  const mac = i.mac?.toLowerCase() ?? null;
+  const devId = safeId(`duogate_${i.node}${mac ? '_' + mac.replace(/:/g, '') : ''}`);
   const dev: Record<string, unknown> = {
     ids: [devId], name: `duogate ${i.node}`, mf: 'duogate', mdl: `HA gateway node (${i.role})`, sw: i.version,
   };
-  if (i.mac) dev.cns = [['mac', i.mac.toLowerCase()]];
+  if (mac) dev.cns = [['mac', mac]];
   const common = {
     '~': i.base, stat_t: '~/state', avty_t: '~/availability', pl_avail: 'online', pl_not_avail: 'offline',
     dev, o: { name: 'duogate', sw: i.version }, exp_aft: i.expireAfter,

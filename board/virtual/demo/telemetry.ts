@@ -29,7 +29,7 @@ export class MqttLab {
     mkdirSync(this.dir, { recursive: true });
     const conf = path.join(this.dir, 'mosquitto.conf');
     writeFileSync(conf, [
-      `listener ${BROKER.port} ${BROKER.host}`, 'allow_anonymous true', 'persistence false',
+      `listener ${BROKER.port} ${BROKER.host}`, 'allow_anonymous true', 'persistence false', 'user root',
       `log_dest file ${path.join(this.dir, 'mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice', '',
     ].join('\n'));
     this.broker = this.board.spawn(this.ns, 'mosquitto', ['-c', conf], { stdio: 'ignore' });
@@ -94,7 +94,7 @@ export class MqttLab {
 /** The `mqtt:` and `peer:` sections the board's nodes use (also in the commented example of primary.yaml). */
 export function boardTelemetryConfig(): { mqtt: Record<string, unknown>; peer: Record<string, unknown> } {
   return {
-    mqtt: { url: `mqtt://${BROKER.host}:${BROKER.port}`, prefix: 'duogate', interval_s: 15, keepalive_s: 2, discovery: { enabled: true, prefix: 'homeassistant' } },
+    mqtt: { url: `mqtt://${BROKER.host}:${BROKER.port}`, prefix: 'duogate', interval_s: 15, keepalive_s: 1, discovery: { enabled: true, prefix: 'homeassistant' } },
     peer: { key: 'board-peer-heartbeat-key-0123456789', interval_ms: 500 },
   };
 }

@@ -1,0 +1,140 @@
+// Home Assistant discovery payloads (host/telemetry/discovery.ts) and the state document they read
+// (host/telemetry/state.ts): topics, required keys, known abbreviations only, and every value template
+// rendering to a value the entity accepts when evaluated against a real state document.
+import t from 'tap';
+import { discoveryMessages, type DiscoveryInput } from '../../host/telemetry/discovery.js';
+import { collectAlarms, featureFigures, stateDocument } from '../../host/telemetry/state.js';
+
+const TOPIC = /^homeassistant\/(binary_sensor|sensor|switch)\/[a-zA-Z0-9_-]+\/[a-zA-Z0-9_-]+\/config$/;
+// HA's abbreviations (homeassistant/components/mqtt/abbreviations.py) for every key we use; a typo is an error.
+const KNOWN = new Set(['~', 'name', 'uniq_id', 'stat_t', 'avty_t', 'pl_avail', 'pl_not_avail', 'dev', 'o', 'exp_aft', 'val_tpl',
+  'pl_on', 'pl_off', 'ic', 'dev_cla', 'json_attr_t', 'json_attr_tpl', 'ops', 'cmd_t', 'stat_on', 'stat_off', 'ent_cat', 'stat_cla', 'unit_of_meas']);
+const DEVICE_KEYS = new Set(['ids', 'name', 'mf', 'mdl', 'sw', 'cns']);
+const CATEGORIES = new Set(['config', 'diagnostic']);
+const STATE_CLASSES = new Set(['measurement', 'total', 'total_increasing']);
+
+/** A `duogate status` object as the daemon returns it (CARP + peer + one of each feature section). */
+function status(over: Record<string, unknown> = {}): Record<string, any> {
+  return {
+    node: 'gw-a', role: 'primary', carp_role: 'MASTER', uptime_s: 12, maintenance: { on: false }, demotion: 0, preempt: true,
+    links: { lan: { device: 'lan0', carrier: true } },
+    vips: [
+      { interface: 'lan', device: 'lan0', vhid: 1, addresses: ['192.168.1.1/24'], state: 'MASTER', advbase: 1, advskew: 0, advertised_skew: 0, demote: 0, last_change: '2026-01-01T00:00:00.000Z', last_change_why: 'start' },
+      { interface: 'wan', device: 'wan0', vhid: 2, addresses: ['203.0.113.1/24'], state: 'BACKUP', advbase: 1, advskew: 0, advertised_skew: 0, demote: 0, last_change: null, last_change_why: null },
+    ],
+    carp_counters: { accepted: 5, sent: 100, bad_hmac: 2, short: 1 },
+    peer: { peer: 'gw-b', sync_link: 'ok', lan_path: 'ok', alarms: [] },
+    configsync: { in_sync: true, revision: 7 },
+    statesync: { healthy: false, states: 1234 },
+    dhcp: { ha_state: 'hot-standby', leases: 17 },
+    mqtt: { connected: true },
+    ...over,
+  };
+}
+
+function input(over: Partial<DiscoveryInput> = {}): DiscoveryInput {
+  return {
+    discoveryPrefix: 'homeassistant', base: 'duogate/gw-a', node: 'gw-a', role: 'primary', version: '0.1.0', mac: '02:D6:01:01:00:01',
+    vhids: [{ vhid: 1, interface: 'lan', addresses: ['192.168.1.1/24'] }, { vhid: 2, interface: 'wan', addresses: ['203.0.113.1/24'] }],
+    features: { configSync: true, stateSync: true, dhcp: true, peer: true }, commands: false, expireAfter: 55, ...over,
+  };
+}
+
+/** Renders the `{{ value_json.a.b }}` templates we emit (a plain path: the only form used for states). */
+function render(tpl: string, doc: any): string {
+  const m = /^\{\{ value_json((?:\.[a-zA-Z0-9_]+)+) \}\}$/.exec(tpl);
+  if (!m) throw new Error(`not a plain path template: ${tpl}`);
+  let v = doc;
+  for (const k of m[1].slice(1).split('.')) {
+    if (v === null || typeof v !== 'object' || !(k in v)) throw new Error(`${tpl}: ${k} missing in the state document`);
+    v = v[k];
+  }
+  return v === null ? 'None' : String(v); // Jinja renders None as "None", which HA reads as "unknown"
+}
+
+t.test('topics, required keys and abbreviations', async (t) => {
+  const all = discoveryMessages(input());
+  t.same(all.filter((m) => m.payload === '').map((m) => m.topic), ['homeassistant/switch/duogate_gw-a/maintenance/config'],
+    'with every feature present only the command switch is deleted (commands are off)');
+  const msgs = all.filter((m) => m.payload !== '');
+  const ids = new Set<string>();
+  t.ok(msgs.length >= 14, `${msgs.length} entities`);
+  for (const m of all) t.match(m.topic, TOPIC, m.topic);
+  for (const m of msgs) {
+    t.match(m.topic, /\/duogate_gw-a\//, 'node id from the node name');
+    const p = m.payload as Record<string, any>;
+    for (const k of Object.keys(p)) t.ok(KNOWN.has(k), `${m.topic}: key ${k} is a known discovery key`);
+    for (const k of ['name', 'uniq_id', 'stat_t', 'avty_t', 'dev', 'o', 'val_tpl']) t.ok(k in p, `${m.topic}: has ${k}`);
+    t.equal(p['~'], 'duogate/gw-a');
+    t.equal(p.stat_t, '~/state');
+    t.equal(p.avty_t, '~/availability');
+    t.same([p.pl_avail, p.pl_not_avail], ['online', 'offline']);
+    t.notOk(ids.has(p.uniq_id), `${p.uniq_id} unique`);
+    ids.add(p.uniq_id);
+    t.match(p.uniq_id, /^duogate_gw-a_02d601010001_/, 'unique id carries the device id (node + MAC)');
+    t.same(p.dev.ids, ['duogate_gw-a_02d601010001']);
+    for (const k of Object.keys(p.dev)) t.ok(DEVICE_KEYS.has(k), `device key ${k}`);
+    t.same(p.dev.cns, [['mac', '02:d6:01:01:00:01']]);
+    t.equal(p.o.name, 'duogate', 'origin with a name');
+    if (p.ent_cat) t.ok(CATEGORIES.has(p.ent_cat));
+    if (p.stat_cla) t.ok(STATE_CLASSES.has(p.stat_cla));
+    if (m.topic.includes('/binary_sensor/')) t.same([p.pl_on, p.pl_off], ['ON', 'OFF'], 'binary sensor payloads are the strings ON/OFF');
+    if (p.dev_cla === 'enum') t.ok(Array.isArray(p.ops) && p.ops.length > 0, 'enum sensor lists its options');
+    t.ok(p.exp_aft > 0, 'expire_after set');
+  }
+  const topics = msgs.map((m) => m.topic);
+  for (const want of ['binary_sensor/duogate_gw-a/carp_master', 'sensor/duogate_gw-a/carp_state_vhid1', 'sensor/duogate_gw-a/carp_state_vhid2',
+    'binary_sensor/duogate_gw-a/carp_master_vhid1', 'binary_sensor/duogate_gw-a/maintenance', 'binary_sensor/duogate_gw-a/problem',
+    'binary_sensor/duogate_gw-a/config_in_sync', 'binary_sensor/duogate_gw-a/state_sync_ok', 'sensor/duogate_gw-a/states']) {
+    t.ok(topics.includes(`homeassistant/${want}/config`), `entity ${want}`);
+  }
+});
+
+t.test('every value template renders to a value its entity accepts', async (t) => {
+  const doc = stateDocument(status(), { version: '0.1.0', self: 'mqtt' });
+  for (const m of discoveryMessages(input())) {
+    if (m.payload === '') continue;
+    const p = m.payload as Record<string, any>;
+    if (m.topic.endsWith('/peer_connected/config')) { t.match(p.val_tpl, /value_json\.peer\.connected/); t.equal((doc.peer as any).connected, 'ON'); continue; }
+    const v = render(p.val_tpl, doc);
+    if (m.topic.includes('/binary_sensor/') || m.topic.includes('/switch/')) t.ok(['ON', 'OFF'].includes(v), `${m.topic} → ${v}`);
+    else if (p.dev_cla === 'enum') t.ok(p.ops.includes(v), `${m.topic} → ${v} in options`);
+    else if (p.stat_cla) t.ok(Number.isFinite(Number(v)), `${m.topic} → ${v} is a number`);
+    else t.ok(v.length > 0, `${m.topic} → ${v}`);
+  }
+  t.equal(render('{{ value_json.vips.vhid1.state }}', doc), 'MASTER');
+  t.equal(render('{{ value_json.vips.vhid2.master }}', doc), 'OFF');
+  t.equal(render('{{ value_json.master }}', doc), 'ON');
+  t.equal(render('{{ value_json.states }}', doc), '1234');
+  t.equal(render('{{ value_json.state_sync_ok }}', doc), 'OFF');
+  t.equal(render('{{ value_json.drops_total }}', doc), '3');
+});
+
+t.test('absent features delete their entities; commands swap the maintenance sensor for a switch', async (t) => {
+  const msgs = discoveryMessages(input({ features: { configSync: false, stateSync: false, dhcp: false, peer: true }, commands: true }));
+  const byTopic = new Map(msgs.map((m) => [m.topic.split('/').slice(1, 4).join('/'), m.payload]));
+  for (const k of ['binary_sensor/duogate_gw-a/config_in_sync', 'binary_sensor/duogate_gw-a/state_sync_ok', 'sensor/duogate_gw-a/states', 'sensor/duogate_gw-a/dhcp_leases', 'binary_sensor/duogate_gw-a/maintenance']) {
+    t.equal(byTopic.get(k), '', `${k}: empty retained payload deletes it`);
+  }
+  const sw = byTopic.get('switch/duogate_gw-a/maintenance') as Record<string, any>;
+  t.equal(sw.cmd_t, '~/cmd/maintenance');
+  t.same([sw.pl_on, sw.pl_off, sw.stat_on, sw.stat_off], ['ON', 'OFF', 'ON', 'OFF']);
+  t.notOk(discoveryMessages(input()).some((m) => m.topic.includes('/switch/') && m.payload !== ''), 'no command entity unless commands are on');
+});
+
+t.test('state document: figures by convention, alarms, null when a feature is absent', async (t) => {
+  const withAlarm = status({ peer: { peer: 'gw-b', sync_link: 'silent', lan_path: 'ok', alarms: [{ name: 'sync_link_down', key: 'sync_link_down', message: 'sync link down: ...', since: 'x' }] } });
+  const doc = stateDocument(withAlarm, { version: '1', self: 'mqtt' }) as any;
+  t.equal(doc.problem, 'ON');
+  t.same(doc.alarms.map((a: any) => [a.name, a.source]), [['sync_link_down', 'peer']]);
+  t.equal(doc.config_in_sync, 'ON');
+  t.equal(doc.dhcp_ha_state, 'hot-standby');
+  t.equal(doc.dhcp_leases, 17);
+  t.notOk('mqtt' in doc.services, 'telemetry does not publish its own section into the state');
+  t.ok('statesync' in doc.services, 'feature sections ride along unchanged');
+  t.equal(doc.maintenance, 'OFF');
+  const bare = status(); delete bare.configsync; delete bare.statesync; delete bare.dhcp; delete bare.peer;
+  t.same(featureFigures(bare), { config_in_sync: null, state_sync_ok: null, states: null, dhcp_ha_state: null, dhcp_leases: null });
+  t.same(collectAlarms(bare), []);
+  t.equal((stateDocument(bare, { version: '1' }) as any).problem, 'OFF');
+});
