@@ -3,10 +3,15 @@
 import { extraChecks } from '../config/check.js';
 import { firewallSchema, natSchema } from './firewall/schema.js';
 import { checkFirewall } from './firewall/check.js';
+import { dhcpSchema } from './dhcp/schema.js';
+import { checkDhcp } from './dhcp/kea.js';
+import { dnsSchema } from './dns/schema.js';
 
 export const gatewaySections: Record<string, object> = {
   firewall: firewallSchema,
   nat: natSchema,
+  dhcp: dhcpSchema,
+  dns: dnsSchema,
 };
 
-extraChecks.push((c) => checkFirewall(c));
+extraChecks.push((c) => [...checkFirewall(c), ...checkDhcp(c)]);

@@ -1,0 +1,175 @@
+// Kea DHCPv4 (Debian's kea-dhcp4-server 2.2) with the HA hook in hot-standby: config generation per node,
+// our own validation (`kea-dhcp4 -t` accepts broken configs), and the control-socket client for status.
+// Facts and traps: ../shared/docs/configsync.md §3 — HA+MT (Kea's own HTTP listener, no ctrl agent) needs
+// core multi-threading on; peer URLs are IP literals on the sync link; routers/DNS are the LAN VIP.
+import net from 'node:net';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../../config/schema.js';
+import type { Finding } from '../../config/check.js';
+import { inSubnet, ipNum, isNetOrBroadcast, numIp, parseCidr } from '../../config/net.js';
+import { SYNC_PORTS } from '../firewall/ports.js';
+import { vipsOn } from '../firewall/compile.js';
+import type { DhcpConfig } from './schema.js';
+
+const HOOK_DIRS = ['/usr/lib/x86_64-linux-gnu/kea/hooks', '/usr/lib/aarch64-linux-gnu/kea/hooks', '/usr/lib/kea/hooks', '/usr/local/lib/kea/hooks'];
+
+export function dhcpOf(c: Config): DhcpConfig | undefined {
+  const d = c.dhcp as Partial<DhcpConfig> | undefined;
+  if (!d) return undefined;
+  return {
+    range: d.range!, lease_time: d.lease_time ?? 7200, dns_servers: d.dns_servers, domain_name: d.domain_name,
+    static_mappings: d.static_mappings ?? [],
+    ha: { heartbeat_delay_ms: 2000, max_response_delay_ms: 6000, max_ack_delay_ms: 5000, max_unacked_clients: 0, ...(d.ha ?? {}) },
+  };
+}
+
+export function keaPaths(stateDir: string) {
+  const dir = path.join(stateDir, 'kea');
+  return {
+    dir, config: path.join(dir, 'kea-dhcp4.json'), socket: path.join(dir, 'kea4-ctrl.sock'),
+    leases: path.join(dir, 'leases4.csv'), pid: path.join(dir, 'supervised.pid'),
+  };
+}
+
+/** Everything Kea would accept but that breaks the pair (or that Kea rejects only at run time). */
+export function checkDhcp(c: Config): Finding[] {
+  const d = dhcpOf(c);
+  if (!d) return [];
+  const out: Finding[] = [];
+  const err = (field: string, message: string) => out.push({ level: 'error', field: `dhcp.${field}`, message });
+  const lan = c.interfaces.lan;
+  const vip = vipsOn(c, 'lan')[0];
+  const own = parseCidr(lan.address).ip;
+  const { from, to } = d.range;
+  for (const [k, a] of [['range.from', from], ['range.to', to]] as const) {
+    if (!inSubnet(a, lan.address)) err(k, `${a} is outside the LAN subnet ${lan.address}`);
+    else if (isNetOrBroadcast(a, lan.address)) err(k, `${a} is the LAN's network or broadcast address`);
+  }
+  if (ipNum(from) > ipNum(to)) err('range', `from ${from} is after to ${to}: swap them`);
+  const inRange = (a: string) => ipNum(a) >= ipNum(from) && ipNum(a) <= ipNum(to);
+  for (const [what, a] of [['the LAN VIP', vip], ["this node's LAN address", own], ["the peer's LAN address", lan.peer]] as const) {
+    if (a && inRange(a)) err('range', `${from}-${to} contains ${what} ${a}: leave the gateway's addresses out of the pool`);
+  }
+  if (!vip) err('(lan vip)', 'no CARP VIP on the LAN: clients need a router and DNS that survive a failover (add carp.vips on lan)');
+  if (!c.interfaces.sync.peer) err('(sync peer)', 'interfaces.sync.peer is not set: the Kea HA peers talk over the sync link');
+  const macs = new Set<string>(); const addrs = new Set<string>();
+  d.static_mappings.forEach((m, i) => {
+    const f = `static_mappings[${i}]`;
+    if (!inSubnet(m.address, lan.address)) err(`${f}.address`, `${m.address} is outside the LAN subnet ${lan.address}`);
+    if (m.address === vip || m.address === own || m.address === lan.peer) err(`${f}.address`, `${m.address} is a gateway address`);
+    const mac = m.mac.toLowerCase();
+    if (macs.has(mac)) err(`${f}.mac`, `${m.mac} is mapped twice`);
+    if (addrs.has(m.address)) err(`${f}.address`, `${m.address} is mapped twice`);
+    macs.add(mac); addrs.add(m.address);
+  });
+  if (d.ha.max_response_delay_ms <= d.ha.heartbeat_delay_ms) err('ha.max_response_delay_ms', 'must be longer than heartbeat_delay_ms (Kea declares the partner down after it)');
+  return out;
+}
+
+export function hooksDir(): string {
+  const d = HOOK_DIRS.find((x) => existsSync(path.join(x, 'libdhcp_ha.so')));
+  if (!d) throw new Error(`Kea HA hook libdhcp_ha.so not found in ${HOOK_DIRS.join(', ')}: install kea-dhcp4-server (board/bootstrap.sh)`);
+  return d;
+}
+
+/** The Kea config of this node. Identical on both nodes except this-server-name (the node's role). */
+export function keaConfig(c: Config, stateDir = c.state_dir): object {
+  const d = dhcpOf(c);
+  if (!d) throw new Error('no dhcp section');
+  const bad = checkDhcp(c).filter((f) => f.level === 'error');
+  if (bad.length) throw new Error(`dhcp config: ${bad.map((f) => `${f.field}: ${f.message}`).join('; ')}`);
+  const p = keaPaths(stateDir);
+  const lan = c.interfaces.lan;
+  const vip = vipsOn(c, 'lan')[0]!;
+  const sync = c.interfaces.sync;
+  const ownSync = parseCidr(sync.address).ip;
+  const peerSync = sync.peer!;
+  const port = SYNC_PORTS.kea_ha.port;
+  const primarySync = c.node.role === 'primary' ? ownSync : peerSync;
+  const secondarySync = c.node.role === 'primary' ? peerSync : ownSync;
+  const hooks = hooksDir();
+  const net = parseCidr(lan.address);
+  const options: { name: string; data: string }[] = [
+    { name: 'routers', data: vip },
+    { name: 'domain-name-servers', data: (d.dns_servers ?? [vip]).join(', ') },
+    // The VIP as server identifier: a renewing client unicasts to whichever node holds it now, so after a
+    // failover the renew reaches the survivor instead of waiting for the rebind broadcast.
+    { name: 'dhcp-server-identifier', data: vip },
+  ];
+  if (d.domain_name) options.push({ name: 'domain-name', data: d.domain_name });
+  return {
+    Dhcp4: {
+      'interfaces-config': { interfaces: [lan.device], 'dhcp-socket-type': 'raw' },
+      'control-socket': { 'socket-type': 'unix', 'socket-name': p.socket },
+      'lease-database': { type: 'memfile', persist: true, name: p.leases, 'lfc-interval': 3600 },
+      // Required for HA+MT: without it Kea logs HA_CONFIG_DHCP_MT_DISABLED and never opens the peer listener.
+      'multi-threading': { 'enable-multi-threading': true, 'thread-pool-size': 2, 'packet-queue-size': 16 },
+      'valid-lifetime': d.lease_time,
+      'renew-timer': Math.max(1, Math.floor(d.lease_time / 2)),
+      'rebind-timer': Math.max(2, Math.floor((d.lease_time * 7) / 8)),
+      'hooks-libraries': [
+        { library: path.join(hooks, 'libdhcp_lease_cmds.so') },
+        {
+          library: path.join(hooks, 'libdhcp_ha.so'),
+          parameters: {
+            'high-availability': [{
+              'this-server-name': c.node.role,
+              mode: 'hot-standby',
+              'heartbeat-delay': d.ha.heartbeat_delay_ms,
+              'max-response-delay': d.ha.max_response_delay_ms,
+              'max-ack-delay': d.ha.max_ack_delay_ms,
+              'max-unacked-clients': d.ha.max_unacked_clients,
+              'sync-timeout': 30000,
+              'restrict-commands': true,
+              'multi-threading': { 'enable-multi-threading': true, 'http-dedicated-listener': true, 'http-listener-threads': 2, 'http-client-threads': 2 },
+              peers: [
+                { name: 'primary', url: `http://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true },
+                { name: 'secondary', url: `http://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true },
+              ],
+            }],
+          },
+        },
+      ],
+      subnet4: [{
+        id: 1,
+        subnet: `${numIp(net.net)}/${net.prefix}`,
+        interface: lan.device,
+        pools: [{ pool: `${d.range.from} - ${d.range.to}` }],
+        'option-data': options,
+        reservations: d.static_mappings.map((m) => ({ 'hw-address': m.mac.toLowerCase(), 'ip-address': m.address, ...(m.hostname ? { hostname: m.hostname } : {}) })),
+      }],
+      loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stdout' }], severity: 'INFO' }],
+    },
+  };
+}
+
+/** One command over Kea's unix control socket (Kea answers one JSON object, then closes). */
+export function keaCommand(socket: string, command: string, args?: object, timeoutMs = 2000): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socket);
+    let buf = '';
+    const t = setTimeout(() => { s.destroy(); reject(new Error(`kea control socket ${socket}: no answer to ${command} in ${timeoutMs} ms`)); }, timeoutMs);
+    s.setEncoding('utf8');
+    s.on('connect', () => s.write(JSON.stringify({ command, ...(args ? { arguments: args } : {}) })));
+    s.on('data', (d: string) => {
+      buf += d;
+      try { const j = JSON.parse(buf); clearTimeout(t); s.destroy(); resolve(j); } catch { /* more to come */ }
+    });
+    s.on('error', (e) => { clearTimeout(t); reject(e); });
+    s.on('end', () => { clearTimeout(t); try { resolve(JSON.parse(buf)); } catch { reject(new Error(`kea control socket ${socket}: bad answer to ${command}`)); } });
+  });
+}
+
+export interface KeaStatus { ha_state: string | null; partner_state: string | null; scopes: string[]; leases: number | null; error?: string }
+
+export async function keaStatus(socket: string): Promise<KeaStatus> {
+  const st = await keaCommand(socket, 'status-get');
+  const ha = st?.arguments?.['high-availability']?.[0]?.['ha-servers'];
+  const lc = await keaCommand(socket, 'statistic-get', { name: 'subnet[1].assigned-addresses' });
+  const v = lc?.arguments?.['subnet[1].assigned-addresses']?.[0]?.[0];
+  return {
+    ha_state: ha?.local?.state ?? null, partner_state: ha?.remote?.['last-state'] ?? null,
+    scopes: ha?.local?.scopes ?? [], leases: typeof v === 'number' ? v : null,
+  };
+}

@@ -1,0 +1,68 @@
+// DHCP as a daemon service: writes this node's Kea config under state_dir/kea, runs kea-dhcp4 supervised,
+// and polls its control socket for the HA state and lease count shown by `duogate status`.
+import { mkdirSync, rmSync } from 'node:fs';
+import type { Daemon } from '../../daemon/daemon.js';
+import type { Service } from '../../daemon/service.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { Supervised } from '../supervise.js';
+import { keaCommand, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
+import type { Transition } from '../../daemon/daemon.js';
+
+const POLL_MS = 2000;
+
+export class DhcpService implements Service {
+  readonly name = 'dhcp';
+  private proc: Supervised | null = null;
+  private poll: NodeJS.Timeout | null = null;
+  private last: KeaStatus | null = null;
+  private pollError: string | null = null;
+  private onTransition: ((t: Transition) => void) | null = null;
+  private daemon: Daemon | null = null;
+
+  start(d: Daemon): void {
+    const log = d.log.child({ service: 'dhcp' });
+    const p = keaPaths(d.config.state_dir);
+    mkdirSync(p.dir, { recursive: true, mode: 0o750 });
+    const cfg = keaConfig(d.config); // throws with the field on a bad section: the daemon does not start
+    writeFileAtomic(p.config, JSON.stringify(cfg, null, 2));
+    this.proc = new Supervised({
+      name: 'kea-dhcp4', cmd: 'kea-dhcp4', args: ['-c', p.config], log, pidFile: p.pid,
+      // Kea's own pid/lock files go beside its config, not in /run/kea (one Kea per node namespace).
+      env: { KEA_PIDFILE_DIR: p.dir, KEA_LOCKFILE_DIR: p.dir },
+      // A power cut leaves Kea's pid file behind; Kea refuses to start if that pid is now another process.
+      beforeStart: () => { rmSync(`${p.dir}/kea-dhcp4.kea-dhcp4.pid`, { force: true }); rmSync(p.socket, { force: true }); },
+    });
+    this.proc.start();
+    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role });
+    this.poll = setInterval(() => {
+      keaStatus(p.socket).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
+    }, POLL_MS);
+    this.poll.unref();
+    // Kea notices a powered-off partner only when a heartbeat's HTTP request times out (10 s in Kea 2.2: the
+    // SYN goes unanswered). CARP knows sooner: when this node takes the LAN VIP because the peer went silent,
+    // make the local Kea serve the primary's scope now. Kea resets the scopes itself at its next HA transition
+    // (partner-down, or hot-standby again once the peer is back and synced).
+    this.onTransition = (t: Transition) => {
+      if (t.interface !== 'lan' || t.to !== 'MASTER' || !/master-down/.test(t.why)) return;
+      if (this.last?.scopes.includes('primary')) return;
+      keaCommand(p.socket, 'ha-scopes', { scopes: ['primary'] }).then(
+        (r) => log.warn('peer silent and LAN VIP taken: Kea serves the primary scope now', { result: r?.result, text: r?.text }),
+        (e: Error) => log.error('ha-scopes failed; Kea will take over when its heartbeat times out', { err: e }));
+    };
+    d.on('transition', this.onTransition);
+    this.daemon = d;
+  }
+
+  async stop(): Promise<void> {
+    if (this.poll) clearInterval(this.poll);
+    if (this.onTransition) this.daemon?.off('transition', this.onTransition);
+    await this.proc?.stop();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
+      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null, ...(this.pollError ? { poll_error: this.pollError } : {}),
+    };
+  }
+}
