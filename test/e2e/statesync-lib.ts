@@ -13,7 +13,7 @@ export const KEY = 'e2e-statesync-key-0123456789';
 
 export const RULESET = `
 table inet ssfw {
-  chain input { type filter hook input priority 0; policy accept; ct state invalid drop; }
+  chain input { type filter hook input priority 0; policy accept; ct state invalid counter drop; }
   chain forward {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
