@@ -85,6 +85,9 @@ exit 0
     this.dhcp = this.board.spawn('client', 'busybox', ['udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '20', '-T', '1', '-A', '1'], { stdio: 'ignore' });
   }
 
+  /** Ask udhcpc to renew its lease now (its SIGUSR1). */
+  renewDhcp(): void { this.dhcp?.kill('SIGUSR1'); }
+
   stopDhcpClient(): void { this.dhcp?.kill('SIGTERM'); this.dhcp = null; }
 
   dhcpEvents(): DhcpEvent[] {
@@ -125,9 +128,14 @@ export function gatewayPlugin(): DemoPlugin {
     },
     async beforePowerOff() { offAt = Date.now(); },
     async afterTakeover(ctx) {
-      // The lease renews (unicast to the server identifier = the VIP) from the secondary once Kea declares the
-      // primary down; the demo's lease time bounds the wait.
-      const lease = await probes.waitLease(offAt + 1, 30_000);
+      // The demo's lease is long (an hour), so ask the client to renew now (SIGUSR1 = udhcpc's "renew"): the
+      // unicast renew goes to the server identifier, the VIP, which the secondary now holds. Repeated a few
+      // times, bounded, in case the first one lands before the secondary's Kea serves.
+      let lease: DhcpEvent | null = null;
+      for (let i = 0; i < 4 && !lease; i++) {
+        probes.renewDhcp();
+        lease = await probes.waitLease(offAt + 1, 4000);
+      }
       after = { lease, dns: await probes.dns(), snat: await probes.whoami() };
       ctx.say(`gateway after takeover: renewed ${after.lease?.ip ?? 'NONE'} (${after.lease?.event ?? '-'}); DNS -> ${after.dns.join(',') || 'NO ANSWER'}; server sees ${after.snat ?? 'NO CONNECTION'}`);
     },

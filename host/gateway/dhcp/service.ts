@@ -44,10 +44,13 @@ export class DhcpService implements Service {
     // (partner-down, or hot-standby again once the peer is back and synced).
     this.onTransition = (t: Transition) => {
       if (t.interface !== 'lan' || t.to !== 'MASTER' || !/master-down/.test(t.why)) return;
-      if (this.last?.scopes.includes('primary')) return;
-      keaCommand(p.socket, 'ha-scopes', { scopes: ['primary'] }).then(
-        (r) => log.warn('peer silent and LAN VIP taken: Kea serves the primary scope now', { result: r?.result, text: r?.text }),
-        (e: Error) => log.error('ha-scopes failed; Kea will take over when its heartbeat times out', { err: e }));
+      // Only a standby that was in touch with its partner (HOT-STANDBY, not serving the primary's scope):
+      // a Kea still WAITING/SYNCING at boot must finish its own handshake first.
+      keaStatus(p.socket).then(async (s) => {
+        if (s.ha_state !== 'hot-standby' || s.scopes.includes('primary')) return;
+        const r = await keaCommand(p.socket, 'ha-scopes', { scopes: ['primary'] });
+        log.warn('peer silent and LAN VIP taken: Kea serves the primary scope now', { result: r?.result, text: r?.text });
+      }).catch((e: Error) => log.error('ha-scopes failed; Kea takes over when its heartbeat times out', { err: e }));
     };
     d.on('transition', this.onTransition);
     this.daemon = d;
