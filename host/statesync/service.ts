@@ -17,6 +17,7 @@ import type { StateSyncConfig } from './config.js';
 const WINDOW = 1024;
 /** Retransmit everything unacknowledged after this long without progress (go-back-N). */
 const RTO_MS = 40;
+const RTO_MAX_MS = 1000;
 /** Acknowledge after this many in-order messages, or this long after the first unacknowledged one. */
 const ACK_EVERY = 32;
 const ACK_DELAY_MS = 2;
@@ -57,6 +58,7 @@ export class StateSyncService implements Service {
   private flushTimer: NodeJS.Timeout | null = null;
   private peerHeardAt = -1;
   private lastNackAt = 0;
+  private rto = RTO_MS;
 
   // --- bulk ---
   private bulk: BulkState = 'idle';
@@ -323,13 +325,17 @@ export class StateSyncService implements Service {
 
   private armRto(): void {
     if (this.rtoTimer || this.unacked.length === 0) return;
-    this.rtoTimer = setTimeout(() => { this.rtoTimer = null; this.onRto(); }, RTO_MS);
+    this.rtoTimer = setTimeout(() => { this.rtoTimer = null; this.onRto(); }, this.rto);
   }
 
   private onRto(): void {
     if (this.stopped || this.unacked.length === 0) return;
     const now = this.d.now();
-    if (now - this.unacked[0].sentAt >= RTO_MS) this.resendAll(now);
+    if (now - this.unacked[0].sentAt >= this.rto) {
+      this.resendAll(now);
+      // Back off while nothing gets through (link down or dropping), so a dead link costs little.
+      this.rto = Math.min(this.rto * 2, RTO_MAX_MS);
+    }
     this.armRto();
   }
 
@@ -387,7 +393,7 @@ export class StateSyncService implements Service {
   private onAck(ack: number, nack: boolean): void {
     let k = 0;
     while (k < this.unacked.length && this.unacked[k].seq <= ack) k++;
-    if (k > 0) this.unacked.splice(0, k);
+    if (k > 0) { this.unacked.splice(0, k); this.rto = RTO_MS; }
     if (nack && this.unacked.length) this.resendAll(this.d.now());
     if (k > 0) this.pump();
   }
