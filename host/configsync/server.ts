@@ -62,7 +62,20 @@ export class SyncServer {
     this.reply(res, status, encodeFault(code, msg));
   }
 
-  /** True if `from` may try credentials now; failures older than the window are forgotten. */
+  /**
+   * After refusing an oversized body: read and drop the rest (bounded) so the client, still sending, gets the
+   * fault instead of a connection reset; then close.
+   */
+  private discard(req: IncomingMessage): void {
+    let dropped = 0;
+    const stop = setTimeout(() => req.socket.destroy(), 10_000);
+    req.on('data', (c: Buffer) => { dropped += c.length; if (dropped > 4 * this.o.maxBodyBytes) req.socket.destroy(); });
+    req.on('end', () => { clearTimeout(stop); req.socket.end(); });
+    req.on('close', () => clearTimeout(stop));
+    req.resume();
+  }
+
+  /** Seconds `from` must still wait (0 = may try credentials now); failures older than the window are forgotten. */
   private rateLimited(from: string, now: number): number {
     const w = this.o.authWindowS * 1000;
     const f = (this.failures.get(from) ?? []).filter((t) => now - t < w);
@@ -96,15 +109,14 @@ export class SyncServer {
       this.fault(res, from, Fault.AUTH_FAILED, 'authentication failed: wrong username or password (configsync.username/password must match on both nodes)');
       return;
     }
-    this.failures.delete(from);
+    // No reset on success: the primary's own calls from the same address must not wipe an attacker's count.
 
     const max = this.o.maxBodyBytes;
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > max) {
       this.counters.too_large++;
-      res.setHeader('connection', 'close');
       this.fault(res, from, Fault.BODY_TOO_LARGE, `request body of ${declared} bytes exceeds the limit of ${max} (configsync.max_body_bytes)`, 413);
-      req.destroy();
+      this.discard(req);
       return;
     }
     const chunks: Buffer[] = [];
@@ -119,9 +131,8 @@ export class SyncServer {
     } catch { return; } // the client went away
     if (tooLarge) {
       this.counters.too_large++;
-      res.setHeader('connection', 'close');
       this.fault(res, from, Fault.BODY_TOO_LARGE, `request body exceeds the limit of ${max} bytes (configsync.max_body_bytes)`, 413);
-      req.destroy();
+      this.discard(req);
       return;
     }
 

@@ -85,8 +85,8 @@ export class ConfigSyncService implements Service {
         why = 'config at start (file + sections last received from the primary)';
       }
     } else if (latest) why = 'config file changed while the daemon was stopped';
+    if (hashOf(effective) !== hashOf(this.d.config)) this.d.reconfigure(effective);
     if (latest?.hash === hashOf(effective)) return;
-    if (effective !== this.d.config) this.d.reconfigure(effective);
     const text = this.bootFile && this.isPrimary ? safeRead(this.bootFile) : undefined;
     const rev = this.store.record(effective, { description: why, origin: 'boot', text });
     this.d.log.info('config revision recorded', { seq: rev.seq, hash: rev.hash.slice(0, 12), why });

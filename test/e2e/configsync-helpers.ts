@@ -136,13 +136,4 @@ elif action == 'cert':
     s = ctx.wrap_socket(socket.create_connection((host, port), timeout=5))
     import hashlib
     out(ok=True, sha256=hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest())
-elif action == 'serve':
-    # A stand-in "secondary" of another schema version, with its own certificate, for the primary's version/TLS classes.
-    from xmlrpc.server import SimpleXMLRPCServer
-    srv = SimpleXMLRPCServer((host, port), logRequests=False, allow_none=True)
-    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain(a['cert'], a['key'])
-    srv.socket = sctx.wrap_socket(srv.socket, server_side=True)
-    srv.register_function(lambda *x: {'version': '9.9.9', 'schema': a.get('schema', 2), 'node': 'impostor', 'role': 'secondary'}, 'duogate.host_firmware_version')
-    print(json.dumps({'ok': True, 'serving': True}), flush=True)
-    srv.serve_forever()
 `;
