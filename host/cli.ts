@@ -26,6 +26,7 @@ usage: duogate <command> [options]
                                the nftables ruleset in force (with counters) / generated / apply it here
   config apply FILE [-m TEXT] | history | diff [A [B]] | revert REV | sync
                                config revisions: apply live (and push to the secondary), list, compare, undo
+  console                      the serial-console menu: status, maintenance, LAN address, NICs, restart, shell
   maintenance enter|leave|status
                                persistent CARP maintenance mode: the peer takes the VIPs
   version                      print the version
@@ -93,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'firewall': return await (await import('./gateway/firewall/cli.js')).firewallCommand(rest[0], readConfig, !!values.json);
     case 'config': return await (await import('./configstore/cli.js')).configCommand({ args: rest, configFile, socket: socketPath, readConfig, json: !!values.json, message: values.message });
+    case 'console': return await (await import('./console/menu.js')).runConsole({ configFile, socket: socketPath(), stateDir: values['state-dir'] });
     case 'maintenance': {
       const what = rest[0] ?? 'status';
       if (!['enter', 'leave', 'status'].includes(what)) throw new ControlError('DG_ERR_USAGE', 'usage: duogate maintenance enter|leave|status');

@@ -1,0 +1,111 @@
+// What the serial console shows: the status at a glance and the menu, laid out for an 80x24 terminal
+// (every line under 80 columns, at most 24 lines with the prompt). Pure: status in, lines out.
+import { featureFigures } from '../telemetry/state.js';
+
+export const WIDTH = 79;
+const MAX_VIPS = 6;
+const MAX_ALARMS = 3;
+
+/** Colour only on a real terminal that is not TERM=dumb and without NO_COLOR (no-color.org). */
+export function useColor(env: NodeJS.ProcessEnv, isTTY: boolean): boolean {
+  return isTTY && env.TERM !== undefined && env.TERM !== 'dumb' && !env.NO_COLOR;
+}
+
+export class Paint {
+  constructor(readonly on: boolean) {}
+  private w(code: string, s: string) { return this.on ? `\x1b[${code}m${s}\x1b[0m` : s; }
+  bold(s: string) { return this.w('1', s); }
+  red(s: string) { return this.w('1;31', s); }
+  green(s: string) { return this.w('32', s); }
+  yellow(s: string) { return this.w('33', s); }
+  state(s: string) { return s === 'MASTER' ? this.green(s) : s === 'BACKUP' ? s : this.yellow(s); }
+}
+
+/** Cut to the width, counting only visible characters (escape codes are zero-width). */
+export function fit(line: string, width = WIDTH): string {
+  let out = '', vis = 0;
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === '\x1b') { const j = line.indexOf('m', i); if (j > 0) { out += line.slice(i, j + 1); i = j; continue; } }
+    if (vis >= width) { out += line.includes('\x1b') ? '\x1b[0m' : ''; break; }
+    out += line[i]; vis++;
+  }
+  return out;
+}
+
+/** Word-wrap a message to the width (messages must be read whole; status rows are cut instead). */
+export function wrap(text: string, width = WIDTH): string[] {
+  const out: string[] = [];
+  for (const para of text.split('\n')) {
+    let line = '';
+    for (const word of para.split(' ')) {
+      if (line && line.length + 1 + word.length > width) { out.push(line); line = '  ' + word; } else line = line ? `${line} ${word}` : word;
+      while (line.length > width) { out.push(line.slice(0, width)); line = '  ' + line.slice(width); }
+    }
+    out.push(line);
+  }
+  return out;
+}
+
+const pad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : s + ' '.repeat(n - s.length));
+function uptime(s: number): string {
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return d ? `${d}d${h}h` : h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** The status block. `s` is `duogate status --json` (null when the daemon does not answer, with `err`). */
+export function statusLines(s: any, err: string | null, p: Paint, now = new Date()): string[] {
+  const clock = now.toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+  if (!s) {
+    return [
+      fit(p.bold('duogate console') + ' '.repeat(WIDTH - 'duogate console'.length - clock.length) + clock),
+      fit(p.red(`daemon not answering: ${err ?? 'unknown error'}`)),
+      'Maintenance can still be set (it takes effect when the daemon starts).',
+      'Use 5 to restart the daemon, 7 for a shell (journalctl -u duogate).',
+    ];
+  }
+  const out: string[] = [];
+  const title = `duogate console  node ${s.node} (${s.role})`;
+  out.push(fit(p.bold(title) + ' '.repeat(Math.max(1, WIDTH - title.length - clock.length)) + clock));
+  const m = s.maintenance?.on ? p.yellow(`ON since ${String(s.maintenance.since).slice(0, 19)}`) : 'off';
+  out.push(fit(`CARP ${p.state(s.carp_role)}   maintenance ${m}   demotion ${s.demotion}   uptime ${uptime(s.uptime_s ?? 0)}`));
+  out.push(fit(`  ${pad('VHID', 5)}${pad('IF', 6)}${pad('VIRTUAL IP', 20)}${pad('STATE', 9)}${pad('PEER', 9)}LAST CHANGE`));
+  const peerStates = new Map<number, string>((s.peer?.peer_view?.vips ?? []).map((v: any) => [v.vhid, v.state]));
+  for (const v of (s.vips ?? []).slice(0, MAX_VIPS)) {
+    const last = v.last_change ? `${String(v.last_change).slice(11, 19)} ${v.last_change_why ?? ''}` : '-';
+    out.push(fit(`  ${pad(String(v.vhid), 5)}${pad(v.interface, 6)}${pad(v.addresses.join(','), 20)}${p.state(v.state)}${' '.repeat(Math.max(1, 9 - v.state.length))}${pad(peerStates.get(v.vhid) ?? '?', 9)}${last}`));
+  }
+  if ((s.vips ?? []).length > MAX_VIPS) out.push(`  ... and ${s.vips.length - MAX_VIPS} more (duogate status in the shell lists all)`);
+
+  const peer = s.peer;
+  if (peer) {
+    const link = (x: string) => (x === 'ok' ? p.green('ok') : x === 'off' ? 'off' : p.red(x));
+    out.push(fit(`Peer ${peer.peer ?? '(not heard yet)'}: sync link ${link(peer.sync_link)}, LAN ${link(peer.lan_path)}${peer.peer_view?.maintenance ? p.yellow(', peer in maintenance') : ''}`));
+  } else out.push('Peer: heartbeat not configured (peer: section)');
+  const f = featureFigures(s);
+  const parts: string[] = [];
+  if (f.state_sync_ok !== null || f.states !== null) parts.push(`state sync ${f.state_sync_ok === 'OFF' ? p.red('FAILING') : 'ok'}${f.states !== null ? ` (${f.states} states)` : ''}`);
+  if (f.config_in_sync !== null) parts.push(`config ${f.config_in_sync === 'ON' ? 'in sync' : p.red('NOT in sync')}`);
+  if (f.dhcp_ha_state !== null) parts.push(`dhcp ${f.dhcp_ha_state}`);
+  if (s.mqtt) parts.push(`mqtt ${s.mqtt.connected ? 'connected' : p.yellow(s.mqtt.state ?? 'down')}`);
+  out.push(fit(`Sync: ${parts.length ? parts.join(' | ') : 'no sync features configured'}`));
+  const alarms: any[] = [];
+  for (const [k, v] of Object.entries(s)) if (v && typeof v === 'object' && Array.isArray((v as any).alarms) && k !== 'vips') alarms.push(...(v as any).alarms);
+  if (!alarms.length) out.push(`Alarms: ${p.green('none')}`);
+  else {
+    out.push(p.red(`ALARMS (${alarms.length}):`));
+    for (const a of alarms.slice(0, MAX_ALARMS)) out.push(fit(`  ${p.red('!')} ${a.message ?? a.name}`));
+    if (alarms.length > MAX_ALARMS) out.push(`  ... and ${alarms.length - MAX_ALARMS} more`);
+  }
+  return out;
+}
+
+export function menuLines(maintenanceOn: boolean): string[] {
+  const m = maintenanceOn ? 'Leave maintenance mode' : 'Enter maintenance mode';
+  return [
+    '-'.repeat(WIDTH),
+    ` 1) Refresh status          5) Restart the daemon`,
+    ` 2) ${pad(m, 24)}6) Reboot`,
+    ` 3) LAN address             7) Shell`,
+    ` 4) Assign NICs (by MAC)    0) Exit`,
+  ];
+}
