@@ -128,14 +128,17 @@ export function gatewayPlugin(): DemoPlugin {
     },
     async beforePowerOff() { offAt = Date.now(); },
     async afterTakeover(ctx) {
-      // The demo's lease is long (an hour), so ask the client to renew now (SIGUSR1 = udhcpc's "renew"): the
-      // unicast renew goes to the server identifier, the VIP, which the secondary now holds. Repeated a few
-      // times, bounded, in case the first one lands before the secondary's Kea serves.
-      let lease: DhcpEvent | null = null;
-      for (let i = 0; i < 4 && !lease; i++) {
-        probes.renewDhcp();
-        lease = await probes.waitLease(offAt + 1, 4000);
+      // The demo's lease is long (an hour), so once the secondary's Kea serves, ask the client to renew now
+      // (SIGUSR1 = udhcpc's "renew"): the unicast renew goes to the server identifier, the VIP, which the
+      // secondary now holds.
+      // One signal only: a second one while a renew is pending makes udhcpc start over with a DISCOVER.
+      for (let i = 0; i < 150; i++) {
+        const d = (await ctx.status('secondary').catch(() => null))?.dhcp;
+        if (d?.ha_state === 'partner-down' || d?.scopes?.includes('primary')) break;
+        await sleep(100);
       }
+      probes.renewDhcp();
+      const lease = await probes.waitLease(offAt + 1, 8000);
       after = { lease, dns: await probes.dns(), snat: await probes.whoami() };
       ctx.say(`gateway after takeover: renewed ${after.lease?.ip ?? 'NONE'} (${after.lease?.event ?? '-'}); DNS -> ${after.dns.join(',') || 'NO ANSWER'}; server sees ${after.snat ?? 'NO CONNECTION'}`);
     },
@@ -147,7 +150,7 @@ export function gatewayPlugin(): DemoPlugin {
       probes.stopDhcpClient();
       const vip = (e: DhcpEvent | null) => !!e && e.router === '192.168.1.1' && e.dns.split(' ').includes('192.168.1.1');
       return {
-        dhcp_ok: vip(first.lease) && vip(after.lease) && first.lease!.ip === after.lease!.ip,
+        dhcp_ok: vip(first.lease) && vip(after.lease) && after.lease!.event === 'renew' && first.lease!.ip === after.lease!.ip,
         dhcp_lease: first.lease?.ip ?? null,
         dns_ok: [first.dns, after.dns, failback.dns].every((a) => a.includes(TEST_ZONE.address)),
         snat_ok: [first.snat, after.snat, failback.snat].every((a) => a === '203.0.113.1'),

@@ -100,7 +100,12 @@ export function keaConfig(c: Config, stateDir = c.state_dir): object {
   if (d.domain_name) options.push({ name: 'domain-name', data: d.domain_name });
   return {
     Dhcp4: {
-      'interfaces-config': { interfaces: [lan.device], 'dhcp-socket-type': 'raw' },
+      // The LAN may not be running yet when Kea starts (the daemon brings the NICs up; carrier comes later):
+      // keep retrying to open the socket instead of serving nothing until a restart.
+      'interfaces-config': {
+        interfaces: [lan.device], 'dhcp-socket-type': 'raw',
+        'service-sockets-max-retries': 100000, 'service-sockets-retry-wait-time': 500,
+      },
       'control-socket': { 'socket-type': 'unix', 'socket-name': p.socket },
       'lease-database': { type: 'memfile', persist: true, name: p.leases, 'lfc-interval': 3600 },
       // Required for HA+MT: without it Kea logs HA_CONFIG_DHCP_MT_DISABLED and never opens the peer listener.

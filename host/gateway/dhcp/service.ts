@@ -7,8 +7,9 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { keaCommand, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
 import type { Transition } from '../../daemon/daemon.js';
+import type { Config } from '../../config/schema.js';
 
-const POLL_MS = 2000;
+const POLL_MS = 1000;
 
 export class DhcpService implements Service {
   readonly name = 'dhcp';
@@ -18,13 +19,16 @@ export class DhcpService implements Service {
   private pollError: string | null = null;
   private onTransition: ((t: Transition) => void) | null = null;
   private daemon: Daemon | null = null;
+  private onConfig: ((next: Config) => void) | null = null;
+  private written = '';
 
   start(d: Daemon): void {
     const log = d.log.child({ service: 'dhcp' });
     const p = keaPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
     const cfg = keaConfig(d.config); // throws with the field on a bad section: the daemon does not start
-    writeFileAtomic(p.config, JSON.stringify(cfg, null, 2));
+    this.written = JSON.stringify(cfg, null, 2);
+    writeFileAtomic(p.config, this.written);
     this.proc = new Supervised({
       name: 'kea-dhcp4', cmd: 'kea-dhcp4', args: ['-c', p.config], log, pidFile: p.pid,
       // Kea's own pid/lock files go beside its config, not in /run/kea (one Kea per node namespace).
@@ -53,12 +57,27 @@ export class DhcpService implements Service {
       }).catch((e: Error) => log.error('ha-scopes failed; Kea takes over when its heartbeat times out', { err: e }));
     };
     d.on('transition', this.onTransition);
+    // A new config: rewrite Kea's file and have Kea reload it (config-reload keeps the HA relationship and
+    // the leases; a restart only if Kea refuses). A config this node cannot serve is logged, Kea keeps the old one.
+    this.onConfig = (next: Config) => {
+      let text: string;
+      try { text = JSON.stringify(keaConfig(next), null, 2); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }
+      if (text === this.written) return;
+      writeFileAtomic(p.config, text);
+      this.written = text;
+      keaCommand(p.socket, 'config-reload', undefined, 10_000).then((r) => {
+        if (r?.result === 0) log.info('kea reloaded its config', { text: r.text });
+        else { log.warn('kea refused config-reload; restarting it', { result: r?.result, text: r?.text }); void this.proc?.restart(); }
+      }, (e: Error) => { log.warn('config-reload failed; restarting kea', { err: e }); void this.proc?.restart(); });
+    };
+    d.on('config', this.onConfig);
     this.daemon = d;
   }
 
   async stop(): Promise<void> {
     if (this.poll) clearInterval(this.poll);
     if (this.onTransition) this.daemon?.off('transition', this.onTransition);
+    if (this.onConfig) this.daemon?.off('config', this.onConfig);
     await this.proc?.stop();
   }
 

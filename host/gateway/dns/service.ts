@@ -1,35 +1,61 @@
 // DNS as a daemon service: writes this node's unbound.conf, checks it with unbound-checkconf, runs unbound
 // supervised in the node's namespace.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { Daemon } from '../../daemon/daemon.js';
+import type { Config } from '../../config/schema.js';
 import type { Service } from '../../daemon/service.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { unboundConfig, unboundPaths } from './unbound.js';
 
+/** Write unbound.conf after unbound-checkconf accepted it (a refused config never replaces the one in use). */
+function writeChecked(c: Config, file: string): string {
+  const text = unboundConfig(c);
+  const next = `${file}.next`;
+  writeFileAtomic(next, text);
+  try {
+    execFileSync('unbound-checkconf', [next], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+  } catch (e) {
+    throw new Error(`unbound rejects the generated ${next}: ${String((e as any).stderr ?? (e as any).stdout ?? e).trim()} (check the dns section)`);
+  }
+  renameSync(next, file);
+  return text;
+}
+
 export class DnsService implements Service {
   readonly name = 'dns';
   private proc: Supervised | null = null;
+  private onConfig: ((next: Config) => void) | null = null;
+  private daemon: Daemon | null = null;
+  private written = '';
 
   start(d: Daemon): void {
     const log = d.log.child({ service: 'dns' });
     const p = unboundPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
-    writeFileAtomic(p.config, unboundConfig(d.config));
-    try {
-      execFileSync('unbound-checkconf', [p.config], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
-    } catch (e) {
-      throw new Error(`unbound rejects the generated ${p.config}: ${String((e as any).stderr ?? (e as any).stdout ?? e).trim()} (check the dns section)`);
-    }
+    this.written = writeChecked(d.config, p.config);
     this.proc = new Supervised({
       name: 'unbound', cmd: 'unbound', args: ['-d', '-c', p.config], log, pidFile: p.pid,
       beforeStart: () => rmSync(p.unboundPid, { force: true }),
     });
     this.proc.start();
+    // A new config: write, check, restart unbound (a second or so; the cache is rebuilt from the forwarders).
+    this.onConfig = (next: Config) => {
+      try {
+        if (unboundConfig(next) === this.written) return;
+        this.written = writeChecked(next, p.config);
+        void this.proc?.restart().then(() => log.info('unbound restarted with the new config'));
+      } catch (e) { log.error('new dns config refused; unbound keeps the previous one', { err: e }); }
+    };
+    d.on('config', this.onConfig);
+    this.daemon = d;
   }
 
-  async stop(): Promise<void> { await this.proc?.stop(); }
+  async stop(): Promise<void> {
+    if (this.onConfig) this.daemon?.off('config', this.onConfig);
+    await this.proc?.stop();
+  }
 
   status(): Record<string, unknown> { return { unbound: this.proc?.status() ?? null }; }
 }

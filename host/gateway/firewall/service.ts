@@ -2,6 +2,7 @@
 // Stopping the daemon leaves the ruleset in force on purpose: a gateway must never fail open.
 import path from 'node:path';
 import type { Daemon } from '../../daemon/daemon.js';
+import type { Config } from '../../config/schema.js';
 import type { Service } from '../../daemon/service.js';
 import type { ControlServer } from '../../control/server.js';
 import { compile } from './compile.js';
@@ -10,9 +11,14 @@ import { ruleCounters } from './show.js';
 
 export function rulesetFile(stateDir: string): string { return path.join(stateDir, 'firewall', 'ruleset.nft'); }
 
+/** What the ruleset is compiled from (a change elsewhere, e.g. a CARP skew, needs no re-apply). */
+const sectionsOf = (c: Config) => JSON.stringify([c.firewall, c.nat, c.interfaces, c.carp.vips.map((v) => [v.interface, v.address]), !!c.dhcp]);
+
 export class FirewallService implements Service {
   readonly name = 'firewall';
   private error: string | null = null;
+  private onConfig: ((next: Config, prev: Config) => void) | null = null;
+  private daemon: Daemon | null = null;
 
   constructor(control?: ControlServer) {
     control?.handle('firewall.show', async (req) => (req.json ? ruleCounters() : listRuleset()));
@@ -20,17 +26,31 @@ export class FirewallService implements Service {
 
   async start(d: Daemon): Promise<void> {
     const log = d.log.child({ service: 'firewall' });
-    const c = compile(d.config);
     try {
-      const info = await applyRuleset(c, rulesetFile(d.config.state_dir));
-      log.info('ruleset applied', { lines: c.text.split('\n').length, apply_ms: info.applyMs, file: info.file });
+      await this.apply(d.config, log);
     } catch (e) {
       this.error = (e as Error).message;
       throw e; // a gateway without its ruleset must not take the VIPs
     }
+    // A new config (config sync, reload): re-apply. A refused ruleset leaves the one in force and is reported.
+    this.onConfig = (next: Config, prev: Config) => {
+      if (sectionsOf(next) === sectionsOf(prev)) return;
+      this.apply(next, log).then(() => { this.error = null; }, (e: Error) => {
+        this.error = e.message;
+        log.error('new ruleset refused; the previous one stays in force', { err: e });
+      });
+    };
+    d.on('config', this.onConfig);
+    this.daemon = d;
   }
 
-  stop(): void {}
+  private async apply(c: Config, log: Daemon['log']): Promise<void> {
+    const compiled = compile(c);
+    const info = await applyRuleset(compiled, rulesetFile(c.state_dir));
+    log.info('ruleset applied', { lines: compiled.text.split('\n').length, apply_ms: info.applyMs, file: info.file });
+  }
+
+  stop(): void { if (this.onConfig) this.daemon?.off('config', this.onConfig); }
 
   status(): Record<string, unknown> {
     const a = firewallApplied();
