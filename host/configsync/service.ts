@@ -105,8 +105,11 @@ export class ConfigSyncService implements Service {
   }
 
   /** Validate, write the config file, record the revision, apply live, push. */
-  applyLocal(next: Config, text: string | undefined, description: string, origin: Origin): Record<string, unknown> {
+  applyLocal(next: Config, text: string | undefined, description: string, origin: Origin, writeFile = true): Record<string, unknown> {
     const cur = this.d.config;
+    // Runtime paths may be overridden on the command line (--socket, --state-dir): keep what runs.
+    next.control = structuredClone(cur.control);
+    next.state_dir = cur.state_dir;
     for (const k of RESTART_ONLY) {
       if (JSON.stringify(next[k]) !== JSON.stringify(cur[k])) {
         throw new ConfigError('<apply>', k, `differs from the running config: "${k}" is read at start only; restart the daemon with the new file instead`);
@@ -117,7 +120,7 @@ export class ConfigSyncService implements Service {
     const errors = checkConfig(next).filter((f) => f.level === 'error');
     if (errors.length) throw new ConfigError('<apply>', errors[0].field, `${errors[0].message} (duogate check lists all ${errors.length})`);
     // The file first: a crash after it and before the revision is recorded at the next start ("changed while stopped").
-    if (this.bootFile && text !== undefined) writeFileAtomic(this.bootFile, text, 0o600);
+    if (writeFile && this.bootFile && text !== undefined) writeFileAtomic(this.bootFile, text, 0o600);
     const rev = this.store.record(next, { description, origin, text });
     const live = this.d.reconfigure(next);
     this.d.log.info('config revision applied', { seq: rev.seq, hash: rev.hash.slice(0, 12), description, origin });
@@ -131,7 +134,9 @@ export class ConfigSyncService implements Service {
     c.handle('config.apply', (req) => this.exclusive(() => {
       const file = String(req.file ?? '<apply>');
       const next = parseConfigText(String(req.text ?? ''), file);
-      return this.applyLocal(next, String(req.text), String(req.description || `duogate config apply ${path.basename(file)}`), 'local');
+      // write_file: false applies for this run only (the demo, on the repo's own config files): the next start
+      // goes back to what the file says.
+      return this.applyLocal(next, String(req.text), String(req.description || `duogate config apply ${path.basename(file)}`), 'local', req.write_file !== false);
     }));
     c.handle('config.revert', (req) => this.exclusive(() => {
       const rev = this.store.get(String(req.ref ?? '-1'));

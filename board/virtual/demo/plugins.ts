@@ -1,4 +1,5 @@
 // The demo's feature plugins, in the order their hooks run.
 import type { DemoPlugin } from './plugin.js';
+import { configSyncPlugin } from './configsync.js';
 
-export const plugins: DemoPlugin[] = [];
+export const plugins: DemoPlugin[] = [configSyncPlugin()];
