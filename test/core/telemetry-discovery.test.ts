@@ -138,3 +138,16 @@ t.test('state document: figures by convention, alarms, null when a feature is ab
   t.same(collectAlarms(bare), []);
   t.equal((stateDocument(bare, { version: '1' }) as any).problem, 'OFF');
 });
+
+t.test('feature figures from the sections statesync, configsync and dhcp report today', async (t) => {
+  const ss = (heard: number | null, bulk = 'done') => ({ enabled: true, mode: 'passive', states_table: 42, peer: { last_heard_ms_ago: heard }, bulk: { state: bulk } });
+  t.same(featureFigures({ statesync: ss(400) }), { config_in_sync: null, state_sync_ok: 'ON', states: 42, dhcp_ha_state: null, dhcp_leases: null });
+  t.equal(featureFigures({ statesync: ss(9000) }).state_sync_ok, 'OFF', 'peer silent for 9 s');
+  t.equal(featureFigures({ statesync: ss(null) }).state_sync_ok, 'OFF', 'peer never heard');
+  t.equal(featureFigures({ statesync: ss(100, 'timeout') }).state_sync_ok, 'OFF', 'bulk timed out');
+  t.equal(featureFigures({ configsync: { peer: { state: 'in_sync', revisions_behind: 0 } } }).config_in_sync, 'ON', 'primary, secondary up to date');
+  t.equal(featureFigures({ configsync: { peer: { state: 'behind', revisions_behind: 2 } } }).config_in_sync, 'OFF');
+  t.equal(featureFigures({ configsync: { drift: false, local_edits: [] } }).config_in_sync, 'ON', 'secondary without local edits');
+  t.equal(featureFigures({ configsync: { drift: true, local_edits: ['firewall'] } }).config_in_sync, 'OFF');
+  t.same(featureFigures({ dhcp: { ha_state: 'hot-standby', partner_state: 'hot-standby', leases: 3 } }).dhcp_leases, 3);
+});

@@ -1,5 +1,6 @@
 // The demo's feature plugins, in the order their hooks run.
 import type { DemoPlugin } from './plugin.js';
 import { configSyncPlugin } from './configsync.js';
+import { telemetryPlugin } from './telemetry.js';
 
-export const plugins: DemoPlugin[] = [configSyncPlugin()];
+export const plugins: DemoPlugin[] = [configSyncPlugin(), telemetryPlugin()];

@@ -94,7 +94,7 @@ export class MqttLab {
 /** The `mqtt:` and `peer:` sections the board's nodes use (also in the commented example of primary.yaml). */
 export function boardTelemetryConfig(): { mqtt: Record<string, unknown>; peer: Record<string, unknown> } {
   return {
-    mqtt: { url: `mqtt://${BROKER.host}:${BROKER.port}`, prefix: 'duogate', interval_s: 15, keepalive_s: 1, discovery: { enabled: true, prefix: 'homeassistant' } },
+    mqtt: { url: `mqtt://${BROKER.host}:${BROKER.port}`, prefix: 'duogate', interval_s: 15, keepalive_s: 1, backoff_max_s: 2, discovery: { enabled: true, prefix: 'homeassistant' } },
     peer: { key: 'board-peer-heartbeat-key-0123456789', interval_ms: 500 },
   };
 }
@@ -103,46 +103,48 @@ export function boardTelemetryConfig(): { mqtt: Record<string, unknown>; peer: R
  * Demo plugin: broker + subscriber from setup; reports
  *   mqtt_takeover_event_ms  the secondary's CARP transition to MASTER (its event's `at`, taken when the daemon
  *                           logged the transition) → the subscriber receiving that event (same wall clock);
- *   mqtt_offline_seen       the powered-off primary's availability turned `offline` (its last will).
+ *   mqtt_offline_seen       the powered-off primary's availability turned `offline` (its last will), and
+ *   mqtt_offline_ms         how long after the power cut that was.
  * It only measures if the demo's node configs have an `mqtt:` section pointing at this broker.
  */
-let lab: MqttLab | null = null;
-let powerOffIndex = 0;
-const figures: Record<string, unknown> = {};
-
-export const telemetryPlugin: DemoPlugin = {
-  name: 'telemetry',
-  async setup(ctx) {
-    lab = new MqttLab(ctx.board);
-    await lab.startBroker();
-    await lab.subscribe(['duogate/#', 'homeassistant/#']);
-    const s = await ctx.status('primary');
-    if (!s.mqtt) {
-      ctx.say('telemetry: the demo nodes have no mqtt: section; broker and subscriber run, but nothing publishes');
-      figures.mqtt_configured = false;
-      return;
-    }
-    figures.mqtt_configured = true;
-    const both = await lab.waitFor(() => !!lab!.last('duogate/primary/state') && !!lab!.last('duogate/secondary/state'), 8000);
-    figures.mqtt_retained_state_seen = !!both;
-    ctx.say(`telemetry: subscriber sees both nodes' retained state: ${both ? 'yes' : 'NO'}`);
-  },
-  async beforePowerOff() { powerOffIndex = lab?.msgs.length ?? 0; },
-  async afterTakeover(ctx) {
-    if (!lab || !figures.mqtt_configured) return;
-    const ev = await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"type":"transition"/.test(m.payload) && /"to":"MASTER"/.test(m.payload), 3000, powerOffIndex);
-    const e = lab.json(ev);
-    if (ev && e?.at) {
-      figures.mqtt_takeover_event_ms = Math.round(ev.rx - Date.parse(e.at));
-      ctx.say(`telemetry: takeover event (vhid ${e.vhid}) reached the subscriber ${figures.mqtt_takeover_event_ms} ms after the transition`);
-    } else ctx.say('telemetry: NO takeover event from the secondary within 3 s');
-    const off = await lab.waitFor((m) => m.topic === 'duogate/primary/availability' && m.payload === 'offline', 8000, powerOffIndex);
-    figures.mqtt_offline_seen = !!off;
-    ctx.say(`telemetry: powered-off primary shown offline (last will): ${off ? 'yes' : 'NO'}`);
-  },
-  async finish() {
-    await lab?.stop();
-    lab = null;
-    return { ...figures };
-  },
-};
+export function telemetryPlugin(): DemoPlugin {
+  let lab: MqttLab | null = null;
+  let mark = 0;
+  let cutAt = 0;
+  const figures: Record<string, unknown> = {};
+  return {
+    name: 'telemetry',
+    async setup(ctx) {
+      lab = new MqttLab(ctx.board);
+      await lab.startBroker();
+      await lab.subscribe(['duogate/#', 'homeassistant/#']);
+      const s = await ctx.status('primary');
+      figures.mqtt_configured = !!s.mqtt;
+      if (!s.mqtt) { ctx.say('telemetry: the demo nodes have no mqtt: section; nothing publishes'); return; }
+      // The nodes were retrying with backoff while no broker ran: give them one backoff period.
+      const both = await lab.waitFor(() => !!lab!.last('duogate/primary/state') && !!lab!.last('duogate/secondary/state'), 12_000);
+      figures.mqtt_retained_state_seen = !!both;
+      const disc = lab.msgs.filter((m) => m.topic.startsWith('homeassistant/') && m.payload !== '').length;
+      ctx.say(`telemetry: subscriber sees both nodes' retained state: ${both ? 'yes' : 'NO'}; ${disc} Home Assistant discovery configs`);
+    },
+    async beforePowerOff() { mark = lab?.msgs.length ?? 0; cutAt = Date.now(); },
+    async afterTakeover(ctx) {
+      if (!lab || !figures.mqtt_configured) return;
+      const ev = await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"type":"transition"/.test(m.payload) && /"to":"MASTER"/.test(m.payload), 3000, mark);
+      const e = lab.json(ev);
+      if (ev && e?.at) {
+        figures.mqtt_takeover_event_ms = Math.round((ev.rx - Date.parse(e.at)) * 10) / 10;
+        ctx.say(`telemetry: takeover event (vhid ${e.vhid}) reached the subscriber ${figures.mqtt_takeover_event_ms} ms after the transition`);
+      } else ctx.say('telemetry: NO takeover event from the secondary within 3 s');
+      const off = await lab.waitFor((m) => m.topic === 'duogate/primary/availability' && m.payload === 'offline', 10_000, mark);
+      figures.mqtt_offline_seen = !!off;
+      if (off) figures.mqtt_offline_ms = Math.round(off.rx - cutAt);
+      ctx.say(`telemetry: powered-off primary shown offline (last will): ${off ? `yes, ${figures.mqtt_offline_ms} ms after the power cut` : 'NO'}`);
+    },
+    async finish() {
+      await lab?.stop();
+      lab = null;
+      return { ...figures };
+    },
+  };
+}
