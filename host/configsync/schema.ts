@@ -1,5 +1,9 @@
 // The `configsync:` config section (registered in host/config/sections.ts). Both nodes carry one; the
 // primary pushes, the secondary listens on its sync address. Never synced itself.
+import { extraChecks } from '../config/check.js';
+import { checkConfigSync } from './check.js';
+
+extraChecks.push(checkConfigSync);
 export interface ConfigSyncConfig {
   username: string;
   password: string;
