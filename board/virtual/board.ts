@@ -200,7 +200,7 @@ export class VirtualBoard {
         this.nsName(sw),
       );
     }
-    // 4. LAN client and WAN server: IPv4 only, route through the VIPs.
+    // 4. LAN client (default route via the LAN VIP) and WAN server (on-link only): IPv4 only.
     ipBatch(
       [
         'link set lo up',
@@ -217,7 +217,7 @@ export class VirtualBoard {
         'link set eth0 addrgenmode none',
         `addr add ${ADDR.server.eth0} dev eth0`,
         'link set eth0 up',
-        `route add 192.168.1.0/24 via ${VIP.wan}`,
+        // No route to the LAN: like a host on the internet, the server only sees the WAN VIP (outbound NAT).
       ],
       this.nsName('server'),
     );
