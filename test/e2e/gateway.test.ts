@@ -159,6 +159,22 @@ except socket.timeout: print("timeout", flush=True)
     t.same(await probes.dns(), [TEST_ZONE.address], `${TEST_ZONE.name} answered via 192.168.1.1`);
   });
 
+  t.test('Kea and unbound are supervised: killed, they come back', async (t) => {
+    const before = await status('primary');
+    for (const [svc, key] of [['dns', 'unbound'], ['dhcp', 'kea']] as const) {
+      const pid = before[svc][key].pid;
+      t.ok(pid > 0, `${key} runs (pid ${pid})`);
+      process.kill(pid, 'SIGKILL');
+      const back = await waitFor(`${key} restarted`, async () => {
+        const s = (await status('primary'))[svc][key];
+        return s.running && s.pid !== pid ? s : null;
+      }, 5000, 50);
+      t.equal(back.restarts, before[svc][key].restarts + 1, `${key} restarted once (new pid ${back.pid})`);
+    }
+    t.same(await waitFor('dns again', async () => { const a = await probes.dns(); return a.length ? a : null; }, 5000, 100), [TEST_ZONE.address], 'DNS answers again');
+    await waitFor('kea hot-standby again', async () => (await status('primary')).dhcp?.ha_state === 'hot-standby', 20_000, 250);
+  });
+
   t.test('power off the primary: lease renewed from the secondary, SNAT and DNS continue', async (t) => {
     const off = Date.now();
     await board.powerOff('primary');
@@ -180,5 +196,15 @@ except socket.timeout: print("timeout", flush=True)
     t.equal(renewed?.ip, lease.ip, 'and kept its address');
     t.equal(renewed?.router, '192.168.1.1');
     t.comment(`renewed (${renewed?.event}) ${renewed ? renewed.t - off : -1} ms after the power-off`);
+  });
+
+  t.test('stopping the daemon stops Kea and unbound', async (t) => {
+    const st = await status('secondary');
+    const pids = [st.dhcp.kea.pid, st.dns.unbound.pid];
+    const r = await board.stopNode('secondary', 'SIGTERM', 8000);
+    t.equal(r.forced, false, 'the daemon exited on SIGTERM');
+    const alive = pids.filter((p) => { try { process.kill(p, 0); return true; } catch { return false; } });
+    t.same(alive, [], `kea and unbound (${pids.join(', ')}) are gone`);
+    t.same(board.exec('secondary', 'nft', ['list', 'table', 'inet', 'duogate']).status, 0, 'the ruleset stays in force (never fail open)');
   });
 }
