@@ -92,7 +92,7 @@ export const firewallSchema = {
     },
     rules: {
       type: 'object', additionalProperties: false, default: {},
-      properties: Object.fromEntries(['lan', 'wan', 'sync'].map((i) => [i, { type: 'array', maxItems: 1000, items: rule }])),
+      properties: Object.fromEntries(['lan', 'wan', 'sync'].map((i) => [i, { type: 'array', maxItems: 10000, items: rule }])),
     },
   },
 } as const;
