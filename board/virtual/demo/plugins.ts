@@ -1,6 +1,7 @@
 // The demo's feature plugins, in the order their hooks run.
 import type { DemoPlugin } from './plugin.js';
 import { configSyncPlugin } from './configsync.js';
+import { gatewayPlugin } from './gateway.js';
 import { telemetryPlugin } from './telemetry.js';
 
-export const plugins: DemoPlugin[] = [configSyncPlugin(), telemetryPlugin()];
+export const plugins: DemoPlugin[] = [gatewayPlugin(), configSyncPlugin(), telemetryPlugin()];
