@@ -3,6 +3,9 @@
 // sockets (test/core/telemetry-peer.test.ts).
 import type { CarpState } from './codec.js';
 
+/** After a start, silence alarms wait this long (or a dead interval, if longer). */
+export const STARTUP_GRACE_MS = 5000;
+
 export type AlarmName = 'split_brain' | 'sync_link_down' | 'peer_lost';
 
 export interface Alarm {
@@ -37,7 +40,7 @@ export interface Observation {
   peerName: string;
   /** A path is silent after this long without a valid heartbeat. */
   deadMs: number;
-  /** Monotonic ms the service started (alarms about silence wait deadMs after it). */
+  /** Monotonic ms the service started (alarms about silence wait STARTUP_GRACE_MS after it). */
   startedAt: number;
 }
 
@@ -46,6 +49,8 @@ export interface AlarmChange { alarm: Alarm; active: boolean }
 export class AlarmTracker {
   private active = new Map<string, Alarm>();
   private bothMasterSince = new Map<number, number>();
+  /** Monotonic ms since when the peer has been continuously seen on the LAN (null: not now). */
+  private lanVisibleSince: number | null = null;
 
   list(): Alarm[] { return [...this.active.values()]; }
 
@@ -54,7 +59,8 @@ export class AlarmTracker {
     const want = new Map<string, Omit<Alarm, 'since'>>();
     const fresh = (t: number | null) => t !== null && o.now - t <= o.deadMs;
     const peerFresh = fresh(o.lastSync) || fresh(o.lastLan);
-    const settled = o.now - o.startedAt > o.deadMs;
+    // Both nodes often boot together: give the peer a few seconds before calling it lost or half-connected.
+    const settled = o.now - o.startedAt > Math.max(o.deadMs, STARTUP_GRACE_MS);
 
     // Split brain: both MASTER for one vhid for longer than one advert interval (a normal preemption
     // overlaps by less than that: the old master steps down on the first advert it hears).
@@ -72,10 +78,22 @@ export class AlarmTracker {
       } else this.bothMasterSince.delete(v.vhid);
     }
 
-    // The peer's CARP adverts count as "seen on the LAN" while within 3 advert intervals (the master-down time).
-    const advertsFresh = o.own.some((v) => v.masterHeardAgoS !== null && v.masterHeardAgoS * 1000 <= 3 * v.advertMs + 100);
-    const seenOutside = fresh(o.lastLan) || advertsFresh;
-    if (settled && !fresh(o.lastSync) && seenOutside) {
+    // "Seen on the LAN": a LAN heartbeat, or (on a BACKUP) the peer master's CARP adverts, recent enough.
+    // Adverts come every advert interval; half of one more is the slack. 3 intervals (the master-down time)
+    // still count for "alive" in peer_lost below.
+    const heardAt = o.own.filter((v) => v.masterHeardAgoS !== null).map((v) => ({ at: o.now - v.masterHeardAgoS! * 1000, ms: v.advertMs }));
+    const advertsFresh = heardAt.some((h) => o.now - h.at <= 3 * h.ms + 100);
+    const lanFresh = fresh(o.lastLan) || heardAt.some((h) => o.now - h.at <= 1.5 * h.ms + 200);
+    const lanSeen = Math.max(o.lastLan ?? -Infinity, ...heardAt.map((h) => h.at));
+    if (!lanFresh) this.lanVisibleSince = null;
+    else this.lanVisibleSince ??= o.now;
+    // Sync link down: the sync path silent for a dead interval while the peer kept talking on the LAN for a dead
+    // interval after the last sync heartbeat, and has been visible there for one. A power cut stops both paths
+    // together (no alarm, peer_lost follows); a peer that boots is heard on the LAN a moment before its first
+    // heartbeat (no alarm either).
+    const syncLast = o.lastSync ?? o.startedAt;
+    if (settled && o.now - syncLast > o.deadMs && lanFresh && lanSeen - syncLast > o.deadMs
+      && this.lanVisibleSince !== null && o.now - this.lanVisibleSince > o.deadMs) {
       want.set('sync_link_down', {
         name: 'sync_link_down', key: 'sync_link_down',
         message: `sync link down: ${o.peerName} is alive on the LAN${fresh(o.lastLan) ? ' (heartbeat)' : ' (CARP adverts)'} but silent on the sync link: `

@@ -64,6 +64,15 @@ export class MqttTelemetry implements Service {
   private readonly onTransition = (t: Transition) => this.event({ type: 'transition', vhid: t.vhid, interface: t.interface, address: t.address, from: t.from, to: t.to, why: t.why, at: t.at });
   private readonly onMaintenance = (on: boolean) => this.event({ type: 'maintenance', on, by: this.d.maintenance.get()?.by ?? null, at: new Date().toISOString() });
   private readonly onAlarm = (a: Record<string, unknown>) => this.event({ ...a, type: 'alarm' });
+  /** A live config apply may add or remove VIPs: their entities follow. The mqtt: section itself is read at start. */
+  private readonly onConfig = (next: Record<string, unknown>, prev: Record<string, unknown>) => {
+    if (JSON.stringify(next.mqtt) !== JSON.stringify(prev?.mqtt)) this.d.log.warn('mqtt: section changed: it takes effect when the daemon restarts');
+    if (this.client?.connected && this.c.discovery.enabled) this.publishDiscovery();
+    this.stateDirty = true;
+    setImmediate(() => this.publishState(true));
+  };
+  /** Discovery topics with a config published by this run, so entities that went away get deleted. */
+  private discoveryTopics = new Set<string>();
 
   constructor(private readonly c: MqttConfig) {}
 
@@ -73,6 +82,7 @@ export class MqttTelemetry implements Service {
     d.on('transition', this.onTransition);
     d.on('maintenance', this.onMaintenance);
     d.on('alarm', this.onAlarm);
+    d.on('config', this.onConfig);
     this.periodic = setInterval(() => this.publishState(true), this.c.interval_s * 1000);
     this.changeTimer = setInterval(() => this.publishState(false), CHANGE_CHECK_MS);
     this.periodic.unref(); this.changeTimer.unref();
@@ -203,6 +213,9 @@ export class MqttTelemetry implements Service {
       vhids: ((s.vips as any[]) ?? []).map((v) => ({ vhid: v.vhid, interface: v.interface, addresses: v.addresses })),
       features: { configSync: f.config_in_sync !== null, stateSync: f.state_sync_ok !== null || f.states !== null, dhcp: f.dhcp_ha_state !== null || f.dhcp_leases !== null, peer: !!s.peer },
     });
+    const now = new Set(msgs.filter((m) => m.payload !== '').map((m) => m.topic));
+    for (const t of this.discoveryTopics) if (!now.has(t)) this.pub(t, '', true); // e.g. a removed vhid
+    this.discoveryTopics = now;
     for (const m of msgs) this.pub(m.topic, m.payload === '' ? '' : JSON.stringify(m.payload), true);
   }
 
@@ -250,6 +263,7 @@ export class MqttTelemetry implements Service {
     this.d?.off('transition', this.onTransition);
     this.d?.off('maintenance', this.onMaintenance);
     this.d?.off('alarm', this.onAlarm);
+    this.d?.off('config', this.onConfig);
     for (const t of [this.retryTimer, this.periodic, this.changeTimer]) if (t) clearTimeout(t);
     const cl = this.client;
     this.client = null;

@@ -68,24 +68,48 @@ t.test('split brain: raised beyond one advert interval of dual MASTER, not for a
   t.same(down.map((c) => [c.alarm.key, c.active]), [['split_brain:1', false], ['peer_lost', true]]);
 });
 
-t.test('sync link down: only while the peer is seen on the LAN (heartbeat or CARP adverts)', async (t) => {
+/** Drive the tracker every 100 ms from `from` to `to`; returns [time, key, active] of every change. */
+function run(tr: AlarmTracker, from: number, to: number, at: (t: number) => Partial<Observation>): [number, string, boolean][] {
+  const out: [number, string, boolean][] = [];
+  for (let t = from; t <= to; t += 100) for (const c of tr.update(obs(t, at(t)))) out.push([t, c.alarm.key, c.active]);
+  return out;
+}
+/** Last heartbeat at or before t on a path that sends every 500 ms from `start` until `stop`. */
+const hbAt = (t: number, start: number, stop = Infinity) => (t < start ? null : Math.floor((Math.min(t, stop) - start) / 500) * 500 + start);
+
+t.test('sync link down: raised when only the sync path dies, with the peer still on the LAN', async (t) => {
   const tr = new AlarmTracker();
-  t.same(tr.update(obs(1000, { lastSync: null, lastLan: null })), [], 'no silence alarm during the start-up grace');
-  // Sync silent, LAN heartbeat fresh.
-  let c = tr.update(obs(5000, { lastSync: 3000, lastLan: 4900 }));
-  t.same(c.map((x) => [x.alarm.key, x.active]), [['sync_link_down', true]]);
-  t.match(c[0].alarm.message, /alive on the LAN \(heartbeat\)/);
-  c = tr.update(obs(5100));
-  t.same(c.map((x) => [x.alarm.key, x.active]), [['sync_link_down', false]], 'cleared by a sync heartbeat');
-  // No LAN heartbeat path, but this node is BACKUP and hears the master's adverts.
+  // Healthy until 5000, then the sync heartbeats stop; the LAN heartbeats go on.
+  const ch = run(tr, 0, 9000, (n) => ({ lastSync: hbAt(n, 0, 5000), lastLan: hbAt(n, 0) }));
+  t.same(ch, [[7000, 'sync_link_down', true]], 'raised once the peer was heard on the LAN more than a dead interval (1.5 s) after the last sync heartbeat');
+  t.match(tr.list()[0].message, /alive on the LAN \(heartbeat\)/);
+  t.same(run(tr, 9100, 9500, (n) => ({ lastSync: hbAt(n, 9100), lastLan: hbAt(n, 0) })), [[9100, 'sync_link_down', false]], 'cleared by the next sync heartbeat');
+  // Without the LAN heartbeat path: a BACKUP still sees the master's CARP adverts (one a second).
   const tr2 = new AlarmTracker();
-  c = tr2.update(obs(5000, { lastSync: null, lastLan: null, own: [own('BACKUP', { masterHeardAgoS: 0.4 })] }));
-  t.same(c.map((x) => [x.alarm.key, x.active]), [['sync_link_down', true]]);
-  t.match(c[0].alarm.message, /\(CARP adverts\)/);
-  // Adverts stop too: the peer is gone, not just the sync link.
-  c = tr2.update(obs(9000, { lastSync: null, lastLan: null, own: [own('MASTER', { masterHeardAgoS: 4 })] }));
-  t.same(c.map((x) => [x.alarm.key, x.active]), [['sync_link_down', false], ['peer_lost', true]]);
-  t.match(c[1].alarm.message, /never heard/);
+  const ch2 = run(tr2, 0, 10_000, (n) => ({ lastSync: hbAt(n, 0, 6000), lastLan: null, own: [own('BACKUP', { masterHeardAgoS: (n % 1000) / 1000 })] }));
+  t.same(ch2, [[8000, 'sync_link_down', true]]);
+  t.match(tr2.list()[0].message, /\(CARP adverts\)/);
+});
+
+t.test('a power cut stops both paths together: peer lost, never sync link down', async (t) => {
+  const tr = new AlarmTracker();
+  // The peer is MASTER: its adverts every second (last one at 9000), heartbeats on both paths until 9800.
+  const ch = run(tr, 0, 16_000, (n) => ({
+    lastSync: hbAt(n, 0, 9800), lastLan: hbAt(n, 0, 9800),
+    own: [own('BACKUP', { masterHeardAgoS: (n - Math.min(Math.floor(n / 1000) * 1000, 9000)) / 1000 })],
+  }));
+  t.same(ch, [[12_200, 'peer_lost', true]], 'peer lost once the adverts are 3 intervals old; no sync_link_down on the way');
+  t.match(tr.list()[0].message, /silent for 3 s/);
+});
+
+t.test('a peer booting is heard on the LAN before its first heartbeat: no alarm for that', async (t) => {
+  const tr = new AlarmTracker();
+  // Peer gone since 0 (never heard); at 20 000 its adverts start, at 20 700 its heartbeats (services start after CARP).
+  const ch = run(tr, 0, 30_000, (n) => ({
+    lastSync: hbAt(n, 20_700), lastLan: hbAt(n, 20_700),
+    own: [own('BACKUP', { masterHeardAgoS: n < 20_000 ? null : (n % 1000) / 1000 })],
+  }));
+  t.same(ch, [[5100, 'peer_lost', true], [20_000, 'peer_lost', false]], 'only peer_lost during the absence (after the start-up grace)');
 });
 
 t.test('peer lost clears when the peer is heard again', async (t) => {

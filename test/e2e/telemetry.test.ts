@@ -23,6 +23,8 @@ class TelemetryFirmware extends Firmware {
       const full = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
       const c: Record<string, unknown> = Object.fromEntries(CORE_KEYS.filter((k) => k in full).map((k) => [k, full[k]]));
       Object.assign(c, boardTelemetryConfig());
+      // Commands on the secondary only: the primary must ignore its command topic.
+      if (n === 'secondary') (c.mqtt as Record<string, unknown>).commands = true;
       writeFileSync(this.configFile(n), YAML.stringify(c));
     }
   }
@@ -133,15 +135,51 @@ if (process.getuid?.() !== 0) {
     t.ok(await until(async () => (await alarms('primary')).length === 0 && (await alarms('secondary')).length === 0, 5000), 'cleared when the sync link is back');
   });
 
+  t.test('Home Assistant birth message and maintenance commands (on for the secondary only)', async (t) => {
+    const pub = (topic: string, msg: string) => board.exec('client', 'mosquitto_pub', ['-h', '192.168.1.100', '-q', '1', '-t', topic, '-m', msg], { check: true });
+    const sw = lab.json(lab.last('homeassistant/switch/duogate_secondary/maintenance/config'));
+    t.equal(sw?.cmd_t, '~/cmd/maintenance', 'secondary: maintenance is a switch with a command topic');
+    t.equal(lab.last('homeassistant/switch/duogate_primary/maintenance/config')?.payload ?? '', '', 'primary: no command entity');
+    let mark = lab.msgs.length;
+    pub('homeassistant/status', 'online');
+    const again = await until(() => {
+      const n = (node: string) => lab.msgs.slice(mark).filter((m) => m.topic.startsWith(`homeassistant/`) && m.topic.includes(`/duogate_${node}/`)).length;
+      return n('primary') >= 10 && n('secondary') >= 10;
+    }, 3000);
+    t.ok(again, 'both nodes republish their discovery when Home Assistant comes online');
+
+    mark = lab.msgs.length;
+    pub('duogate/secondary/cmd/maintenance', 'ON');
+    t.ok(await until(async () => (await fw.status('secondary')).maintenance.on, 3000), 'secondary entered maintenance from MQTT');
+    t.ok(await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"type":"maintenance","on":true,"by":"mqtt"/.test(m.payload), 3000, mark), 'maintenance event (by mqtt)');
+    t.ok(await lab.waitFor((m) => m.topic === 'duogate/secondary/state' && /"maintenance":"ON"/.test(m.payload), 3000, mark), 'state shows maintenance ON');
+    pub('duogate/secondary/cmd/maintenance', 'reboot');
+    t.ok(await until(async () => (await fw.status('secondary')).mqtt.commands_rejected === 1, 3000), 'an unknown command is rejected and counted');
+    pub('duogate/secondary/cmd/maintenance', 'OFF');
+    t.ok(await until(async () => !(await fw.status('secondary')).maintenance.on, 3000), 'and left it');
+    pub('duogate/primary/cmd/maintenance', 'ON');
+    await sleep(1000);
+    t.notOk((await fw.status('primary')).maintenance.on, 'the primary (commands off) ignores its command topic');
+    t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' });
+  });
+
+  t.test('daemon killed with SIGKILL (links up): offline at once', async (t) => {
+    const mark = lab.msgs.length;
+    const t0 = Date.now();
+    await board.stopNode('secondary', 'SIGKILL');
+    const off = await lab.waitFor((m) => m.topic === 'duogate/secondary/availability' && m.payload === 'offline', 3000, mark);
+    t.ok(off, 'the broker published the last will');
+    if (off) t.comment(`offline ${Math.round(off.rx - t0)} ms after SIGKILL (the kernel closed the TCP connection)`);
+  });
+
   t.test('a dead broker: backoff with the error in status, CARP carries on', async (t) => {
     await lab.stop();
-    const st = await until(async () => { const s = (await fw.status('secondary')).mqtt; return s.state === 'backoff' && s.last_error ? s : null; }, 8000);
+    const st = await until(async () => { const s = (await fw.status('primary')).mqtt; return s.state === 'backoff' && s.last_error ? s : null; }, 8000);
     t.ok(st, 'mqtt section shows backoff and the last error');
     t.comment(`last_error: ${st?.last_error}`);
     t.match(st?.last_error ?? '', /192\.168\.1\.100/);
-    const a = await fw.states('primary');
     await sleep(1500);
-    t.same(await fw.states('primary'), a, 'CARP states unchanged while the broker is gone');
-    t.same(await fw.states('secondary'), { 1: 'BACKUP', 2: 'BACKUP' });
+    t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' }, 'CARP carries on while the broker is gone');
+    t.equal((await fw.status('primary')).carp_counters.sent > 0, true);
   });
 }
