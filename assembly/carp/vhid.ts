@@ -153,27 +153,22 @@ export class Vhid {
     this.setrun(now);
   }
 
-  /** Leave MASTER (or INIT) for BACKUP. A yielding master releases first, then bows out so the winner need not wait. */
-  becomeBackup(now: f64, why: u8, bowOut: bool): void {
+  /**
+   * Leave for BACKUP (yielding, or starting) or INIT (link down, shutdown). A master releases its VIPs, then
+   * bows out where it may, so the winner need not wait; `bowOut` only where the link can still carry it.
+   */
+  becomeBackup(now: f64, why: u8, bowOut: bool): void { this.leave(now, BACKUP, why, bowOut); }
+  becomeInit(now: f64, why: u8, bowOut: bool): void { this.leave(now, INIT, why, bowOut); }
+
+  private leave(now: f64, to: u8, why: u8, bowOut: bool): void {
     const wasMaster = this.state == MASTER;
     // The state record goes first so the host logs the change before the VIPs move (no apparent overlap).
-    this.changeState(now, BACKUP, why);
+    this.changeState(now, to, why);
     if (wasMaster) {
       push(ACT_RELEASE_VIPS, this.vhid, this.link, 0, 0, 0);
       if (bowOut) this.sendAdvert(true);
     }
     this.preemptAt = -1;
-    this.setrun(now);
-  }
-
-  /** Leave for INIT: link down or shutdown. `bowOut` only where the link can still carry it. */
-  becomeInit(now: f64, why: u8, bowOut: bool): void {
-    const wasMaster = this.state == MASTER;
-    this.changeState(now, INIT, why);
-    if (wasMaster) {
-      push(ACT_RELEASE_VIPS, this.vhid, this.link, 0, 0, 0);
-      if (bowOut) this.sendAdvert(true);
-    }
     this.setrun(now);
   }
 
