@@ -182,13 +182,18 @@ except socket.timeout: print("timeout", flush=True)
     t.comment(`secondary MASTER ${Date.now() - off} ms after the power-off`);
     t.equal(await waitFor('whoami', () => probes.whoami(), 5000, 200), '203.0.113.1', 'server sees the WAN VIP after failover');
     t.same(await waitFor('dns', async () => { const a = await probes.dns(); return a.length ? a : null; }, 5000, 200), [TEST_ZONE.address], 'DNS answered after failover');
-    // Once the secondary's Kea serves the primary's scope, ask the client to renew now (udhcpc's SIGUSR1)
-    // rather than wait for T1. One signal only: a second one while a renew is pending restarts from DISCOVER.
-    const serving = await waitFor('secondary kea serving', async () => {
+    // duogate pushes the primary's scope to the standby as soon as CARP sees the peer vanish; Kea then
+    // declares PARTNER-DOWN when its first lease update or heartbeat to the dead peer fails.
+    const serving = await waitFor('secondary kea serving the primary scope', async () => {
       const d = (await status('secondary')).dhcp;
-      return d?.ha_state === 'partner-down' || d?.scopes?.includes('primary') ? d : null;
-    }, 15_000, 100);
-    t.comment(`secondary Kea serving (${serving.ha_state}, scopes ${serving.scopes}) ${Date.now() - off} ms after the power-off`);
+      return d?.scopes?.includes('primary') ? d : null;
+    }, 15_000, 50);
+    t.comment(`secondary Kea serving the primary's scope (${serving.ha_state}) ${Date.now() - off} ms after the power-off`);
+    // Once it is PARTNER-DOWN, ask the client to renew now (udhcpc's SIGUSR1) rather than wait for T1.
+    // Before that, each answer waits for the lease update to the dead peer to fail. One signal only: a second
+    // one while a renew is pending makes udhcpc start over with a DISCOVER.
+    await waitFor('secondary kea partner-down', async () => (await status('secondary')).dhcp?.ha_state === 'partner-down', 15_000, 50);
+    t.comment(`secondary Kea PARTNER-DOWN ${Date.now() - off} ms after the power-off`);
     probes.renewDhcp();
     const renewed = await probes.waitLease(off, 8000);
     t.equal(renewed?.event, 'renew', 'a renew (not a new DISCOVER)');

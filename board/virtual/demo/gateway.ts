@@ -128,13 +128,13 @@ export function gatewayPlugin(): DemoPlugin {
     },
     async beforePowerOff() { offAt = Date.now(); },
     async afterTakeover(ctx) {
-      // The demo's lease is long (an hour), so once the secondary's Kea serves, ask the client to renew now
+      // The demo's lease is long (an hour), so once the secondary's Kea has taken over, ask the client to renew now
       // (SIGUSR1 = udhcpc's "renew"): the unicast renew goes to the server identifier, the VIP, which the
       // secondary now holds.
+      // Wait for PARTNER-DOWN (before it, each answer waits for the lease update to the dead peer to fail).
       // One signal only: a second one while a renew is pending makes udhcpc start over with a DISCOVER.
       for (let i = 0; i < 150; i++) {
-        const d = (await ctx.status('secondary').catch(() => null))?.dhcp;
-        if (d?.ha_state === 'partner-down' || d?.scopes?.includes('primary')) break;
+        if ((await ctx.status('secondary').catch(() => null))?.dhcp?.ha_state === 'partner-down') break;
         await sleep(100);
       }
       probes.renewDhcp();
