@@ -2,6 +2,7 @@
 // apply + push); with no daemon, apply validates, writes the file and records the revision for the next start.
 // History and diff read the store directly, so they work with the daemon stopped.
 import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
 import path from 'node:path';
 import { parseConfigText, ConfigError } from '../config/load.js';
 import { checkConfig } from '../config/check.js';
@@ -10,7 +11,8 @@ import { request, ControlError } from '../control/client.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { ConfigStore, diffConfigs } from './store.js';
 
-const USAGE = 'usage: duogate config apply FILE [-m DESCRIPTION] | history | diff [A [B]] | revert REV | sync';
+const USAGE = 'usage: duogate config apply FILE [-m DESCRIPTION] | history | diff [A [B]] | revert REV | sync\n' +
+  '       duogate config add-rule IFACE ACTION PROTO SOURCE DESTINATION [DPORT] [-m DESCRIPTION] | add-alias NAME host|network|port ENTRY...';
 
 export interface ConfigCliContext {
   args: string[]; configFile: string; socket: () => string; readConfig: () => Config; json: boolean; message?: string;
@@ -45,6 +47,34 @@ export async function configCommand(x: ConfigCliContext): Promise<number> {
         out({ changed: true, seq: rev.seq, hash: rev.hash, live: null }, () => `daemon not running: recorded revision #${rev.seq} ${rev.hash.slice(0, 12)} and wrote ${x.configFile}; it takes effect at the next start\n`);
         return 0;
       }
+    }
+    case 'add-rule':
+    case 'add-alias': {
+      // Small edits of the running config file, comments kept (YAML document API), then the normal apply.
+      const text = readFileSync(x.configFile, 'utf8');
+      const doc = YAML.parseDocument(text);
+      let what: string;
+      if (sub === 'add-rule') {
+        const [iface, action, protocol, source, destination, dport] = args;
+        if (!destination) throw new ControlError('DG_ERR_USAGE', USAGE);
+        const rule: Record<string, unknown> = { action, protocol, source, destination };
+        if (dport) rule.destination_port = /^\d+$/.test(dport) ? Number(dport) : dport;
+        if (x.message) rule.description = x.message;
+        const at = ['firewall', 'rules', iface];
+        const list = doc.getIn(at) as YAML.YAMLSeq | undefined;
+        // First match wins: a quickly added rule goes on top so it takes effect (pfSense appends; move it if needed).
+        if (YAML.isSeq(list)) list.items.unshift(doc.createNode(rule, { flow: true }) as never);
+        else doc.setIn(at, doc.createNode([rule]));
+        what = `add-rule ${iface}: ${action} ${protocol} ${source} -> ${destination}${dport ? `:${dport}` : ''}`;
+      } else {
+        const [name, type, ...entries] = args;
+        if (!entries.length) throw new ControlError('DG_ERR_USAGE', USAGE);
+        doc.setIn(['firewall', 'aliases', name], doc.createNode({ type, entries: entries.map((e) => (/^\d+$/.test(e) ? Number(e) : e)) }, { flow: true }));
+        what = `add-alias ${name} (${type}): ${entries.join(' ')}`;
+      }
+      const r = await request(x.socket(), { cmd: 'config.apply', text: doc.toString(), file: x.configFile, description: x.message ? `${what} (${x.message})` : what }, 30_000);
+      out(r, () => r.changed ? `${what}: revision #${r.seq} ${r.hash.slice(0, 12)} applied; sync: ${r.sync}\n` : 'no change\n');
+      return 0;
     }
     case 'history': {
       const c = x.readConfig();

@@ -13,8 +13,10 @@ import { stateSyncConfig } from '../statesync/config.js';
 
 export async function loadServices(_d: Daemon, _control: ControlServer): Promise<Service[]> {
   const out: Service[] = [];
-  if (_d.config.configsync) out.push(new ConfigSyncService(_control));
   out.push(...gatewayServices(_d, _control));
+  // After the firewall: the sync server must not accept a connection before the first ruleset is loaded
+  // (a connection older than conntrack's first rules is "invalid" and dropped mid-request).
+  if (_d.config.configsync) out.push(new ConfigSyncService(_control));
   if (_d.config.peer) out.push(new PeerHealth(_d.config.peer as PeerConfig));
   { const ss = stateSyncConfig(_d.config.statesync); if (ss?.enabled) out.push(new StateSyncService(ss)); }
   if (_d.config.mqtt) out.push(new MqttTelemetry(_d.config.mqtt as MqttConfig));

@@ -129,6 +129,15 @@ if action == 'call':
     call(a.get('user', 'duogate'), a['password'], a['method'], *a.get('params', []))
 elif action == 'raw':
     raw(a['body'].encode())
+elif action == 'ratelimit':
+    # n wrong logins back to back, then the right one: one process, so the attempts fall in one window.
+    faults = []
+    for pw in ['wrong-wrong-wrong'] * a['n'] + [a['password']]:
+        try:
+            proxy('duogate', pw).duogate.sync_status(); faults.append(0)
+        except xmlrpc.client.Fault as f:
+            faults.append(f.faultCode); last = f.faultString
+    out(ok=True, faults=faults, message=last)
 elif action == 'big':
     raw(b'<?xml version="1.0"?><methodCall><methodName>duogate.sync_status</methodName><params><param><value><string>' + b'x' * a['bytes'] + b'</string></value></param></params></methodCall>')
 elif action == 'cert':

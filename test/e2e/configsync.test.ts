@@ -122,9 +122,8 @@ t.test('refusals: each is a clear fault and a log line, and nothing changes on t
 
   // Rate limit: after 3 failures in 3 s even the right password is refused, until the window passes.
   await sleep(3100); // the wrong-password case above started a window
-  for (let i = 0; i < 3; i++) t.equal(pair.python('primary', 'call', { password: 'wrong-wrong-wrong', method: 'duogate.sync_status' }).fault, 1);
-  const limited = pair.python('primary', 'call', { password: SYNC_PASSWORD, method: 'duogate.sync_status' });
-  t.equal(limited.fault, 2, 'the 4th attempt is rate limited, right password or not');
+  const limited = pair.python('primary', 'ratelimit', { password: SYNC_PASSWORD, n: 3 });
+  t.same(limited.faults, [1, 1, 1, 2], 'three failures, then the 4th attempt is rate limited, right password or not');
   t.match(limited.message, /too many authentication failures from 172\.16\.1\.1/);
   await sleep(3100);
   t.ok(pair.python('primary', 'call', { password: SYNC_PASSWORD, method: 'duogate.sync_status' }).ok, 'allowed again after the window');
@@ -254,6 +253,22 @@ t.test('history, diff and revert on the primary', async (t) => {
   t.equal(JSON.parse(pair.cli('primary', ['history', '--json']).stdout).at(-1).origin, 'revert');
   vips = vips.filter((x) => x.vhid !== 5);
   vips[0].description = 'LAN gateway';
+
+  // The small edit commands: the running file is edited in place (comments kept) and applied like any change.
+  const a = pair.cli('primary', ['add-alias', 'web_ports', 'port', '80', '443']);
+  t.equal(a.status, 0, `add-alias: ${a.stdout}${a.stderr}`);
+  const r2 = pair.cli('primary', ['add-rule', 'lan', 'block', 'tcp', 'lan net', 'any', 'web_ports', '-m', 'no web from the LAN']);
+  t.equal(r2.status, 0, `add-rule: ${r2.stdout}${r2.stderr}`);
+  const file = readFileSync(pair.file('primary'), 'utf8');
+  t.match(file, /^# written by the config-sync tests/, 'the file keeps its comments');
+  const c = parseConfigText(file) as any;
+  t.same(c.firewall.aliases.web_ports.entries, [80, 443]);
+  t.match(c.firewall.rules.lan[0], { action: 'block', destination_port: 'web_ports', description: 'no web from the LAN' });
+  t.match(JSON.parse(pair.cli('primary', ['history', '--json']).stdout).at(-1).description, /add-rule lan: block tcp lan net -> any:web_ports/);
+  const bad = pair.cli('primary', ['add-rule', 'lan', 'allow', 'tcp', 'lan net', 'any']);
+  t.not(bad.status, 0, 'an invalid rule is refused');
+  t.match(bad.stderr, /firewall\.rules\.lan\[0\]\.action: must be one of pass, block, reject/);
+  t.ok(await inSync());
 });
 
 t.test('SIGKILL of either daemon in the middle of writes leaves a valid config (bounded loop)', async (t) => {
