@@ -212,4 +212,16 @@ except socket.timeout: print("timeout", flush=True)
     t.same(alive, [], `kea and unbound (${pids.join(', ')}) are gone`);
     t.same(board.exec('secondary', 'nft', ['list', 'table', 'inet', 'duogate']).status, 0, 'the ruleset stays in force (never fail open)');
   });
+
+  t.test('a ruleset refused at start stops the daemon before it can take the VIPs', async (t) => {
+    const c = YAML.parse(readFileSync(cfg('secondary'), 'utf8'));
+    c.firewall.aliases.wan_server = { type: 'network', entries: ['10.0.0.0/8', '10.1.0.0/16'] };
+    const bad = path.join(dir, 'bad-secondary.yaml');
+    writeFileSync(bad, YAML.stringify(c));
+    const cp = board.startNode('secondary', [CLI, 'run', '--config', bad, '--socket', sock('secondary'), '--state-dir', state('secondary')]);
+    const code = await new Promise<number | null>((res) => { const tm = setTimeout(() => res(null), 8000); cp.once('exit', (c) => { clearTimeout(tm); res(c); }); });
+    t.equal(code, 1, 'duogate run exits 1');
+    t.notOk(board.addresses('secondary', 'lan0').includes('192.168.1.1'), 'without the LAN VIP');
+    t.match(readFileSync(board.logPath('secondary'), 'utf8'), /service failed to start; stopping the daemon.*firewall\.aliases\.wan_server/);
+  });
 }

@@ -5,6 +5,7 @@ import type { Daemon } from '../../daemon/daemon.js';
 import type { Service } from '../../daemon/service.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
+import { abortStart } from '../abort.js';
 import { keaCommand, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
 import type { Transition } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
@@ -22,11 +23,12 @@ export class DhcpService implements Service {
   private onConfig: ((next: Config) => void) | null = null;
   private written = '';
 
-  start(d: Daemon): void {
+  async start(d: Daemon): Promise<void> {
     const log = d.log.child({ service: 'dhcp' });
     const p = keaPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
-    const cfg = keaConfig(d.config); // throws with the field on a bad section: the daemon does not start
+    let cfg: object;
+    try { cfg = keaConfig(d.config); } catch (e) { return await abortStart(d, this.name, e); } // names the field
     this.written = JSON.stringify(cfg, null, 2);
     writeFileAtomic(p.config, this.written);
     this.proc = new Supervised({

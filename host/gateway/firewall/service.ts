@@ -8,6 +8,7 @@ import type { ControlServer } from '../../control/server.js';
 import { compile } from './compile.js';
 import { applyRuleset, firewallApplied, listRuleset } from './apply.js';
 import { ruleCounters } from './show.js';
+import { abortStart } from '../abort.js';
 
 export function rulesetFile(stateDir: string): string { return path.join(stateDir, 'firewall', 'ruleset.nft'); }
 
@@ -30,7 +31,7 @@ export class FirewallService implements Service {
       await this.apply(d.config, log);
     } catch (e) {
       this.error = (e as Error).message;
-      throw e; // a gateway without its ruleset must not take the VIPs
+      await abortStart(d, this.name, e); // a gateway without its ruleset must not take the VIPs
     }
     // A new config (config sync, reload): re-apply. A refused ruleset leaves the one in force and is reported.
     this.onConfig = (next: Config, prev: Config) => {
