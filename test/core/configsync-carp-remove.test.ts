@@ -23,12 +23,13 @@ t.test('removing a MASTER vhid releases its VIPs, bows out, and leaves the other
   t.same(c.vhidStatus().map((v) => v.state), ['MASTER', 'MASTER']);
   t.ok(c.removeVhid(3200, 1, 0), 'removed');
   const acts = c.drain();
-  t.same(acts.map((a) => a.type), ['release', 'advert', 'state'], 'release first, then the bow-out advert, then the state change');
-  t.equal(acts[0].vhid, 1);
-  const adv = acts[1] as { type: 'advert'; bowOut: boolean; payload: Uint8Array };
+  // The state record first (the host logs the change before the VIPs move), then release, then the bow-out.
+  t.same(acts.map((a) => a.type), ['state', 'release', 'advert'], 'state change, VIPs released, then the bow-out advert');
+  t.match(acts[0], { type: 'state', vhid: 1, from: 'MASTER', to: 'INIT', why: 'removed from the config' });
+  t.equal(acts[1].vhid, 1, 'vhid 1 releases its VIPs');
+  const adv = acts[2] as { type: 'advert'; bowOut: boolean; payload: Uint8Array };
   t.ok(adv.bowOut, 'the advert is a bow-out');
   t.equal(adv.payload[5], 255, 'bow-out advbase 255'); // byte 5 of the CARP header is advbase
-  t.match(acts[2], { type: 'state', vhid: 1, from: 'MASTER', to: 'INIT', why: 'removed from the config' });
   t.same(c.vhidStatus().map((v) => [v.vhid, v.state]), [[2, 'MASTER']], 'vhid 2 still MASTER, untouched');
   t.notOk(c.removeVhid(3300, 1, 0), 'removing it again: false');
   t.notOk(c.removeVhid(3300, 2, 0), 'vhid 2 is not on link 0: false');
