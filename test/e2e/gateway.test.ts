@@ -54,6 +54,7 @@ if (process.getuid?.() !== 0) {
     for (const n of ['primary', 'secondary'] as NodeName[]) {
       const c = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
       c.dhcp.lease_time = LEASE_S;
+      c.nat.port_forwards = [{ interface: 'wan', protocol: 'tcp', destination_port: 8080, target: '192.168.1.100', target_port: 8000, description: 'client web' }];
       delete c.configsync; delete c.statesync; delete c.telemetry; // other features' sections: not under test here
       writeFileSync(cfg(n), YAML.stringify(c));
     }
@@ -97,6 +98,15 @@ if (process.getuid?.() !== 0) {
     t.match(show.stdout, /ct state invalid counter packets \d+ bytes \d+ drop/, 'shows counters per rule');
     t.match(show.stdout, /snat ip to 203\.0\.113\.1/);
     t.equal(board.exec('primary', 'sysctl', ['-n', 'net.netfilter.nf_conntrack_tcp_loose']).stdout.trim(), '0', 'tcp_loose off');
+  });
+
+  t.test('port forward on the WAN VIP; other WAN inbound blocked', async (t) => {
+    board.spawn('client', 'socat', ['TCP-LISTEN:8000,fork,reuseaddr', 'SYSTEM:echo forwarded to $SOCAT_SOCKADDR from $SOCAT_PEERADDR'], { stdio: 'ignore' });
+    await waitFor('client listener', async () => board.exec('client', 'ss', ['-Hlnt']).stdout.includes(':8000 '), 3000, 50);
+    const get = (dst: string) => board.exec('server', 'socat', ['-T', '1', '-', `TCP:${dst},connect-timeout=1`], { input: '', timeoutMs: 5000 });
+    t.equal(get('203.0.113.1:8080').stdout.trim(), 'forwarded to 192.168.1.100 from 203.0.113.10', 'server -> WAN VIP:8080 reaches the client:8000');
+    t.not(get('203.0.113.1:8000').status, 0, 'WAN VIP:8000 (no forward) is blocked');
+    t.not(get('203.0.113.2:22').status, 0, "the node's own WAN address is closed");
   });
 
   t.test('a mid-stream TCP segment the node has no state for is dropped', async (t) => {
