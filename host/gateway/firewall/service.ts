@@ -4,10 +4,8 @@ import path from 'node:path';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
 import type { Service } from '../../daemon/service.js';
-import type { ControlServer } from '../../control/server.js';
 import { compile } from './compile.js';
-import { applyRuleset, firewallApplied, listRuleset } from './apply.js';
-import { ruleCounters } from './show.js';
+import { applyRuleset, firewallApplied } from './apply.js';
 import { abortStart } from '../abort.js';
 
 export function rulesetFile(stateDir: string): string { return path.join(stateDir, 'firewall', 'ruleset.nft'); }
@@ -20,10 +18,6 @@ export class FirewallService implements Service {
   private error: string | null = null;
   private onConfig: ((next: Config, prev: Config) => void) | null = null;
   private daemon: Daemon | null = null;
-
-  constructor(control?: ControlServer) {
-    control?.handle('firewall.show', async (req) => (req.json ? ruleCounters() : listRuleset()));
-  }
 
   async start(d: Daemon): Promise<void> {
     const log = d.log.child({ service: 'firewall' });
