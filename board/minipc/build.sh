@@ -44,7 +44,8 @@ mkdir -p "$cache" "$out"
 
 # ---- 0. host tools ------------------------------------------------------------------------------
 s=$(date +%s.%N)
-HOST_PKGS="mmdebstrap qemu-system-x86 dosfstools mtools fdisk zstd ovmf e2fsprogs"
+# (make g++ python3: node-gyp, when this is a fresh clone without node_modules)
+HOST_PKGS="mmdebstrap qemu-system-x86 dosfstools mtools fdisk zstd ovmf e2fsprogs make g++ python3"
 missing=""
 for p in $HOST_PKGS; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing="$missing $p"
@@ -94,7 +95,10 @@ stage_done node "$s"
 s=$(date +%s.%N)
 cd "$repo"
 if [ "${DUOGATE_SKIP_NPM_BUILD:-0}" != 1 ]; then
-  [ -d node_modules ] || die "node_modules missing: run 'npm ci' (or 'bash board/bootstrap.sh') first"
+  if [ ! -d node_modules ]; then
+    log "npm ci (fresh clone)"
+    npm ci --no-fund --no-audit > "$out/npm-ci.log" 2>&1 || { tail -30 "$out/npm-ci.log" >&2; die "npm ci (log: $out/npm-ci.log)"; }
+  fi
   npm run build --silent > "$out/npm-build.log" 2>&1 || { tail -30 "$out/npm-build.log" >&2; die "npm run build (log: $out/npm-build.log)"; }
 fi
 for f in dist/host/cli.js dist/wasm/core.wasm build/Release/duogate.node dist/board/minipc/firstboot.js; do
@@ -115,6 +119,10 @@ while read -r d; do
   [ -e "$payload/$d" ] || { mkdir -p "$payload/$(dirname "$d")" && cp -a "$d" "$payload/$d"; } || die "copying $d"
 done < "$work/deps.txt"
 rm -rf "$payload/node_modules/node-addon-api" "$payload/node_modules/@types"  # build-time only (headers, typings)
+# Smoke: the payload loads with the image's own Node (a half-built dist/ fails here, not at first boot).
+"$work/node/package/bin/node" "$payload/dist/host/cli.js" version >/dev/null 2>"$out/smoke.log" \
+  && "$work/node/package/bin/node" "$payload/dist/board/minipc/firstboot.js" --help >/dev/null 2>>"$out/smoke.log" \
+  || { cat "$out/smoke.log" >&2; die "the packaged duogate does not load (dist/ out of date or broken? rerun after 'npm run build')"; }
 duogate_version=$(node -p "require('./package.json').version")
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo "+dirty" || true)

@@ -2,32 +2,39 @@
 // boot until it has done its job, and by the console menu (assign NICs, set up this node).
 //   1. NIC roles by MAC -> /etc/systemd/network/10-duogate-{wan0,lan0,sync0}.link, ports renamed now
 //   2. /etc/duogate/duogate.yaml from the seed on the boot partition (or from --role/--password)
-//   3. the node's TLS key and self-signed certificate (/etc/duogate/tls), fingerprint printed for pinning
+//   3. the node's TLS key and self-signed certificate (config sync's identity, <state_dir>/configsync/sync.{key,crt}),
+//      fingerprint printed for pinning on the peer
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../../host/io/atomic.js';
-import type { IfRole } from '../../host/config/schema.js';
+import { loadConfig } from '../../host/config/load.js';
+import type { Config, IfRole } from '../../host/config/schema.js';
 import { configFromSeed, parseSeed, seedMacs, SeedError, ROLES, type Seed } from './seed.js';
 import { applyRoles, assignRoles, listNics, LINK_DIR } from './nics.js';
 
 const SEED = '/boot/efi/duogate-seed.yaml';
 const CONFIG = '/etc/duogate/duogate.yaml';
-const TLS_DIR = '/etc/duogate/tls';
 const DONE = '/var/lib/duogate/firstboot.done';
 
 const say = (msg: string) => console.log(`duogate-firstboot: ${msg}`);
 
-function tls(name: string, syncIp: string): void {
-  const key = path.join(TLS_DIR, 'node.key'), crt = path.join(TLS_DIR, 'node.crt');
+/** The same files config sync loads (host/configsync/tls.ts), made now so the fingerprint is on the console. */
+function tls(stateDir: string, name: string, syncIp: string): void {
+  const dir = path.join(stateDir, 'configsync');
+  const key = path.join(dir, 'sync.key'), crt = path.join(dir, 'sync.crt');
   if (!existsSync(key) || !existsSync(crt)) {
-    execFileSync('mkdir', ['-p', '-m', '0700', TLS_DIR]);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-sha256', '-days', '3650',
-      '-nodes', '-subj', `/CN=duogate-${name}`, '-addext', `subjectAltName=IP:${syncIp}`, '-keyout', key, '-out', crt], { stdio: ['ignore', 'ignore', 'pipe'] });
-    say(`generated the node's TLS key and certificate in ${TLS_DIR}`);
+      '-nodes', '-subj', `/CN=duogate-${name}`, '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', `subjectAltName=IP:${syncIp}`,
+      '-keyout', `${key}.tmp`, '-out', `${crt}.tmp`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Key first: a crash between the renames leaves no certificate, so the pair is made again.
+    renameSync(`${key}.tmp`, key);
+    renameSync(`${crt}.tmp`, crt);
+    say(`generated the node's TLS key and certificate in ${dir}`);
   }
   const fp = new X509Certificate(readFileSync(crt)).fingerprint256;
   say(`TLS certificate SHA-256 fingerprint: ${fp}`);
@@ -82,7 +89,7 @@ export function main(argv: string[]): number {
   }
 
   // 2. Config (kept if present: an upgrade carries it over; the console passes --force to replace it).
-  let config;
+  let config: Config | undefined;
   if (existsSync(CONFIG) && !values.force && !values.role) {
     say(`${CONFIG} present, kept`);
   } else if (seed) {
@@ -98,10 +105,8 @@ export function main(argv: string[]): number {
   }
 
   // 3. Keys.
-  const yaml = readFileSync(CONFIG, 'utf8');
-  const name = config?.node.name ?? /name:\s*(\S+)/.exec(yaml)?.[1] ?? 'node';
-  const syncIp = config?.interfaces.sync.address.split('/')[0] ?? /sync:.*address:\s*([\d.]+)/.exec(yaml)?.[1] ?? '127.0.0.1';
-  tls(name, syncIp);
+  config ??= loadConfig(CONFIG);
+  tls(config.state_dir, config.node.name, config.interfaces.sync.address.split('/')[0]);
 
   writeFileAtomic(DONE, `${new Date().toISOString()}\n`, 0o644);
   say('done');

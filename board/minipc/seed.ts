@@ -6,11 +6,15 @@ import type { Config, IfRole } from '../../host/config/schema.js';
 
 export const ROLES: IfRole[] = ['wan', 'lan', 'sync'];
 
-export interface SeedIf { address?: string; peer?: string; vip?: string; mac?: string; password?: string }
+export interface SeedIf { address?: string; peer?: string; vip?: string; mac?: string; password?: string; description?: string }
 export interface Seed {
   role: 'primary' | 'secondary';
   name?: string;
   carp_password?: string;
+  /** Config sync (primary pushes to secondary over the sync link, TLS): the shared secret, >= 12 chars. */
+  sync_password?: string;
+  /** Primary: pin the secondary's certificate (printed on its console at first boot); else trust on first use. */
+  sync_peer_fingerprint?: string;
   wan?: SeedIf; lan?: SeedIf; sync?: SeedIf;
   /** A complete duogate config instead of the short form; used as is (validated). */
   config?: unknown;
@@ -42,7 +46,7 @@ export function parseSeed(text: string, file: string): Seed {
   try { doc = parse(text); } catch (e) { throw new SeedError(`${file}: not valid YAML: ${(e as Error).message}`); }
   if (!doc || typeof doc !== 'object') throw new SeedError(`${file}: empty; write at least "role: primary|secondary" and "carp_password: ..."`);
   const s = doc as Record<string, unknown>;
-  const known = new Set(['role', 'name', 'carp_password', 'wan', 'lan', 'sync', 'config']);
+  const known = new Set(['role', 'name', 'carp_password', 'sync_password', 'sync_peer_fingerprint', 'wan', 'lan', 'sync', 'config']);
   for (const k of Object.keys(s)) if (!known.has(k)) throw new SeedError(`${file}: ${k}: unknown key (known: ${[...known].join(', ')})`);
   if (s.role !== 'primary' && s.role !== 'secondary') throw new SeedError(`${file}: role: must be primary or secondary (got ${JSON.stringify(s.role)})`);
   for (const r of ROLES) {
@@ -50,11 +54,11 @@ export function parseSeed(text: string, file: string): Seed {
     if (v === undefined) continue;
     if (!v || typeof v !== 'object') throw new SeedError(`${file}: ${r}: must be a map like { address: 192.168.1.2/24, peer: 192.168.1.3 }`);
     for (const k of Object.keys(v)) {
-      if (!['address', 'peer', 'vip', 'mac', 'password'].includes(k)) throw new SeedError(`${file}: ${r}.${k}: unknown key (known: address, peer, vip, mac, password)`);
+      if (!['address', 'peer', 'vip', 'mac', 'password', 'description'].includes(k)) throw new SeedError(`${file}: ${r}.${k}: unknown key (known: address, peer, vip, mac, password, description)`);
     }
     const mac = (v as SeedIf).mac;
     if (mac !== undefined && !MAC.test(String(mac))) throw new SeedError(`${file}: ${r}.mac: "${mac}" is not a MAC address like 00:1b:21:aa:bb:cc`);
-    if (r === 'sync' && (v as SeedIf).vip) throw new SeedError(`${file}: sync.vip: the sync link carries no VIP`);
+    if (r === 'sync' && ((v as SeedIf).vip || (v as SeedIf).description)) throw new SeedError(`${file}: sync: the sync link carries no VIP`);
   }
   return s as unknown as Seed;
 }
@@ -74,7 +78,8 @@ export function configFromSeed(seed: Seed, file: string): { text: string; config
     const password = seed[r]?.password ?? seed.carp_password;
     if (!password) throw new SeedError(`${file}: carp_password: missing (or ${r}.password); use the same secret on both boxes`);
     const address = seed[r]?.vip ?? VIP[r].address;
-    vips.push(`    - { interface: ${r}, vhid: ${VIP[r].vhid}, address: ${address}, password: ${JSON.stringify(password)}, advbase: 1, advskew: ${advskew}, description: ${VIP[r].description} }`);
+    const description = JSON.stringify(seed[r]?.description ?? VIP[r].description);
+    vips.push(`    - { interface: ${r}, vhid: ${VIP[r].vhid}, address: ${address}, password: ${JSON.stringify(password)}, advbase: 1, advskew: ${advskew}, description: ${description} }`);
   }
   const line = (r: IfRole) => `  ${(r + ':').padEnd(5)} { device: ${r}0, address: ${ifs[r].address}, peer: ${ifs[r].peer} }`;
   const text = [
@@ -92,6 +97,13 @@ export function configFromSeed(seed: Seed, file: string): { text: string; config
     '  preempt: true',
     '  vips:',
     ...vips,
+    '',
+    ...(seed.sync_password === undefined ? [] : [
+      '',
+      `configsync:                # ${role === 'primary' ? 'this node pushes its config (VIPs) to the secondary' : 'this node receives the config from the primary'}`,
+      `  password: ${JSON.stringify(seed.sync_password)}`,
+      ...(seed.sync_peer_fingerprint ? [`  peer_fingerprint: "${seed.sync_peer_fingerprint}"`] : []),
+    ]),
     '',
     'control:',
     '  socket: /run/duogate/duogate.sock',

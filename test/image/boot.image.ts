@@ -1,0 +1,189 @@
+// The firmware image, proven by booting two of it (`npm run test:image`; not part of `npm test`, ~3-4 min).
+// Two mini-PCs under qemu (TCG, UEFI, three virtio NICs each, wired in namespaces with a LAN client and a WAN
+// server), each flashed from board/minipc/out/duogate-minipc.img with its own seed on the boot partition.
+// Checks: both boot to the duogate console; first boot assigned NIC roles by MAC (box B's ports enumerate in
+// another order and its seed pins them by MAC); exactly one MASTER; the secondary receives the primary's
+// config over config sync; a power cut of the master's guest moves both VIPs to the other box.
+// Emulation is 15-20x slower than hardware: nothing here judges timing, waits are generous but bounded.
+import t from 'tap';
+import type * as Tap from 'tap';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab, sleep, type Guest } from './lab.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const IMAGE = process.env.DUOGATE_IMAGE ?? path.join(ROOT, 'board/minipc/out/duogate-minipc.img');
+const RUN_DIR = path.join(ROOT, 'board/minipc/out/test');
+const PREFIX = 'dgimg';
+
+const CARP_PW = 'image-test-carp';
+const SYNC_PW = 'image-test-sync-secret';
+// Box A: ports in bus order wan, lan, sync (no MACs in its seed: bus order decides).
+// Box B: the same three roles on other slots (lan first), so only its seed's MACs give it the same names.
+const A = {
+  name: 'A',
+  seed: `role: primary\nname: gw-a\ncarp_password: ${CARP_PW}\nsync_password: ${SYNC_PW}\nlan: { description: "LAN gateway (from gw-a)" }\n`,
+  nics: [
+    { role: 'wan', mac: '52:54:00:d6:0a:01', slot: 3 },
+    { role: 'lan', mac: '52:54:00:d6:0a:02', slot: 4 },
+    { role: 'sync', mac: '52:54:00:d6:0a:03', slot: 5 },
+  ],
+} as const;
+const B = {
+  name: 'B',
+  seed: `role: secondary\nname: gw-b\ncarp_password: ${CARP_PW}\nsync_password: ${SYNC_PW}\n` +
+    'wan: { mac: "52:54:00:d6:0b:01" }\nlan: { mac: "52:54:00:d6:0b:02" }\nsync: { mac: "52:54:00:d6:0b:03" }\n',
+  nics: [
+    { role: 'lan', mac: '52:54:00:d6:0b:02', slot: 3 },
+    { role: 'sync', mac: '52:54:00:d6:0b:03', slot: 4 },
+    { role: 'wan', mac: '52:54:00:d6:0b:01', slot: 5 },
+  ],
+} as const;
+
+const figures: Record<string, unknown> = {};
+/** Later stages need the earlier ones (a box that did not boot cannot fail over): they skip after a failure. */
+let stagesOk = true;
+function stage(name: string, fn: (t: Tap.Test) => Promise<void>) {
+  return t.test(name, async (t) => {
+    if (!stagesOk) { t.plan(0, 'an earlier stage failed'); return; }
+    try { await fn(t); } catch (e) { stagesOk = false; throw e; }
+    if (!t.passing()) stagesOk = false;
+  });
+}
+const secs = (t0: number) => Math.round((Date.now() - t0) / 100) / 10;
+
+/** Poll (bounded in count and time) until fn returns a value. */
+async function until<T>(what: string, ms: number, step: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (let i = 0; i < 10_000 && Date.now() < end; i++) {
+    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
+    await sleep(step);
+  }
+  throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
+}
+
+async function status(g: Guest): Promise<any> {
+  const r = await g.run('duogate status --json', 90_000);
+  if (r.code !== 0) throw new Error(`${g.spec.name}: duogate status: ${r.out}`);
+  return JSON.parse(r.out.slice(r.out.indexOf('{')));
+}
+
+async function addrs(g: Guest, dev: string): Promise<string[]> {
+  const r = await g.run(`ip -4 -o addr show dev ${dev}`, 30_000);
+  return [...r.out.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!);
+}
+
+async function macOf(g: Guest, dev: string): Promise<string> {
+  return (await g.run(`cat /sys/class/net/${dev}/address`, 30_000)).out.trim();
+}
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'the image test needs root (namespaces, taps)');
+} else if (!existsSync(IMAGE)) {
+  t.fail(`${IMAGE} not found: build it first with \`npm run build:image\` (npm run test:image does both)`);
+} else {
+  mkdirSync(RUN_DIR, { recursive: true });
+  const lab = new Lab(PREFIX, RUN_DIR);
+  const a = lab.guest({ ...A, nics: [...A.nics] });
+  const b = lab.guest({ ...B, nics: [...B.nics] });
+  t.teardown(async () => {
+    await lab.down();
+    figures.notes = lab.notes;
+    writeFileSync(path.join(RUN_DIR, 'figures.json'), JSON.stringify(figures, null, 2) + '\n');
+  });
+
+  await stage('flash both boxes and boot them', async (t) => {
+    let t0 = Date.now();
+    a.flash(IMAGE); b.flash(IMAGE);
+    figures.flash_s = secs(t0);
+    lab.up();
+    t0 = Date.now();
+    a.powerOn(); b.powerOn();
+    const [sa, sb] = await Promise.all([a.waitShell(300_000), b.waitShell(300_000)]);
+    figures.shell_s = { A: sa, B: sb };
+    for (const g of [a, b]) {
+      const r = await g.run('cat /etc/duogate-release; /usr/local/bin/node --version', 60_000);
+      t.match(r.out, /duogate \d+\.\d+\.\d+/, `${g.spec.name}: runs the duogate firmware`);
+      t.match(r.out, /v20\.20\.2/, `${g.spec.name}: Node v20.20.2`);
+    }
+    for (const g of [a, b]) {
+      // The hvc0 shell comes up alongside first boot, not after it.
+      const done = await until(`${g.spec.name}: first boot done`, 180_000, 2000, async () =>
+        (await g.run('cat /var/lib/duogate/firstboot.done 2>/dev/null || systemctl is-failed duogate-firstboot', 30_000)).out.match(/^\d{4}-|^failed/m));
+      t.notMatch(done[0], /failed/, `${g.spec.name}: first boot finished`);
+    }
+    figures.firstboot_done_s = secs(t0);
+  });
+
+  await stage('first boot: NIC roles by MAC, config and TLS identity from the seed', async (t) => {
+    for (const g of [a, b]) {
+      for (const c of g.spec.nics) t.equal(await macOf(g, `${c.role}0`), c.mac, `${g.spec.name}: ${c.role}0 is the port with MAC ${c.mac}`);
+      const link = await g.run('cat /etc/systemd/network/10-duogate-lan0.link', 30_000);
+      t.match(link.out, new RegExp(`MACAddress=${g.spec.nics.find((c) => c.role === 'lan')!.mac}`), `${g.spec.name}: lan0 persisted as a .link file`);
+      const cfg = await g.run('duogate check --config /etc/duogate/duogate.yaml', 90_000);
+      t.equal(cfg.code, 0, `${g.spec.name}: the seeded config passes duogate check\n${cfg.out}`);
+      const crt = await g.run('openssl x509 -noout -subject -in /var/lib/duogate/configsync/sync.crt', 30_000);
+      t.match(crt.out, g === a ? /gw-a/ : /gw-b/, `${g.spec.name}: TLS certificate generated for the node`);
+    }
+    t.match(a.serial(), /TLS certificate SHA-256 fingerprint: ([0-9A-F]{2}:){31}[0-9A-F]{2}/, 'the fingerprint is shown on the serial console for pinning');
+  });
+
+  await stage('both run duogate and elect one MASTER', async (t) => {
+    const t0 = Date.now();
+    const [s1, s2] = await until('A MASTER and B BACKUP', 240_000, 3000, async () => {
+      const [x, y] = [await status(a), await status(b)];
+      return x.carp_role === 'MASTER' && y.carp_role === 'BACKUP' ? [x, y] as const : null;
+    });
+    figures.election_s = secs(t0);
+    t.equal(s1.node, 'gw-a'); t.equal(s2.node, 'gw-b');
+    t.same(s1.vips.map((v: any) => v.state), ['MASTER', 'MASTER'], 'A is MASTER of both vhids');
+    t.same(s2.vips.map((v: any) => v.state), ['BACKUP', 'BACKUP'], 'B is BACKUP of both vhids');
+    t.ok(s2.vips.every((v: any) => v.master_heard_s_ago !== null), 'B hears A\'s adverts over the wire');
+    t.ok((await addrs(a, 'lan0')).includes('192.168.1.1'), 'A holds the LAN VIP');
+    t.ok((await addrs(a, 'wan0')).includes('203.0.113.1'), 'A holds the WAN VIP');
+    t.notOk((await addrs(b, 'lan0')).includes('192.168.1.1'), 'B does not hold the LAN VIP');
+    const ok = await until('client pings the LAN VIP', 60_000, 1000, async () => lab.ping('client', '192.168.1.1'));
+    t.ok(ok, 'the LAN client reaches its gateway VIP');
+    // The default firewall drops pings from the WAN to the VIP (pfSense-like); ARP shows who answers for it.
+    const wanA = await macOf(a, 'wan0');
+    const wanMac = await until('server resolves the WAN VIP', 60_000, 1000, async () => lab.resolve('server', '203.0.113.1'));
+    t.ok(wanMac === wanA || /^00:00:5e:00:01:/.test(wanMac), `the WAN server resolves the WAN VIP to A (${wanMac})`);
+    // The serial console is what a user sees: it logs root in and shows the duogate console.
+    for (const g of [a, b]) t.match(g.serial(), /login: root \(automatic login\)[\s\S]*(== duogate|duogate console|CARP)/, `${g.spec.name}: serial console shows the duogate console`);
+  });
+
+  await stage('the secondary receives the config from the primary', async (t) => {
+    const t0 = Date.now();
+    const s = await until('B has the primary\'s VIP description', 240_000, 3000, async () => {
+      const x = await status(b);
+      return x.vips?.[0]?.description === 'LAN gateway (from gw-a)' ? x : null;
+    });
+    figures.config_sync_s = secs(t0);
+    t.ok(s.configsync?.received, `B recorded a revision received from A: ${JSON.stringify(s.configsync?.received)}`);
+    const p = await until('A reports in_sync', 120_000, 3000, async () => { const x = await status(a); return x.configsync?.peer?.state === 'in_sync' ? x : null; });
+    t.equal(p.configsync.peer.state, 'in_sync', 'A: the peer is in sync');
+  });
+
+  await stage('power cut of the master moves both VIPs to the other box', async (t) => {
+    const macA = await macOf(a, 'lan0'), macB = await macOf(b, 'lan0');
+    lab.ping('client', '192.168.1.1');
+    const before = lab.neighbourMac('client', '192.168.1.1');
+    t.ok(before === macA || /^00:00:5e:00:01:/.test(before ?? ''), `client's VIP neighbour entry is A's (${before})`);
+    const t0 = Date.now();
+    await a.powerOff();
+    const s = await until('B MASTER', 120_000, 2000, async () => { const x = await status(b); return x.carp_role === 'MASTER' ? x : null; });
+    figures.failover_detected_s = secs(t0);
+    t.same(s.vips.map((v: any) => v.state), ['MASTER', 'MASTER'], 'B is MASTER of both vhids');
+    t.ok((await addrs(b, 'lan0')).includes('192.168.1.1'), 'B holds the LAN VIP');
+    t.ok((await addrs(b, 'wan0')).includes('203.0.113.1'), 'B holds the WAN VIP');
+    t.ok(await until('client pings the LAN VIP after failover', 60_000, 1000, async () => lab.ping('client', '192.168.1.1')), 'the LAN client reaches the VIP again');
+    const wanB = await macOf(b, 'wan0');
+    const wanAfter = await until('server resolves the WAN VIP to B', 60_000, 1000, async () => { const m = lab.resolve('server', '203.0.113.1'); return m === wanB || /^00:00:5e:00:01:/.test(m ?? '') ? m : null; });
+    t.ok(wanAfter, `the WAN server resolves the WAN VIP to B (${wanAfter})`);
+    figures.failover_pingable_s = secs(t0);
+    const after = lab.neighbourMac('client', '192.168.1.1');
+    t.ok(after === macB || (/^00:00:5e:00:01:/.test(after ?? '') && after === before), `client's VIP neighbour entry now leads to B (${after})`);
+  });
+}
