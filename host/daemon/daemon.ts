@@ -86,10 +86,11 @@ export class Daemon extends EventEmitter {
     }
     this.core.collect();
 
-    const syncInfo = native.ifInfo(c.interfaces.sync.device);
-    this.sync.index = syncInfo.index;
-    this.sync.running = syncInfo.running;
+    this.sync.index = native.ifInfo(c.interfaces.sync.device).index;
     this.linkMon = new LinkMonitor((e) => this.onLink(e.index, e.running), () => this.rereadLinks());
+    // Carrier is read only now that the monitor listens: a change that raced the start is seen here or reported.
+    for (const l of this.links) l.running = native.ifInfo(l.device).running;
+    this.sync.running = native.ifInfo(c.interfaces.sync.device).running;
     const now = this.now();
     for (const l of this.links) if (!l.running) this.core.setLink(now, l.n, false);
     if (this.maintenance.get()) this.log.warn('starting in persistent maintenance mode: the peer keeps the VIPs', { since: this.maintenance.get()!.since });
