@@ -33,14 +33,20 @@ export async function runConsole(o: ConsoleOptions): Promise<number> {
   const clear = p.on ? '\x1b[H\x1b[2J' : '\n';
   const rl = readline.createInterface({ input, output, terminal: !!output.isTTY && env.TERM !== 'dumb' });
   let closed = false;
-  rl.on('close', () => { closed = true; });
+  // Lines are queued, so what an operator types ahead (or pastes) is never lost between two questions.
+  const typed: string[] = [];
+  let waiter: ((line: string | null) => void) | null = null;
+  const deliver = (line: string | null) => { const w = waiter; waiter = null; w?.(line); };
+  rl.on('line', (l) => { if (waiter) deliver(l); else if (typed.length < 100) typed.push(l); });
+  rl.on('close', () => { closed = true; deliver(null); });
   // Ctrl-C on a serial console must not drop the operator to a login prompt: it cancels the current question.
-  rl.on('SIGINT', () => { output.write('^C\n'); rl.write('\n'); });
+  rl.on('SIGINT', () => { output.write('^C\n'); if (waiter) deliver(''); });
   const ask = (q: string) => new Promise<string | null>((resolve) => {
+    if (typed.length) { const l = typed.shift()!; output.write(`${q}${l}\n`); resolve(l.trim()); return; }
     if (closed) { resolve(null); return; }
-    const onClose = () => resolve(null);
-    rl.once('close', onClose);
-    rl.question(q, (a) => { rl.off('close', onClose); resolve(a.trim()); });
+    waiter = (l) => resolve(l === null ? null : l.trim());
+    rl.setPrompt(q);
+    rl.prompt();
   });
   const say = (s: string) => output.write(wrap(s).join('\n') + '\n');
   const show = (lines: string[]) => output.write(lines.join('\n') + '\n');

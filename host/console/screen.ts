@@ -69,10 +69,11 @@ export function statusLines(s: any, err: string | null, p: Paint, now = new Date
   const m = s.maintenance?.on ? p.yellow(`ON since ${String(s.maintenance.since).slice(0, 19)}`) : 'off';
   out.push(fit(`CARP ${p.state(s.carp_role)}   maintenance ${m}   demotion ${s.demotion}   uptime ${uptime(s.uptime_s ?? 0)}`));
   out.push(fit(`  ${pad('VHID', 5)}${pad('IF', 6)}${pad('VIRTUAL IP', 20)}${pad('STATE', 9)}${pad('PEER', 9)}LAST CHANGE`));
-  const peerStates = new Map<number, string>((s.peer?.peer_view?.vips ?? []).map((v: any) => [v.vhid, v.state]));
+  const view = s.peer?.peer_view;
+  const peerStates = new Map<number, string>(view?.fresh ? view.vips.map((v: any) => [v.vhid, v.state]) : []);
   for (const v of (s.vips ?? []).slice(0, MAX_VIPS)) {
     const last = v.last_change ? `${String(v.last_change).slice(11, 19)} ${v.last_change_why ?? ''}` : '-';
-    out.push(fit(`  ${pad(String(v.vhid), 5)}${pad(v.interface, 6)}${pad(v.addresses.join(','), 20)}${p.state(v.state)}${' '.repeat(Math.max(1, 9 - v.state.length))}${pad(peerStates.get(v.vhid) ?? '?', 9)}${last}`));
+    out.push(fit(`  ${pad(String(v.vhid), 5)}${pad(v.interface, 6)}${pad(v.addresses.join(','), 20)}${p.state(v.state)}${' '.repeat(Math.max(1, 9 - v.state.length))}${pad(peerStates.get(v.vhid) ?? (s.peer ? 'lost' : '?'), 9)}${last}`));
   }
   if ((s.vips ?? []).length > MAX_VIPS) out.push(`  ... and ${s.vips.length - MAX_VIPS} more (duogate status in the shell lists all)`);
 

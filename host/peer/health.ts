@@ -165,6 +165,8 @@ export class PeerHealth implements Service {
       heard_sync_s_ago: ago(this.last.sync),
       heard_lan_s_ago: ago(this.last.lan),
       peer_view: this.peer ? {
+        // Stale once both paths are silent: the last word of a peer that may be gone.
+        fresh: ok(this.last.sync) || ok(this.last.lan),
         vips: this.peer.hb.vips.map((v) => ({ vhid: v.vhid, state: v.state })), maintenance: this.peer.hb.maintenance,
         alarms: this.peer.hb.alarms, sent_at: new Date(this.peer.hb.at).toISOString(), via: this.peer.path,
       } : null,

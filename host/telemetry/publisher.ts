@@ -197,7 +197,8 @@ export class MqttTelemetry implements Service {
     this.inflight++;
     cl.publish(topic, payload, { qos: 1, retain }, (e) => {
       this.inflight = Math.max(0, this.inflight - 1);
-      if (e) this.fail(`publish ${topic}: ${e.message}`);
+      // A publish cut short by a lost connection is not the error to show: the connection's own error is.
+      if (e && this.client === cl && cl.connected) this.fail(`publish ${topic}: ${e.message}`);
       done?.(!e);
     });
   }
@@ -255,7 +256,14 @@ export class MqttTelemetry implements Service {
 
   private sendEvent(ev: Record<string, unknown>): void {
     if (this.inflight >= MAX_INFLIGHT) { this.st.events_dropped++; return; }
-    this.pub(`${this.base}/event`, JSON.stringify(ev), false, (ok) => { if (ok) this.st.published_events++; });
+    this.pub(`${this.base}/event`, JSON.stringify(ev), false, (ok) => {
+      if (ok) { this.st.published_events++; return; }
+      // The connection died with the event unacknowledged: keep it for the next connection (clean sessions
+      // forget in-flight messages).
+      if (this.stopping) return;
+      if (this.queue.length >= EVENT_QUEUE) { this.queue.shift(); this.st.events_dropped++; }
+      this.queue.push({ ...ev, queued: true });
+    });
   }
 
   async stop(graceful: boolean): Promise<void> {

@@ -48,7 +48,7 @@ if (process.getuid?.() !== 0) {
     return { ok: false, s };
   };
   /** The VHID rows of the status screen: { '1': ['MASTER', 'BACKUP'] } (own state, peer's state). */
-  const rows = (s: string) => Object.fromEntries([...s.matchAll(/^ {2}(\d+)\s+(?:lan|wan)\s+\S+\s+(MASTER|BACKUP|INIT)\s+(MASTER|BACKUP|INIT|\?)/gm)].map((m) => [m[1], [m[2], m[3]]]));
+  const rows = (s: string) => Object.fromEntries([...s.matchAll(/^ {2}(\d+)\s+(?:lan|wan)\s+\S+\s+(MASTER|BACKUP|INIT)\s+(MASTER|BACKUP|INIT|\?|lost)/gm)].map((m) => [m[1], [m[2], m[3]]]));
   const lastScreen = (s: string) => s.slice(s.lastIndexOf('duogate console'));
   // tap runs tests with NO_COLOR=1: each session gets exactly the environment under test.
   const start = (session: string, term: string, extraEnv: string[] = []) => tmux('new-session', '-d', '-x', '80', '-y', '24', '-s', session, '-c', ROOT,
@@ -135,6 +135,7 @@ if (process.getuid?.() !== 0) {
     keys('02:D6:01:02:00:01'); keys(''); keys('');
     r = await waitScreen((s) => /Saved: wan=wan0 \(02:d6:01:02:00:01\)/.test(s), 3000);
     t.ok(r.ok, 'wan pinned to its MAC');
+    if (!r.ok) t.comment(r.s);
     t.match(readFileSync(file, 'utf8'), /wan: *\{[^}]*mac: 02:d6:01:02:00:01/);
     keys('');
   });

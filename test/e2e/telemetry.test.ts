@@ -4,6 +4,7 @@
 // dead broker shown in status while CARP carries on. Needs root; prefix 'dgt-tel'.
 import t from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import YAML from 'yaml';
 import { VirtualBoard } from '../../board/virtual/board.js';
@@ -17,14 +18,16 @@ const CORE_KEYS = ['schema', 'node', 'interfaces', 'carp', 'control', 'state_dir
 /** The board's node configs reduced to CARP + this feature (other features have their own tests). */
 class TelemetryFirmware extends Firmware {
   override configFile(node: NodeName): string { return path.join(this.board.runDir, 'tel', `${node}.yaml`); }
-  writeConfigs(): void {
+  /** `secondaryMqtt` replaces the secondary's mqtt: section (and leaves the primary's file alone). */
+  writeConfigs(secondaryMqtt?: Record<string, unknown>): void {
     mkdirSync(path.join(this.board.runDir, 'tel'), { recursive: true });
-    for (const n of ['primary', 'secondary'] as NodeName[]) {
+    for (const n of (secondaryMqtt ? ['secondary'] : ['primary', 'secondary']) as NodeName[]) {
       const full = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
       const c: Record<string, unknown> = Object.fromEntries(CORE_KEYS.filter((k) => k in full).map((k) => [k, full[k]]));
       Object.assign(c, boardTelemetryConfig());
       // Commands on the secondary only: the primary must ignore its command topic.
       if (n === 'secondary') (c.mqtt as Record<string, unknown>).commands = true;
+      if (secondaryMqtt && n === 'secondary') c.mqtt = secondaryMqtt;
       writeFileSync(this.configFile(n), YAML.stringify(c));
     }
   }
@@ -163,6 +166,27 @@ if (process.getuid?.() !== 0) {
     t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' });
   });
 
+  t.test('a frozen broker (SIGSTOP) does not slow CARP; queued events follow when it thaws', async (t) => {
+    const { request } = await import('../../host/control/client.js');
+    lab.broker!.kill('SIGSTOP');
+    const mark = lab.msgs.length;
+    const t0 = Date.now();
+    await request(fw.socket('primary'), { cmd: 'maintenance', action: 'enter', by: 'test' });
+    const moved = await fw.waitStates((p, s) => allAre(p, 'BACKUP') && allAre(s, 'MASTER'), 5000, 10);
+    const handover = Date.now() - t0;
+    t.ok(moved && handover < 1500, `maintenance handover in ${handover} ms with the broker frozen (< 1500)`);
+    const st = await until(async () => { const m = (await fw.status('primary')).mqtt; return m.state !== 'connected' && /Keepalive timeout|connack timeout/.test(m.last_error ?? '') ? m : null; }, 8000);
+    t.ok(st, 'the primary noticed the dead broker (keepalive timeout) and backs off');
+    await request(fw.socket('primary'), { cmd: 'maintenance', action: 'leave', by: 'test' });
+    t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 5000, 10), 'and back, still without the broker');
+    lab.broker!.kill('SIGCONT');
+    const ev = await lab.waitFor((m) => m.topic === 'duogate/primary/event' && /"type":"maintenance","on":true,"by":"test"/.test(m.payload), 15_000, mark);
+    // Either from the socket buffer the broker reads on thawing, or re-sent from the queue after the reconnect
+    // ("queued": true): at least once, as QoS 1 promises.
+    t.ok(ev, 'the maintenance event reached the broker after it thawed');
+    t.ok(await until(async () => (await fw.status('primary')).mqtt.connected, 8000), 'reconnected');
+  });
+
   t.test('daemon killed with SIGKILL (links up): offline at once', async (t) => {
     const mark = lab.msgs.length;
     const t0 = Date.now();
@@ -181,5 +205,32 @@ if (process.getuid?.() !== 0) {
     await sleep(1500);
     t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' }, 'CARP carries on while the broker is gone');
     t.equal((await fw.status('primary')).carp_counters.sent > 0, true);
+  });
+
+  t.test('mqtts with a CA and a password: refused credentials and an unknown CA show in status; the right ones connect', async (t) => {
+    const tls = new MqttLab(board, 'client', 'tls');
+    t.teardown(() => tls.stop());
+    await tls.startBroker({ port: 8883, tls: true, users: { duogate: 'right-password' } });
+    await tls.subscribe(['duogate/#']);
+    // An unrelated CA, to show that the broker's certificate is really verified.
+    const other = path.join(board.runDir, 'mqtt-tls', 'other-ca.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', other + '.key', '-out', other, '-days', '2', '-subj', '/CN=other CA'], { stdio: 'pipe' });
+    const tryWith = async (mqtt: Record<string, unknown>, want: RegExp) => {
+      fw.writeConfigs({ url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', keepalive_s: 1, backoff_max_s: 1, ...mqtt });
+      await fw.start('secondary');
+      const st = await until(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
+      t.ok(st, `last_error ${want}`);
+      t.comment(`last_error: ${st?.last_error}`);
+      t.equal(st?.connected, false);
+      await board.stopNode('secondary');
+    };
+    await tryWith({ password: 'wrong-password' }, /Not authorized|Bad user name or password/);
+    await tryWith({ password: 'right-password', ca: other }, /certificate/);
+    fw.writeConfigs({ url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', password: 'right-password', keepalive_s: 1 });
+    await fw.start('secondary');
+    const st = await tls.waitFor((m) => m.topic === 'duogate/secondary/state' && m.retained === false, 8000);
+    t.ok(st, 'state published over TLS with the right password and CA');
+    t.equal((await fw.status('secondary')).mqtt.connected, true);
+    t.match(tls.json(st)?.node, 'secondary');
   });
 }

@@ -2,7 +2,7 @@
 // namespace on 192.168.1.100:1883, reachable by both nodes over the LAN. Used by the demo plugin below and by
 // test/e2e/telemetry*.test.ts. Everything started here is stopped by PID (stop()), and the board's down()
 // kills whatever is left in its namespaces.
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { VirtualBoard } from '../board.js';
@@ -15,36 +15,78 @@ export interface Msg { rx: number; retained: boolean; topic: string; payload: st
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+export interface BrokerOptions {
+  port?: number;
+  /** TLS listener with a CA and a server certificate for 192.168.1.100, generated here (caFile). */
+  tls?: boolean;
+  /** user → password; anonymous clients are then refused. */
+  users?: Record<string, string>;
+}
+
 export class MqttLab {
   broker: ChildProcess | null = null;
   sub: ChildProcess | null = null;
   readonly msgs: Msg[] = [];
   private buf = '';
   readonly dir: string;
+  private opts: BrokerOptions = {};
 
-  constructor(readonly board: VirtualBoard, readonly ns: 'client' = 'client') { this.dir = path.join(board.runDir, 'mqtt'); }
+  /** `name` keeps a second broker's files apart (runDir/mqtt-<name>). */
+  constructor(readonly board: VirtualBoard, readonly ns: 'client' = 'client', name = '') { this.dir = path.join(board.runDir, name ? `mqtt-${name}` : 'mqtt'); }
 
-  /** Start mosquitto with its own config (listener on the client's LAN address, anonymous, no persistence). */
-  async startBroker(): Promise<void> {
+  get port(): number { return this.opts.port ?? BROKER.port; }
+  get caFile(): string { return path.join(this.dir, 'ca.pem'); }
+
+  /** mosquitto_pub/sub arguments to reach this broker (TLS and the first user's credentials if set). */
+  clientArgs(): string[] {
+    const a = ['-h', BROKER.host, '-p', String(this.port)];
+    if (this.opts.tls) a.push('--cafile', this.caFile);
+    const u = Object.entries(this.opts.users ?? {})[0];
+    if (u) a.push('-u', u[0], '-P', u[1]);
+    return a;
+  }
+
+  /** Start mosquitto with its own config (listener on the client's LAN address, no persistence). */
+  async startBroker(o: BrokerOptions = {}): Promise<void> {
+    this.opts = o;
     mkdirSync(this.dir, { recursive: true });
     const conf = path.join(this.dir, 'mosquitto.conf');
-    writeFileSync(conf, [
-      `listener ${BROKER.port} ${BROKER.host}`, 'allow_anonymous true', 'persistence false', 'user root',
-      `log_dest file ${path.join(this.dir, 'mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice', '',
-    ].join('\n'));
+    const lines = [`listener ${this.port} ${BROKER.host}`, 'persistence false', 'user root',
+      `log_dest file ${path.join(this.dir, 'mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice'];
+    if (o.tls) {
+      this.makeCerts();
+      lines.push(`cafile ${this.caFile}`, `certfile ${path.join(this.dir, 'server.pem')}`, `keyfile ${path.join(this.dir, 'server.key')}`);
+    }
+    if (o.users) {
+      const pw = path.join(this.dir, 'passwd');
+      writeFileSync(pw, '');
+      for (const [u, p] of Object.entries(o.users)) execFileSync('mosquitto_passwd', ['-b', pw, u, p]);
+      lines.push('allow_anonymous false', `password_file ${pw}`);
+    } else lines.push('allow_anonymous true');
+    writeFileSync(conf, lines.join('\n') + '\n');
     this.broker = this.board.spawn(this.ns, 'mosquitto', ['-c', conf], { stdio: 'ignore' });
     for (let i = 0; i < 50; i++) {
-      const r = this.board.exec(this.ns, 'mosquitto_pub', ['-h', BROKER.host, '-p', String(BROKER.port), '-t', 'lab/ping', '-m', 'x'], { timeoutMs: 2000 });
+      const r = this.board.exec(this.ns, 'mosquitto_pub', [...this.clientArgs(), '-t', 'lab/ping', '-m', 'x'], { timeoutMs: 2000 });
       if (r.status === 0) return;
       if (this.broker.exitCode !== null) throw new Error(`mosquitto exited (${this.broker.exitCode}); see ${this.dir}/mosquitto.log`);
       await sleep(100);
     }
-    throw new Error(`mosquitto did not accept connections on ${BROKER.host}:${BROKER.port} within 5 s`);
+    throw new Error(`mosquitto did not accept connections on ${BROKER.host}:${this.port} within 5 s; see ${this.dir}/mosquitto.log`);
+  }
+
+  /** A throwaway CA and a server certificate for the broker's address (files only, no network). */
+  private makeCerts(): void {
+    const f = (n: string) => path.join(this.dir, n);
+    const ssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+    writeFileSync(f('ext.cnf'), `subjectAltName=IP:${BROKER.host}\n`);
+    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=duogate test CA']);
+    ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${BROKER.host}`]);
+    ssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf')]);
   }
 
   /** Subscribe to `topics` (retained messages arrive first); every message is kept with its receive time. */
   async subscribe(topics: string[]): Promise<void> {
-    const args = ['-h', BROKER.host, '-p', String(BROKER.port), '-q', '1', '-v', '-F', '%U %r %t %p'];
+    const args = [...this.clientArgs(), '-q', '1', '-v', '-F', '%U %r %t %p'];
     for (const t of topics) args.push('-t', t);
     this.sub = this.board.spawn(this.ns, 'mosquitto_sub', args, { stdio: ['ignore', 'pipe', 'ignore'] });
     this.sub.stdout!.setEncoding('utf8');
