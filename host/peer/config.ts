@@ -1,5 +1,7 @@
 // The `peer:` config section: the authenticated heartbeat between the two nodes (host/peer/heartbeat.ts).
 // Both nodes need the same key; the heartbeat runs between interfaces.sync.address and interfaces.sync.peer.
+import { extraChecks, type Finding } from '../config/check.js';
+import type { Config } from '../config/schema.js';
 export interface PeerConfig {
   /** Shared HMAC-SHA256 key (both nodes). At least 16 characters; use `openssl rand -hex 32`. */
   key: string;
@@ -24,3 +26,18 @@ export const peerSchema = {
     lan_path: { type: 'boolean', default: true },
   },
 } as const;
+
+/** `duogate check`: what the heartbeat needs beyond the schema. */
+export function checkPeer(c: Config, peer?: Config): Finding[] {
+  const p = c.peer as PeerConfig | undefined;
+  if (!p) return [];
+  const out: Finding[] = [];
+  if (!c.interfaces.sync.peer) out.push({ level: 'error', field: 'interfaces.sync.peer', message: 'the peer heartbeat (peer:) sends to this address: set it to the other node\'s sync address' });
+  if (p.lan_path !== false && !c.interfaces.lan.peer) out.push({ level: 'warning', field: 'interfaces.lan.peer', message: 'not set: the heartbeat runs on the sync link only (peer.lan_path needs the other node\'s LAN address)' });
+  const q = peer?.peer as PeerConfig | undefined;
+  if (peer && !q) out.push({ level: 'warning', field: 'peer', message: 'the other node has no peer: section: neither node gets split-brain or sync-link alarms until both have it' });
+  if (q && q.key !== p.key) out.push({ level: 'error', field: 'peer.key', message: 'differs from the other node\'s: every heartbeat would be dropped as bad_hmac' });
+  if (q && (q.port ?? 7201) !== (p.port ?? 7201)) out.push({ level: 'error', field: 'peer.port', message: `${p.port} here, ${q.port} on the other node: both must use the same port` });
+  return out;
+}
+extraChecks.push(checkPeer);

@@ -1,4 +1,7 @@
 // The `mqtt:` config section: where and how a node publishes its telemetry (host/telemetry/publisher.ts).
+import { existsSync } from 'node:fs';
+import { extraChecks, type Finding } from '../config/check.js';
+import type { Config } from '../config/schema.js';
 export interface MqttConfig {
   /** Broker URL: mqtt://host:1883 or mqtts://host:8883 (TLS). */
   url: string;
@@ -49,3 +52,19 @@ export const mqttSchema = {
     commands: { type: 'boolean', default: false },
   },
 } as const;
+
+/** `duogate check`: files and combinations the schema cannot see. */
+export function checkMqtt(c: Config): Finding[] {
+  const m = c.mqtt as MqttConfig | undefined;
+  if (!m) return [];
+  const out: Finding[] = [];
+  const tls = /^(mqtts|ssl):/.test(m.url);
+  if (m.ca && !existsSync(m.ca)) out.push({ level: 'error', field: 'mqtt.ca', message: `${m.ca} does not exist: give the PEM file of the CA that signed the broker's certificate` });
+  if (m.ca && !tls) out.push({ level: 'warning', field: 'mqtt.ca', message: 'set, but the url is not mqtts://: the connection is not encrypted and the CA is unused' });
+  if (m.insecure && tls) out.push({ level: 'warning', field: 'mqtt.insecure', message: 'the broker\'s certificate is not verified: anyone on the path can read the password and fake the broker' });
+  if (m.password !== undefined && !tls) out.push({ level: 'warning', field: 'mqtt.password', message: 'sent in clear text over mqtt://: prefer mqtts:// with mqtt.ca' });
+  if (m.commands) out.push({ level: 'warning', field: 'mqtt.commands', message: `on: whoever may publish to ${m.prefix ?? 'duogate'}/${c.node.name}/cmd/maintenance moves the VIPs; give that topic its own ACL on the broker` });
+  if ((m.backoff_min_s ?? 1) > (m.backoff_max_s ?? 30)) out.push({ level: 'error', field: 'mqtt.backoff_min_s', message: 'is larger than mqtt.backoff_max_s' });
+  return out;
+}
+extraChecks.push(checkMqtt);
