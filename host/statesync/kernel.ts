@@ -7,22 +7,28 @@
 import { native } from '../io/native.js';
 
 const NETLINK_NETFILTER = 12;
-const GROUPS_CT = 0x1 | 0x2 | 0x4; // NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY as a bind mask
+/** NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY as a bind mask: what the active node follows. */
+export const GROUPS_ALL = 0x1 | 0x2 | 0x4;
+/**
+ * The passive node only needs to hear entries expire (DESTROY): every NEW/UPDATE it would hear is an echo
+ * of its own injections, and with no listener on those groups the kernel does not even build them.
+ */
+export const GROUPS_PASSIVE = 0x4;
 /** Largest single send() to the kernel; requests are split at message boundaries. */
 const SEND_CHUNK = 60 * 1024;
 
 export class CtSockets {
-  readonly events: number;
+  events: number;
   readonly dump: number;
   readonly inject: number;
   /** Our inject socket's netlink port id (learned from the kernel's answer to a barrier). */
   injectPid = 0;
   sendErrors = 0;
 
-  constructor(eventBuffer: number) {
+  constructor(private readonly eventBuffer: number, groups: number) {
     const fds: number[] = [];
     try {
-      fds.push(native.openNetlink(NETLINK_NETFILTER, GROUPS_CT, eventBuffer));
+      fds.push(native.openNetlink(NETLINK_NETFILTER, groups, eventBuffer));
       fds.push(native.openNetlink(NETLINK_NETFILTER, 0, 4 * 1024 * 1024));
       fds.push(native.openNetlink(NETLINK_NETFILTER, 0, 8 * 1024 * 1024));
     } catch (e) {
@@ -30,6 +36,14 @@ export class CtSockets {
       throw e;
     }
     [this.events, this.dump, this.inject] = fds;
+  }
+
+  /** Replace the event socket with one bound to `groups` (opened before the old one closes: no gap). */
+  resubscribe(groups: number): number {
+    const old = this.events;
+    this.events = native.openNetlink(NETLINK_NETFILTER, groups, this.eventBuffer);
+    native.close(old);
+    return this.events;
   }
 
   /** Send a run of netlink messages (as the core wrote them) in chunks that end on message boundaries. */

@@ -9,14 +9,19 @@ import { native } from '../io/native.js';
 import type { Daemon, Transition } from '../daemon/daemon.js';
 import type { Service } from '../daemon/service.js';
 import { SyncCore } from './core.js';
-import { CtSockets } from './kernel.js';
+import { CtSockets, GROUPS_ALL, GROUPS_PASSIVE } from './kernel.js';
 import { Codec, Type, F_BULK_START, F_BULK_END, F_WANT_BULK, F_NACK, MAX_PAYLOAD, type Header } from './protocol.js';
 import type { StateSyncConfig } from './config.js';
 
-/** Unacknowledged DATA messages in flight (about 1.4 MB). */
-const WINDOW = 1024;
-/** Retransmit everything unacknowledged after this long without progress (go-back-N). */
-const RTO_MS = 40;
+/**
+ * Unacknowledged DATA messages in flight (about 94 KB, ~1850 states: a few ms of the peer's work). The
+ * link's own delay is tiny; a bigger window only queues work at the receiver and makes timeouts spurious.
+ */
+const WINDOW = 64;
+/** Retransmit everything unacknowledged after RTO without progress (go-back-N); RTO follows the measured RTT. */
+const RTO_MIN_MS = 30;
+/** Before the first RTT sample (the first bulk window can take the peer a while to inject). */
+const RTO_INITIAL_MS = 250;
 const RTO_MAX_MS = 1000;
 /** Acknowledge after this many in-order messages, or this long after the first unacknowledged one. */
 const ACK_EVERY = 32;
@@ -27,7 +32,7 @@ const KEEPALIVE_MS = 1000;
 const FLUSH_DELAY_MS = 1;
 const NLTX_FLUSH = 48 * 1024;
 
-interface Pending { seq: number; flags: number; count: number; extra: number; payload: Buffer; sentAt: number }
+interface Pending { seq: number; flags: number; count: number; extra: number; payload: Buffer; sentAt: number; resent?: boolean }
 
 type BulkState = 'idle' | 'waiting' | 'receiving' | 'committing' | 'done' | 'timeout';
 
@@ -39,6 +44,7 @@ export class StateSyncService implements Service {
   private udp!: dgram.Socket;
   private codec: Codec;
   private watches: object[] = [];
+  private evWatch: object | null = null;
   private timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private peerAddr = '';
@@ -58,7 +64,10 @@ export class StateSyncService implements Service {
   private flushTimer: NodeJS.Timeout | null = null;
   private peerHeardAt = -1;
   private lastNackAt = 0;
-  private rto = RTO_MS;
+  private rto = RTO_INITIAL_MS;
+  private srtt = 0;
+  private lastResendAt = 0;
+  private rttvar = 0;
 
   // --- bulk ---
   private bulk: BulkState = 'idle';
@@ -66,6 +75,10 @@ export class StateSyncService implements Service {
   private bulkReceived = 0;
   private bulkStartedAt = 0;
   private bulkDoneMs = -1;
+  private bulkFirstAt = -1;
+  private bulkBusyMs = 0;       // time spent applying during the bulk (how much of it the receiver was busy)
+  private windowFull = 0;     // BULK_START arrival (mono ms)
+  private bulkTransferMs = -1;  // BULK_START → the kernel acknowledged the last state
   private bulkTimer: NodeJS.Timeout | null = null;
   private bulkServedFor = 0;    // peer session we last sent a bulk to
   private bulkEndPending = false;
@@ -105,13 +118,12 @@ export class StateSyncService implements Service {
 
     this.enableEvents();
     // Events first, then the dump: nothing can fall between them (statesync.md §0.6).
-    this.ct = new CtSockets(this.cfg.event_buffer);
+    this.master = this.isMaster();
+    this.ct = new CtSockets(this.cfg.event_buffer, this.master ? GROUPS_ALL : GROUPS_PASSIVE);
     this.learnInjectPid();
-    this.watches.push(native.watch(this.ct.events, () => this.onEvents()));
+    this.evWatch = native.watch(this.ct.events, () => this.onEvents());
     this.watches.push(native.watch(this.ct.dump, () => this.onDump()));
     this.watches.push(native.watch(this.ct.inject, () => this.onInjectReplies()));
-
-    this.master = this.isMaster();
     this.startDump();
 
     this.udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 16 * 1024 * 1024, sendBufferSize: 8 * 1024 * 1024 });
@@ -123,12 +135,7 @@ export class StateSyncService implements Service {
     this.bulk = 'waiting';
     this.bulkStartedAt = d.now();
     d.demote(Demote.BULK_SYNC, true);
-    this.bulkTimer = this.after(this.cfg.bulk_timeout_ms, () => {
-      if (this.bulk === 'done') return;
-      d.log.warn('statesync: no bulk from the peer in time; no longer demoting (the peer may be down)', { bulk_timeout_ms: this.cfg.bulk_timeout_ms, state: this.bulk });
-      this.bulk = 'timeout';
-      d.demote(Demote.BULK_SYNC, false);
-    });
+    this.bulkTimer = this.after(this.cfg.bulk_timeout_ms, () => this.bulkTimedOut());
     d.on('transition', (t: Transition) => this.onTransition(t));
     this.helloLoop();
     this.every(KEEPALIVE_MS, () => { if (this.peerSession) this.sendControl(Type.ACK, 0); });
@@ -249,6 +256,10 @@ export class StateSyncService implements Service {
     const was = this.master;
     this.master = this.isMaster();
     if (this.master === was) return;
+    // Subscribe to what this role needs first, then (when active) re-read the table.
+    if (this.evWatch) native.unwatch(this.evWatch);
+    this.ct.resubscribe(this.master ? GROUPS_ALL : GROUPS_PASSIVE);
+    this.evWatch = native.watch(this.ct.events, () => this.onEvents());
     if (this.master) {
       this.d.log.info('statesync: active; following the kernel table and sending changes', { states: this.core.x.ssCount() });
       // The kernel is now the truth: re-read it (diff queues what differs), then make injected TCP strict again.
@@ -292,7 +303,8 @@ export class StateSyncService implements Service {
   private helloLoop(): void {
     if (this.stopped) return;
     // A peer that shows up late (after our timeout) still hands us its table.
-    const wantBulk = this.bulk === 'waiting' || this.bulk === 'timeout';
+    // The active node's kernel is the truth: it never asks for (or waits on) the peer's table.
+    const wantBulk = !this.master && (this.bulk === 'waiting' || this.bulk === 'timeout');
     if (!this.peerSession || wantBulk) this.sendControl(Type.HELLO, wantBulk ? F_WANT_BULK : 0);
     this.after(HELLO_MS, () => this.helloLoop());
   }
@@ -314,6 +326,7 @@ export class StateSyncService implements Service {
       break;
     }
     if (x.ssQueueLen() > 0 && this.unacked.length < WINDOW) this.afterCoreWork();
+    else if (x.ssQueueLen() > 0) this.windowFull++;
   }
 
   private sendData(flags: number, count: number, extra: number, payload: Buffer, now: number): void {
@@ -341,8 +354,9 @@ export class StateSyncService implements Service {
 
   /** Go-back-N: the receiver only accepts in order, so everything after the gap goes again. */
   private resendAll(now: number): void {
+    this.lastResendAt = now;
     for (const p of this.unacked) {
-      p.sentAt = now;
+      p.sentAt = now; p.resent = true;
       this.c.retransmitted++;
       this.sendRaw(this.codec.seal(this.header(Type.DATA, p.flags, p.seq, p.count, p.extra), p.payload));
     }
@@ -393,12 +407,33 @@ export class StateSyncService implements Service {
   private onAck(ack: number, nack: boolean): void {
     let k = 0;
     while (k < this.unacked.length && this.unacked[k].seq <= ack) k++;
-    if (k > 0) { this.unacked.splice(0, k); this.rto = RTO_MS; }
-    if (nack && this.unacked.length) this.resendAll(this.d.now());
+    if (k > 0) {
+      const last = this.unacked[k - 1];
+      if (!last.resent) this.rttSample(this.d.now() - last.sentAt);
+      this.unacked.splice(0, k);
+      this.rto = this.rtoBase();
+    }
+    // One go-back-N round per round trip: later NACKs were triggered by messages already resent.
+    const now = this.d.now();
+    if (nack && this.unacked.length && now - this.lastResendAt > Math.max(5, this.srtt)) this.resendAll(now);
     if (k > 0) this.pump();
   }
 
+  /** RFC 6298 smoothing, from acks of messages sent once (Karn). */
+  private rttSample(ms: number): void {
+    if (this.srtt === 0) { this.srtt = ms; this.rttvar = ms / 2; return; }
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
+    this.srtt = 0.875 * this.srtt + 0.125 * ms;
+  }
+  private rtoBase(): number { if (this.srtt === 0) return RTO_INITIAL_MS; return Math.min(RTO_MAX_MS, Math.max(RTO_MIN_MS, this.srtt + 4 * this.rttvar)); }
+
   private onData(h: Header, payload: Buffer): void {
+    const t0 = this.d.now();
+    this.onDataInner(h, payload);
+    if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkBusyMs += this.d.now() - t0;
+  }
+
+  private onDataInner(h: Header, payload: Buffer): void {
     if (h.seq < this.expect) { this.drops.duplicate++; this.scheduleAck(true); return; }
     if (h.seq > this.expect) {
       this.drops.out_of_order++;
@@ -409,14 +444,20 @@ export class StateSyncService implements Service {
     this.expect++;
     const x = this.core.x;
     if (h.flags & F_BULK_START) {
-      this.bulkExpected = h.extra; this.bulkReceived = 0;
-      if (this.bulk === 'waiting' || this.bulk === 'timeout') { this.bulk = 'receiving'; }
+      this.bulkExpected = h.extra; this.bulkReceived = 0; this.bulkFirstAt = this.d.now();
+      if (this.bulk === 'waiting' || this.bulk === 'timeout') {
+        this.bulk = 'receiving';
+        // Like pfsync: once the peer answers, allow time in proportion to the table it announced.
+        if (this.bulkTimer) clearTimeout(this.bulkTimer);
+        this.bulkTimer = this.after(this.cfg.bulk_timeout_ms + h.extra / 20, () => this.bulkTimedOut());
+      }
       this.d.log.info('statesync: bulk from the peer started', { states: h.extra });
     }
     if (payload.length) {
       const rx = this.core.peerRx();
       rx.set(payload);
-      const n = x.ssApply(this.d.now(), payload.length, 1);
+      // Injected TCP starts BE_LIBERAL on a passive node (window tracking re-learns after takeover).
+      const n = x.ssApply(this.d.now(), payload.length, this.master ? 0 : 1);
       if (n < h.count) this.drops.bad_items += h.count - n;
       if (this.bulk === 'receiving') this.bulkReceived += n;
       this.flushKernel(false);
@@ -450,9 +491,17 @@ export class StateSyncService implements Service {
     this.pump();
   }
 
+  private bulkTimedOut(): void {
+    if (this.bulk === 'done') return;
+    this.d.log.warn('statesync: no complete bulk from the peer in time; no longer demoting (the peer may be down)', { bulk_timeout_ms: this.cfg.bulk_timeout_ms, state: this.bulk, received: this.bulkReceived });
+    this.bulk = 'timeout';
+    this.d.demote(Demote.BULK_SYNC, false);
+  }
+
   private bulkComplete(): void {
     this.bulk = 'done';
     this.bulkDoneMs = this.d.now() - this.bulkStartedAt;
+    if (this.bulkFirstAt >= 0) this.bulkTransferMs = this.d.now() - this.bulkFirstAt;
     if (this.bulkTimer) { clearTimeout(this.bulkTimer); this.bulkTimer = null; }
     this.d.demote(Demote.BULK_SYNC, false);
     this.d.log.info('statesync: bulk complete; the kernel holds the peer\'s table', { states: this.bulkReceived, ms: Math.round(this.bulkDoneMs) });
@@ -475,6 +524,7 @@ export class StateSyncService implements Service {
     for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
     for (const t of [this.ackTimer, this.rtoTimer, this.flushTimer, this.bulkTimer, this.liberalTimer]) if (t) clearTimeout(t);
     for (const w of this.watches) native.unwatch(w);
+    if (this.evWatch) native.unwatch(this.evWatch);
     this.ct?.close();
     try { this.udp?.close(); } catch { /* closed */ }
   }
@@ -495,7 +545,8 @@ export class StateSyncService implements Service {
       queue: x.ssQueueLen(),
       in_flight: this.unacked.length,
       peer: { address: this.peerAddr, session: this.peerSession || null, last_heard_ms_ago: this.peerHeardAt < 0 ? null : Math.round(now - this.peerHeardAt) },
-      bulk: { state: this.bulk, expected: this.bulkExpected, received: this.bulkReceived, took_ms: this.bulkDoneMs < 0 ? null : Math.round(this.bulkDoneMs) },
+      bulk: { state: this.bulk, expected: this.bulkExpected, received: this.bulkReceived, took_ms: this.bulkDoneMs < 0 ? null : Math.round(this.bulkDoneMs), transfer_ms: this.bulkTransferMs < 0 ? null : Math.round(this.bulkTransferMs * 10) / 10, busy_ms: Math.round(this.bulkBusyMs) },
+      window_full: this.windowFull,
       messages: { ...this.c },
       dropped: { ...this.drops },
       core: this.core.stats(),

@@ -2,6 +2,7 @@
 import { carpBench } from './carp.js';
 import { configsyncBench } from './configsync.js';
 import { gatewayBench } from './gateway.js';
+import { statesyncBench } from './statesync.js';
 
 export type Bench = (say: (line: string) => void) => Promise<Record<string, unknown>>;
 
@@ -9,4 +10,5 @@ export const benches: Record<string, Bench> = {
   carp: carpBench,
   configsync: configsyncBench,
   gateway: gatewayBench,
+  statesync: statesyncBench,
 };

@@ -36,7 +36,7 @@ if (process.getuid?.() !== 0) {
     const dl2 = lab.client(['--sessions', '0', '--download-bytes', String(200e6), '--download-rate-mbps', '25', '--grace-ms', '15000', '--seed', '9']);
     await lab.board.powerOn('primary');
     lab.prepare('primary');
-    lab.start('primary');
+    await lab.start('primary');
     const ps = await lab.until('primary', (s) => s.carp_role === 'MASTER', 25000);
     t.equal(ps.statesync.bulk.state, 'done', 'the primary completed its bulk before it preempted');
     t.ok(ps.statesync.bulk.received >= 20, `bulk carried the sessions (${ps.statesync.bulk.received} states)`);

@@ -11,44 +11,9 @@ export type Node = 'primary' | 'secondary';
 export const NODES: Node[] = ['primary', 'secondary'];
 export const KEY = 'e2e-statesync-key-0123456789';
 
-export const RULESET = `
-table inet ssfw {
-  chain input { type filter hook input priority 0; policy accept; ct state invalid counter drop; }
-  chain forward {
-    type filter hook forward priority 0; policy drop;
-    ct state established,related accept
-    ct state invalid counter drop
-    iifname "lan0" oifname "wan0" tcp flags & (syn|ack|fin|rst) == syn accept
-    iifname "lan0" oifname "wan0" meta l4proto { udp, icmp } accept
-  }
-  chain postrouting { type nat hook postrouting priority 100; oifname "wan0" ip saddr 192.168.1.0/24 snat ip to 203.0.113.1; }
-}
-`;
+import { configYaml, RULESET, linksUp } from '../bench/statesync-board.js';
 
-export function configYaml(board: VirtualBoard, node: Node, statesync: Record<string, unknown> | null): string {
-  const p = node === 'primary';
-  const me = p ? { wan: '203.0.113.2', lan: '192.168.1.2', sync: '172.16.1.1' } : { wan: '203.0.113.3', lan: '192.168.1.3', sync: '172.16.1.2' };
-  const peer = p ? { wan: '203.0.113.3', lan: '192.168.1.3', sync: '172.16.1.2' } : { wan: '203.0.113.2', lan: '192.168.1.2', sync: '172.16.1.1' };
-  const skew = p ? 0 : 100;
-  const lines = [
-    'schema: 1',
-    `node: { name: ${node}, role: ${node} }`,
-    'interfaces:',
-    `  wan: { device: wan0, address: ${me.wan}/24, peer: ${peer.wan} }`,
-    `  lan: { device: lan0, address: ${me.lan}/24, peer: ${peer.lan} }`,
-    `  sync: { device: sync0, address: ${me.sync}/30, peer: ${peer.sync} }`,
-    'carp:',
-    '  preempt: true',
-    '  vips:',
-    `    - { interface: lan, vhid: 1, address: 192.168.1.1/24, password: lan-secret, advbase: 1, advskew: ${skew} }`,
-    `    - { interface: wan, vhid: 2, address: 203.0.113.1/24, password: wan-secret, advbase: 1, advskew: ${skew} }`,
-    `control: { socket: ${join(board.runDir, node + '.sock')} }`,
-    `state_dir: ${join(board.runDir, node + '-state')}`,
-    'log: { level: info }',
-  ];
-  if (statesync) lines.push(`statesync: ${JSON.stringify(statesync)}`);
-  return lines.join('\n') + '\n';
-}
+export { RULESET };
 
 export class Lab {
   readonly board: VirtualBoard;
@@ -69,13 +34,14 @@ export class Lab {
     this.board.exec('server', 'ip', ['route', 'del', '192.168.1.0/24'], {});
     for (const n of NODES) {
       this.files[n] = join(this.board.runDir, `${n}-statesync.yaml`);
-      writeFileSync(this.files[n], configYaml(this.board, n, this.statesync));
+      writeFileSync(this.files[n], configYaml(this.board.runDir, n, this.statesync));
       this.prepare(n);
     }
     this.server = this.board.spawn('server', process.execPath, ['--import', 'tsx', 'board/virtual/tcpload.ts', 'server'], { stdio: 'ignore' });
   }
 
-  start(node: Node): void {
+  async start(node: Node): Promise<void> {
+    await linksUp(this.board, node);
     this.board.startNode(node, ['--import', 'tsx', 'host/cli.ts', 'run', '--config', this.files[node]]);
   }
 
@@ -96,7 +62,7 @@ export class Lab {
 
   /** Both daemons up, primary MASTER of both vhids, secondary BACKUP. */
   async startPair(): Promise<void> {
-    this.start('primary'); this.start('secondary');
+    await this.start('primary'); await this.start('secondary');
     await this.until('secondary', (s) => s.carp_role === 'BACKUP', 15000);
     await this.until('primary', (s) => s.carp_role === 'MASTER', 15000);
   }

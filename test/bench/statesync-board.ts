@@ -1,0 +1,55 @@
+// The state sync lab's node config and minimal stateful ruleset (shared by the benchmark and the e2e tests):
+// stateful forward, invalid dropped, tcp_loose=0 (set by the caller), SNAT LAN→WAN to the WAN VIP — what the
+// firewall issue describes — so the tests do not depend on the full gateway (DHCP, DNS) being configured.
+import { join } from 'node:path';
+
+export type Node = 'primary' | 'secondary';
+
+export const RULESET = `
+table inet ssfw {
+  chain input { type filter hook input priority 0; policy accept; ct state invalid counter drop; }
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    ct state invalid counter drop
+    iifname "lan0" oifname "wan0" tcp flags & (syn|ack|fin|rst) == syn accept
+    iifname "lan0" oifname "wan0" meta l4proto { udp, icmp } accept
+  }
+  chain postrouting { type nat hook postrouting priority 100; oifname "wan0" ip saddr 192.168.1.0/24 snat ip to 203.0.113.1; }
+}
+`;
+
+export function configYaml(runDir: string, node: Node, statesync: Record<string, unknown> | null): string {
+  const p = node === 'primary';
+  const me = p ? { wan: '203.0.113.2', lan: '192.168.1.2', sync: '172.16.1.1' } : { wan: '203.0.113.3', lan: '192.168.1.3', sync: '172.16.1.2' };
+  const peer = p ? { wan: '203.0.113.3', lan: '192.168.1.3', sync: '172.16.1.2' } : { wan: '203.0.113.2', lan: '192.168.1.2', sync: '172.16.1.1' };
+  const skew = p ? 0 : 100;
+  const lines = [
+    'schema: 1',
+    `node: { name: ${node}, role: ${node} }`,
+    'interfaces:',
+    `  wan: { device: wan0, address: ${me.wan}/24, peer: ${peer.wan} }`,
+    `  lan: { device: lan0, address: ${me.lan}/24, peer: ${peer.lan} }`,
+    `  sync: { device: sync0, address: ${me.sync}/30, peer: ${peer.sync} }`,
+    'carp:',
+    '  preempt: true',
+    '  vips:',
+    `    - { interface: lan, vhid: 1, address: 192.168.1.1/24, password: lan-secret, advbase: 1, advskew: ${skew} }`,
+    `    - { interface: wan, vhid: 2, address: 203.0.113.1/24, password: wan-secret, advbase: 1, advskew: ${skew} }`,
+    `control: { socket: ${join(runDir, node + '.sock')} }`,
+    `state_dir: ${join(runDir, node + '-state')}`,
+    'log: { level: info }',
+  ];
+  if (statesync) lines.push(`statesync: ${JSON.stringify(statesync)}`);
+  return lines.join('\n') + '\n';
+}
+
+
+/** Wait (bounded) until every NIC of the node has carrier, so CARP does not start on a link still coming up. */
+export async function linksUp(board: { linkState(role: string, ifname: string): { running: boolean } }, node: Node, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (['lan0', 'wan0', 'sync0'].every((i) => board.linkState(node, i).running)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
