@@ -138,6 +138,29 @@ if (process.getuid?.() !== 0) {
     t.ok(await until(async () => (await alarms('primary')).length === 0 && (await alarms('secondary')).length === 0, 5000), 'cleared when the sync link is back');
   });
 
+  t.test('heartbeat receiver: wrong source, forged HMAC and replays are dropped and counted', async (t) => {
+    const { encode } = await import('../../host/peer/codec.js');
+    const key = String(boardTelemetryConfig().peer.key);
+    /** One UDP datagram from `from` (an address of that namespace) to the primary's port 7201. */
+    const send = (ns: 'secondary' | 'client', from: string, to: string, buf: Buffer) => board.exec(ns, process.execPath, ['-e',
+      `const s=require('dgram').createSocket('udp4');s.bind(0,'${from}',()=>s.send(Buffer.from('${buf.toString('hex')}','hex'),7201,'${to}',()=>s.close()))`], { check: true });
+    const counters = async () => (await fw.status('primary')).peer.counters;
+    const hb = (over: Record<string, unknown>) => ({ node: 'secondary', boot: 'feedfacefeedface', seq: 5, at: Date.now(), path: 'sync' as const, vips: [], maintenance: false, alarms: [], ...over });
+    const c0 = await counters();
+    send('client', '192.168.1.100', '192.168.1.2', encode(hb({}), key));
+    send('secondary', '172.16.1.2', '172.16.1.1', encode(hb({}), 'not-the-key-of-this-pair'));
+    send('secondary', '172.16.1.2', '172.16.1.1', encode(hb({ boot: 'aaaaaaaaaaaaaaaa', at: Date.now() - 3600_000 }), key));
+    const ok = encode(hb({}), key);
+    send('secondary', '172.16.1.2', '172.16.1.1', ok);
+    send('secondary', '172.16.1.2', '172.16.1.1', ok);
+    const c1 = await until(async () => { const c = await counters(); return c.replay - c0.replay >= 2 ? c : null; }, 3000);
+    t.ok(c1, 'counted');
+    t.equal(c1.unknown_source - c0.unknown_source, 1, 'from the client: not the peer\'s address');
+    t.equal(c1.bad_hmac - c0.bad_hmac, 1, 'from the peer\'s address with another key: bad_hmac');
+    t.equal(c1.replay - c0.replay, 2, 'an old boot (clock an hour off) and a repeated sequence number: replay');
+    t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' }, 'CARP untouched');
+  });
+
   t.test('Home Assistant birth message and maintenance commands (on for the secondary only)', async (t) => {
     const pub = (topic: string, msg: string) => board.exec('client', 'mosquitto_pub', ['-h', '192.168.1.100', '-q', '1', '-t', topic, '-m', msg], { check: true });
     const sw = lab.json(lab.last('homeassistant/switch/duogate_secondary/maintenance/config'));
@@ -175,6 +198,7 @@ if (process.getuid?.() !== 0) {
     const moved = await fw.waitStates((p, s) => allAre(p, 'BACKUP') && allAre(s, 'MASTER'), 5000, 10);
     const handover = Date.now() - t0;
     t.ok(moved && handover < 1500, `maintenance handover in ${handover} ms with the broker frozen (< 1500)`);
+    t.comment(`maintenance handover with the broker frozen: ${handover} ms`);
     const st = await until(async () => { const m = (await fw.status('primary')).mqtt; return m.state !== 'connected' && /Keepalive timeout|connack timeout/.test(m.last_error ?? '') ? m : null; }, 8000);
     t.ok(st, 'the primary noticed the dead broker (keepalive timeout) and backs off');
     await request(fw.socket('primary'), { cmd: 'maintenance', action: 'leave', by: 'test' });
