@@ -26,7 +26,14 @@ export async function runDaemon(config: Config): Promise<number> {
   process.on('SIGINT', () => void stop(true, 0));
   process.on('uncaughtException', (e) => { d.log.error('fatal error, going down', { err: e, stack: e.stack }); void stop(false, 1); });
 
-  await d.start();
+  try {
+    await d.start();
+  } catch (e) {
+    // A feature that cannot start (e.g. a ruleset the kernel refuses) must not leave a node holding VIPs
+    // without it: release, bow out and exit non-zero so the supervisor (systemd) restarts us.
+    d.log.error('start failed, going down', { err: e });
+    await stop(true, 1);
+  }
   await control.listen();
   d.log.info('control socket ready', { socket: config.control.socket });
   return await new Promise<number>(() => {}); // runs until a signal
