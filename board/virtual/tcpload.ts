@@ -117,6 +117,8 @@ async function client(o: { dst: string; port: number; dport: number; sessions: n
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve); process.once('SIGINT', resolve);
     if (o.duration > 0) setTimeout(resolve, o.duration);
+    // A download-only client ends with its download.
+    if (o.sessions === 0 && o.bytes > 0) void dlDone.then(resolve);
   });
   clearInterval(tick);
   // Let outstanding echoes come back, and the download finish.

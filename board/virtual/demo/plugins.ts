@@ -3,5 +3,6 @@ import type { DemoPlugin } from './plugin.js';
 import { configSyncPlugin } from './configsync.js';
 import { gatewayPlugin } from './gateway.js';
 import { telemetryPlugin } from './telemetry.js';
+import { statesyncPlugin } from './statesync.js';
 
-export const plugins: DemoPlugin[] = [gatewayPlugin(), configSyncPlugin(), telemetryPlugin()];
+export const plugins: DemoPlugin[] = [gatewayPlugin(), configSyncPlugin(), telemetryPlugin(), statesyncPlugin()];
