@@ -18,7 +18,7 @@ import type { Service } from '../daemon/service.js';
 import { native } from '../io/native.js';
 import type { MqttConfig } from './config.js';
 import { discoveryMessages } from './discovery.js';
-import { featureFigures, stateDocument } from './state.js';
+import { SyncWatch, featureFigures, stateDocument, syncProblems } from './state.js';
 
 /** Events kept while disconnected (the oldest go first); the retained state carries the present anyway. */
 const EVENT_QUEUE = 100;
@@ -26,6 +26,9 @@ const EVENT_QUEUE = 100;
 const MAX_INFLIGHT = 200;
 /** How often the state is checked for changes that come without an event (feature figures, counters). */
 const CHANGE_CHECK_MS = 1000;
+/** A state-sync or config-sync problem becomes an alarm after it has lasted this long (start-ups and
+ * failovers pass through short ones). */
+const SYNC_ALARM_HOLD_MS = 10_000;
 
 export function packageVersion(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -73,6 +76,7 @@ export class MqttTelemetry implements Service {
   };
   /** Discovery topics with a config published by this run, so entities that went away get deleted. */
   private discoveryTopics = new Set<string>();
+  private readonly syncWatch = new SyncWatch(SYNC_ALARM_HOLD_MS);
 
   constructor(private readonly c: MqttConfig) {}
 
@@ -84,7 +88,7 @@ export class MqttTelemetry implements Service {
     d.on('alarm', this.onAlarm);
     d.on('config', this.onConfig);
     this.periodic = setInterval(() => this.publishState(true), this.c.interval_s * 1000);
-    this.changeTimer = setInterval(() => this.publishState(false), CHANGE_CHECK_MS);
+    this.changeTimer = setInterval(() => { this.watchSync(); this.publishState(false); }, CHANGE_CHECK_MS);
     this.periodic.unref(); this.changeTimer.unref();
     this.connect();
   }
@@ -242,6 +246,16 @@ export class MqttTelemetry implements Service {
     });
   }
 
+  /** State/config sync failures become alarm events (and problem ON) once they last SYNC_ALARM_HOLD_MS. */
+  private watchSync(): void {
+    let changes;
+    try { changes = this.syncWatch.update(this.d.now(), syncProblems(featureFigures(this.d.status()))); } catch { return; }
+    for (const { alarm, active } of changes) {
+      if (active) this.d.log.error(alarm.message, { alarm: alarm.name }); else this.d.log.warn('alarm cleared', { alarm: alarm.name });
+      this.event({ type: 'alarm', source: 'telemetry', name: alarm.name, key: alarm.name, active, message: active ? alarm.message : `cleared: ${alarm.message}`, at: new Date().toISOString() });
+    }
+  }
+
   private event(ev: Record<string, unknown>): void {
     const full = { node: this.d.config.node.name, ...ev };
     if (this.client?.connected) this.sendEvent(full);
@@ -291,6 +305,9 @@ export class MqttTelemetry implements Service {
     return {
       broker: redact(this.c.url),
       ...this.st,
+      // Sync failures held long enough: shown by `duogate status` and the console, and (as every section's
+      // alarms) in the state document's alarms/problem.
+      alarms: this.syncWatch.list(),
       connected: this.st.state === 'connected',
       inflight: this.inflight,
       events_queued: this.queue.length,

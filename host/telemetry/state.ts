@@ -65,6 +65,41 @@ export function collectAlarms(s: Record<string, any>): AlarmSummary[] {
 }
 
 /** The state document for one node from its `duogate status` object. `self` is the telemetry section's own name. */
+/**
+ * Sync failures as alarms, from the feature figures: state sync unhealthy or config not in sync. Pure; the
+ * caller holds each condition for a while first (SyncWatch) so a start-up or a failover does not flap them.
+ */
+export function syncProblems(f: Figures): { name: string; message: string }[] {
+  const out: { name: string; message: string }[] = [];
+  if (f.state_sync_ok === 'OFF') out.push({ name: 'state_sync_failing', message: 'state sync failing: the peer has not been heard on the state-sync port for over 3 s or the bulk sync timed out; sessions will not survive a failover (see duogate status, statesync)' });
+  if (f.config_in_sync === 'OFF') out.push({ name: 'config_out_of_sync', message: 'config not in sync: the secondary does not have the primary\'s latest revision, or has local edits (see duogate status, configsync; `duogate config sync`)' });
+  return out;
+}
+
+/** Holds sync problems for `holdMs` before they count as alarms; reports raises and clears. */
+export class SyncWatch {
+  private since = new Map<string, number>();
+  private active = new Map<string, AlarmSummary>();
+  constructor(private readonly holdMs: number) {}
+  update(now: number, problems: { name: string; message: string }[]): { alarm: AlarmSummary; active: boolean }[] {
+    const changes: { alarm: AlarmSummary; active: boolean }[] = [];
+    const names = new Set(problems.map((p) => p.name));
+    for (const [n, a] of this.active) if (!names.has(n)) { this.active.delete(n); changes.push({ alarm: a, active: false }); }
+    for (const n of [...this.since.keys()]) if (!names.has(n)) this.since.delete(n);
+    for (const p of problems) {
+      const t = this.since.get(p.name) ?? now;
+      this.since.set(p.name, t);
+      if (now - t >= this.holdMs && !this.active.has(p.name)) {
+        const a = { name: p.name, message: p.message, since: new Date().toISOString(), source: 'telemetry' };
+        this.active.set(p.name, a);
+        changes.push({ alarm: a, active: true });
+      }
+    }
+    return changes;
+  }
+  list(): AlarmSummary[] { return [...this.active.values()]; }
+}
+
 export function stateDocument(s: Record<string, any>, opts: { version: string; self?: string }): Record<string, unknown> {
   const vips: Record<string, unknown> = {};
   for (const v of s.vips ?? []) {

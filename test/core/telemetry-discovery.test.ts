@@ -3,7 +3,7 @@
 // rendering to a value the entity accepts when evaluated against a real state document.
 import t from 'tap';
 import { discoveryMessages, type DiscoveryInput } from '../../host/telemetry/discovery.js';
-import { collectAlarms, featureFigures, stateDocument } from '../../host/telemetry/state.js';
+import { SyncWatch, collectAlarms, featureFigures, stateDocument, syncProblems } from '../../host/telemetry/state.js';
 
 const TOPIC = /^homeassistant\/(binary_sensor|sensor|switch)\/[a-zA-Z0-9_-]+\/[a-zA-Z0-9_-]+\/config$/;
 // HA's abbreviations (homeassistant/components/mqtt/abbreviations.py) for every key we use; a typo is an error.
@@ -150,4 +150,24 @@ t.test('feature figures from the sections statesync, configsync and dhcp report 
   t.equal(featureFigures({ configsync: { drift: false, local_edits: [] } }).config_in_sync, 'ON', 'secondary without local edits');
   t.equal(featureFigures({ configsync: { drift: true, local_edits: ['firewall'] } }).config_in_sync, 'OFF');
   t.same(featureFigures({ dhcp: { ha_state: 'hot-standby', partner_state: 'hot-standby', leases: 3 } }).dhcp_leases, 3);
+});
+
+t.test('sync failures become alarms only after they last (SyncWatch)', async (t) => {
+  const w = new SyncWatch(10_000);
+  const bad = syncProblems({ config_in_sync: 'OFF', state_sync_ok: 'OFF', states: 3, dhcp_ha_state: null, dhcp_leases: null });
+  t.same(bad.map((p) => p.name), ['state_sync_failing', 'config_out_of_sync']);
+  t.same(syncProblems({ config_in_sync: 'ON', state_sync_ok: null, states: null, dhcp_ha_state: null, dhcp_leases: null }), [], 'absent or healthy: nothing');
+  t.same(w.update(0, bad), []);
+  t.same(w.update(9_999, bad), [], 'not before the hold time');
+  const up = w.update(10_000, bad);
+  t.same(up.map((c) => [c.alarm.name, c.active]), [['state_sync_failing', true], ['config_out_of_sync', true]]);
+  t.same(w.update(11_000, bad.slice(1)).map((c) => [c.alarm.name, c.active]), [['state_sync_failing', false]]);
+  t.same(w.list().map((a) => a.name), ['config_out_of_sync']);
+  // A problem that flickers away restarts its hold time.
+  w.update(12_000, bad); w.update(13_000, bad.slice(1));
+  t.same(w.update(21_000, bad), [], 'state sync bad again at 21 s: a new hold starts');
+  t.same(w.update(31_000, bad).map((c) => c.alarm.name), ['state_sync_failing']);
+  const doc = stateDocument({ ...status(), mqtt: { alarms: w.list() } }, { version: '1', self: 'mqtt' }) as any;
+  t.same(doc.alarms.map((a: any) => [a.name, a.source]).sort(), [['config_out_of_sync', 'mqtt'], ['state_sync_failing', 'mqtt']]);
+  t.equal(doc.problem, 'ON', 'they turn the problem sensor on');
 });
