@@ -141,7 +141,7 @@ chown -R 0:0 "$R/etc/systemd/system" "$R/usr/local" "$R/root" "$R/etc/udev" "$R/
 echo duogate > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tduogate\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 # Root is chosen by the boot entry (root=PARTLABEL=root_a|root_b); only the ESP is listed here.
-printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=10s 0 0\n' > "$R/etc/fstab"
+printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=90s 0 0\n' > "$R/etc/fstab"
 mkdir -p "$R/boot/efi" "$R/etc/duogate" "$R/var/lib/duogate"
 echo "duogate $duogate_version ($git_rev$git_dirty) built $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$R/etc/duogate-release"
 # The kernel-install hooks of the systemd-boot package would write their own layout into our ESP.

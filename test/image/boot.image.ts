@@ -110,7 +110,7 @@ if (process.getuid?.() !== 0) {
     }
     for (const g of [a, b]) {
       // The hvc0 shell comes up alongside first boot, not after it.
-      const done = await until(`${g.spec.name}: first boot done`, 180_000, 2000, async () =>
+      const done = await until(`${g.spec.name}: first boot done`, 300_000, 2000, async () =>
         (await g.run('cat /var/lib/duogate/firstboot.done 2>/dev/null || systemctl is-failed duogate-firstboot', 30_000)).out.match(/^\d{4}-|^failed/m));
       t.notMatch(done[0], /failed/, `${g.spec.name}: first boot finished`);
     }
