@@ -106,13 +106,13 @@ if (process.getuid?.() !== 0) {
     await board.powerOn('primary');
     await fw.start('primary');
     t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 10_000), 'primary back as MASTER');
-    t.ok(await until(async () => (await alarms('secondary')).length === 0 && (await alarms('primary')).length === 0, 5000), 'no alarms once both are up');
+    t.ok(await until(async () => (await alarms('secondary')).length === 0 && (await alarms('primary')).length === 0, 8000), 'no alarms once both are up');
     const mark = lab.msgs.length;
     board.isolate('primary', 'lan');
     const both = await fw.waitStates((p, s) => p['1'] === 'MASTER' && s['1'] === 'MASTER', 6000);
     t.ok(both, 'both nodes MASTER for vhid 1');
     const t0 = Date.now();
-    const seen = await until(async () => (await alarms('primary')).includes('split_brain:1') && (await alarms('secondary')).includes('split_brain:1'), 4000);
+    const seen = await until(async () => (await alarms('primary')).includes('split_brain:1') && (await alarms('secondary')).includes('split_brain:1'), 6000);
     t.ok(seen, 'split_brain:1 in the status of both nodes');
     t.comment(`split brain raised on both ${Date.now() - t0} ms after both were seen MASTER`);
     t.notOk((await alarms('primary')).includes('split_brain:2'), 'vhid 2 (WAN) is not split');
@@ -122,7 +122,7 @@ if (process.getuid?.() !== 0) {
     // The primary cannot reach the broker (it is on the LAN): its event waits in the queue and is sent on reconnect.
     board.reconnect('primary', 'lan');
     t.ok(await until(async () => !(await alarms('primary')).includes('split_brain:1') && !(await alarms('secondary')).includes('split_brain:1'), 6000), 'split brain cleared after reconnect');
-    const queued = await lab.waitFor((m) => m.topic === 'duogate/primary/event' && /"name":"split_brain"/.test(m.payload), 15_000, mark);
+    const queued = await lab.waitFor((m) => m.topic === 'duogate/primary/event' && /"name":"split_brain"/.test(m.payload), 20_000, mark);
     t.ok(queued, 'the primary\'s split_brain event reached the broker after its LAN came back');
   });
 
@@ -208,7 +208,7 @@ if (process.getuid?.() !== 0) {
     // Either from the socket buffer the broker reads on thawing, or re-sent from the queue after the reconnect
     // ("queued": true): at least once, as QoS 1 promises.
     t.ok(ev, 'the maintenance event reached the broker after it thawed');
-    t.ok(await until(async () => (await fw.status('primary')).mqtt.connected, 8000), 'reconnected');
+    t.ok(await until(async () => (await fw.status('primary')).mqtt.connected && (await fw.status('secondary')).mqtt.connected, 10_000), 'both reconnected');
   });
 
   t.test('daemon killed with SIGKILL (links up): offline at once', async (t) => {
