@@ -256,5 +256,10 @@ if (process.getuid?.() !== 0) {
     t.ok(st, 'state published over TLS with the right password and CA');
     t.equal((await fw.status('secondary')).mqtt.connected, true);
     t.match(tls.json(st)?.node, 'secondary');
+    // A clean stop (SIGTERM) disconnects cleanly, so the broker drops the will: the node says offline itself.
+    const mark = tls.msgs.length;
+    const r = await board.stopNode('secondary', 'SIGTERM');
+    t.equal(r.forced, false, 'stopped within the timeout');
+    t.ok(await tls.waitFor((m) => m.topic === 'duogate/secondary/availability' && m.payload === 'offline', 3000, mark), 'offline on a clean stop');
   });
 }
