@@ -7,6 +7,7 @@
 #   duogate-minipc.img       raw GPT disk (sparse), UEFI boot; what the boot test runs
 #   duogate-minipc.img.zst   the same, compressed: flash this (dd / GUI flasher, see docs/image.md)
 #   duogate-minipc.root.zst  the root slot alone: the upgrade file for `duogate-upgrade`
+#   duogate-minipc.img.xz    with XZ=1: for balenaEtcher / Raspberry Pi Imager (no zstd support in Etcher)
 #   build-info.json          versions, sizes, stage timings
 #
 # Stages (recipe and measurements: /work/shared/docs/board-image.md):
@@ -18,7 +19,7 @@
 #   5. loop-free GPT image: ESP (systemd-boot, A/B entries, seed example) + root_a + empty root_b
 #   6. zstd
 #
-# Environment: ZSTD_LEVEL (default 3; use 19 for releases), DUOGATE_SKIP_NPM_BUILD=1 (package dist/ as is),
+# Environment: ZSTD_LEVEL (default 3; use 19 for releases), XZ=1 (also duogate-minipc.img.xz, for GUI flashers), DUOGATE_SKIP_NPM_BUILD=1 (package dist/ as is),
 # ROOT_SLOT_MB (default 1536: both A/B slots; an upgrade must fit in it).
 set -euo pipefail
 
@@ -199,6 +200,8 @@ stage_done image "$s"
 s=$(date +%s.%N)
 zstd -q -T0 "-$ZSTD_LEVEL" --sparse -f "$img" -o "$img.zst"
 zstd -q -T0 "-$ZSTD_LEVEL" -f "$root_part" -o "$out/duogate-minipc.root.zst"
+# balenaEtcher cannot read zstd (etcher#2856); XZ=1 adds an .img.xz that Etcher and Raspberry Pi Imager flash as is.
+if [ "${XZ:-0}" = 1 ]; then xz -T0 -6 -k -f "$img" || die "xz"; fi
 rm -f "$root_part" "$esp_part"
 stage_done compress "$s"
 
