@@ -169,6 +169,8 @@ export function ssApply(now: f64, len: u32, liberal: bool): u32 { return sse.app
 export function ssBarrier(): void { sse.emitBarrier(); }
 /** BE_LIBERAL on/off for TCP states from record `start`; returns where to continue or -1 when done. */
 export function ssLiberalPass(start: u32, on: bool): i32 { return sse.liberalPass(start, on); }
+/** Delete + re-create (liberal, empty window tracking) every TCP state from record `start`; -1 when done. */
+export function ssReinjectPass(start: u32, now: f64): i32 { return sse.reinjectPass(start, now); }
 export function ssCount(): u32 { return sst.count; }
 export function ssCapacity(): u32 { return sst.cap; }
 export function ssSpan(): u32 { return sst.span(); }

@@ -305,6 +305,26 @@ export function liberalPass(start: u32, on: bool): i32 {
   return -1;
 }
 
+/**
+ * Delete and re-create every live TCP state from record `start` on (BE_LIBERAL), until NLTX is half full.
+ * For a node that just turned passive: its entries carry window tracking learned while it forwarded, which
+ * goes stale as the flows move on through the peer; a liberal entry never re-learns (out-of-window packets
+ * are accepted but not tracked), so the next takeover would drop them once strict. A re-created entry starts
+ * with empty tracking and picks the flow up afresh. Returns where to continue, or -1 when done.
+ */
+export function reinjectPass(start: u32, now: f64): i32 {
+  const stop = NLTX_CAP / 2;
+  let i = start;
+  for (; i < table.span(); i++) {
+    if (nlTxLen + 2 * MAX_REQUEST > stop) return <i32>i;
+    const r = table.rec(i);
+    if (load<u8>(r + O_LIVE) != LIVE_OK || load<u8>(r + O_PROTO) != IPPROTO_TCP) continue;
+    store<u8>(r + O_RETRIES, 0);
+    emitDelete(i, K_FIXDEL); emitCreateL(i, now, true);
+  }
+  return -1;
+}
+
 export function resetNlTx(): void { nlTxLen = 0; }
 
 /** Copy record `i` into ENT (tests, status). False if it is not live. */

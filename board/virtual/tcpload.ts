@@ -105,9 +105,16 @@ async function client(o: { dst: string; port: number; dport: number; sessions: n
     const h = createHash('sha256');
     let got = 0;
     const sock = net.connect({ host: o.dst, port: o.dport }, () => sock.write(`${o.bytes} ${o.rate} ${o.seed}\n`));
-    sock.on('data', (d: Buffer) => { got += d.length; h.update(d); });
+    let lastData = Date.now();
+    // A stalled download (no byte for --stall-ms) is a dead session: fail it instead of waiting forever.
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastData > o.stall) { clearInterval(watchdog); dl = { ok: false, bytes: got, ms: Date.now() - t0, why: `stalled: no data for ${o.stall} ms at ${got} bytes` }; sock.destroy(); resolve(); }
+    }, 250);
+    sock.on('close', () => clearInterval(watchdog));
+    sock.on('data', (d: Buffer) => { got += d.length; lastData = Date.now(); h.update(d); });
     sock.on('error', (e: NodeJS.ErrnoException) => { dl = { ok: false, bytes: got, ms: Date.now() - t0, why: `socket error ${e.code}` }; resolve(); });
     sock.on('end', () => {
+      if (dl) return;
       const ok = got === o.bytes && h.digest('hex') === expectedHash(o.bytes, o.seed);
       dl = { ok, bytes: got, ms: Date.now() - t0, why: ok ? '' : got !== o.bytes ? `short: ${got} of ${o.bytes}` : 'checksum mismatch' };
       resolve();

@@ -21,7 +21,7 @@ interface Exports {
   ssHandleNetlink(now: number, len: number, queue: number, dump: number): number;
   ssFlags(): number; ssResetFlags(): void; ssDumpBegin(): void; ssDumpEnd(queue: number): number;
   ssPollBatch(now: number, maxBytes: number): number; ssQueueAll(): number; ssDropQueue(): void; ssQueueLen(): number;
-  ssApply(now: number, len: number, liberal: number): number; ssBarrier(): void; ssLiberalPass(start: number, on: number): number;
+  ssApply(now: number, len: number, liberal: number): number; ssBarrier(): void; ssLiberalPass(start: number, on: number): number; ssReinjectPass(start: number, now: number): number;
   ssCount(): number; ssCapacity(): number; ssSpan(): number; ssBytesPerSlot(): number;
   ssReadRecord(i: number): number; ssLookup(): number;
   __collect(): void;

@@ -267,8 +267,21 @@ export class StateSyncService implements Service {
       if (this.liberalTimer) clearTimeout(this.liberalTimer);
       this.liberalTimer = this.after(this.cfg.liberal_ms, () => this.strictPass());
     } else {
+      if (this.liberalTimer) { clearTimeout(this.liberalTimer); this.liberalTimer = null; }
       this.d.log.info('statesync: passive; applying the peer\'s states');
+      this.reinjectTcp();
     }
+  }
+
+  /** After forwarding, our TCP entries' window tracking goes stale: re-create them so a takeover starts afresh. */
+  private reinjectTcp(): void {
+    const x = this.core.x;
+    let at = 0; let rounds = 0;
+    for (; rounds < 100_000 && at >= 0; rounds++) {
+      at = x.ssReinjectPass(at, this.d.now());
+      this.flushKernel(true);
+    }
+    this.d.log.info('statesync: TCP states re-created with fresh window tracking for the next takeover', { states: x.ssCount() });
   }
 
   private strictPass(): void {
