@@ -20,6 +20,8 @@ import type { StateSyncConfig } from './config.js';
 const WINDOW = 64;
 /** Retransmit everything unacknowledged after RTO without progress (go-back-N); RTO follows the measured RTT. */
 const RTO_MIN_MS = 30;
+/** Cap of the RTT-derived RTO: a lost last datagram of a burst (no later one to reveal the gap) costs at most this. */
+const RTO_BASE_MAX_MS = 80;
 /** Before the first RTT sample (the first bulk window can take the peer a while to inject). */
 const RTO_INITIAL_MS = 250;
 const RTO_MAX_MS = 1000;
@@ -94,7 +96,7 @@ export class StateSyncService implements Service {
   private c = {
     tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
     tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0,
-    kernel_send_errors: 0,
+    kernel_send_errors: 0, udp_send_errors: 0,
   };
   private drops: Record<string, number> = {
     short: 0, magic: 0, version: 0, length: 0, auth: 0, replay: 0, stale_session: 0, wrong_source: 0,
@@ -303,7 +305,7 @@ export class StateSyncService implements Service {
 
   private sendRaw(b: Buffer): void {
     this.c.tx_msgs++; this.c.tx_bytes += b.length;
-    this.udp.send(b, this.cfg.port, this.peerAddr, () => { /* errors surface as 'error' events */ });
+    this.udp.send(b, this.cfg.port, this.peerAddr, (e) => { if (e) this.c.udp_send_errors++; });
   }
 
   private sendControl(type: number, flags: number): void {
@@ -438,7 +440,7 @@ export class StateSyncService implements Service {
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
     this.srtt = 0.875 * this.srtt + 0.125 * ms;
   }
-  private rtoBase(): number { if (this.srtt === 0) return RTO_INITIAL_MS; return Math.min(RTO_MAX_MS, Math.max(RTO_MIN_MS, this.srtt + 4 * this.rttvar)); }
+  private rtoBase(): number { if (this.srtt === 0) return RTO_INITIAL_MS; return Math.min(RTO_BASE_MAX_MS, Math.max(RTO_MIN_MS, this.srtt + 4 * this.rttvar)); }
 
   private onData(h: Header, payload: Buffer): void {
     const t0 = this.d.now();
