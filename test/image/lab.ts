@@ -24,7 +24,7 @@ function sh(cmd: string, args: string[], what: string): string {
 }
 
 export interface NicSpec { role: 'wan' | 'lan' | 'sync'; mac: string; slot: number }
-export interface GuestSpec { name: string; seed: string; nics: NicSpec[] }
+export interface GuestSpec { name: string; seed: string; nics: NicSpec[]; /** a second raw disk (virtio, /dev/vdb in the guest) */ extraDisk?: string }
 
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -60,6 +60,7 @@ export class Guest {
       '-nodefaults', '-display', 'none', '-accel', 'tcg,tb-size=64', '-smp', '1', '-m', '512', '-machine', 'q35',
       '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${d}/efivars.fd`,
       '-drive', `file=${d}/disk.img,format=raw,if=none,id=d0`, '-device', 'virtio-blk-pci,drive=d0,addr=0x6',
+      ...(this.spec.extraDisk ? ['-drive', `file=${this.spec.extraDisk},format=raw,if=none,id=d1,readonly=on`, '-device', 'virtio-blk-pci,drive=d1,addr=0x8'] : []),
       ...this.spec.nics.flatMap((c) => [
         '-netdev', `tap,id=${c.role},ifname=${this.tap(c.role)},script=no,downscript=no`,
         '-device', `virtio-net-pci,netdev=${c.role},mac=${c.mac},addr=0x${c.slot.toString(16)}`,

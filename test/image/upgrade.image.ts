@@ -1,0 +1,118 @@
+// A/B upgrade of the firmware image, proven on one booted box (part of `npm run test:image`).
+// The box is flashed and seeded, then upgraded from duogate-minipc.root.zst (on a second disk, as from a USB
+// stick): the pair rule refuses it while the box is MASTER, --force writes slot B, the reboot comes up from
+// slot B with the node's config and identity kept, and the trial entry gets blessed once duogate answers.
+// Then the fallback: a newer entry whose boot counter ran out (what systemd-boot leaves after three failed
+// trial boots) must not be booted; the box comes back on the last good slot.
+import t from 'tap';
+import type * as Tap from 'tap';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab, sleep, type Guest } from './lab.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const OUT = path.join(ROOT, 'board/minipc/out');
+const IMAGE = path.join(OUT, 'duogate-minipc.img');
+const UPGRADE = path.join(OUT, 'duogate-minipc.root.zst');
+const RUN_DIR = path.join(OUT, 'test-upgrade');
+
+async function until<T>(what: string, ms: number, step: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (let i = 0; i < 10_000 && Date.now() < end; i++) {
+    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
+    await sleep(step);
+  }
+  throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
+}
+
+let stagesOk = true;
+function stage(name: string, fn: (t: Tap.Test) => Promise<void>) {
+  return t.test(name, async (t) => {
+    if (!stagesOk) { t.plan(0, 'an earlier stage failed'); return; }
+    try { await fn(t); } catch (e) { stagesOk = false; throw e; }
+    if (!t.passing()) stagesOk = false;
+  });
+}
+
+const slot = async (g: Guest) => /duogate\.slot=([ab])/.exec((await g.run('cat /proc/cmdline', 30_000)).out)?.[1];
+const entries = async (g: Guest) => (await g.run('ls /boot/efi/loader/entries', 30_000)).out.split(/\s+/).filter(Boolean).sort();
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'the image test needs root (namespaces, taps)');
+} else if (!existsSync(IMAGE) || !existsSync(UPGRADE)) {
+  t.fail(`${IMAGE} or ${UPGRADE} not found: build first with \`npm run build:image\``);
+} else {
+  rmSync(RUN_DIR, { recursive: true, force: true });
+  mkdirSync(path.join(RUN_DIR, 'stick'), { recursive: true });
+  // The "USB stick": an ext4 image holding the upgrade file.
+  spawnSync('cp', [UPGRADE, path.join(RUN_DIR, 'stick')]);
+  const stick = path.join(RUN_DIR, 'stick.img');
+  const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(RUN_DIR, 'stick'), stick, '400M'], { encoding: 'utf8' });
+  if (mk.status !== 0) throw new Error(`mkfs.ext4 for the upgrade stick: ${mk.stderr}`);
+
+  const lab = new Lab('dgupg', RUN_DIR);
+  const g = lab.guest({
+    name: 'U', extraDisk: stick,
+    seed: 'role: primary\nname: gw-u\ncarp_password: upgrade-test\n',
+    nics: [{ role: 'wan', mac: '52:54:00:d6:0c:01', slot: 3 }, { role: 'lan', mac: '52:54:00:d6:0c:02', slot: 4 }, { role: 'sync', mac: '52:54:00:d6:0c:03', slot: 5 }],
+  });
+  t.teardown(() => lab.down());
+  let crtSum = '';
+
+  await stage('flashed box boots slot A and runs duogate', async (t) => {
+    g.flash(IMAGE);
+    lab.up();
+    g.powerOn();
+    await g.waitShell(300_000);
+    await until('duogate answers', 300_000, 3000, async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'));
+    t.equal(await slot(g), 'a', 'running slot A');
+    t.same(await entries(g), ['duogate-a.conf'], 'one boot entry, no counter');
+    await g.run('echo "# kept across the upgrade" >> /etc/duogate/duogate.yaml', 30_000);
+    crtSum = (await g.run('sha256sum /var/lib/duogate/configsync/sync.crt', 30_000)).out.split(' ')[0]!;
+    t.equal(crtSum.length, 64, 'the node has its TLS certificate');
+  });
+
+  await stage('duogate-upgrade: refuses on the MASTER, writes slot B with --force', async (t) => {
+    const mnt = await g.run('mkdir -p /mnt/stick && mount -o ro /dev/vdb /mnt/stick && ls /mnt/stick', 60_000);
+    t.match(mnt.out, /duogate-minipc\.root\.zst/, 'the upgrade file is on the stick');
+    const refused = await g.run('duogate-upgrade /mnt/stick/duogate-minipc.root.zst', 120_000);
+    t.not(refused.code, 0, 'refused');
+    t.match(refused.out, /this node is 'MASTER', not BACKUP: upgrade the BACKUP first/, `says why: ${refused.out}`);
+    const t0 = Date.now();
+    const up = await g.run('duogate-upgrade /mnt/stick/duogate-minipc.root.zst --force', 900_000);
+    t.equal(up.code, 0, `upgrade ran:\n${up.out}`);
+    t.comment(`upgrade wrote slot B in ${Math.round((Date.now() - t0) / 1000)} s (emulated)`);
+    t.same(await entries(g), ['duogate-a.conf', 'duogate-b+3.conf'], 'slot B registered as a trial boot with 3 tries');
+    t.match((await g.run('cat /boot/efi/loader/entries/duogate-b+3.conf', 30_000)).out, /version\s+2[\s\S]*root=PARTLABEL=root_b/);
+  });
+
+  await stage('reboot: slot B boots, config and identity kept, entry blessed when healthy', async (t) => {
+    await g.run('umount /mnt/stick; (sleep 1; systemctl reboot) >/dev/null 2>&1 &', 30_000);
+    await sleep(5000);
+    await g.waitShell(300_000);
+    t.equal(await slot(g), 'b', 'running slot B');
+    t.match((await g.run('tail -1 /etc/duogate/duogate.yaml', 30_000)).out, /# kept across the upgrade/, 'the config came along');
+    t.equal((await g.run('sha256sum /var/lib/duogate/configsync/sync.crt', 30_000)).out.split(' ')[0], crtSum, 'the same TLS identity');
+    t.match((await g.run('cat /etc/systemd/network/10-duogate-lan0.link; cat /sys/class/net/lan0/address', 30_000)).out, /MACAddress=52:54:00:d6:0c:02[\s\S]*52:54:00:d6:0c:02/, 'NIC roles kept');
+    await until('duogate answers on slot B', 300_000, 3000, async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'));
+    const blessed = await until('entry blessed', 300_000, 3000, async () => { const e = await entries(g); return e.includes('duogate-b.conf') ? e : null; });
+    t.same(blessed, ['duogate-a.conf', 'duogate-b.conf'], 'systemd-bless-boot marked slot B good once duogate-healthy passed');
+  });
+
+  await stage('fallback: an entry whose tries ran out is skipped; the last good slot boots', async (t) => {
+    // What systemd-boot leaves after three failed trial boots of a newer slot-A entry: +0-3.
+    await g.run([
+      'mount /boot/efi 2>/dev/null; cd /boot/efi/loader/entries',
+      'sed -e "s/slot B/slot A (bad)/; s/^version .*/version 3/; s/root_b/root_a/; s/slot=b/slot=a/; s#/b/#/a/#g" duogate-b.conf > "duogate-a+0-3.conf"',
+      'rm -f duogate-a.conf; sync',
+    ].join(' && '), 60_000);
+    t.same(await entries(g), ['duogate-a+0-3.conf', 'duogate-b.conf'], 'a newer, exhausted entry for slot A');
+    await g.run('(sleep 1; systemctl reboot) >/dev/null 2>&1 &', 30_000);
+    await sleep(5000);
+    await g.waitShell(300_000);
+    t.equal(await slot(g), 'b', 'systemd-boot skipped the exhausted entry and booted slot B');
+  });
+}
