@@ -1,11 +1,11 @@
 // State sync benchmark on the virtual board (prefix dgb-ss), duogate and conntrackd (FTFW, Debian's
 // conntrack-tools) side by side in one run:
-//  1. bulk: 100k ESTABLISHED TCP+SNAT states in the master's kernel; a peer joins and takes the whole
+//  1. delay (steady pair): a stream of new states on the master (ctnetlink creates at a fixed rate); for
+//     each, the kernel's creation timestamp on the peer minus the one on the master (one machine, one clock).
+//  2. bulk: 100k more ESTABLISHED TCP+SNAT states on the master; the peer restarts empty and takes the whole
 //     table. duogate: the joining node's BULK_START → the kernel acknowledged every create (the peer's
-//     kernel holds them all). conntrackd: `-B` on the master → the backup's external cache holds them
-//     all, then `-c` (commit) → its kernel holds them.
-//  2. delay: a steady stream of new states on the master (ctnetlink creates at a fixed rate); for each,
-//     the time from its NEW event on the master to its NEW event on the peer (both CLOCK_MONOTONIC).
+//     kernel holds them all). conntrackd: `-B` on the master → the backup's external cache holds them all,
+//     then `-c` (commit) → its kernel holds them.
 //  3. bytes: table bytes per state slot in the core, wire bytes per state in the bulk.
 import { writeFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -66,30 +66,12 @@ export const statesyncBench: Bench = async (say) => {
     await linksUp(board, 'primary'); await linksUp(board, 'secondary');
     const startNode = (n: Node) => board.startNode(n, [...nodeArgs('host/cli'), 'run', '--config', join(board.runDir, `${n}.yaml`)]);
 
-    // ---- duogate: bulk ----
-    say(`duogate: ${N} TCP+SNAT states on the master, then the peer joins and bulk-syncs`);
+    // ---- duogate: a steady pair first: delay ----
     startNode('primary');
     await until('primary', (s) => s.carp_role === 'MASTER', 15000, 'MASTER');
-    const g = JSON.parse(tool('primary', ['gen', '--count', String(N)]).stdout.trim().split('\n').pop()!);
-    say(`  generator: ${N} creates in ${g.ms.toFixed(0)} ms; master kernel ${kcount('primary')}`);
-    await until('primary', (s) => s.statesync.states_table >= N, 30000, `table of ${N}`);
     startNode('secondary');
-    const sec = await until('secondary', (s) => s.statesync.bulk.state === 'done', 60000, 'bulk done');
-    const pri = await status('primary');
-    const dgMs = sec.statesync.bulk.transfer_ms as number;
-    const dgKernel = kcount('secondary');
-    const wire = pri.statesync.messages.tx_bytes / N;
-    say(`  peer kernel holds ${dgKernel} states ${dgMs.toFixed(0)} ms after BULK_START: ${(N / (dgMs / 1000)).toFixed(0)} states/s (transfer and commit are one step)`);
-    say(`  receiver busy ${sec.statesync.bulk.busy_ms} ms of it; sender window full ${pri.statesync.window_full} times, retransmitted ${pri.statesync.messages.retransmitted}`);
-    say(`  wire: ${wire.toFixed(1)} bytes/state (48-byte items, HMAC per 1472-byte datagram); table: ${sec.statesync.table_bytes_per_state} bytes/state slot`);
-    out.bulk_states_per_s = Math.round(N / (dgMs / 1000));
-    out.bulk_ms_until_peer_kernel = Math.round(dgMs);
-    out.bulk_peer_kernel_states = dgKernel;
-    out.bytes_per_state = sec.statesync.table_bytes_per_state;
-    out.wire_bytes_per_state = Math.round(wire * 10) / 10;
-
-    // ---- duogate: delay ----
-    await sleep(1000);
+    await until('secondary', (s) => s.statesync.bulk.state === 'done', 15000, 'initial bulk');
+    await sleep(500);
     say(`duogate: delay from creation in the master's kernel to creation in the peer's kernel (kernel timestamps), ${DELAY_COUNT} states at ${DELAY_RATE}/s`);
     const d = await delays(11);
     out.delay_p50_ms = Math.round(pct(d, 50) * 100) / 100;
@@ -98,7 +80,32 @@ export const statesyncBench: Bench = async (say) => {
     say(`  p50 ${out.delay_p50_ms} ms, p90 ${pct(d, 90).toFixed(2)}, p95 ${pct(d, 95).toFixed(2)}, p99 ${out.delay_p99_ms} ms, max ${pct(d, 100).toFixed(2)} ms (${d.length} states)`);
     const [sp, ss] = [await status('primary'), await status('secondary')];
     say(`  master: ${JSON.stringify(sp.statesync.messages)}`);
-    say(`  peer: dropped ${JSON.stringify(ss.statesync.dropped)} core ${JSON.stringify(ss.statesync.core)}`);
+    say(`  peer: dropped ${JSON.stringify(ss.statesync.dropped)}`);
+
+    // ---- duogate: bulk: the master holds 100k more; the peer restarts empty and takes the whole table ----
+    const g = JSON.parse(tool('primary', ['gen', '--count', String(N)]).stdout.trim().split('\n').pop()!);
+    say(`duogate: ${N} more TCP+SNAT states on the master (${g.ms.toFixed(0)} ms to create); the peer restarts empty and bulk-syncs`);
+    const total = N + DELAY_COUNT;
+    await until('primary', (s) => s.statesync.states_table >= total, 30000, `table of ${total}`);
+    await board.stopNode('secondary');
+    board.exec('secondary', 'conntrack', ['-F'], {});
+    const txBefore = (await status('primary')).statesync.messages;
+    startNode('secondary');
+    const sec = await until('secondary', (s) => s.statesync.bulk.state === 'done', 60000, 'bulk done');
+    const pri = await status('primary');
+    const dgMs = sec.statesync.bulk.transfer_ms as number;
+    const bulkStates = sec.statesync.bulk.received as number;
+    const dgKernel = kcount('secondary');
+    const wire = (pri.statesync.messages.tx_bytes - txBefore.tx_bytes) / bulkStates;
+    say(`  peer kernel holds ${dgKernel} states ${dgMs.toFixed(0)} ms after BULK_START (${bulkStates} states): ${(bulkStates / (dgMs / 1000)).toFixed(0)} states/s (transfer and commit are one step)`);
+    say(`  receiver busy ${sec.statesync.bulk.busy_ms} ms of it; retransmitted ${pri.statesync.messages.retransmitted - txBefore.retransmitted}`);
+    say(`  wire: ${wire.toFixed(1)} bytes/state (48-byte items, HMAC per 1472-byte datagram); table: ${sec.statesync.table_bytes_per_state} bytes/state slot`);
+    out.bulk_states = bulkStates;
+    out.bulk_states_per_s = Math.round(bulkStates / (dgMs / 1000));
+    out.bulk_ms_until_peer_kernel = Math.round(dgMs);
+    out.bulk_peer_kernel_states = dgKernel;
+    out.bytes_per_state = sec.statesync.table_bytes_per_state;
+    out.wire_bytes_per_state = Math.round(wire * 10) / 10;
     await board.stopNode('secondary'); await board.stopNode('primary');
 
     // ---- conntrackd FTFW ----

@@ -41,13 +41,22 @@ if (process.getuid?.() !== 0) {
     t.equal(ps.statesync.bulk.state, 'done', 'the primary completed its bulk before it preempted');
     t.ok(ps.statesync.bulk.received >= 20, `bulk carried the sessions (${ps.statesync.bulk.received} states)`);
     await sleep(5000);
-    dl2.cp.kill('SIGTERM');
-    echo.cp.kill('SIGTERM');
+    // Third move, soon after the failback (the demo's order): the primary bows out, the secondary takes over
+    // again with entries whose window tracking it learned before the failback. They must have been re-created
+    // when it turned passive, or the download is dropped as INVALID once the entries turn strict.
+    const dl3 = lab.client(['--sessions', '0', '--download-bytes', String(300e6), '--download-rate-mbps', '40', '--grace-ms', '15000', '--stall-ms', '8000', '--seed', '11']);
+    await sleep(1000);
+    await lab.board.stopNode('primary');
+    await lab.until('secondary', (s) => s.carp_role === 'MASTER', 5000);
+    await sleep(4000); // past liberal_ms (2 s): entries are strict again
     const r2 = await dl2.result;
+    const r3 = await dl3.result;
+    echo.cp.kill('SIGTERM');
     const e = await echo.result;
     t.ok(r2.download_ok, `download across the failback: ${JSON.stringify(r2)}`);
+    t.ok(r3.download_ok, `download across the bow-out right after the failback: ${JSON.stringify(r3)}`);
     t.equal(e.sessions_total, 20);
-    t.equal(e.sessions_survived, 20, `all echo sessions survived both moves: ${JSON.stringify(e)}`);
+    t.equal(e.sessions_survived, 20, `all echo sessions survived the three moves: ${JSON.stringify(e)}`);
     t.comment(`echoes ${e.echoes}, longest echo gap ${e.max_echo_gap_ms} ms`);
   });
 }
