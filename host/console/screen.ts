@@ -3,7 +3,8 @@
 import { featureFigures } from '../telemetry/state.js';
 
 export const WIDTH = 79;
-const MAX_VIPS = 6;
+/** Lines the status block may use: 24 minus the menu (5) and the prompt (1). */
+const STATUS_LINES = 18;
 const MAX_ALARMS = 3;
 
 /** Colour only on a real terminal that is not TERM=dumb and without NO_COLOR (no-color.org). */
@@ -34,12 +35,13 @@ export function fit(line: string, width = WIDTH): string {
 
 /** Word-wrap a message to the width (messages must be read whole; status rows are cut instead). */
 export function wrap(text: string, width = WIDTH): string[] {
+  const vlen = (x: string) => x.replace(/\x1b\[[0-9;]*m/g, '').length; // escape codes take no columns
   const out: string[] = [];
   for (const para of text.split('\n')) {
     let line = '';
     for (const word of para.split(' ')) {
-      if (line && line.length + 1 + word.length > width) { out.push(line); line = '  ' + word; } else line = line ? `${line} ${word}` : word;
-      while (line.length > width) { out.push(line.slice(0, width)); line = '  ' + line.slice(width); }
+      if (line && vlen(line) + 1 + vlen(word) > width) { out.push(line); line = '  ' + word; } else line = line ? `${line} ${word}` : word;
+      while (vlen(line) > width) { out.push(line.slice(0, width)); line = '  ' + line.slice(width); }
     }
     out.push(line);
   }
@@ -66,37 +68,49 @@ export function statusLines(s: any, err: string | null, p: Paint, now = new Date
   const out: string[] = [];
   const title = `duogate console  node ${s.node} (${s.role})`;
   out.push(fit(p.bold(title) + ' '.repeat(Math.max(1, WIDTH - title.length - clock.length)) + clock));
-  const m = s.maintenance?.on ? p.yellow(`ON since ${String(s.maintenance.since).slice(0, 19)}`) : 'off';
+  const m = s.maintenance?.on ? p.yellow(`ON since ${String(s.maintenance.since).slice(5, 16).replace('T', ' ')}`) : 'off';
   out.push(fit(`CARP ${p.state(s.carp_role)}   maintenance ${m}   demotion ${s.demotion}   uptime ${uptime(s.uptime_s ?? 0)}`));
   out.push(fit(`  ${pad('VHID', 5)}${pad('IF', 6)}${pad('VIRTUAL IP', 20)}${pad('STATE', 9)}${pad('PEER', 9)}LAST CHANGE`));
+  const alarms: any[] = [];
+  for (const [k, v] of Object.entries(s)) if (v && typeof v === 'object' && Array.isArray((v as any).alarms) && k !== 'vips') alarms.push(...(v as any).alarms);
+  const alarmLines: string[] = [];
+  if (!alarms.length) alarmLines.push(`Alarms: ${p.green('none')}`);
+  else {
+    alarmLines.push(p.red(`ALARMS (${alarms.length}):`));
+    // Each alarm in at most two lines: its first clause (the finding); the advice is in `duogate status`.
+    for (const a of alarms.slice(0, MAX_ALARMS)) {
+      const text = String(a.message ?? a.name).split('; ')[0];
+      const lines = wrap(`! ${text}`, WIDTH - 2);
+      alarmLines.push(...lines.slice(0, 2).map((l, i) => `  ${i === 0 ? p.red(l) : l}`));
+    }
+    if (alarms.length > MAX_ALARMS) alarmLines.push(`  ... and ${alarms.length - MAX_ALARMS} more (duogate status)`);
+  }
+  const f = featureFigures(s);
+  const parts: string[] = [];
+  if (f.state_sync_ok !== null || f.states !== null) parts.push(`states ${f.state_sync_ok === 'OFF' ? p.red('FAILING') : 'ok'}${f.states !== null ? ` (${f.states})` : ''}`);
+  if (f.config_in_sync !== null) parts.push(`config ${f.config_in_sync === 'ON' ? 'in sync' : p.red('NOT in sync')}`);
+  if (f.dhcp_ha_state !== null) parts.push(`dhcp ${f.dhcp_ha_state}`);
+  if (s.mqtt) parts.push(`mqtt ${s.mqtt.connected ? 'ok' : p.yellow(s.mqtt.state ?? 'down')}`);
+  // Wrapped (at most two lines) rather than cut: every part of it matters.
+  const syncLines = wrap(`Sync: ${parts.length ? parts.join(' | ') : 'no sync features configured'}`, WIDTH).slice(0, 2);
+  // The VIP rows get what the 80x24 screen has left (the menu and the prompt take 6 lines).
+  const vips: any[] = s.vips ?? [];
+  let room = STATUS_LINES - 3 - 1 - syncLines.length - alarmLines.length;
+  if (vips.length > room) room -= 1;
   const view = s.peer?.peer_view;
   const peerStates = new Map<number, string>(view?.fresh ? view.vips.map((v: any) => [v.vhid, v.state]) : []);
-  for (const v of (s.vips ?? []).slice(0, MAX_VIPS)) {
+  for (const v of vips.slice(0, Math.max(1, room))) {
     const last = v.last_change ? `${String(v.last_change).slice(11, 19)} ${v.last_change_why ?? ''}` : '-';
-    out.push(fit(`  ${pad(String(v.vhid), 5)}${pad(v.interface, 6)}${pad(v.addresses.join(','), 20)}${p.state(v.state)}${' '.repeat(Math.max(1, 9 - v.state.length))}${pad(peerStates.get(v.vhid) ?? (s.peer ? 'lost' : '?'), 9)}${last}`));
+    out.push(fit(`  ${pad(String(v.vhid), 5)}${pad(v.interface, 6)}${pad(v.addresses.join(','), 20)}${p.state(v.state)}${' '.repeat(Math.max(1, 9 - v.state.length))}${pad(peerStates.get(v.vhid) ?? (s.peer && !view?.fresh ? 'lost' : '?'), 9)}${last}`));
   }
-  if ((s.vips ?? []).length > MAX_VIPS) out.push(`  ... and ${s.vips.length - MAX_VIPS} more (duogate status in the shell lists all)`);
+  if (vips.length > Math.max(1, room)) out.push(`  ... and ${vips.length - Math.max(1, room)} more VIPs (duogate status lists all)`);
 
   const peer = s.peer;
   if (peer) {
     const link = (x: string) => (x === 'ok' ? p.green('ok') : x === 'off' ? 'off' : p.red(x));
     out.push(fit(`Peer ${peer.peer ?? '(not heard yet)'}: sync link ${link(peer.sync_link)}, LAN ${link(peer.lan_path)}${peer.peer_view?.maintenance ? p.yellow(', peer in maintenance') : ''}`));
   } else out.push('Peer: heartbeat not configured (peer: section)');
-  const f = featureFigures(s);
-  const parts: string[] = [];
-  if (f.state_sync_ok !== null || f.states !== null) parts.push(`state sync ${f.state_sync_ok === 'OFF' ? p.red('FAILING') : 'ok'}${f.states !== null ? ` (${f.states} states)` : ''}`);
-  if (f.config_in_sync !== null) parts.push(`config ${f.config_in_sync === 'ON' ? 'in sync' : p.red('NOT in sync')}`);
-  if (f.dhcp_ha_state !== null) parts.push(`dhcp ${f.dhcp_ha_state}`);
-  if (s.mqtt) parts.push(`mqtt ${s.mqtt.connected ? 'connected' : p.yellow(s.mqtt.state ?? 'down')}`);
-  out.push(fit(`Sync: ${parts.length ? parts.join(' | ') : 'no sync features configured'}`));
-  const alarms: any[] = [];
-  for (const [k, v] of Object.entries(s)) if (v && typeof v === 'object' && Array.isArray((v as any).alarms) && k !== 'vips') alarms.push(...(v as any).alarms);
-  if (!alarms.length) out.push(`Alarms: ${p.green('none')}`);
-  else {
-    out.push(p.red(`ALARMS (${alarms.length}):`));
-    for (const a of alarms.slice(0, MAX_ALARMS)) out.push(fit(`  ${p.red('!')} ${a.message ?? a.name}`));
-    if (alarms.length > MAX_ALARMS) out.push(`  ... and ${alarms.length - MAX_ALARMS} more`);
-  }
+  out.push(...syncLines, ...alarmLines);
   return out;
 }
 

@@ -178,7 +178,8 @@ export function telemetryPlugin(): DemoPlugin {
         figures.mqtt_takeover_event_ms = Math.round((ev.rx - Date.parse(e.at)) * 10) / 10;
         ctx.say(`telemetry: takeover event (vhid ${e.vhid}) reached the subscriber ${figures.mqtt_takeover_event_ms} ms after the transition`);
       } else ctx.say('telemetry: NO takeover event from the secondary within 3 s');
-      const off = await lab.waitFor((m) => m.topic === 'duogate/primary/availability' && m.payload === 'offline', 10_000, mark);
+      // keepalive 1 s: 1.5 s, plus up to 5 s until Mosquitto's next keepalive check.
+      const off = await lab.waitFor((m) => m.topic === 'duogate/primary/availability' && m.payload === 'offline', 8000, mark);
       figures.mqtt_offline_seen = !!off;
       if (off) figures.mqtt_offline_ms = Math.round(off.rx - cutAt);
       ctx.say(`telemetry: powered-off primary shown offline (last will): ${off ? `yes, ${figures.mqtt_offline_ms} ms after the power cut` : 'NO'}`);
