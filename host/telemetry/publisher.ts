@@ -88,7 +88,7 @@ export class MqttTelemetry implements Service {
     d.on('alarm', this.onAlarm);
     d.on('config', this.onConfig);
     this.periodic = setInterval(() => this.publishState(true), this.c.interval_s * 1000);
-    this.changeTimer = setInterval(() => { this.watchSync(); this.publishState(false); }, CHANGE_CHECK_MS);
+    this.changeTimer = setInterval(() => this.tick(), CHANGE_CHECK_MS);
     this.periodic.unref(); this.changeTimer.unref();
     this.connect();
   }
@@ -225,11 +225,11 @@ export class MqttTelemetry implements Service {
   }
 
   /** Publish the state if it changed (or `force`); one in flight at a time, the newest wins. */
-  private publishState(force: boolean): void {
+  private publishState(force: boolean, snapshot?: Record<string, unknown>): void {
     if (!this.client?.connected) return;
     if (this.stateInFlight) { this.stateDirty = true; return; }
     let doc: Record<string, unknown>;
-    try { doc = stateDocument(this.d.status(), { version: this.version, self: this.name }); } catch (e) {
+    try { doc = stateDocument(snapshot ?? this.d.status(), { version: this.version, self: this.name }); } catch (e) {
       this.fail(`building the state document: ${(e as Error).message}`); return;
     }
     const { updated: _u, uptime_s: _t, adverts: _a, services: _s, ...significant } = doc;
@@ -246,10 +246,17 @@ export class MqttTelemetry implements Service {
     });
   }
 
+  /** Once a second: one status snapshot for the sync-failure watch and the change check. */
+  private tick(): void {
+    let s: Record<string, unknown>;
+    try { s = this.d.status(); } catch (e) { this.fail(`reading the status: ${(e as Error).message}`); return; }
+    this.watchSync(s);
+    this.publishState(false, s);
+  }
+
   /** State/config sync failures become alarm events (and problem ON) once they last SYNC_ALARM_HOLD_MS. */
-  private watchSync(): void {
-    let changes;
-    try { changes = this.syncWatch.update(this.d.now(), syncProblems(featureFigures(this.d.status()))); } catch { return; }
+  private watchSync(s: Record<string, unknown>): void {
+    const changes = this.syncWatch.update(this.d.now(), syncProblems(featureFigures(s)));
     for (const { alarm, active } of changes) {
       if (active) this.d.log.error(alarm.message, { alarm: alarm.name }); else this.d.log.warn('alarm cleared', { alarm: alarm.name });
       this.event({ type: 'alarm', source: 'telemetry', name: alarm.name, key: alarm.name, active, message: active ? alarm.message : `cleared: ${alarm.message}`, at: new Date().toISOString() });

@@ -60,9 +60,9 @@ if (process.getuid?.() !== 0) {
     await board.up();
     fw.resetState();
     fw.writeConfigs();
-    await fw.start('primary');
+    await fw.start('primary', 20_000);
     await sleep(300);
-    await fw.start('secondary');
+    await fw.start('secondary', 20_000);
     t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 8000), 'pair converged');
     t.equal(start('con', 'dumb').status, 0, 'tmux session started');
     const r = await waitScreen((s) => /Peer secondary: sync link ok, LAN ok/.test(s) && /Select \[1\]:/.test(s), 8000, { refresh: true });

@@ -59,9 +59,9 @@ if (process.getuid?.() !== 0) {
     fw.writeConfigs();
     await lab.startBroker();
     await lab.subscribe(['duogate/#', 'homeassistant/#']);
-    await fw.start('primary');
+    await fw.start('primary', 20_000);
     await sleep(300);
-    await fw.start('secondary');
+    await fw.start('secondary', 20_000);
     t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 8000), 'pair converged: primary MASTER');
 
     const states = await until(() => {
@@ -104,7 +104,7 @@ if (process.getuid?.() !== 0) {
 
   t.test('split brain (primary cut off the LAN switch, carrier up) is reported by both nodes', async (t) => {
     await board.powerOn('primary');
-    await fw.start('primary');
+    await fw.start('primary', 20_000);
     t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 10_000), 'primary back as MASTER');
     t.ok(await until(async () => (await alarms('secondary')).length === 0 && (await alarms('primary')).length === 0, 8000), 'no alarms once both are up');
     const mark = lab.msgs.length;
@@ -241,7 +241,7 @@ if (process.getuid?.() !== 0) {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', other + '.key', '-out', other, '-days', '2', '-subj', '/CN=other CA'], { stdio: 'pipe' });
     const tryWith = async (mqtt: Record<string, unknown>, want: RegExp) => {
       fw.writeConfigs({ url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', keepalive_s: 1, backoff_max_s: 1, ...mqtt });
-      await fw.start('secondary');
+      await fw.start('secondary', 20_000);
       const st = await until(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
       t.ok(st, `last_error ${want}`);
       t.comment(`last_error: ${st?.last_error}`);
@@ -251,7 +251,7 @@ if (process.getuid?.() !== 0) {
     await tryWith({ password: 'wrong-password' }, /Not authorized|Bad user name or password/);
     await tryWith({ password: 'right-password', ca: other }, /certificate/);
     fw.writeConfigs({ url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', password: 'right-password', keepalive_s: 1 });
-    await fw.start('secondary');
+    await fw.start('secondary', 20_000);
     const st = await tls.waitFor((m) => m.topic === 'duogate/secondary/state' && m.retained === false, 8000);
     t.ok(st, 'state published over TLS with the right password and CA');
     t.equal((await fw.status('secondary')).mqtt.connected, true);
