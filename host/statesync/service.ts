@@ -46,7 +46,8 @@ export class StateSyncService implements Service {
   private udp!: dgram.Socket;
   private codec: Codec;
   private watches: object[] = [];
-  private evWatch: object | null = null;
+  private evTimer: NodeJS.Timeout | null = null;
+  private evIdleMs = 1;
   private timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private peerAddr = '';
@@ -123,7 +124,7 @@ export class StateSyncService implements Service {
     this.master = this.isMaster();
     this.ct = new CtSockets(this.cfg.event_buffer, this.master ? GROUPS_ALL : GROUPS_PASSIVE);
     this.learnInjectPid();
-    this.evWatch = native.watch(this.ct.events, () => this.onEvents());
+    this.pollEvents();
     this.watches.push(native.watch(this.ct.dump, () => this.onDump()));
     this.watches.push(native.watch(this.ct.inject, () => this.onInjectReplies()));
     this.startDump();
@@ -173,8 +174,22 @@ export class StateSyncService implements Service {
     this.core.x.ssResetFlags();
   }
 
-  private onEvents(): void {
+  /**
+   * The event socket is read on a short adaptive timer, not with native.watch: after an overrun the socket
+   * reports POLLERR, which the addon's poll turns into a fatal error (libuv says EBADF). recv() instead
+   * returns ENOBUFS (-2), which is exactly the signal we need. Busy: re-read at once; idle: back off to 4 ms.
+   */
+  private pollEvents(): void {
+    if (this.stopped) return;
+    const got = this.onEvents();
+    this.evIdleMs = got ? 0 : Math.min(4, Math.max(1, this.evIdleMs * 2));
+    this.evTimer = got ? setTimeout(() => this.pollEvents(), 0) : setTimeout(() => this.pollEvents(), this.evIdleMs);
+  }
+
+  /** Read what the event socket holds (bounded). Returns how many datagrams were read. */
+  private onEvents(): number {
     const x = this.core.x;
+    let got = 0;
     for (let i = 0; i < 512; i++) {
       const rx = this.core.nlRx();
       const n = native.recvInto(this.ct.events, rx);
@@ -184,11 +199,14 @@ export class StateSyncService implements Service {
         this.c.event_overruns++;
         this.d.log.warn('statesync: conntrack events lost (ENOBUFS); re-dumping the kernel table', { overruns: this.c.event_overruns });
         if (this.master) this.startDump();
+        got++;
         continue;
       }
+      got++;
       x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), this.master ? 1 : 0, 0);
     }
     this.afterCoreWork();
+    return got;
   }
 
   private startDump(): void {
@@ -259,9 +277,7 @@ export class StateSyncService implements Service {
     this.master = this.isMaster();
     if (this.master === was) return;
     // Subscribe to what this role needs first, then (when active) re-read the table.
-    if (this.evWatch) native.unwatch(this.evWatch);
     this.ct.resubscribe(this.master ? GROUPS_ALL : GROUPS_PASSIVE);
-    this.evWatch = native.watch(this.ct.events, () => this.onEvents());
     if (this.master) {
       this.d.log.info('statesync: active; following the kernel table and sending changes', { states: this.core.x.ssCount() });
       // The kernel is now the truth: re-read it (diff queues what differs), then make injected TCP strict again.
@@ -539,7 +555,7 @@ export class StateSyncService implements Service {
     for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
     for (const t of [this.ackTimer, this.rtoTimer, this.flushTimer, this.bulkTimer, this.liberalTimer]) if (t) clearTimeout(t);
     for (const w of this.watches) native.unwatch(w);
-    if (this.evWatch) native.unwatch(this.evWatch);
+    if (this.evTimer) clearTimeout(this.evTimer);
     this.ct?.close();
     try { this.udp?.close(); } catch { /* closed */ }
   }
