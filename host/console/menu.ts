@@ -103,7 +103,8 @@ export async function runConsole(o: ConsoleOptions): Promise<number> {
           const shell = env.SHELL && existsSync(env.SHELL) ? env.SHELL : '/bin/sh';
           say(`Starting ${shell}; type "exit" to come back to the menu.`);
           rl.pause();
-          spawnSync(shell, [], { stdio: 'inherit', env: { ...env, DUOGATE_CONSOLE: '1' } });
+          // DUOGATE_SHELL: the image's login profile must not start the menu again inside this shell (board/minipc).
+          spawnSync(shell, [], { stdio: 'inherit', env: { ...env, DUOGATE_CONSOLE: '1', DUOGATE_SHELL: '1' } });
           rl.resume();
           break;
         }

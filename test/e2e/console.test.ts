@@ -143,8 +143,8 @@ if (process.getuid?.() !== 0) {
   t.test('shell and exit', async (t) => {
     keys('7');
     await waitScreen((s) => /type "exit" to come back/.test(s), 3000);
-    keys('echo SHELL-OK-$DUOGATE_CONSOLE');
-    t.ok((await waitScreen((s) => /^SHELL-OK-1$/m.test(s), 3000)).ok, 'a shell runs on the console');
+    keys('echo SHELL-OK-$DUOGATE_CONSOLE-$DUOGATE_SHELL');
+    t.ok((await waitScreen((s) => /^SHELL-OK-1-1$/m.test(s), 3000)).ok, 'a shell runs on the console (marked, so a login profile does not start the menu again)');
     keys('exit');
     t.ok((await waitScreen((s) => /Select \[1\]: *$/.test(s.trimEnd()), 3000)).ok, 'back at the menu');
     keys('0');
