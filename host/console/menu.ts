@@ -9,7 +9,7 @@ import { request } from '../control/client.js';
 import { loadConfig } from '../config/load.js';
 import { MaintenanceFlag } from '../daemon/maintenance.js';
 import { Paint, menuLines, statusLines, useColor, wrap } from './screen.js';
-import { EditError, assignNics, listNics, readLan, setLanAddress } from './netcfg.js';
+import { EditError, assignNics, listNics, planNics, readLan, setLanAddress } from './netcfg.js';
 import type { IfRole } from '../config/schema.js';
 
 export interface ConsoleOptions {
@@ -24,6 +24,12 @@ export interface ConsoleOptions {
 /** The commands behind "restart" and "reboot"; a board image or test may point them elsewhere. */
 const restartCmd = (env: NodeJS.ProcessEnv) => env.DUOGATE_RESTART_CMD ?? 'systemctl restart duogate';
 const rebootCmd = (env: NodeJS.ProcessEnv) => env.DUOGATE_REBOOT_CMD ?? 'systemctl reboot';
+/** On the mini-PC image NIC roles are fixed names (wan0/lan0/sync0) given by MAC through systemd .link files,
+ * which its first-boot tool writes (board/minipc/nics.ts): there the console hands the plan to that tool. */
+const nicTool = (env: NodeJS.ProcessEnv): string | null => {
+  const t = env.DUOGATE_NIC_TOOL ?? '/usr/local/sbin/duogate-firstboot';
+  return t && existsSync(t) ? t : null;
+};
 
 export async function runConsole(o: ConsoleOptions): Promise<number> {
   const input = o.input ?? process.stdin;
@@ -151,6 +157,16 @@ export async function runConsole(o: ConsoleOptions): Promise<number> {
       want[r] = mac;
     }
     if (!changed) { say('Nothing changed.'); await pause(); return; }
+    const tool = nicTool(env);
+    if (tool) {
+      planNics(want, nics);
+      const args = ['--assign-nics', ...Object.entries(want).flatMap(([r, m]) => ['--nic', `${r}=${m}`])];
+      say(`Running ${tool} ${args.join(' ')}`);
+      const r = spawnSync(tool, args, { stdio: 'inherit', timeout: 60_000 });
+      say(r.status === 0 ? 'NIC roles saved. Restart the daemon (5), or reboot (6) if the NICs were renamed.' : p.red(`${tool} failed (exit ${r.status ?? r.signal})`));
+      await pause();
+      return;
+    }
     const warnings = assignNics(o.configFile, want, nics);
     say(`Saved: ${Object.entries(want).map(([r, m]) => `${r}=${nics.find((n) => n.mac === m.toLowerCase())?.name} (${m.toLowerCase()})`).join(', ')}. Restart the daemon (5) to apply.`);
     for (const w of warnings) say(`warning: ${w.field}: ${w.message}`);

@@ -55,8 +55,8 @@ export function setLanAddress(file: string, cidr: string): Finding[] {
   return editConfig(file, (doc) => doc.setIn(['interfaces', 'lan', 'address'], cidr));
 }
 
-/** Give each role the NIC with that MAC: sets interfaces.<role>.device (its current name) and .mac. */
-export function assignNics(file: string, byRole: Partial<Record<IfRole, string>>, nics: Nic[] = listNics()): Finding[] {
+/** Check a role → MAC plan against the NICs present: every MAC known, no NIC twice. Returns role → NIC name. */
+export function planNics(byRole: Partial<Record<IfRole, string>>, nics: Nic[] = listNics()): Partial<Record<IfRole, string>> {
   const used = new Map<string, IfRole>();
   const names: Partial<Record<IfRole, string>> = {};
   for (const [role, macRaw] of Object.entries(byRole) as [IfRole, string][]) {
@@ -67,6 +67,12 @@ export function assignNics(file: string, byRole: Partial<Record<IfRole, string>>
     used.set(mac, role);
     names[role] = nic.name;
   }
+  return names;
+}
+
+/** Give each role the NIC with that MAC: sets interfaces.<role>.device (its current name) and .mac. */
+export function assignNics(file: string, byRole: Partial<Record<IfRole, string>>, nics: Nic[] = listNics()): Finding[] {
+  const names = planNics(byRole, nics);
   return editConfig(file, (doc) => {
     for (const [role, mac] of Object.entries(byRole) as [IfRole, string][]) {
       doc.setIn(['interfaces', role, 'device'], names[role]);
