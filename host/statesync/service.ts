@@ -293,24 +293,28 @@ export class StateSyncService implements Service {
 
   /** After forwarding, our TCP entries' window tracking goes stale: re-create them so a takeover starts afresh. */
   private reinjectTcp(): void {
-    const x = this.core.x;
-    let at = 0; let rounds = 0;
-    for (; rounds < 100_000 && at >= 0; rounds++) {
-      at = x.ssReinjectPass(at, this.d.now());
-      this.flushKernel(true);
-    }
-    this.d.log.info('statesync: TCP states re-created with fresh window tracking for the next takeover', { states: x.ssCount() });
+    this.chunked((at) => this.core.x.ssReinjectPass(at, this.d.now()), () => !this.master,
+      () => this.d.log.info('statesync: TCP states re-created with fresh window tracking for the next takeover', { states: this.core.x.ssCount() }));
   }
 
   private strictPass(): void {
-    if (!this.master) return;
-    const x = this.core.x;
-    let at = 0;
-    for (let i = 0; i < 10_000 && at >= 0; i++) {
-      at = x.ssLiberalPass(at, 0);
+    this.chunked((at) => this.core.x.ssLiberalPass(at, 0), () => this.master,
+      () => this.d.log.info('statesync: injected TCP states are strictly window-tracked again'));
+  }
+
+  /**
+   * Run a table pass in chunks (each fills at most half of the core's request buffer, a few ms of kernel
+   * work), yielding to the event loop between them so CARP and the sync link are not held up by 100k states.
+   * Stops early if `still()` turns false (the role changed again).
+   */
+  private chunked(pass: (at: number) => number, still: () => boolean, done: () => void): void {
+    const step = (at: number) => {
+      if (this.stopped || !still()) return;
+      const next = pass(at);
       this.flushKernel(true);
-    }
-    this.d.log.info('statesync: injected TCP states are strictly window-tracked again');
+      if (next >= 0) setImmediate(() => step(next)); else done();
+    };
+    step(0);
   }
 
   // ------------------------------------------------------------------ peer side
