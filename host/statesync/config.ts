@@ -26,7 +26,8 @@ export const stateSyncSchema = {
     enabled: { type: 'boolean', default: true },
     key: { type: 'string', minLength: 16, description: 'HMAC-SHA256 key for the sync link, identical on both nodes' },
     port: { type: 'integer', minimum: 1, maximum: 65535, default: 7200 },
-    capacity: { type: 'integer', minimum: 1024, maximum: 16777216, default: 262144 },
+    // The core's memory is capped at 64 MiB (asconfig maximumMemory): 524288 slots take 36 MiB.
+    capacity: { type: 'integer', minimum: 1024, maximum: 524288, default: 262144 },
     bulk_timeout_ms: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
     liberal_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 5000 },
     event_buffer: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 67108864 },
