@@ -131,7 +131,10 @@ function kernelEntry(now: f64, msg: usize, len: u32, isDelete: bool, queue: bool
   if (!(present & PRESENT_TCP)) memory.copy(ENT + O_TCPSTATE, rec + O_TCPSTATE, 5);
   if (!(present & PRESENT_MARK)) store<u32>(ENT + O_MARK, load<u32>(rec + O_MARK));
   if (!(present & PRESENT_REPLY)) memory.copy(ENT + 16, rec + 16, 12);
-  const changed = load<u8>(rec + O_LIVE) != LIVE_OK || contentDiffers(rec, ENT);
+  let changed = load<u8>(rec + O_LIVE) != LIVE_OK || contentDiffers(rec, ENT);
+  // Traffic refreshes timeouts without events; the peer's copy only ages. Once it holds less than half of
+  // the real remaining time, send the state again (periodic re-dumps find these).
+  if (!changed && (present & PRESENT_TIMEOUT) && remaining(rec, now) * 2 < load<u32>(ENT + O_TIMEOUT)) changed = true;
   const oldTimeout = load<u32>(rec + O_TIMEOUT);
   memory.copy(rec + 16, ENT + 16, 29);
   if (!(present & PRESENT_TIMEOUT)) store<u32>(rec + O_TIMEOUT, oldTimeout);

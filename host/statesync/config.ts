@@ -14,10 +14,12 @@ export interface StateSyncConfig {
   liberal_ms: number;
   /** Kernel event socket buffer (SO_RCVBUFFORCE), bytes. */
   event_buffer: number;
+  /** The active node re-reads its table this often (s) to refresh timeouts on the peer; 0 = never. */
+  refresh_s: number;
 }
 
 export const stateSyncDefaults: Omit<StateSyncConfig, 'key'> = {
-  enabled: true, port: 7200, capacity: 262144, bulk_timeout_ms: 15000, liberal_ms: 5000, event_buffer: 64 * 1024 * 1024,
+  enabled: true, port: 7200, capacity: 262144, bulk_timeout_ms: 15000, liberal_ms: 5000, event_buffer: 64 * 1024 * 1024, refresh_s: 30,
 };
 
 export const stateSyncSchema = {
@@ -31,6 +33,7 @@ export const stateSyncSchema = {
     bulk_timeout_ms: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
     liberal_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 5000 },
     event_buffer: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 67108864 },
+    refresh_s: { type: 'integer', minimum: 0, maximum: 3600, default: 30 },
   },
 } as const;
 

@@ -97,7 +97,7 @@ export class StateSyncService implements Service {
   private c = {
     tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
     tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0,
-    kernel_send_errors: 0, udp_send_errors: 0,
+    kernel_send_errors: 0, udp_send_errors: 0, refreshes: 0,
   };
   private drops: Record<string, number> = {
     short: 0, magic: 0, version: 0, length: 0, auth: 0, replay: 0, stale_session: 0, wrong_source: 0,
@@ -142,6 +142,8 @@ export class StateSyncService implements Service {
     d.on('transition', (t: Transition) => this.onTransition(t));
     this.helloLoop();
     this.every(KEEPALIVE_MS, () => { if (this.peerSession) this.sendControl(Type.ACK, 0); });
+    // Timeouts refreshed by traffic produce no events: a periodic re-read re-sends states the peer would expire early.
+    if (this.cfg.refresh_s > 0) this.every(this.cfg.refresh_s * 1000, () => { if (this.master) this.startDump(true); });
     d.log.info('statesync started', { peer: this.peerAddr, port: this.cfg.port, capacity: this.core.x.ssCapacity(), inject_pid: this.ct.injectPid });
   }
 
@@ -209,11 +211,12 @@ export class StateSyncService implements Service {
     return got;
   }
 
-  private startDump(): void {
+  /** Re-read the kernel table; `refresh` = the periodic timeout refresh (counted apart from resyncs). */
+  private startDump(refresh = false): void {
     if (this.dumping) { this.dumpAgain = true; return; }
     this.dumping = true;
     this.dumpQueue = this.master;
-    this.c.resyncs++;
+    if (refresh) this.c.refreshes++; else this.c.resyncs++;
     this.core.x.ssDumpBegin();
     this.core.x.ssResetFlags();
     this.ct.requestDump(this.dumpSeq++);
@@ -231,7 +234,7 @@ export class StateSyncService implements Service {
         const swept = x.ssDumpEnd(this.dumpQueue ? 1 : 0);
         x.ssResetFlags();
         this.dumping = false;
-        this.d.log.info('statesync: kernel table read', { states: x.ssCount(), gone: swept, queued: x.ssQueueLen() });
+        this.d.log.debug('statesync: kernel table read', { states: x.ssCount(), gone: swept, queued: x.ssQueueLen() });
         if (this.dumpAgain) { this.dumpAgain = false; this.startDump(); }
       }
     }

@@ -222,3 +222,18 @@ t.test('fuzz: random bytes never trap, counters move', async (t) => {
   const s = a.stats();
   t.ok(s.malformed + s.unsupported + s.rx_bad_items > 0, `drops counted: ${JSON.stringify({ malformed: s.malformed, unsupported: s.unsupported, bad_items: s.rx_bad_items })}`);
 });
+
+t.test('timeout refresh: a state is re-sent once the peer would hold less than half its real remaining time', async (t) => {
+  const a = new SyncCore(1024, { debug: true });
+  const udp: Ct = { src: '192.168.1.100', dst: '203.0.113.10', sp: 5000, dp: 53, proto: 17, nat: ['203.0.113.1', 5000], timeout: 120 };
+  const at = (now: number, m: Buffer) => { a.nlRx().set(m); a.x.ssHandleNetlink(now, m.length, 1, 1); };
+  at(1000, ctMsg(udp));
+  t.equal(a.x.ssPollBatch(1000, 1416), 1, 'sent once');
+  at(31000, ctMsg(udp)); // traffic refreshed it to 120 s; the peer's copy has 90 s left
+  t.equal(a.x.ssQueueLen(), 0, 'not yet: the peer still has more than half');
+  at(95000, ctMsg(udp)); // the peer's copy (from the last observation) has ~56 s left of 120
+  t.equal(a.x.ssQueueLen(), 1, 're-sent');
+  a.x.ssPollBatch(95000, 1416);
+  at(100000, ctMsg({ ...udp, timeout: 300000 }));
+  t.equal(a.x.ssQueueLen(), 1, 'a much longer real timeout is re-sent too');
+});
