@@ -1,5 +1,6 @@
 // Readiness for fds Node cannot wrap itself (raw, packet and netlink sockets make net.Socket and
 // dgram fail with ERR_INVALID_FD_TYPE): a libuv poll handle on Node's own loop, calling back into JS.
+#include <fcntl.h>
 #include <string.h>
 #include <uv.h>
 
@@ -56,7 +57,13 @@ static void OnPoll(uv_poll_t* h, int status, int /*events*/) {
   // process. Hand it to Node instead: it surfaces as process 'uncaughtException' (style.md 2b).
   try {
     if (status < 0) {
-      // e.g. EBADF after the fd was closed while watched. Stop first, or the loop spins on it.
+      // libuv reports any POLLERR as EBADF and stops the handle. A socket with a pending error (a netlink
+      // socket that overran its buffer: ENOBUFS) is still good: restart polling and let the callback read,
+      // so recvInto returns the error (-2 for ENOBUFS) and the caller resyncs. Only a really closed fd is fatal.
+      if (fcntl(w->fd, F_GETFD) != -1 && uv_poll_start(&w->poll, UV_READABLE, OnPoll) == 0) {
+        w->cb.MakeCallback(env.Global(), {});
+        return;
+      }
       uv_poll_stop(&w->poll);
       ThrowSys(env, -status, "uv_poll", "watched fd " + std::to_string(w->fd));
     }
