@@ -152,7 +152,7 @@ rm -f "$R/etc/kernel/postinst.d/zz-systemd-boot" "$R/etc/kernel/postrm.d/zz-syst
 chroot "$R" passwd -dq root
 chroot "$R" systemctl enable -q duogate-firstboot.service duogate.service duogate-healthy.service
 # Boot trims from the recipe (each costs seconds under emulation and is useless on an appliance).
-chroot "$R" systemctl mask -q e2scrub_reap.service getty-static.service getty@tty1.service apt-daily.timer \
+chroot "$R" systemctl mask -q e2scrub_reap.service getty-static.service apt-daily.timer \
   apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer systemd-networkd-wait-online.service
 # Services duogate will own (it starts them itself when their config sections exist): off at boot.
 chroot "$R" systemctl disable -q kea-dhcp4-server.service unbound.service conntrackd.service 2>/dev/null || true

@@ -152,6 +152,8 @@ if (process.getuid?.() !== 0) {
     t.ok(wanMac === wanA || /^00:00:5e:00:01:/.test(wanMac), `the WAN server resolves the WAN VIP to A (${wanMac})`);
     // The serial console is what a user sees: it logs root in and shows the duogate console.
     for (const g of [a, b]) t.match(g.serial(), /login: root \(automatic login\)[\s\S]*(== duogate|duogate console|CARP)/, `${g.spec.name}: serial console shows the duogate console`);
+    const vt = await a.run('systemctl is-active getty@tty1; tr "\\0" " " < /proc/$(pgrep -t tty1 -n)/cmdline', 30_000);
+    t.match(vt.out, /^active[\s\S]*(duogate|node)/, `A: the first VT (screen + keyboard) runs the console too: ${vt.out}`);
   });
 
   await stage('the secondary receives the config from the primary', async (t) => {
