@@ -177,9 +177,10 @@ export class StateSyncService implements Service {
   }
 
   /**
-   * The event socket is read on a short adaptive timer, not with native.watch: after an overrun the socket
-   * reports POLLERR, which the addon's poll turns into a fatal error (libuv says EBADF). recv() instead
-   * returns ENOBUFS (-2), which is exactly the signal we need. Busy: re-read at once; idle: back off to 4 ms.
+   * The event socket is read on a short adaptive timer (busy: re-read at once; idle: back off to 4 ms). It was
+   * written when an overrun's POLLERR took the watch down; the addon now survives that (native-overrun test),
+   * but a switch to native.watch failed statesync-failover: this loop also flushes queued core work
+   * (afterCoreWork) between events. Moving to watch needs that flush driven by its own timer first.
    */
   private pollEvents(): void {
     if (this.stopped) return;
