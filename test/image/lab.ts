@@ -182,6 +182,8 @@ export class Lab {
     for (const pid of this.pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     this.pids.clear();
     this.delNamespaces();
+    // The disk copies are 3 GiB apparent each; the logs stay for a post-mortem.
+    for (const g of this.guests) rmSync(path.join(g.dir, 'disk.img'), { force: true });
   }
 
   private delNamespaces(): void {
