@@ -203,6 +203,7 @@ zstd -q -T0 "-$ZSTD_LEVEL" -f "$root_part" -o "$out/duogate-minipc.root.zst"
 # balenaEtcher cannot read zstd (etcher#2856); XZ=1 adds an .img.xz that Etcher and Raspberry Pi Imager flash as is.
 if [ "${XZ:-0}" = 1 ]; then xz -T0 -6 -k -f "$img" || die "xz"; fi
 rm -f "$root_part" "$esp_part"
+rm -rf "$R"   # ~700 MiB, re-extracted from the cached tarball at every build
 stage_done compress "$s"
 
 total=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')

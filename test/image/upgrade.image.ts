@@ -59,7 +59,7 @@ if (process.getuid?.() !== 0) {
     seed: 'role: primary\nname: gw-u\ncarp_password: upgrade-test\n',
     nics: [{ role: 'wan', mac: '52:54:00:d6:0c:01', slot: 3 }, { role: 'lan', mac: '52:54:00:d6:0c:02', slot: 4 }, { role: 'sync', mac: '52:54:00:d6:0c:03', slot: 5 }],
   });
-  t.teardown(() => lab.down());
+  t.teardown(async () => { await lab.down(); rmSync(stick, { force: true }); rmSync(path.join(RUN_DIR, 'stick'), { recursive: true, force: true }); });
   let crtSum = '';
 
   await stage('flashed box boots slot A and runs duogate', async (t) => {
