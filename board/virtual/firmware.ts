@@ -13,7 +13,10 @@ export const CLI = path.join(ROOT, 'dist/host/cli.js');
 export class Firmware {
   constructor(readonly board: VirtualBoard) {}
 
-  configFile(node: NodeName): string { return path.join(ROOT, 'board/virtual', `${node}.yaml`); }
+  /** A test may run a node with another config file than the board's own. */
+  readonly configOverride: Partial<Record<NodeName, string>> = {};
+
+  configFile(node: NodeName): string { return this.configOverride[node] ?? path.join(ROOT, 'board/virtual', `${node}.yaml`); }
   socket(node: NodeName): string { return path.join(this.board.runDir, `${node}.sock`); }
   stateDir(node: NodeName): string { return path.join(this.board.runDir, 'state', node); }
 
