@@ -21,9 +21,32 @@ export function formatStatus(s: any): string {
   lines.push(`adverts: ${c.accepted ?? 0} accepted, ${c.sent ?? 0} sent`);
   const drops = ['bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'bad_hmac', 'short', 'bad_ip', 'own_packet', 'not_ready'];
   lines.push(`dropped: ${drops.map((d) => `${d}=${c[d] ?? 0}`).join(' ')}`);
-  for (const [k, v] of Object.entries(s)) {
-    if (['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters'].includes(k)) continue;
-    lines.push(`${k}: ${JSON.stringify(v)}`);
-  }
+  const sections = Object.entries(s).filter(([k]) => !CORE_KEYS.includes(k));
+  // Alarms first and loud: whichever feature raised them (peer, telemetry, ...), once each.
+  const alarms = new Map<string, string>();
+  for (const [, v] of sections) for (const a of (v as any)?.alarms ?? []) alarms.set(a.name ?? a.key, a.message ?? String(a));
+  lines.splice(2, 0, ...(alarms.size ? ['ALARMS:', ...[...alarms].map(([n, m]) => `  ! ${n}: ${m}`)] : ['alarms: none']));
+  lines.push('');
+  const kw = Math.max(...sections.map(([k]) => k.length), 0) + 1;
+  for (const [k, v] of sections) lines.push(`${(k + ':').padEnd(kw)} ${flatten(v).join(' ')}`);
   return lines.join('\n') + '\n';
+}
+
+const CORE_KEYS = ['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters'];
+
+/** A feature section as `key=value` pairs (nested keys dotted, lists of scalars joined, alarms left out). */
+function flatten(v: unknown, prefix = ''): string[] {
+  if (v === null || typeof v !== 'object') return [`${prefix || 'value'}=${v}`];
+  if (Array.isArray(v)) {
+    if (v.every((x) => x === null || typeof x !== 'object')) return [`${prefix}=${v.join(',') || '-'}`];
+    return [`${prefix}=[${v.length}]`];
+  }
+  const out: string[] = [];
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'alarms') continue;
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (x !== null && typeof x === 'object' && !Array.isArray(x) && prefix.split('.').length >= 2) out.push(`${key}={..}`);
+    else out.push(...flatten(x, key));
+  }
+  return out;
 }
