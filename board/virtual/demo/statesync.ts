@@ -69,6 +69,9 @@ export function statesyncPlugin(opts: { sessions?: number; downloadMB?: number; 
       const s = await ctx.status('primary').catch(() => null);
       if (s?.statesync) ctx.say(`statesync: the primary took ${s.statesync.bulk.received} states in its bulk (${s.statesync.bulk.state}) before preempting`);
       echo2?.cp.kill('SIGTERM');
+      // The failback move ends when its download has finished: the demo's next move (the graceful stop) must not
+      // be counted against it. Bounded: a stalled download reports itself through tcpload's own stall timer.
+      if (dl2) await Promise.race([dl2.result, new Promise((r) => setTimeout(r, 25_000))]);
     },
     async finish(ctx) {
       const [e1, d1, e2, d2] = await Promise.all([echo1, dl1, echo2, dl2].map((r) => r ? r.result : Promise.resolve(null)));
