@@ -33,6 +33,13 @@ const KEEPALIVE_MS = 1000;
 /** Batches leave this long after the first change queued (coalescing window). */
 const FLUSH_DELAY_MS = 1;
 const NLTX_FLUSH = 48 * 1024;
+/**
+ * A node that just turned passive still forwards the packets already on their way to it for a few ms (until
+ * the new master's gratuitous ARP has moved the flows). A straggler that reaches an entry re-created for the
+ * next takeover initialises its window tracking, which is stale a second later. So the re-creation waits this
+ * long; a takeover before then re-creates at once (the entries are liberal then anyway).
+ */
+const REINJECT_SETTLE_MS = 500;
 
 interface Pending { seq: number; flags: number; count: number; extra: number; payload: Buffer; sentAt: number; resent?: boolean }
 
@@ -93,6 +100,7 @@ export class StateSyncService implements Service {
   private dumpAgain = false;
   private dumpSeq = 1;
   private liberalTimer: NodeJS.Timeout | null = null;
+  private reinjectTimer: NodeJS.Timeout | null = null;
 
   private c = {
     tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
@@ -285,20 +293,26 @@ export class StateSyncService implements Service {
     if (this.master) {
       this.d.log.info('statesync: active; following the kernel table and sending changes', { states: this.core.x.ssCount() });
       // The kernel is now the truth: re-read it (diff queues what differs), then make injected TCP strict again.
-      this.startDump();
+      // Taken over before the passive re-creation ran: do it now, and dump once it is done (a dump that runs
+      // while entries are deleted and re-created could miss them and send their deletion to the peer).
+      if (this.reinjectTimer) { this.clearTimer(this.reinjectTimer); this.reinjectTimer = null; this.reinjectTcp(() => this.master, () => this.startDump()); }
+      else this.startDump();
       if (this.liberalTimer) clearTimeout(this.liberalTimer);
       this.liberalTimer = this.after(this.cfg.liberal_ms, () => this.strictPass());
     } else {
       if (this.liberalTimer) { clearTimeout(this.liberalTimer); this.liberalTimer = null; }
       this.d.log.info('statesync: passive; applying the peer\'s states');
-      this.reinjectTcp();
+      if (this.reinjectTimer) this.clearTimer(this.reinjectTimer);
+      this.reinjectTimer = this.after(REINJECT_SETTLE_MS, () => { this.reinjectTimer = null; this.reinjectTcp(() => !this.master); });
     }
   }
 
   /** After forwarding, our TCP entries' window tracking goes stale: re-create them so a takeover starts afresh. */
-  private reinjectTcp(): void {
-    this.chunked((at) => this.core.x.ssReinjectPass(at, this.d.now()), () => !this.master,
-      () => this.d.log.info('statesync: TCP states re-created with fresh window tracking for the next takeover', { states: this.core.x.ssCount() }));
+  private reinjectTcp(still: () => boolean, then?: () => void): void {
+    this.chunked((at) => this.core.x.ssReinjectPass(at, this.d.now()), still, () => {
+      this.d.log.info('statesync: TCP states re-created with fresh window tracking', { at: this.master ? 'takeover' : 'passive', states: this.core.x.ssCount() });
+      then?.();
+    });
   }
 
   private strictPass(): void {
@@ -553,6 +567,7 @@ export class StateSyncService implements Service {
     this.timers.add(t);
     return t;
   }
+  private clearTimer(t: NodeJS.Timeout): void { clearTimeout(t); this.timers.delete(t); }
   private every(ms: number, fn: () => void): void {
     const t = setInterval(() => { if (!this.stopped) fn(); }, ms);
     this.timers.add(t);
@@ -561,7 +576,7 @@ export class StateSyncService implements Service {
   stop(_graceful: boolean): void {
     this.stopped = true;
     for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
-    for (const t of [this.ackTimer, this.rtoTimer, this.flushTimer, this.bulkTimer, this.liberalTimer]) if (t) clearTimeout(t);
+    for (const t of [this.ackTimer, this.rtoTimer, this.flushTimer, this.bulkTimer, this.liberalTimer, this.reinjectTimer]) if (t) clearTimeout(t);
     for (const w of this.watches) native.unwatch(w);
     if (this.evTimer) clearTimeout(this.evTimer);
     this.ct?.close();
