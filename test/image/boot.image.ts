@@ -10,7 +10,7 @@ import type * as Tap from 'tap';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sleep, type Guest } from './lab.js';
+import { Lab, sleep, stages, until, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE = process.env.DUOGATE_IMAGE ?? path.join(ROOT, 'board/minipc/out/duogate-minipc.img');
@@ -42,27 +42,8 @@ const B = {
 } as const;
 
 const figures: Record<string, unknown> = {};
-/** Later stages need the earlier ones (a box that did not boot cannot fail over): they skip after a failure. */
-let stagesOk = true;
-function stage(name: string, fn: (t: Tap.Test) => Promise<void>) {
-  return t.test(name, async (t) => {
-    if (!stagesOk) { t.plan(0, 'an earlier stage failed'); return; }
-    try { await fn(t); } catch (e) { stagesOk = false; throw e; }
-    if (!t.passing()) stagesOk = false;
-  });
-}
+const stage = stages(t);
 const secs = (t0: number) => Math.round((Date.now() - t0) / 100) / 10;
-
-/** Poll (bounded in count and time) until fn returns a value. */
-async function until<T>(what: string, ms: number, step: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (let i = 0; i < 10_000 && Date.now() < end; i++) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await sleep(step);
-  }
-  throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
 
 async function status(g: Guest): Promise<any> {
   const r = await g.run('duogate status --json', 90_000);

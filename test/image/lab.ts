@@ -14,8 +14,33 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type * as Tap from 'tap';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Poll (bounded in count and time) until fn returns a value. */
+export async function until<T>(what: string, ms: number, step: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (let i = 0; i < 10_000 && Date.now() < end; i++) {
+    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
+    await sleep(step);
+  }
+  throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
+}
+
+/**
+ * Stages of one boot story: later stages need the earlier ones (a box that did not boot cannot fail over), so
+ * they skip after a failure. `t` is the file's root tap object.
+ */
+export function stages(t: Tap.Test): (name: string, fn: (t: Tap.Test) => Promise<void>) => Promise<void> {
+  let ok = true;
+  return (name, fn) => t.test(name, async (st) => {
+    if (!ok) { st.plan(0, 'an earlier stage failed'); return; }
+    try { await fn(st); } catch (e) { ok = false; throw e; }
+    if (!st.passing()) ok = false;
+  }) as unknown as Promise<void>;
+}
 
 function sh(cmd: string, args: string[], what: string): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sleep, type Guest } from './lab.js';
+import { Lab, sleep, stages, until, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(ROOT, 'board/minipc/out');
@@ -18,24 +18,7 @@ const IMAGE = path.join(OUT, 'duogate-minipc.img');
 const UPGRADE = path.join(OUT, 'duogate-minipc.root.zst');
 const RUN_DIR = path.join(OUT, 'test-upgrade');
 
-async function until<T>(what: string, ms: number, step: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (let i = 0; i < 10_000 && Date.now() < end; i++) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await sleep(step);
-  }
-  throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
-
-let stagesOk = true;
-function stage(name: string, fn: (t: Tap.Test) => Promise<void>) {
-  return t.test(name, async (t) => {
-    if (!stagesOk) { t.plan(0, 'an earlier stage failed'); return; }
-    try { await fn(t); } catch (e) { stagesOk = false; throw e; }
-    if (!t.passing()) stagesOk = false;
-  });
-}
+const stage = stages(t);
 
 const slot = async (g: Guest) => /duogate\.slot=([ab])/.exec((await g.run('cat /proc/cmdline', 30_000)).out)?.[1];
 const entries = async (g: Guest) => (await g.run('ls /boot/efi/loader/entries', 30_000)).out.split(/\s+/).filter(Boolean).sort();
