@@ -83,6 +83,7 @@ export class Core {
   readonly x: Exports;
   private u8!: Uint8Array;
   private dv!: DataView;
+  private rx!: Uint8Array;
 
   constructor(opts: { debug?: boolean } = {}) {
     const file = wasmPath(opts.debug ? 'core.debug.wasm' : 'core.wasm');
@@ -105,10 +106,12 @@ export class Core {
     if (this.u8?.buffer === this.x.memory.buffer) return;
     this.u8 = new Uint8Array(this.x.memory.buffer);
     this.dv = new DataView(this.x.memory.buffer);
+    this.rx = new Uint8Array(this.x.memory.buffer, this.x.rxPtr(), this.x.rxCap());
   }
   get memory(): Uint8Array { this.refresh(); return this.u8; }
   /** The receive buffer as a view on core memory: read a datagram straight into it, then call handleCarp. */
-  rxView(): Uint8Array { this.refresh(); return new Uint8Array(this.x.memory.buffer, this.x.rxPtr(), this.x.rxCap()); }
+  /** Re-used across calls (no allocation per packet); a new one only after memory grew. */
+  rxView(): Uint8Array { this.refresh(); return this.rx; }
 
   reset(seed: [number, number]): void { this.x.carpReset(); this.x.carpSeed(seed[0] >>> 0, seed[1] >>> 0); }
   setPreempt(on: boolean): void { this.x.carpSetPreempt(on ? 1 : 0); }
