@@ -97,7 +97,17 @@ export class Daemon extends EventEmitter {
     this.applyDemotion(now);
     this.core.start(now);
     this.run();
-    for (const s of this.services) await s.start(this);
+    for (const s of this.services) {
+      try {
+        await s.start(this);
+      } catch (e) {
+        // A node must not hold VIPs without a feature it is configured for (a refused ruleset, a DHCP config
+        // that does not build): stop CARP and every service already started, then fail the start.
+        this.log.error('service failed to start; stopping so the peer keeps the VIPs', { service: s.name, err: e });
+        await this.stop(true);
+        throw e;
+      }
+    }
     this.log.info('started', {
       role: c.node.role, vhids: [...this.vhidVips.keys()], preempt: c.carp.preempt, maintenance: !!this.maintenance.get(),
     });

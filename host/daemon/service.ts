@@ -3,7 +3,7 @@ import type { Daemon } from './daemon.js';
 
 export interface Service {
   readonly name: string;
-  /** Called once after CARP is up. Throwing stops the daemon start with that error. */
+  /** Called once after CARP is up. Throwing stops CARP and the services started so far, and fails the start. */
   start(d: Daemon): Promise<void> | void;
   /** Graceful: the daemon is stopping on purpose (the peer takes over); otherwise it is going down hard. */
   stop(graceful: boolean): Promise<void> | void;

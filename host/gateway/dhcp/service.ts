@@ -5,7 +5,6 @@ import type { Daemon } from '../../daemon/daemon.js';
 import type { Service } from '../../daemon/service.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
-import { abortStart } from '../abort.js';
 import { keaCommand, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
 import type { Transition } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
@@ -28,7 +27,7 @@ export class DhcpService implements Service {
     const p = keaPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
     let cfg: object;
-    try { cfg = keaConfig(d.config); } catch (e) { return await abortStart(d, this.name, e); } // names the field
+    cfg = keaConfig(d.config); // throws naming the field; the daemon then stops (Service.start)
     this.written = JSON.stringify(cfg, null, 2);
     writeFileAtomic(p.config, this.written);
     this.proc = new Supervised({

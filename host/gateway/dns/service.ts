@@ -7,7 +7,6 @@ import type { Config } from '../../config/schema.js';
 import type { Service } from '../../daemon/service.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
-import { abortStart } from '../abort.js';
 import { unboundConfig, unboundPaths } from './unbound.js';
 
 /** Write unbound.conf after unbound-checkconf accepted it (a refused config never replaces the one in use). */
@@ -35,7 +34,7 @@ export class DnsService implements Service {
     const log = d.log.child({ service: 'dns' });
     const p = unboundPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
-    try { this.written = writeChecked(d.config, p.config); } catch (e) { return await abortStart(d, this.name, e); }
+    this.written = writeChecked(d.config, p.config); // a throw stops the daemon (Service.start)
     this.proc = new Supervised({
       name: 'unbound', cmd: 'unbound', args: ['-d', '-c', p.config], log, pidFile: p.pid,
       beforeStart: () => rmSync(p.unboundPid, { force: true }),

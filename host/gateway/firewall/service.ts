@@ -6,7 +6,6 @@ import type { Config } from '../../config/schema.js';
 import type { Service } from '../../daemon/service.js';
 import { compile } from './compile.js';
 import { applyRuleset, firewallApplied } from './apply.js';
-import { abortStart } from '../abort.js';
 
 export function rulesetFile(stateDir: string): string { return path.join(stateDir, 'firewall', 'ruleset.nft'); }
 
@@ -25,7 +24,7 @@ export class FirewallService implements Service {
       await this.apply(d.config, log);
     } catch (e) {
       this.error = (e as Error).message;
-      await abortStart(d, this.name, e); // a gateway without its ruleset must not take the VIPs
+      throw e; // a gateway without its ruleset must not take the VIPs: the daemon stops (Service.start)
     }
     // A new config (config sync, reload): re-apply. A refused ruleset leaves the one in force and is reported.
     this.onConfig = (next: Config, prev: Config) => {
