@@ -40,8 +40,18 @@ const NLTX_FLUSH = 48 * 1024;
  * long; a takeover before then re-creates at once (the entries are liberal then anyway).
  */
 const REINJECT_SETTLE_MS = 500;
+/**
+ * Received states wait here for the kernel, in order: DATA is acknowledged once authenticated and in
+ * sequence, so a bulk crosses the link at network speed while the kernel's creates (serialised in the kernel,
+ * ~3-6 µs each) follow behind. Past this many states waiting, DATA is not taken (the sender resends later).
+ */
+const BACKLOG_MAX_STATES = 1 << 19;
+/** Received messages applied per turn of the event loop (~120 creates, under 1 ms of kernel work), so reads and acks go on. */
+const DRAIN_SLICE = 4;
 
 interface Pending { seq: number; flags: number; count: number; extra: number; payload: Buffer; sentAt: number; resent?: boolean }
+/** A DATA message taken from the peer, not yet applied. `barrier`: it ended a bulk (the barrier follows it). */
+interface Received { payload: Buffer; count: number; liberal: number; barrier: boolean }
 
 type BulkState = 'idle' | 'waiting' | 'receiving' | 'committing' | 'done' | 'timeout';
 
@@ -53,8 +63,7 @@ export class StateSyncService implements Service {
   private udp!: dgram.Socket;
   private codec: Codec;
   private watches: object[] = [];
-  private evTimer: NodeJS.Timeout | null = null;
-  private evIdleMs = 1;
+  private evWatch: object | null = null;
   private timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private peerAddr = '';
@@ -87,12 +96,22 @@ export class StateSyncService implements Service {
   private bulkDoneMs = -1;
   private bulkFirstAt = -1;
   private bulkBusyMs = 0;       // time spent applying during the bulk (how much of it the receiver was busy)
+  private bulkKernelMs = 0;     // of which in the kernel's create calls (send() on the inject socket)
   private windowFull = 0;     // BULK_START arrival (mono ms)
   private bulkTransferMs = -1;  // BULK_START → the kernel acknowledged the last state
+  private bulkReceivedMs = -1;  // BULK_START → BULK_END taken (this node holds every state of the bulk)
   private bulkTimer: NodeJS.Timeout | null = null;
   private bulkServedFor = 0;    // peer session we last sent a bulk to
   private bulkEndPending = false;
   private bulkStartPending = 0; // >0: a BULK_START with this count must go out first
+
+  // --- received, waiting for the kernel ---
+  private backlog: Received[] = [];
+  private backlogHead = 0;
+  private backlogStates = 0;
+  private drainScheduled = false;
+  private drainWaiters: (() => void)[] = [];
+  private roleEpoch = 0;
 
   // --- kernel ---
   private dumping = false;
@@ -109,7 +128,7 @@ export class StateSyncService implements Service {
   };
   private drops: Record<string, number> = {
     short: 0, magic: 0, version: 0, length: 0, auth: 0, replay: 0, stale_session: 0, wrong_source: 0,
-    out_of_order: 0, duplicate: 0, bad_items: 0,
+    out_of_order: 0, duplicate: 0, bad_items: 0, backlog_full: 0,
   };
 
   constructor(private readonly cfg: StateSyncConfig) {
@@ -132,7 +151,7 @@ export class StateSyncService implements Service {
     this.master = this.isMaster();
     this.ct = new CtSockets(this.cfg.event_buffer, this.master ? GROUPS_ALL : GROUPS_PASSIVE);
     this.learnInjectPid();
-    this.pollEvents();
+    this.watchEvents();
     this.watches.push(native.watch(this.ct.dump, () => this.onDump()));
     this.watches.push(native.watch(this.ct.inject, () => this.onInjectReplies()));
     this.startDump();
@@ -184,17 +203,10 @@ export class StateSyncService implements Service {
     this.core.x.ssResetFlags();
   }
 
-  /**
-   * The event socket is read on a short adaptive timer (busy: re-read at once; idle: back off to 4 ms). It was
-   * written when an overrun's POLLERR took the watch down; the addon now survives that (native-overrun test),
-   * but a switch to native.watch failed statesync-failover: this loop also flushes queued core work
-   * (afterCoreWork) between events. Moving to watch needs that flush driven by its own timer first.
-   */
-  private pollEvents(): void {
-    if (this.stopped) return;
-    const got = this.onEvents();
-    this.evIdleMs = got ? 0 : Math.min(4, Math.max(1, this.evIdleMs * 2));
-    this.evTimer = got ? setTimeout(() => this.pollEvents(), 0) : setTimeout(() => this.pollEvents(), this.evIdleMs);
+  /** Read the event socket whenever it is readable (the addon keeps watching through an overrun's POLLERR). */
+  private watchEvents(): void {
+    if (this.evWatch) native.unwatch(this.evWatch);
+    this.evWatch = native.watch(this.ct.events, () => this.onEvents());
   }
 
   /** Read what the event socket holds (bounded). Returns how many datagrams were read. */
@@ -271,7 +283,9 @@ export class StateSyncService implements Service {
     const x = this.core.x;
     if (x.ssNlTxLen() === 0 || (!all && x.ssNlTxLen() < NLTX_FLUSH)) return;
     const before = this.ct.sendErrors;
+    const t0 = this.d.now();
     this.ct.sendAll(this.ct.inject, this.core.nlTx());
+    if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkKernelMs += this.d.now() - t0;
     x.ssNlTxReset();
     if (this.ct.sendErrors !== before) this.c.kernel_send_errors += this.ct.sendErrors - before;
   }
@@ -289,17 +303,28 @@ export class StateSyncService implements Service {
     this.master = this.isMaster();
     if (this.master === was) return;
     // Subscribe to what this role needs first, then (when active) re-read the table.
+    // The new socket is open before the old one closes; the watch moves to it (events queued meanwhile are read).
+    if (this.evWatch) { native.unwatch(this.evWatch); this.evWatch = null; }
     this.ct.resubscribe(this.master ? GROUPS_ALL : GROUPS_PASSIVE);
+    this.watchEvents();
     if (this.master) {
       this.d.log.info('statesync: active; following the kernel table and sending changes', { states: this.core.x.ssCount() });
       // The kernel is now the truth: re-read it (diff queues what differs), then make injected TCP strict again.
       // Taken over before the passive re-creation ran: do it now, and dump once it is done (a dump that runs
       // while entries are deleted and re-created could miss them and send their deletion to the peer).
-      if (this.reinjectTimer) { this.clearTimer(this.reinjectTimer); this.reinjectTimer = null; this.reinjectTcp(() => this.master, () => this.startDump()); }
-      else this.startDump();
-      if (this.liberalTimer) clearTimeout(this.liberalTimer);
-      this.liberalTimer = this.after(this.cfg.liberal_ms, () => this.strictPass());
+      const reinject = this.reinjectTimer !== null;
+      if (this.reinjectTimer) { this.clearTimer(this.reinjectTimer); this.reinjectTimer = null; }
+      // States the peer sent before it died go to the kernel first (in order), so the dump finds them all and
+      // the strict pass covers them.
+      const epoch = ++this.roleEpoch;
+      this.whenApplied(() => {
+        if (epoch !== this.roleEpoch || this.stopped) return;
+        if (reinject) this.reinjectTcp(() => this.master, () => this.startDump()); else this.startDump();
+        if (this.liberalTimer) clearTimeout(this.liberalTimer);
+        this.liberalTimer = this.after(this.cfg.liberal_ms, () => this.strictPass());
+      });
     } else {
+      ++this.roleEpoch;
       if (this.liberalTimer) { clearTimeout(this.liberalTimer); this.liberalTimer = null; }
       this.d.log.info('statesync: passive; applying the peer\'s states');
       if (this.reinjectTimer) this.clearTimer(this.reinjectTimer);
@@ -481,12 +506,6 @@ export class StateSyncService implements Service {
   private rtoBase(): number { if (this.srtt === 0) return RTO_INITIAL_MS; return Math.min(RTO_BASE_MAX_MS, Math.max(RTO_MIN_MS, this.srtt + 4 * this.rttvar)); }
 
   private onData(h: Header, payload: Buffer): void {
-    const t0 = this.d.now();
-    this.onDataInner(h, payload);
-    if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkBusyMs += this.d.now() - t0;
-  }
-
-  private onDataInner(h: Header, payload: Buffer): void {
     if (h.seq < this.expect) { this.drops.duplicate++; this.scheduleAck(true); return; }
     if (h.seq > this.expect) {
       this.drops.out_of_order++;
@@ -494,10 +513,11 @@ export class StateSyncService implements Service {
       if (now - this.lastNackAt > 5) { this.lastNackAt = now; this.sendControl(Type.ACK, F_NACK); }
       return;
     }
+    // Not taken (no ack): the sender resends it once the kernel has caught up.
+    if (this.backlogStates > 0 && this.backlogStates + h.count > BACKLOG_MAX_STATES) { this.drops.backlog_full++; return; }
     this.expect++;
-    const x = this.core.x;
     if (h.flags & F_BULK_START) {
-      this.bulkExpected = h.extra; this.bulkReceived = 0; this.bulkFirstAt = this.d.now();
+      this.bulkExpected = h.extra; this.bulkReceived = 0; this.bulkFirstAt = this.d.now(); this.bulkReceivedMs = -1;
       if (this.bulk === 'waiting' || this.bulk === 'timeout') {
         this.bulk = 'receiving';
         // Like pfsync: once the peer answers, allow time in proportion to the table it announced.
@@ -506,27 +526,63 @@ export class StateSyncService implements Service {
       }
       this.d.log.info('statesync: bulk from the peer started', { states: h.extra });
     }
-    if (payload.length) {
-      const rx = this.core.peerRx();
-      rx.set(payload);
-      // Injected TCP starts BE_LIBERAL on a passive node (window tracking re-learns after takeover).
-      const n = x.ssApply(this.d.now(), payload.length, this.master ? 0 : 1);
-      if (n < h.count) this.drops.bad_items += h.count - n;
-      if (this.bulk === 'receiving') this.bulkReceived += n;
-      this.flushKernel(false);
-    }
+    if (this.bulk === 'receiving') this.bulkReceived += h.count;
+    let barrier = false;
     if ((h.flags & F_BULK_END) && this.bulk === 'receiving') {
-      // Done once the kernel has processed every request sent before the barrier.
+      // Every state is in our hands; the bulk is complete once the kernel has answered the barrier after them.
       this.bulk = 'committing';
+      this.bulkReceivedMs = this.d.now() - this.bulkFirstAt;
       this.c.bulks_received++;
-      this.flushKernel(true);
-      x.ssBarrier();
-      this.flushKernel(true);
+      barrier = true;
+    }
+    // Injected TCP starts BE_LIBERAL on a passive node (window tracking re-learns after takeover).
+    if (payload.length || barrier) {
+      this.backlog.push({ payload, count: h.count, liberal: this.master ? 0 : 1, barrier });
+      this.backlogStates += h.count;
+      this.drainSoon();
     }
     this.scheduleAck(false);
-    if (!this.kernelFlushScheduled) { this.kernelFlushScheduled = true; setImmediate(() => { this.kernelFlushScheduled = false; this.flushKernel(true); }); }
   }
-  private kernelFlushScheduled = false;
+
+  private drainSoon(): void {
+    if (this.drainScheduled || this.stopped) return;
+    this.drainScheduled = true;
+    setImmediate(() => { this.drainScheduled = false; this.drain(); });
+  }
+
+  /** Apply a slice of the received messages to the table and the kernel; the rest waits for the next turn. */
+  private drain(): void {
+    if (this.stopped) return;
+    const x = this.core.x;
+    const t0 = this.d.now();
+    for (let k = 0; k < DRAIN_SLICE && this.backlogHead < this.backlog.length; k++) {
+      const it = this.backlog[this.backlogHead++];
+      this.backlogStates -= it.count;
+      if (it.payload.length) {
+        this.core.peerRx().set(it.payload);
+        const n = x.ssApply(this.d.now(), it.payload.length, it.liberal);
+        if (n < it.count) this.drops.bad_items += it.count - n;
+        this.flushKernel(false);
+      }
+      // Netlink handles one socket's requests in order: the barrier's answer means every state is in.
+      if (it.barrier) { this.flushKernel(true); x.ssBarrier(); }
+    }
+    this.flushKernel(true);
+    if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkBusyMs += this.d.now() - t0;
+    if (this.backlogHead < this.backlog.length) {
+      if (this.backlogHead >= 4096) { this.backlog = this.backlog.slice(this.backlogHead); this.backlogHead = 0; }
+      this.drainSoon();
+      return;
+    }
+    this.backlog = []; this.backlogHead = 0;
+    const waiters = this.drainWaiters; this.drainWaiters = [];
+    for (const fn of waiters) fn();
+  }
+
+  /** Run `fn` once every state received so far has gone to the kernel. */
+  private whenApplied(fn: () => void): void {
+    if (this.backlogHead >= this.backlog.length) fn(); else this.drainWaiters.push(fn);
+  }
 
   private scheduleAck(now: boolean): void {
     this.unackedRx++;
@@ -578,7 +634,8 @@ export class StateSyncService implements Service {
     for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
     for (const t of [this.ackTimer, this.rtoTimer, this.flushTimer, this.bulkTimer, this.liberalTimer, this.reinjectTimer]) if (t) clearTimeout(t);
     for (const w of this.watches) native.unwatch(w);
-    if (this.evTimer) clearTimeout(this.evTimer);
+    if (this.evWatch) native.unwatch(this.evWatch);
+    this.backlog = []; this.backlogHead = 0; this.backlogStates = 0; this.drainWaiters = [];
     this.ct?.close();
     try { this.udp?.close(); } catch { /* closed */ }
   }
@@ -597,9 +654,10 @@ export class StateSyncService implements Service {
       table_capacity: x.ssCapacity(),
       table_bytes_per_state: x.ssBytesPerSlot(),
       queue: x.ssQueueLen(),
+      backlog: this.backlogStates,
       in_flight: this.unacked.length,
       peer: { address: this.peerAddr, session: this.peerSession || null, last_heard_ms_ago: this.peerHeardAt < 0 ? null : Math.round(now - this.peerHeardAt) },
-      bulk: { state: this.bulk, expected: this.bulkExpected, received: this.bulkReceived, took_ms: this.bulkDoneMs < 0 ? null : Math.round(this.bulkDoneMs), transfer_ms: this.bulkTransferMs < 0 ? null : Math.round(this.bulkTransferMs * 10) / 10, busy_ms: Math.round(this.bulkBusyMs) },
+      bulk: { state: this.bulk, expected: this.bulkExpected, received: this.bulkReceived, took_ms: this.bulkDoneMs < 0 ? null : Math.round(this.bulkDoneMs), received_ms: this.bulkReceivedMs < 0 ? null : Math.round(this.bulkReceivedMs * 10) / 10, transfer_ms: this.bulkTransferMs < 0 ? null : Math.round(this.bulkTransferMs * 10) / 10, busy_ms: Math.round(this.bulkBusyMs), kernel_busy_ms: Math.round(this.bulkKernelMs) },
       window_full: this.windowFull,
       messages: { ...this.c },
       dropped: { ...this.drops },
