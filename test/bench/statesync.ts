@@ -111,6 +111,19 @@ export const statesyncBench: Bench = async (say) => {
     out.wire_bytes_per_state = Math.round(wire * 10) / 10;
     await board.stopNode('secondary'); await board.stopNode('primary');
 
+    // ---- the kernel's own floor: the same creates from one process, nothing else running ----
+    // ctnetlink creates are serialised in the kernel, and on the board the peer's creates also build NEW
+    // events because the master's subscription (another namespace, same kernel) counts as a listener; so a
+    // listener runs in the primary's namespace here too. No such listener exists across two real boxes.
+    board.exec('secondary', 'conntrack', ['-F'], {});
+    const lis = board.spawn('primary', process.execPath, [...nodeArgs('test/bench/statesync-tools'), 'listen', '--net', '99'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise<void>((r) => { const t = setTimeout(r, 3000); lis.stdout!.once('data', () => { clearTimeout(t); r(); }); });
+    const floor = JSON.parse(tool('secondary', ['gen', '--count', String(total), '--net', '13']).stdout.trim().split('\n').pop()!);
+    lis.kill('SIGKILL');
+    out.kernel_floor_ms = Math.round(floor.ms);
+    out.bulk_vs_kernel_floor = Math.round((dgMs / floor.ms) * 100) / 100;
+    say(`  kernel floor: the same ${total} creates from one process into the emptied peer take ${floor.ms.toFixed(0)} ms (${Math.round(total / (floor.ms / 1000))}/s); duogate's bulk until the peer's kernel = ${out.bulk_vs_kernel_floor}x that`);
+
     // ---- conntrackd FTFW ----
     for (const n of ['primary', 'secondary'] as Node[]) {
       board.exec(n, 'conntrack', ['-F'], {});
@@ -150,6 +163,7 @@ export const statesyncBench: Bench = async (say) => {
     say(`  bulk, states/s         ${String(out.bulk_states_per_s).padEnd(14)} ${out.conntrackd_bulk_states_per_s} (into its cache)`);
     say(`  until peer kernel, ms  ${String(out.bulk_ms_until_peer_kernel).padEnd(14)} ${out.conntrackd_ms_until_peer_kernel} (incl. commit)`);
     say(`  until peer kernel, /s  ${String(out.bulk_states_per_s_until_peer_kernel).padEnd(14)} ${out.conntrackd_states_per_s_until_peer_kernel}`);
+    say(`  kernel floor, ms       ${out.kernel_floor_ms} (the creates alone, one process)`);
     say(`  delay p50/p99, ms      ${out.delay_p50_ms}/${out.delay_p99_ms}`);
   } finally {
     await board.down();
