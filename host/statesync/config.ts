@@ -16,10 +16,12 @@ export interface StateSyncConfig {
   event_buffer: number;
   /** The active node re-reads its table this often (s) to refresh timeouts on the peer; 0 = never. */
   refresh_s: number;
+  /** Received states waiting for the kernel, at most (48 bytes each); past it the peer is held back. */
+  backlog_max: number;
 }
 
 export const stateSyncDefaults: Omit<StateSyncConfig, 'key'> = {
-  enabled: true, port: 7200, capacity: 262144, bulk_timeout_ms: 15000, liberal_ms: 5000, event_buffer: 64 * 1024 * 1024, refresh_s: 30,
+  enabled: true, port: 7200, capacity: 262144, bulk_timeout_ms: 15000, liberal_ms: 5000, event_buffer: 64 * 1024 * 1024, refresh_s: 30, backlog_max: 524288,
 };
 
 export const stateSyncSchema = {
@@ -34,6 +36,7 @@ export const stateSyncSchema = {
     liberal_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 5000 },
     event_buffer: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 67108864 },
     refresh_s: { type: 'integer', minimum: 0, maximum: 3600, default: 30 },
+    backlog_max: { type: 'integer', minimum: 1024, maximum: 4194304, default: 524288 },
   },
 } as const;
 

@@ -40,18 +40,12 @@ const NLTX_FLUSH = 48 * 1024;
  * long; a takeover before then re-creates at once (the entries are liberal then anyway).
  */
 const REINJECT_SETTLE_MS = 500;
-/**
- * Received states wait here for the kernel, in order: DATA is acknowledged once authenticated and in
- * sequence, so a bulk crosses the link at network speed while the kernel's creates (serialised in the kernel,
- * ~3-6 µs each) follow behind. Past this many states waiting, DATA is not taken (the sender resends later).
- */
-const BACKLOG_MAX_STATES = 1 << 19;
 /** Received messages applied per turn of the event loop (~120 creates, under 1 ms of kernel work), so reads and acks go on. */
 const DRAIN_SLICE = 4;
 
 interface Pending { seq: number; flags: number; count: number; extra: number; payload: Buffer; sentAt: number; resent?: boolean }
-/** A DATA message taken from the peer, not yet applied. `barrier`: it ended a bulk (the barrier follows it). */
-interface Received { payload: Buffer; count: number; liberal: number; barrier: boolean }
+/** A DATA message taken from the peer, not yet applied. `barrier` > 0: it ended bulk number `barrier` (a barrier follows it). */
+interface Received { payload: Buffer; count: number; liberal: number; barrier: number }
 
 type BulkState = 'idle' | 'waiting' | 'receiving' | 'committing' | 'done' | 'timeout';
 
@@ -106,11 +100,19 @@ export class StateSyncService implements Service {
   private bulkStartPending = 0; // >0: a BULK_START with this count must go out first
 
   // --- received, waiting for the kernel ---
+  // DATA is acknowledged once authenticated and in sequence, so a bulk crosses the link at network speed while
+  // the kernel's creates (serialised in the kernel, ~3-6 µs each) follow behind, in order. Past
+  // cfg.backlog_max states waiting, DATA is not taken (the sender resends it later).
   private backlog: Received[] = [];
   private backlogHead = 0;
   private backlogStates = 0;
   private drainScheduled = false;
-  private drainWaiters: (() => void)[] = [];
+  private drainWaiters: { mark: number; fn: () => void }[] = [];
+  private taken = 0;            // DATA messages taken into the backlog, ever
+  private applied = 0;          // of which applied
+  private rxStalled = false;    // the backlog is full: take nothing, NACK nothing, until it drains to half
+  private bulkGen = 0;          // numbers the bulks received (BULK_START)
+  private barrierGen = 0;       // the bulk whose barrier was last sent to the kernel
   private roleEpoch = 0;
 
   // --- kernel ---
@@ -124,7 +126,7 @@ export class StateSyncService implements Service {
   private c = {
     tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
     tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0,
-    kernel_send_errors: 0, udp_send_errors: 0, refreshes: 0,
+    kernel_send_errors: 0, udp_send_errors: 0, refreshes: 0, inject_overruns: 0,
   };
   private drops: Record<string, number> = {
     short: 0, magic: 0, version: 0, length: 0, auth: 0, replay: 0, stale_session: 0, wrong_source: 0,
@@ -268,11 +270,18 @@ export class StateSyncService implements Service {
       const rx = this.core.nlRx();
       const n = native.recvInto(this.ct.inject, rx);
       if (n === -1) break;
+      if (n === -2) {
+        // Kernel answers were lost (ENOBUFS): perhaps the barrier's. Ask again: it is answered after everything before it.
+        this.c.inject_overruns++;
+        if (this.barrierGen && this.barrierGen === this.bulkGen && (this.bulk === 'committing' || this.bulk === 'timeout')) { x.ssBarrier(); }
+        continue;
+      }
       if (n < 0) continue;
       x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), 0, 0);
       if (x.ssFlags() & 2) {
         x.ssResetFlags();
-        if (this.bulk === 'committing') this.bulkComplete();
+        // Only the barrier of the latest bulk completes it (a late answer for an earlier one does not).
+        if (this.barrierGen && this.barrierGen === this.bulkGen && (this.bulk === 'committing' || this.bulk === 'timeout')) this.bulkComplete();
       }
     }
     this.flushKernel(true);
@@ -300,13 +309,15 @@ export class StateSyncService implements Service {
 
   private onTransition(_t: Transition): void {
     const was = this.master;
-    this.master = this.isMaster();
-    if (this.master === was) return;
+    const now = this.isMaster();
+    if (now === was) return;
+    // What the old socket still holds is read under the old role (a master's last NEW events still go out).
+    this.onEvents();
+    this.master = now;
     // Subscribe to what this role needs first, then (when active) re-read the table.
     // The new socket is open before the old one closes; the watch moves to it (events queued meanwhile are read).
     if (this.evWatch) { native.unwatch(this.evWatch); this.evWatch = null; }
-    this.ct.resubscribe(this.master ? GROUPS_ALL : GROUPS_PASSIVE);
-    this.watchEvents();
+    try { this.ct.resubscribe(this.master ? GROUPS_ALL : GROUPS_PASSIVE); } finally { this.watchEvents(); }
     if (this.master) {
       this.d.log.info('statesync: active; following the kernel table and sending changes', { states: this.core.x.ssCount() });
       // The kernel is now the truth: re-read it (diff queues what differs), then make injected TCP strict again.
@@ -509,14 +520,16 @@ export class StateSyncService implements Service {
     if (h.seq < this.expect) { this.drops.duplicate++; this.scheduleAck(true); return; }
     if (h.seq > this.expect) {
       this.drops.out_of_order++;
+      // While stalled, a NACK would only make the sender resend what we cannot take yet.
       const now = this.d.now();
-      if (now - this.lastNackAt > 5) { this.lastNackAt = now; this.sendControl(Type.ACK, F_NACK); }
+      if (!this.rxStalled && now - this.lastNackAt > 5) { this.lastNackAt = now; this.sendControl(Type.ACK, F_NACK); }
       return;
     }
-    // Not taken (no ack): the sender resends it once the kernel has caught up.
-    if (this.backlogStates > 0 && this.backlogStates + h.count > BACKLOG_MAX_STATES) { this.drops.backlog_full++; return; }
+    // Not taken (no ack): once the backlog has drained to half, a NACK asks the sender to resend from here.
+    if (this.backlogStates > 0 && this.backlogStates + h.count > this.cfg.backlog_max) { this.drops.backlog_full++; this.rxStalled = true; return; }
     this.expect++;
     if (h.flags & F_BULK_START) {
+      this.bulkGen++;
       this.bulkExpected = h.extra; this.bulkReceived = 0; this.bulkFirstAt = this.d.now(); this.bulkReceivedMs = -1;
       if (this.bulk === 'waiting' || this.bulk === 'timeout') {
         this.bulk = 'receiving';
@@ -527,18 +540,18 @@ export class StateSyncService implements Service {
       this.d.log.info('statesync: bulk from the peer started', { states: h.extra });
     }
     if (this.bulk === 'receiving') this.bulkReceived += h.count;
-    let barrier = false;
+    let barrier = 0;
     if ((h.flags & F_BULK_END) && this.bulk === 'receiving') {
       // Every state is in our hands; the bulk is complete once the kernel has answered the barrier after them.
       this.bulk = 'committing';
       this.bulkReceivedMs = this.d.now() - this.bulkFirstAt;
       this.c.bulks_received++;
-      barrier = true;
+      barrier = this.bulkGen;
     }
-    // Injected TCP starts BE_LIBERAL on a passive node (window tracking re-learns after takeover).
     if (payload.length || barrier) {
       this.backlog.push({ payload, count: h.count, liberal: this.master ? 0 : 1, barrier });
       this.backlogStates += h.count;
+      this.taken++;
       this.drainSoon();
     }
     this.scheduleAck(false);
@@ -558,30 +571,38 @@ export class StateSyncService implements Service {
     for (let k = 0; k < DRAIN_SLICE && this.backlogHead < this.backlog.length; k++) {
       const it = this.backlog[this.backlogHead++];
       this.backlogStates -= it.count;
+      this.applied++;
       if (it.payload.length) {
         this.core.peerRx().set(it.payload);
-        const n = x.ssApply(this.d.now(), it.payload.length, it.liberal);
+        // Injected TCP starts BE_LIBERAL on a passive node (window tracking re-learns after takeover); a state
+        // taken while active but applied after turning passive is passive's too.
+        const n = x.ssApply(this.d.now(), it.payload.length, it.liberal || !this.master ? 1 : 0);
         if (n < it.count) this.drops.bad_items += it.count - n;
         this.flushKernel(false);
       }
       // Netlink handles one socket's requests in order: the barrier's answer means every state is in.
-      if (it.barrier) { this.flushKernel(true); x.ssBarrier(); }
+      if (it.barrier) { this.flushKernel(true); x.ssBarrier(); this.barrierGen = it.barrier; }
     }
     this.flushKernel(true);
     if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkBusyMs += this.d.now() - t0;
+    if (this.rxStalled && this.backlogStates <= this.cfg.backlog_max / 2) {
+      this.rxStalled = false;
+      this.sendControl(Type.ACK, F_NACK);
+    }
     if (this.backlogHead < this.backlog.length) {
       if (this.backlogHead >= 4096) { this.backlog = this.backlog.slice(this.backlogHead); this.backlogHead = 0; }
       this.drainSoon();
-      return;
+    } else { this.backlog = []; this.backlogHead = 0; }
+    if (this.drainWaiters.length && this.drainWaiters[0].mark <= this.applied) {
+      const due = this.drainWaiters.filter((w) => w.mark <= this.applied);
+      this.drainWaiters = this.drainWaiters.filter((w) => w.mark > this.applied);
+      for (const w of due) w.fn();
     }
-    this.backlog = []; this.backlogHead = 0;
-    const waiters = this.drainWaiters; this.drainWaiters = [];
-    for (const fn of waiters) fn();
   }
 
-  /** Run `fn` once every state received so far has gone to the kernel. */
+  /** Run `fn` once every state taken so far has gone to the kernel (later arrivals do not hold it up). */
   private whenApplied(fn: () => void): void {
-    if (this.backlogHead >= this.backlog.length) fn(); else this.drainWaiters.push(fn);
+    if (this.applied >= this.taken) fn(); else this.drainWaiters.push({ mark: this.taken, fn });
   }
 
   private scheduleAck(now: boolean): void {
@@ -592,6 +613,11 @@ export class StateSyncService implements Service {
 
   private serveBulk(forSession: number): void {
     this.bulkServedFor = forSession;
+    // States we took from the peer but have not applied yet are not in the table: they belong in the bulk too.
+    this.whenApplied(() => { if (!this.stopped && this.peerSession === forSession && this.bulkServedFor === forSession) this.sendBulk(); });
+  }
+
+  private sendBulk(): void {
     const n = this.core.x.ssQueueAll();
     this.bulkStartPending = Math.max(1, n);
     this.bulkEndPending = true;

@@ -1,7 +1,8 @@
 // Bulk on join, and a master that dies during it: the joining node takes the whole table at network speed
 // and acknowledges it before its kernel holds it. The primary is powered off while the secondary's kernel is
 // still working through the bulk; the secondary must still end up with every state in its kernel, take the
-// VIPs, and only end its bulk-sync demotion once the kernel answered. Needs root (namespaces).
+// VIPs, and only end its bulk-sync demotion once the kernel answered. Then flow control: with a tiny backlog
+// bound the receiver holds the sender back, and the bulk still arrives whole. Needs root (namespaces).
 import t from 'tap';
 import { sleep } from '../../board/virtual/board.js';
 import { Lab, KEY } from './statesync-lib.js';
@@ -44,5 +45,22 @@ if (process.getuid?.() !== 0) {
     const tuples = lab.kernelTuples('secondary', (l) => / src=10\./.test(l));
     t.equal(tuples.length, N, 'the secondary\'s kernel holds every state of the dead master\'s table');
     t.equal(s.statesync.backlog, 0, 'nothing left waiting');
+  });
+
+  t.test('a full backlog holds the sender back and loses nothing', async (t) => {
+    await lab.board.down();
+    const small = new Lab('dgt-ssc', { key: KEY, bulk_timeout_ms: 20000, backlog_max: 1024 });
+    t.teardown(() => small.board.down());
+    await small.up();
+    await small.start('primary');
+    await small.until('primary', (s) => s.carp_role === 'MASTER', 15000);
+    const N = 30000;
+    small.board.exec('primary', process.execPath, ['--import', 'tsx', 'test/bench/statesync-tools.ts', 'gen', '--count', String(N), '--net', '10'], { check: true, timeoutMs: 60000 });
+    await small.until('primary', (s) => s.statesync.states_table >= N, 20000);
+    await small.start('secondary');
+    const s = await small.until('secondary', (x) => x.statesync.bulk.state === 'done', 30000);
+    t.ok(s.statesync.dropped.backlog_full > 0, `the receiver refused messages while its backlog was full (${s.statesync.dropped.backlog_full})`);
+    t.equal(s.statesync.bulk.received, N, `the bulk arrived whole (${s.statesync.bulk.received})`);
+    t.equal(small.kernelTuples('secondary', (l) => / src=10\./.test(l)).length, N, 'the secondary\'s kernel holds every state');
   });
 }

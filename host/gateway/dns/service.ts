@@ -1,6 +1,7 @@
 // DNS as a daemon service: writes this node's unbound.conf, checks it with unbound-checkconf, runs unbound
 // supervised in the node's namespace.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
@@ -9,13 +10,18 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { unboundConfig, unboundPaths } from './unbound.js';
 
-/** Write unbound.conf after unbound-checkconf accepted it (a refused config never replaces the one in use). */
-function writeChecked(c: Config, file: string): string {
+const execFileP = promisify(execFile);
+
+/**
+ * Write unbound.conf after unbound-checkconf accepted it (a refused config never replaces the one in use).
+ * The check runs as a child without blocking the event loop: CARP's timers keep running during a config apply.
+ */
+async function writeChecked(c: Config, file: string): Promise<string> {
   const text = unboundConfig(c);
   const next = `${file}.next`;
   writeFileAtomic(next, text);
   try {
-    execFileSync('unbound-checkconf', [next], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    await execFileP('unbound-checkconf', [next], { timeout: 10_000 });
   } catch (e) {
     throw new Error(`unbound rejects the generated ${next}: ${String((e as any).stderr ?? (e as any).stdout ?? e).trim()} (check the dns section)`);
   }
@@ -34,19 +40,24 @@ export class DnsService implements Service {
     const log = d.log.child({ service: 'dns' });
     const p = unboundPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
-    this.written = writeChecked(d.config, p.config); // a throw stops the daemon (Service.start)
+    this.written = await writeChecked(d.config, p.config); // a throw stops the daemon (Service.start)
     this.proc = new Supervised({
       name: 'unbound', cmd: 'unbound', args: ['-d', '-c', p.config], log, pidFile: p.pid,
       beforeStart: () => rmSync(p.unboundPid, { force: true }),
     });
     this.proc.start();
     // A new config: write, check, restart unbound (a second or so; the cache is rebuilt from the forwarders).
+    // Applies run one after another, so an older config never lands after a newer one.
+    let chain: Promise<void> = Promise.resolve();
     this.onConfig = (next: Config) => {
-      try {
-        if (unboundConfig(next) === this.written) return;
-        this.written = writeChecked(next, p.config);
-        void this.proc?.restart().then(() => log.info('unbound restarted with the new config'));
-      } catch (e) { log.error('new dns config refused; unbound keeps the previous one', { err: e }); }
+      chain = chain.then(async () => {
+        try {
+          if (unboundConfig(next) === this.written) return;
+          this.written = await writeChecked(next, p.config);
+          await this.proc?.restart();
+          log.info('unbound restarted with the new config');
+        } catch (e) { log.error('new dns config refused; unbound keeps the previous one', { err: e }); }
+      });
     };
     d.on('config', this.onConfig);
     this.daemon = d;
