@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Daemon, Transition } from '../daemon/daemon.js';
 import type { Service } from '../daemon/service.js';
 import { native } from '../io/native.js';
-import type { MqttConfig } from './config.js';
+import { clientCertProblem, type MqttConfig } from './config.js';
 import { discoveryMessages } from './discovery.js';
 import { SyncWatch, featureFigures, stateDocument, syncProblems } from './state.js';
 
@@ -36,6 +36,23 @@ export function packageVersion(): string {
     try { return JSON.parse(readFileSync(path.resolve(here, rel), 'utf8')).version; } catch { /* next */ }
   }
   return 'unknown';
+}
+
+/**
+ * A connection error for status: OpenSSL's alerts shortened to their text (`tlsv13 alert certificate required
+ * (SSL alert number 116)` rather than a line with a source path), plus what to do when the broker refused this
+ * node's client certificate or wanted one. Other errors pass unchanged.
+ */
+export function describeError(e: Error & { code?: unknown }, hasCert: boolean): string {
+  const m = /SSL routines:[^:]*:([^:]+):[\s\S]*?(SSL alert number \d+)?\s*$/.exec(e.message);
+  const msg = m ? `${m[1]}${m[2] ? ` (${m[2]})` : ''}` : e.message;
+  const code = typeof e.code === 'string' ? e.code : '';
+  let hint = '';
+  if (!hasCert && /ALERT_CERTIFICATE_REQUIRED$/.test(code)) hint = 'the broker requires a client certificate: set mqtt.cert and mqtt.key';
+  else if (!hasCert && /ALERT_HANDSHAKE_FAILURE$/.test(code)) hint = 'if the broker requires a client certificate, set mqtt.cert and mqtt.key';
+  else if (hasCert && /ALERT_UNKNOWN_CA$/.test(code)) hint = 'the broker does not trust the CA that signed mqtt.cert: use a certificate from the CA in the broker\'s cafile';
+  else if (hasCert && /ALERT_(BAD_CERTIFICATE|CERTIFICATE_\w+|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)$/.test(code)) hint = 'the broker refused the client certificate in mqtt.cert';
+  return hint ? `${msg}: ${hint}` : msg;
 }
 
 /** The broker URL without credentials, for status and logs. */
@@ -113,6 +130,24 @@ export class MqttTelemetry implements Service {
         return null;
       }
     }
+    // A client certificate (mutual TLS): both files or neither (`duogate check` says so too).
+    if (this.c.cert || this.c.key) {
+      if (!this.c.cert || !this.c.key) {
+        const [set, missing] = this.c.cert ? ['cert', 'key'] : ['key', 'cert'];
+        this.fail(`mqtt.${set} is set without mqtt.${missing}: give both the client certificate and its private key, or neither`);
+        return null;
+      }
+      for (const f of ['cert', 'key'] as const) {
+        try { o[f] = readFileSync(this.c[f]!); } catch (e) {
+          this.fail(`mqtt.${f} ${this.c[f]}: cannot read (${(e as Error).message}): fix the path or remove mqtt.cert and mqtt.key`);
+          return null;
+        }
+      }
+      // tls.connect() throws (rather than failing the connection) on a file that is not PEM or a key that does
+      // not belong to the certificate: find out here, where it is one more reported failure.
+      const bad = clientCertProblem(o.cert as Buffer, o.key as Buffer);
+      if (bad) { this.fail(`mqtt.cert ${this.c.cert} / mqtt.key ${this.c.key}: ${bad}`); return null; }
+    }
     if (this.c.insecure) o.rejectUnauthorized = false;
     return o;
   }
@@ -122,10 +157,16 @@ export class MqttTelemetry implements Service {
     const o = this.options();
     if (!o) { this.scheduleRetry(); return; }
     this.st.state = 'connecting';
-    const cl = mqtt.connect(this.c.url, o);
+    let cl: MqttClient;
+    // mqtt.js builds the socket synchronously: a TLS option it cannot use throws here. Never out of a timer.
+    try { cl = mqtt.connect(this.c.url, o); } catch (e) {
+      this.fail(`${redact(this.c.url)}: ${(e as Error).message}`);
+      this.scheduleRetry();
+      return;
+    }
     this.client = cl;
     cl.on('connect', () => this.onConnect(cl));
-    cl.on('error', (e) => this.fail(`${redact(this.c.url)}: ${e.message}`));
+    cl.on('error', (e) => this.fail(`${redact(this.c.url)}: ${describeError(e, !!this.c.cert)}`));
     cl.on('message', (topic, payload) => this.onMessage(topic, payload.toString('utf8').trim()));
     cl.on('close', () => {
       if (this.client !== cl) return;

@@ -2,6 +2,10 @@
 import t from 'tap';
 import { parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
+import { describeError } from '../../host/telemetry/publisher.js';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 const base = (extra: string, peerAddrs = true) => `schema: 1
 node: {name: gw-a, role: primary}
@@ -35,4 +39,40 @@ t.test('duogate check: what the heartbeat and the broker connection need', async
   t.same(findings(base('mqtt: {url: "mqtt://b:1883", username: u, password: p}')), ['warning mqtt.password'], 'clear-text password');
   t.same(findings(base('mqtt: {url: "mqtts://b:8883", insecure: true, commands: true}')), ['warning mqtt.insecure', 'warning mqtt.commands']);
   t.same(findings(base('mqtt: {url: "mqtt://b:1883", backoff_min_s: 10, backoff_max_s: 5}')), ['error mqtt.backoff_min_s']);
+});
+
+t.test('duogate check: a client certificate (mqtt.cert, mqtt.key)', async (t) => {
+  const dir = t.testdir();
+  const f = (n: string) => path.join(dir, n);
+  const mq = (extra: string, url = 'mqtts://b:8883') => base(`mqtt: {url: "${url}", ${extra}}`);
+  t.same(findings(mq(`cert: ${f('none.pem')}`)), ['error mqtt.key', 'error mqtt.cert'], 'cert without key; cert does not exist');
+  t.same(findings(mq(`key: ${f('none.key')}`)), ['error mqtt.cert', 'error mqtt.key'], 'key without cert; key does not exist');
+  t.same(findings(mq(`cert: ${f('none.pem')}, key: ${f('none.key')}`)), ['error mqtt.cert', 'error mqtt.key'], 'neither file exists');
+  writeFileSync(f('junk.pem'), 'not a certificate\n');
+  t.same(findings(mq(`cert: ${f('junk.pem')}, key: ${f('junk.pem')}`)), ['error mqtt.key'], 'files that are not PEM');
+  t.match(checkConfig(parseConfigText(mq(`cert: ${f('junk.pem')}, key: ${f('junk.pem')}`))).find((x) => x.field === 'mqtt.key')?.message, /not a usable client certificate and private key/);
+  t.same(findings(mq(`cert: ${f('junk.pem')}, key: ${f('junk.pem')}`, 'mqtt://b:1883')), ['error mqtt.key', 'warning mqtt.cert', 'warning mqtt.key'], 'unused over mqtt://');
+  t.throws(() => parseConfigText(mq('cert: ""')), /mqtt\.cert/);
+
+  let ssl = true;
+  try { execFileSync('openssl', ['version'], { stdio: 'pipe' }); } catch { ssl = false; }
+  t.test('real files (openssl)', { skip: ssl ? false : 'no openssl' }, async (t) => {
+    const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+    for (const n of ['a', 'b']) run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${n}.key`), '-out', f(`${n}.pem`), '-days', '1', '-subj', `/CN=${n}`]);
+    t.same(findings(mq(`ca: ${f('a.pem')}, cert: ${f('a.pem')}, key: ${f('a.key')}`)), [], 'a certificate and its key are clean');
+    t.same(findings(mq(`cert: ${f('a.pem')}, key: ${f('b.key')}`)), ['error mqtt.key'], 'the key of another certificate');
+    t.same(findings(mq(`cert: ${f('a.key')}, key: ${f('a.pem')}`)), ['error mqtt.key'], 'cert and key swapped');
+    t.same(findings(mq(`cert: ${f('a.pem')}, key: ${f('a.key')}`, 'mqtt://b:1883')), ['warning mqtt.cert', 'warning mqtt.key'], 'unused over mqtt://');
+  });
+});
+
+t.test('connection errors: the broker refusing or wanting a client certificate says what to do', async (t) => {
+  const ossl = (text: string, n: number, code: string) => Object.assign(new Error(`80CC13D7CE7F0000:error:0A00045C:SSL routines:ssl3_read_bytes:${text}:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number ${n}\n`), { code });
+  t.equal(describeError(ossl('tlsv13 alert certificate required', 116, 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'), false),
+    'tlsv13 alert certificate required (SSL alert number 116): the broker requires a client certificate: set mqtt.cert and mqtt.key');
+  t.equal(describeError(ossl('tlsv1 alert unknown ca', 48, 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), true),
+    'tlsv1 alert unknown ca (SSL alert number 48): the broker does not trust the CA that signed mqtt.cert: use a certificate from the CA in the broker\'s cafile');
+  t.match(describeError(ossl('sslv3 alert certificate expired', 45, 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED'), true), /expired \(SSL alert number 45\): the broker refused the client certificate in mqtt\.cert$/);
+  t.equal(describeError(Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }), false), 'self-signed certificate in certificate chain', 'other errors unchanged');
+  t.equal(describeError(Object.assign(new Error('Connection refused: Not authorized'), { code: 5 }), false), 'Connection refused: Not authorized');
 });

@@ -262,4 +262,51 @@ if (process.getuid?.() !== 0) {
     t.equal(r.forced, false, 'stopped within the timeout');
     t.ok(await tls.waitFor((m) => m.topic === 'duogate/secondary/availability' && m.payload === 'offline', 3000, mark), 'offline on a clean stop');
   });
+  t.test('mqtts with a client certificate (require_certificate): none, or one from another CA, is refused for the TLS reason; the right one connects', async (t) => {
+    const t0 = Date.now();
+    const mtls = new MqttLab(board, 'client', 'mtls');
+    t.teardown(() => mtls.stop());
+    await mtls.startBroker({ port: 8884, tls: true, clientCerts: true });
+    await mtls.subscribe(['duogate/#']); // with the lab's own client certificate (clientArgs)
+    // The broker's log since `from` (the file is appended to across runs).
+    const log = (from = 0) => { try { return readFileSync(path.join(mtls.dir, 'mosquitto.log'), 'utf8').slice(from); } catch { return ''; } };
+    const start = log().length;
+    // The broker really wants a certificate: the same mosquitto_pub without one is refused.
+    const bare = board.exec('client', 'mosquitto_pub', ['-h', '192.168.1.100', '-p', '8884', '--cafile', mtls.caFile, '-t', 'lab/x', '-m', 'x'], { timeoutMs: 3000 });
+    t.not(bare.status, 0, 'mosquitto_pub without a client certificate is refused');
+    const url = 'mqtts://192.168.1.100:8884';
+    const refused = async (what: string, mqtt: Record<string, unknown>, want: RegExp, brokerSays: RegExp | null) => {
+      fw.writeConfigs({ url, ca: mtls.caFile, keepalive_s: 1, backoff_max_s: 1, ...mqtt });
+      const mark = mtls.msgs.length, logMark = log().length;
+      await fw.start('secondary', 20_000);
+      const st = await until(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
+      t.ok(st, `${what}: last_error ${want}`);
+      t.comment(`${what}: state ${st?.state}, last_error: ${st?.last_error}`);
+      t.ok(['backoff', 'connecting'].includes(st?.state), `${what}: mqtt state ${st?.state} (backoff/connecting)`);
+      t.equal(st?.connects, 0, `${what}: never connected`);
+      t.equal(st?.connected, false);
+      if (brokerSays) t.ok(await until(() => brokerSays.test(log(logMark)), 3000), `${what}: the broker's log says ${brokerSays}`);
+      await board.stopNode('secondary');
+      t.notOk(mtls.msgs.slice(mark).some((m) => m.topic.startsWith('duogate/secondary/')), `${what}: nothing from the node reached the subscriber`);
+    };
+    await refused('no client certificate', {}, /alert certificate required.*set mqtt\.cert and mqtt\.key/, /peer did not return a certificate/);
+    await refused('a client certificate from another CA', { cert: mtls.otherClientCertFile, key: mtls.otherClientKeyFile },
+      /alert unknown ca.*does not trust the CA that signed mqtt\.cert/, /certificate verify failed/);
+    // A key that belongs to another certificate makes tls.connect() throw: reported, and the daemon stays up.
+    await refused('the key of another certificate', { cert: mtls.clientCertFile, key: mtls.otherClientKeyFile }, /mqtt\.cert .*mqtt\.key .*not a usable client certificate and private key \(.*key values mismatch\)/, null);
+
+    fw.writeConfigs({ url, ca: mtls.caFile, cert: mtls.clientCertFile, key: mtls.clientKeyFile, keepalive_s: 1 });
+    const mark = mtls.msgs.length;
+    await fw.start('secondary', 20_000);
+    t.ok(await mtls.waitFor((m) => m.topic === 'duogate/secondary/state', 8000, mark), 'state published over mutual TLS with the right certificate and key');
+    const m = (await fw.status('secondary')).mqtt;
+    t.equal(m.connected, true, 'status: connected');
+    t.equal(m.last_error, null, 'status: no error');
+    // A fresh subscriber (with the lab's certificate) gets the node's state as a retained message.
+    const r = board.exec('client', 'mosquitto_sub', [...mtls.clientArgs(), '-t', 'duogate/secondary/state', '-C', '1', '-W', '3', '-F', '%r %t %p']);
+    t.match(r.stdout, /^1 duogate\/secondary\/state \{.*"node":"secondary"/, 'retained state at a new subscriber');
+    t.match(log(start), /as duogate-secondary \([^)]*u'duogate-client'\)/, 'the broker took the certificate\'s CN as the username (use_identity_as_username)');
+    await board.stopNode('secondary');
+    t.comment(`mutual TLS subtest: ${Date.now() - t0} ms`);
+  });
 }

@@ -21,6 +21,11 @@ export interface BrokerOptions {
   tls?: boolean;
   /** user → password; anonymous clients are then refused. */
   users?: Record<string, string>;
+  /** With `tls`: mutual TLS. The listener requires a client certificate signed by the lab CA
+   * (`require_certificate true`) and takes its CN as the username (`use_identity_as_username true`). A client
+   * certificate from the lab CA (clientCertFile/clientKeyFile) and one from an unrelated CA
+   * (otherClientCertFile/otherClientKeyFile, for the negative case) are generated here. */
+  clientCerts?: boolean;
 }
 
 export class MqttLab {
@@ -36,11 +41,18 @@ export class MqttLab {
 
   get port(): number { return this.opts.port ?? BROKER.port; }
   get caFile(): string { return path.join(this.dir, 'ca.pem'); }
+  /** Client certificate and key signed by the lab CA (with `clientCerts`; CN duogate-client). */
+  get clientCertFile(): string { return path.join(this.dir, 'client.pem'); }
+  get clientKeyFile(): string { return path.join(this.dir, 'client.key'); }
+  /** Client certificate and key signed by an unrelated CA: the broker must refuse it. */
+  get otherClientCertFile(): string { return path.join(this.dir, 'other-client.pem'); }
+  get otherClientKeyFile(): string { return path.join(this.dir, 'other-client.key'); }
 
   /** mosquitto_pub/sub arguments to reach this broker (TLS and the first user's credentials if set). */
   clientArgs(): string[] {
     const a = ['-h', BROKER.host, '-p', String(this.port)];
     if (this.opts.tls) a.push('--cafile', this.caFile);
+    if (this.opts.tls && this.opts.clientCerts) a.push('--cert', this.clientCertFile, '--key', this.clientKeyFile);
     const u = Object.entries(this.opts.users ?? {})[0];
     if (u) a.push('-u', u[0], '-P', u[1]);
     return a;
@@ -56,6 +68,10 @@ export class MqttLab {
     if (o.tls) {
       this.makeCerts();
       lines.push(`cafile ${this.caFile}`, `certfile ${path.join(this.dir, 'server.pem')}`, `keyfile ${path.join(this.dir, 'server.key')}`);
+      if (o.clientCerts) {
+        this.makeClientCerts();
+        lines.push('require_certificate true', 'use_identity_as_username true');
+      }
     }
     if (o.users) {
       const pw = path.join(this.dir, 'passwd');
@@ -82,6 +98,19 @@ export class MqttLab {
     ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=duogate test CA']);
     ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${BROKER.host}`]);
     ssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf')]);
+  }
+
+  /** A client certificate from the lab CA, and one from an unrelated CA (files only). */
+  private makeClientCerts(): void {
+    const f = (n: string) => path.join(this.dir, n);
+    const ssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    writeFileSync(f('client-ext.cnf'), 'extendedKeyUsage=clientAuth\n');
+    ssl(['req', '-x509', ...ec, '-keyout', f('other-ca.key'), '-out', f('other-ca.pem'), '-days', '2', '-subj', '/CN=unrelated test CA']);
+    for (const [name, ca] of [['client', 'ca'], ['other-client', 'other-ca']]) {
+      ssl(['req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', '/CN=duogate-client']);
+      ssl(['x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.pem`), '-CAkey', f(`${ca}.key`), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '2', '-extfile', f('client-ext.cnf')]);
+    }
   }
 
   /** Subscribe to `topics` (retained messages arrive first); every message is kept with its receive time. */
