@@ -7,6 +7,7 @@
 #   duogate-minipc.img       raw GPT disk (sparse), UEFI boot; what the boot test runs
 #   duogate-minipc.img.zst   the same, compressed: flash this (dd / GUI flasher, see docs/image.md)
 #   duogate-minipc.root.zst  the root slot alone: the upgrade file for `duogate-upgrade`
+#   duogate-minipc.root.zst.sig  its Ed25519 signature (boxes flashed from this build's key accept only signed upgrades)
 #   duogate-minipc.img.xz    with XZ=1: for balenaEtcher / Raspberry Pi Imager (no zstd support in Etcher)
 #   build-info.json          versions, sizes, stage timings
 #
@@ -20,7 +21,9 @@
 #   6. zstd
 #
 # Environment: ZSTD_LEVEL (default 3; use 19 for releases), XZ=1 (also duogate-minipc.img.xz, for GUI flashers), DUOGATE_SKIP_NPM_BUILD=1 (package dist/ as is),
-# ROOT_SLOT_MB (default 1536: both A/B slots; an upgrade must fit in it).
+# ROOT_SLOT_MB (default 1536: both A/B slots; an upgrade must fit in it),
+# UPGRADE_KEY (default board/minipc/keys/upgrade-signing.key, made on the first build: keep it; every later
+# upgrade for boxes flashed from this build must be signed with it).
 set -euo pipefail
 
 NODE_VERSION=20.20.2   # the exact Node the project is tested on (node --version on the dev/CI machine)
@@ -46,7 +49,7 @@ mkdir -p "$cache" "$out"
 # ---- 0. host tools ------------------------------------------------------------------------------
 s=$(date +%s.%N)
 # (make g++ python3: node-gyp, when this is a fresh clone without node_modules)
-HOST_PKGS="mmdebstrap qemu-system-x86 dosfstools mtools fdisk zstd ovmf e2fsprogs make g++ python3"
+HOST_PKGS="mmdebstrap qemu-system-x86 dosfstools mtools fdisk zstd ovmf e2fsprogs make g++ python3 openssl"
 missing=""
 for p in $HOST_PKGS; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing="$missing $p"
@@ -131,6 +134,14 @@ stage_done duogate "$s"
 
 # ---- 4. configure the root filesystem ----------------------------------------------------------------
 s=$(date +%s.%N)
+# The upgrade signing key: the image carries its public half, and duogate-upgrade installs only files signed
+# with the private half. Made once, then reused, so this machine's later builds can upgrade earlier boxes.
+UPGRADE_KEY=${UPGRADE_KEY:-$here/keys/upgrade-signing.key}
+if [ ! -f "$UPGRADE_KEY" ]; then
+  mkdir -p "$(dirname "$UPGRADE_KEY")" && chmod 700 "$(dirname "$UPGRADE_KEY")"
+  (umask 077 && openssl genpkey -algorithm ed25519 -out "$UPGRADE_KEY" 2>/dev/null) || die "openssl genpkey (upgrade signing key $UPGRADE_KEY)"
+  log "made the upgrade signing key $UPGRADE_KEY: keep it (and private); upgrades for boxes flashed from this image must be signed with it"
+fi
 R=$work/rootfs
 rm -rf "$R" && mkdir -p "$R"
 tar -xf "$tarball" -C "$R" --numeric-owner
@@ -143,7 +154,8 @@ echo duogate > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tduogate\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 # Root is chosen by the boot entry (root=PARTLABEL=root_a|root_b); only the ESP is listed here.
 printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=90s 0 0\n' > "$R/etc/fstab"
-mkdir -p "$R/boot/efi" "$R/etc/duogate" "$R/var/lib/duogate"
+mkdir -p "$R/boot/efi" "$R/etc/duogate" "$R/var/lib/duogate" "$R/usr/share/duogate"
+openssl pkey -in "$UPGRADE_KEY" -pubout -out "$R/usr/share/duogate/upgrade-signing.pub" 2>/dev/null || die "openssl pkey -pubout ($UPGRADE_KEY is not an Ed25519 private key?)"
 echo "duogate $duogate_version ($git_rev$git_dirty) built $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$R/etc/duogate-release"
 # The kernel-install hooks of the systemd-boot package would write their own layout into our ESP.
 rm -f "$R/etc/kernel/postinst.d/zz-systemd-boot" "$R/etc/kernel/postrm.d/zz-systemd-boot" "$R/etc/initramfs/post-update.d/systemd-boot"
@@ -200,6 +212,9 @@ stage_done image "$s"
 s=$(date +%s.%N)
 zstd -q -T0 "-$ZSTD_LEVEL" --sparse -f "$img" -o "$img.zst"
 zstd -q -T0 "-$ZSTD_LEVEL" -f "$root_part" -o "$out/duogate-minipc.root.zst"
+# The signature covers a one-line manifest with the file's SHA-256 (duogate-upgrade rebuilds it and verifies).
+printf 'duogate-upgrade v1 sha256=%s\n' "$(sha256sum "$out/duogate-minipc.root.zst" | cut -c1-64)" > "$work/upgrade.manifest"
+openssl pkeyutl -sign -inkey "$UPGRADE_KEY" -rawin -in "$work/upgrade.manifest" -out "$out/duogate-minipc.root.zst.sig" || die "signing the upgrade file"
 # balenaEtcher cannot read zstd (etcher#2856); XZ=1 adds an .img.xz that Etcher and Raspberry Pi Imager flash as is.
 if [ "${XZ:-0}" = 1 ]; then xz -T0 -6 -k -f "$img" || die "xz"; fi
 rm -f "$root_part" "$esp_part"

@@ -1,12 +1,12 @@
 // A/B upgrade of the firmware image, proven on one booted box (part of `npm run test:image`).
 // The box is flashed and seeded, then upgraded from duogate-minipc.root.zst (on a second disk, as from a USB
-// stick): the pair rule refuses it while the box is MASTER, --force writes slot B, the reboot comes up from
+// stick): a file whose signature does not verify is refused, the pair rule refuses it while the box is MASTER, --force writes slot B, the reboot comes up from
 // slot B with the node's config and identity kept, and the trial entry gets blessed once duogate answers.
 // Then the fallback: a newer entry whose boot counter ran out (what systemd-boot leaves after three failed
 // trial boots) must not be booted; the box comes back on the last good slot.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,13 +25,16 @@ const entries = async (g: Guest) => (await g.run('ls /boot/efi/loader/entries', 
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'the image test needs root (namespaces, taps)');
-} else if (!existsSync(IMAGE) || !existsSync(UPGRADE)) {
-  t.fail(`${IMAGE} or ${UPGRADE} not found: build first with \`npm run build:image\``);
+} else if (!existsSync(IMAGE) || !existsSync(UPGRADE) || !existsSync(UPGRADE + '.sig')) {
+  t.fail(`${IMAGE}, ${UPGRADE} or its .sig not found: build first with \`npm run build:image\``);
 } else {
   rmSync(RUN_DIR, { recursive: true, force: true });
   mkdirSync(path.join(RUN_DIR, 'stick'), { recursive: true });
   // The "USB stick": an ext4 image holding the upgrade file.
-  spawnSync('cp', [UPGRADE, path.join(RUN_DIR, 'stick')]);
+  spawnSync('cp', [UPGRADE, UPGRADE + '.sig', path.join(RUN_DIR, 'stick')]);
+  // A signature of the right length that is not the build key's: one byte flipped.
+  const bad = readFileSync(UPGRADE + '.sig'); bad[10] ^= 0x40;
+  writeFileSync(path.join(RUN_DIR, 'stick', 'bad.sig'), bad);
   const stick = path.join(RUN_DIR, 'stick.img');
   const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(RUN_DIR, 'stick'), stick, '400M'], { encoding: 'utf8' });
   if (mk.status !== 0) throw new Error(`mkfs.ext4 for the upgrade stick: ${mk.stderr}`);
@@ -61,6 +64,10 @@ if (process.getuid?.() !== 0) {
   await stage('duogate-upgrade: refuses on the MASTER, writes slot B with --force', async (t) => {
     const mnt = await g.run('mkdir -p /mnt/stick && mount -o ro /dev/vdb /mnt/stick && ls /mnt/stick', 60_000);
     t.match(mnt.out, /duogate-minipc\.root\.zst/, 'the upgrade file is on the stick');
+    const forged = await g.run('DUOGATE_UPGRADE_SIG=/mnt/stick/bad.sig duogate-upgrade /mnt/stick/duogate-minipc.root.zst --force', 600_000);
+    t.not(forged.code, 0, 'a file whose signature does not verify is refused, even with --force');
+    t.match(forged.out, /does not verify[\s\S]*nothing was written/, `says why: ${forged.out}`);
+    t.same(await entries(g), ['duogate-a.conf'], 'no slot was registered');
     const refused = await g.run('duogate-upgrade /mnt/stick/duogate-minipc.root.zst', 120_000);
     t.not(refused.code, 0, 'refused');
     t.match(refused.out, /this node is 'MASTER', not BACKUP: upgrade the BACKUP first/, `says why: ${refused.out}`);
