@@ -13,13 +13,18 @@ if (process.getuid?.() !== 0) {
   const lab = new Lab('dgt-ssb', { key: KEY, bulk_timeout_ms: 20000 });
   t.teardown(() => lab.board.down());
 
+  /** Board up, the primary alone and MASTER, holding `n` TCP+SNAT states made by the bench's generator. */
+  const masterWith = async (l: Lab, n: number) => {
+    await l.up();
+    await l.start('primary');
+    await l.until('primary', (s) => s.carp_role === 'MASTER', 15000);
+    l.board.exec('primary', process.execPath, ['--import', 'tsx', 'test/bench/statesync-tools.ts', 'gen', '--count', String(n), '--net', '10'], { check: true, timeoutMs: 60000 });
+    await l.until('primary', (s) => s.statesync.states_table >= n, 20000);
+  };
+
   t.test('a master powered off mid-bulk has already handed over its whole table', async (t) => {
-    await lab.up();
-    await lab.start('primary');
-    await lab.until('primary', (s) => s.carp_role === 'MASTER', 15000);
     const N = 60000;
-    lab.board.exec('primary', process.execPath, ['--import', 'tsx', 'test/bench/statesync-tools.ts', 'gen', '--count', String(N), '--net', '10'], { check: true, timeoutMs: 60000 });
-    await lab.until('primary', (s) => s.statesync.states_table >= N, 20000);
+    await masterWith(lab, N);
 
     await lab.start('secondary');
     // Poll fast: the window between "every state taken" and "the kernel holds them all" is a few hundred ms.
@@ -51,12 +56,8 @@ if (process.getuid?.() !== 0) {
     await lab.board.down();
     const small = new Lab('dgt-ssc', { key: KEY, bulk_timeout_ms: 20000, backlog_max: 1024 });
     t.teardown(() => small.board.down());
-    await small.up();
-    await small.start('primary');
-    await small.until('primary', (s) => s.carp_role === 'MASTER', 15000);
     const N = 30000;
-    small.board.exec('primary', process.execPath, ['--import', 'tsx', 'test/bench/statesync-tools.ts', 'gen', '--count', String(N), '--net', '10'], { check: true, timeoutMs: 60000 });
-    await small.until('primary', (s) => s.statesync.states_table >= N, 20000);
+    await masterWith(small, N);
     await small.start('secondary');
     const s = await small.until('secondary', (x) => x.statesync.bulk.state === 'done', 30000);
     t.ok(s.statesync.dropped.backlog_full > 0, `the receiver refused messages while its backlog was full (${s.statesync.dropped.backlog_full})`);
