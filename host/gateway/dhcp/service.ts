@@ -8,6 +8,7 @@ import { Supervised } from '../supervise.js';
 import { keaCommand, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
 import type { Transition } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
+import type { AlarmEvent } from '../../peer/health.js';
 
 const POLL_MS = 1000;
 
@@ -21,6 +22,13 @@ export class DhcpService implements Service {
   private daemon: Daemon | null = null;
   private onConfig: ((next: Config) => void) | null = null;
   private written = '';
+  private onAlarm: ((ev: AlarmEvent) => void) | null = null;
+  // Sync link down while the peer is alive on the LAN: Kea's HA heartbeats (over the sync link) fail, both
+  // Kea servers would go PARTNER-DOWN and hand out leases from one pool without telling each other. Only the
+  // LAN MASTER's Kea may serve then; the other node's Kea is held stopped until the sync link is back.
+  private syncDown = false;
+  private lanMaster = false;
+  private held = false;
 
   async start(d: Daemon): Promise<void> {
     const log = d.log.child({ service: 'dhcp' });
@@ -47,7 +55,26 @@ export class DhcpService implements Service {
     // SYN goes unanswered). CARP knows sooner: when this node takes the LAN VIP because the peer went silent,
     // make the local Kea serve the primary's scope now. Kea resets the scopes itself at its next HA transition
     // (partner-down, or hot-standby again once the peer is back and synced).
+    const reconcile = () => {
+      const hold = this.syncDown && !this.lanMaster;
+      if (hold === this.held || !this.proc) return;
+      this.held = hold;
+      if (hold) {
+        log.warn('sync link down while the peer is alive on the LAN: Kea stops here (the LAN MASTER serves alone) so two servers never lease from one pool');
+        void this.proc.stop();
+      } else {
+        log.info(this.syncDown ? 'this node is now the LAN MASTER: Kea starts (its partner is unreachable: it serves alone)' : 'sync link back: Kea starts again and takes the leases made meanwhile from its partner');
+        this.proc.start();
+      }
+    };
+    this.onAlarm = (ev: AlarmEvent) => {
+      if (ev.name !== 'sync_link_down' || ev.active === this.syncDown) return;
+      this.syncDown = ev.active;
+      reconcile();
+    };
+    d.on('alarm', this.onAlarm);
     this.onTransition = (t: Transition) => {
+      if (t.interface === 'lan') { this.lanMaster = t.to === 'MASTER'; reconcile(); }
       if (t.interface !== 'lan' || t.to !== 'MASTER' || !/master-down/.test(t.why)) return;
       // Only a standby that was in touch with its partner (HOT-STANDBY, not serving the primary's scope):
       // a Kea still WAITING/SYNCING at boot must finish its own handshake first.
@@ -79,13 +106,15 @@ export class DhcpService implements Service {
     if (this.poll) clearInterval(this.poll);
     if (this.onTransition) this.daemon?.off('transition', this.onTransition);
     if (this.onConfig) this.daemon?.off('config', this.onConfig);
+    if (this.onAlarm) this.daemon?.off('alarm', this.onAlarm);
     await this.proc?.stop();
   }
 
   status(): Record<string, unknown> {
     return {
       ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
-      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null, ...(this.pollError ? { poll_error: this.pollError } : {}),
+      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null,
+      ...(this.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
     };
   }
 }
