@@ -198,8 +198,12 @@ function receive(now: f64, link: u32, pkt: usize, len: u32): u32 {
   if (v == null) return DROP_UNKNOWN_VHID;
   const src = getU32(pkt + 12);
   const counter = getU64(carp + OFF_COUNTER);
-  // Our own advert looped back (a switch echoing multicast): same source, or exactly the counter we last sent.
-  if (src == node.linkAddr(link) || (v.txAdverts > 0 && counter == v.lastSentCounter)) return DROP_OWN_PACKET;
+  // Our own advert looped back (a switch echoing multicast): same source, or exactly the advert we last sent
+  // (counter, demote, advbase, advskew). The counter alone is not enough: both nodes adopt each other's counter
+  // and count up from it, so a peer's preempting advert can carry the counter of our own last one.
+  if (src == node.linkAddr(link) || (v.txAdverts > 0 && counter == v.lastSentCounter
+    && <u32>load<u8>(carp, OFF_DEMOTE) == v.lastSentDemote && <u32>load<u8>(carp, OFF_ADVBASE) == v.lastSentBase
+    && <u32>load<u8>(carp, OFF_ADVSKEW) == v.lastSentSkew)) return DROP_OWN_PACKET;
   if (!verifyAdvert(carp, v.key, v.vips)) return DROP_BAD_HMAC;
   if (v.state == INIT) return DROP_NOT_READY;
   v.onAdvert(now, src, <u32>load<u8>(carp, OFF_DEMOTE), <u32>load<u8>(carp, OFF_ADVBASE),

@@ -41,6 +41,9 @@ export class Vhid {
   counter: u64 = 0;
   counterAdopted: bool = false;
   lastSentCounter: u64 = 0;
+  lastSentDemote: u32 = 0;
+  lastSentBase: u32 = 0;
+  lastSentSkew: u32 = 0;
   advertAt: f64 = -1; // MASTER: next advert
   masterDownAt: f64 = -1; // BACKUP: declare the master dead
   preemptAt: f64 = -1; // BACKUP: preempt handshake deadline (see onAdvert)
@@ -126,17 +129,20 @@ export class Vhid {
     bumpStat(STAT_TRANSITIONS);
   }
 
-  /** Queue an advert. Bow-out adverts say "I am leaving": advbase 255, advskew 255. */
-  sendAdvert(bowOut: bool): void {
+  /**
+   * Queue an advert. Bow-out adverts say "I am leaving": advbase 255, advskew 255. An offer carries the
+   * highest demote count, so a peer that is better anyway takes the vhid over now (see offerToPeer).
+   */
+  sendAdvert(bowOut: bool, offer: bool = false): void {
     if (this.counterAdopted) this.counter = this.counter + 1;
     else this.counter = nextRandom();
     this.lastSentCounter = this.counter;
+    this.lastSentSkew = bowOut ? BOW_OUT_ADVSKEW : this.advertisedSkew();
+    this.lastSentDemote = offer ? 255 : this.demoteByte();
+    this.lastSentBase = bowOut ? BOW_OUT_ADVBASE : this.advbase;
     const r = push(ACT_SEND_ADVERT, this.vhid, this.link, bowOut ? 1 : 0, 0, 0);
     store<u32>(r, CARP_HEADER_LEN, A_LEN);
-    buildAdvert(r + A_PAYLOAD, this.vhid,
-      bowOut ? BOW_OUT_ADVSKEW : <u8>this.advertisedSkew(),
-      <u8>this.demoteByte(),
-      bowOut ? BOW_OUT_ADVBASE : this.advbase,
+    buildAdvert(r + A_PAYLOAD, this.vhid, <u8>this.lastSentSkew, <u8>this.lastSentDemote, <u8>this.lastSentBase,
       this.counter, this.key, this.vips);
     this.txAdverts++;
     bumpStat(STAT_SENT);
@@ -215,6 +221,19 @@ export class Vhid {
     this.preemptAt = now + this.advertIntervalMs();
   }
 
+  /**
+   * We just yielded a sibling vhid to a better peer: if that peer's priority beats ours here too, offer it this
+   * vhid now instead of at its next advert (up to advbase later), so the pair does not sit split, LAN on one
+   * node and WAN on the other, with sessions' two directions through different nodes. One advert, with the
+   * highest demote count: the peer's BACKUP preempts with its handshake (its advert, our yield and bow-out);
+   * a peer that cannot take it (link down) does nothing and we simply stay MASTER.
+   */
+  offerToPeer(now: f64, demote: u32, advbase: u32, skew: u32): void {
+    if (this.state != MASTER) return;
+    if (comparePriority(demote, advbase, skew, this.demoteByte(), this.advbase, this.advertisedSkew()) >= 0) return;
+    this.sendAdvert(false, true);
+  }
+
   /** Demotion changed. MASTERs advertise at once so a better backup can preempt within one packet (carp.md §5.2). */
   onDemotionChange(now: f64): void {
     if (this.state == MASTER) {
@@ -242,6 +261,7 @@ export class Vhid {
         this.masterSrc = src; this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
         this.masterHeardAt = now;
         this.becomeBackup(now, demote < myDemote ? WHY_DEMOTED_PEER : WHY_BETTER_MASTER, true);
+        if (cmp < 0) offerSiblings(now, this, demote, advbase, skew);
       } else {
         // A worse master is (or was, if this is its bow-out) active too: a healed partition. It yields when
         // it hears us, but it may have taken the neighbours' ARP caches meanwhile, so announce again
@@ -276,5 +296,13 @@ export class Vhid {
     // A master at least as good as us: follow it.
     this.preemptAt = -1;
     this.setrun(now);
+  }
+}
+
+/** Offer every other MASTER vhid of this node to the peer that just displaced `from` (Vhid.offerToPeer). */
+function offerSiblings(now: f64, from: Vhid, demote: u32, advbase: u32, skew: u32): void {
+  for (let i = 0; i < node.vhids.length; i++) {
+    const v = unchecked(node.vhids[i]);
+    if (v !== from) v.offerToPeer(now, demote, advbase, skew);
   }
 }

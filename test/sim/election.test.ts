@@ -49,6 +49,30 @@ t.test('failback: the returning primary preempts with a handshake, never two mas
   t.equal(c.dualMasterMs.size, 0, 'no time with two VIP holders');
 });
 
+t.test('failback moves the pair as one: the vhids go back together, not an advert interval apart', async (t) => {
+  // Different skews on the secondary put its two vhids' adverts out of phase, as after a real takeover.
+  const vhids = (s1: number, s2: number) => [
+    { vhid: 1, link: 0, vips: ['192.168.1.1'], advskew: s1 },
+    { vhid: 2, link: 1, vips: ['203.0.113.1'], advskew: s2 },
+  ];
+  const c = new Cluster([
+    { name: 'primary', addrs: ['192.168.1.2', '203.0.113.2'], vhids: vhids(0, 0) },
+    { name: 'secondary', addrs: ['192.168.1.3', '203.0.113.3'], vhids: vhids(100, 150) },
+  ]);
+  c.startAll();
+  c.run(10_000);
+  c.kill('primary');
+  c.run(23_700);
+  c.reboot('primary');
+  c.run(40_000);
+  const take = [1, 2].map((v) => c.node('primary').log.find((e) => e.t >= 23_700 && e.a.type === 'take' && e.a.vhid === v)!.t);
+  for (const v of [1, 2]) t.same(c.masters(v), ['primary'], `vhid ${v} back on the primary`);
+  t.ok(Math.abs(take[0] - take[1]) < 5, `both vhids taken back ${Math.abs(take[0] - take[1]).toFixed(2)} ms apart`);
+  t.equal(c.dualMasterMs.size, 0, 'no time with two VIP holders');
+  const offers = c.node('secondary').log.filter((e) => e.t >= 23_700 && e.a.type === 'advert').length;
+  t.ok(offers <= 6, `a handful of adverts from the old master during the handover (${offers})`);
+});
+
 t.test('graceful stop: bow-out hands over within one packet', async (t) => {
   const c = boardPair();
   c.startAll();
