@@ -18,7 +18,7 @@ set -euo pipefail
 #   ucarp: reference CARP implementation for interop tests; tmux: demo panes
 #   busybox: udhcpc, the DHCP client the gateway tests run in the LAN client
 #   make/g++/python3: node-gyp (native addon), usually already present
-PACKAGES="iproute2 nftables conntrack iputils-ping tcpdump tshark kea-dhcp4-server unbound mosquitto mosquitto-clients socat ucarp conntrackd tmux dnsutils procps make g++ python3 busybox"
+PACKAGES="iproute2 nftables conntrack openssl iputils-ping tcpdump tshark kea-dhcp4-server unbound mosquitto mosquitto-clients socat ucarp conntrackd tmux dnsutils procps make g++ python3 busybox"
 
 # Services from those packages that auto-start on install; must not run on the host.
 HOST_SERVICES="kea-dhcp4-server unbound mosquitto conntrackd"

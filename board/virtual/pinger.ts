@@ -2,6 +2,7 @@
 // the longest gap between two consecutive replies around an event, and the echoes lost.
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import type { VirtualBoard } from './board.js';
 import { ROOT } from './firmware.js';
 
@@ -11,24 +12,17 @@ export class Pinger {
   replies: Reply[] = [];
   summary: { sent: number; received: number; lost: number; interval_ms: number; via: string } | null = null;
   private proc: ChildProcess | null = null;
-  private buf = '';
 
   constructor(private readonly board: VirtualBoard, readonly intervalMs = 10, readonly dst = '203.0.113.10') {}
 
   start(durationMs: number): void {
     const prober = path.join(ROOT, 'dist/board/virtual/prober.js');
     this.proc = this.board.spawn('client', process.execPath, [prober, '--dst', this.dst, '--interval', String(this.intervalMs), '--duration-ms', String(durationMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.proc.stdout!.setEncoding('utf8');
-    this.proc.stdout!.on('data', (d: string) => {
-      this.buf += d;
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, i); this.buf = this.buf.slice(i + 1);
-        try {
-          const o = JSON.parse(line);
-          if (o.summary) this.summary = o; else this.replies.push(o);
-        } catch { /* not ours */ }
-      }
+    createInterface({ input: this.proc.stdout! }).on('line', (line) => {
+      try {
+        const o = JSON.parse(line);
+        if (o.summary) this.summary = o; else this.replies.push(o);
+      } catch { /* not ours */ }
     });
   }
 

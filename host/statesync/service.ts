@@ -211,27 +211,32 @@ export class StateSyncService implements Service {
     this.evWatch = native.watch(this.ct.events, () => this.onEvents());
   }
 
-  /** Read what the event socket holds (bounded). Returns how many datagrams were read. */
-  private onEvents(): number {
-    const x = this.core.x;
-    let got = 0;
-    for (let i = 0; i < 512; i++) {
+  /**
+   * Read up to `max` datagrams from a netlink socket into the core's receive buffer. `onData(len)` handles one
+   * (returning false stops early); `onOverrun` is called when the kernel dropped messages (ENOBUFS).
+   */
+  private readSocket(fd: number, max: number, onData: (len: number) => boolean | void, onOverrun: () => void): void {
+    for (let i = 0; i < max; i++) {
       const rx = this.core.nlRx();
-      const n = native.recvInto(this.ct.events, rx);
-      if (n === -1) break;
-      if (n === -2) {
+      const n = native.recvInto(fd, rx);
+      if (n === -1) return;
+      if (n === -2) { onOverrun(); continue; }
+      if (n < 0) continue;
+      if (onData(Math.min(n, rx.length)) === false) return;
+    }
+  }
+
+  /** Read what the event socket holds (bounded). */
+  private onEvents(): void {
+    this.readSocket(this.ct.events, 512,
+      (len) => { this.core.x.ssHandleNetlink(this.d.now(), len, this.master ? 1 : 0, 0); },
+      () => {
         // Events were lost: the table can only be trusted again after a full re-dump and diff.
         this.c.event_overruns++;
         this.d.log.warn('statesync: conntrack events lost (ENOBUFS); re-dumping the kernel table', { overruns: this.c.event_overruns });
         if (this.master) this.startDump();
-        got++;
-        continue;
-      }
-      got++;
-      x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), this.master ? 1 : 0, 0);
-    }
+      });
     this.afterCoreWork();
-    return got;
   }
 
   /** Re-read the kernel table; `refresh` = the periodic timeout refresh (counted apart from resyncs). */
@@ -247,12 +252,8 @@ export class StateSyncService implements Service {
 
   private onDump(): void {
     const x = this.core.x;
-    for (let i = 0; i < 256 && this.dumping; i++) {
-      const rx = this.core.nlRx();
-      const n = native.recvInto(this.ct.dump, rx);
-      if (n === -1) break;
-      if (n < 0) continue;
-      x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), this.dumpQueue ? 1 : 0, 1);
+    if (this.dumping) this.readSocket(this.ct.dump, 256, (len) => {
+      x.ssHandleNetlink(this.d.now(), len, this.dumpQueue ? 1 : 0, 1);
       if (x.ssFlags() & 1) {
         const swept = x.ssDumpEnd(this.dumpQueue ? 1 : 0);
         x.ssResetFlags();
@@ -260,30 +261,30 @@ export class StateSyncService implements Service {
         this.d.log.debug('statesync: kernel table read', { states: x.ssCount(), gone: swept, queued: x.ssQueueLen() });
         if (this.dumpAgain) { this.dumpAgain = false; this.startDump(); }
       }
-    }
+      return this.dumping;
+    }, () => { /* a dump reply lost: the dump's end still comes, and the next refresh re-reads */ });
     this.afterCoreWork();
+  }
+
+  /** The latest bulk's barrier is out and its answer still counts (the bulk may have timed out meanwhile). */
+  private awaitingBarrier(): boolean {
+    return this.barrierGen !== 0 && this.barrierGen === this.bulkGen && (this.bulk === 'committing' || this.bulk === 'timeout');
   }
 
   private onInjectReplies(): void {
     const x = this.core.x;
-    for (let i = 0; i < 256; i++) {
-      const rx = this.core.nlRx();
-      const n = native.recvInto(this.ct.inject, rx);
-      if (n === -1) break;
-      if (n === -2) {
-        // Kernel answers were lost (ENOBUFS): perhaps the barrier's. Ask again: it is answered after everything before it.
-        this.c.inject_overruns++;
-        if (this.barrierGen && this.barrierGen === this.bulkGen && (this.bulk === 'committing' || this.bulk === 'timeout')) { x.ssBarrier(); }
-        continue;
-      }
-      if (n < 0) continue;
-      x.ssHandleNetlink(this.d.now(), Math.min(n, rx.length), 0, 0);
+    this.readSocket(this.ct.inject, 256, (len) => {
+      x.ssHandleNetlink(this.d.now(), len, 0, 0);
       if (x.ssFlags() & 2) {
         x.ssResetFlags();
         // Only the barrier of the latest bulk completes it (a late answer for an earlier one does not).
-        if (this.barrierGen && this.barrierGen === this.bulkGen && (this.bulk === 'committing' || this.bulk === 'timeout')) this.bulkComplete();
+        if (this.awaitingBarrier()) this.bulkComplete();
       }
-    }
+    }, () => {
+      // Kernel answers were lost (ENOBUFS): perhaps the barrier's. Ask again: it is answered after everything before it.
+      this.c.inject_overruns++;
+      if (this.awaitingBarrier()) x.ssBarrier();
+    });
     this.flushKernel(true);
   }
 
@@ -294,10 +295,12 @@ export class StateSyncService implements Service {
     const before = this.ct.sendErrors;
     const t0 = this.d.now();
     this.ct.sendAll(this.ct.inject, this.core.nlTx());
-    if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkKernelMs += this.d.now() - t0;
+    if (this.inBulk()) this.bulkKernelMs += this.d.now() - t0;
     x.ssNlTxReset();
     if (this.ct.sendErrors !== before) this.c.kernel_send_errors += this.ct.sendErrors - before;
   }
+
+  private inBulk(): boolean { return this.bulk === 'receiving' || this.bulk === 'committing'; }
 
   private afterCoreWork(): void {
     if (this.core.x.ssQueueLen() > 0 && !this.flushTimer) {
@@ -584,7 +587,7 @@ export class StateSyncService implements Service {
       if (it.barrier) { this.flushKernel(true); x.ssBarrier(); this.barrierGen = it.barrier; }
     }
     this.flushKernel(true);
-    if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkBusyMs += this.d.now() - t0;
+    if (this.inBulk()) this.bulkBusyMs += this.d.now() - t0;
     if (this.rxStalled && this.backlogStates <= this.cfg.backlog_max / 2) {
       this.rxStalled = false;
       this.sendControl(Type.ACK, F_NACK);
@@ -593,11 +596,8 @@ export class StateSyncService implements Service {
       if (this.backlogHead >= 4096) { this.backlog = this.backlog.slice(this.backlogHead); this.backlogHead = 0; }
       this.drainSoon();
     } else { this.backlog = []; this.backlogHead = 0; }
-    if (this.drainWaiters.length && this.drainWaiters[0].mark <= this.applied) {
-      const due = this.drainWaiters.filter((w) => w.mark <= this.applied);
-      this.drainWaiters = this.drainWaiters.filter((w) => w.mark > this.applied);
-      for (const w of due) w.fn();
-    }
+    // Marks only grow, so the due waiters are at the front.
+    while (this.drainWaiters.length && this.drainWaiters[0].mark <= this.applied) this.drainWaiters.shift()!.fn();
   }
 
   /** Run `fn` once every state taken so far has gone to the kernel (later arrivals do not hold it up). */

@@ -12,9 +12,7 @@ if (process.getuid?.() !== 0) {
   t.teardown(() => lab.board.down());
 
   t.test('sessions survive power-off and failback', async (t) => {
-    await lab.up();
-    await lab.startPair();
-    await lab.until('primary', (s) => s.statesync?.bulk?.state === 'done' || s.statesync?.bulk?.state === 'timeout', 10000);
+    await lab.startSynced(['done', 'timeout']);
     await sleep(500);
     const echo = lab.client(['--sessions', '20', '--interval-ms', '50', '--stall-ms', '12000', '--grace-ms', '4000']);
     const dl1 = lab.client(['--sessions', '0', '--download-bytes', String(200e6), '--download-rate-mbps', '25', '--grace-ms', '15000', '--seed', '7']);

@@ -67,6 +67,16 @@ export class Lab {
     await this.until('primary', (s) => s.carp_role === 'MASTER', 15000);
   }
 
+  /**
+   * Board up, the pair elected, and the primary's bulk on join over, in one of the states `ends` (the failover
+   * tests also accept 'timeout').
+   */
+  async startSynced(ends: string[] = ['done']): Promise<void> {
+    await this.up();
+    await this.startPair();
+    await this.until('primary', (s) => ends.includes(s.statesync?.bulk?.state), 10000);
+  }
+
   /** conntrack -L of a node as "proto src dst sport dport" original tuples (sorted). */
   kernelTuples(node: Node, filter: (l: string) => boolean = () => true): string[] {
     const r = this.board.exec(node, 'conntrack', ['-L', '-f', 'ipv4', '-o', 'extended'], { timeoutMs: 10000 });

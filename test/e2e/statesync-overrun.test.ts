@@ -12,9 +12,7 @@ if (process.getuid?.() !== 0) {
   t.teardown(() => lab.board.down());
 
   t.test('an event overrun is healed by a re-dump', async (t) => {
-    await lab.up();
-    await lab.startPair();
-    await lab.until('primary', (s) => s.statesync?.bulk?.state === 'done', 10000);
+    await lab.startSynced();
     const N = 20000;
     // A burst of ctnetlink creates on the master (the benchmark's generator), far more than 64 KiB of events.
     lab.board.exec('primary', process.execPath, ['--import', 'tsx', 'test/bench/statesync-tools.ts', 'gen', '--count', String(N), '--net', '10'], { check: true, timeoutMs: 60000 });

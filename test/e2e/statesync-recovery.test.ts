@@ -56,9 +56,7 @@ if (process.getuid?.() !== 0) {
   };
 
   t.test('sync loss, then total loss, then healed: the tables match', async (t) => {
-    await lab.up();
-    await lab.startPair();
-    await lab.until('primary', (s) => s.statesync?.bulk?.state === 'done', 10000);
+    await lab.startSynced();
 
     lossRule(30);
     flows(20000, 400);

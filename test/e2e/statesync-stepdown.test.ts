@@ -13,9 +13,7 @@ if (process.getuid?.() !== 0) {
   t.teardown(() => lab.board.down());
 
   t.test('a download started on the secondary survives failback and a bow-out 1 s later', async (t) => {
-    await lab.up();
-    await lab.startPair();
-    await lab.until('primary', (s) => s.statesync?.bulk?.state === 'done' || s.statesync?.bulk?.state === 'timeout', 10000);
+    await lab.startSynced(['done', 'timeout']);
     await lab.board.powerOff('primary');
     await lab.until('secondary', (s) => s.carp_role === 'MASTER', 10000);
     // The session is born on the secondary: its kernel tracks it natively (strict window tracking).

@@ -5,6 +5,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import type { VirtualBoard } from '../board.js';
 import type { DemoPlugin } from './plugin.js';
 
@@ -14,6 +15,9 @@ export const BROKER = { host: '192.168.1.100', port: 1883 } as const;
 export interface Msg { rx: number; retained: boolean; topic: string; payload: string }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+/** A new P-256 key, unencrypted (`openssl req` arguments). */
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 export interface BrokerOptions {
   port?: number;
@@ -32,7 +36,6 @@ export class MqttLab {
   broker: ChildProcess | null = null;
   sub: ChildProcess | null = null;
   readonly msgs: Msg[] = [];
-  private buf = '';
   readonly dir: string;
   private opts: BrokerOptions = {};
 
@@ -92,25 +95,30 @@ export class MqttLab {
 
   /** A throwaway CA and a server certificate for the broker's address (files only, no network). */
   private makeCerts(): void {
-    const f = (n: string) => path.join(this.dir, n);
-    const ssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-    writeFileSync(f('ext.cnf'), `subjectAltName=IP:${BROKER.host}\n`);
-    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=duogate test CA']);
-    ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${BROKER.host}`]);
-    ssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf')]);
+    writeFileSync(path.join(this.dir, 'ext.cnf'), `subjectAltName=IP:${BROKER.host}\n`);
+    this.makeCa('ca', 'duogate test CA');
+    this.issue('server', 'ca', BROKER.host, 'ext.cnf');
   }
 
   /** A client certificate from the lab CA, and one from an unrelated CA (files only). */
   private makeClientCerts(): void {
+    writeFileSync(path.join(this.dir, 'client-ext.cnf'), 'extendedKeyUsage=clientAuth\n');
+    this.makeCa('other-ca', 'unrelated test CA');
+    this.issue('client', 'ca', 'duogate-client', 'client-ext.cnf');
+    this.issue('other-client', 'other-ca', 'duogate-client', 'client-ext.cnf');
+  }
+
+  /** A self-signed CA: <name>.key and <name>.pem in this.dir. */
+  private makeCa(name: string, cn: string): void {
     const f = (n: string) => path.join(this.dir, n);
-    const ssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    writeFileSync(f('client-ext.cnf'), 'extendedKeyUsage=clientAuth\n');
-    ssl(['req', '-x509', ...ec, '-keyout', f('other-ca.key'), '-out', f('other-ca.pem'), '-days', '2', '-subj', '/CN=unrelated test CA']);
-    for (const [name, ca] of [['client', 'ca'], ['other-client', 'other-ca']]) {
-      ssl(['req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', '/CN=duogate-client']);
-      ssl(['x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.pem`), '-CAkey', f(`${ca}.key`), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '2', '-extfile', f('client-ext.cnf')]);
-    }
+    openssl(['req', '-x509', ...EC_KEY, '-keyout', f(`${name}.key`), '-out', f(`${name}.pem`), '-days', '2', '-subj', `/CN=${cn}`]);
+  }
+
+  /** A key and certificate <name>.key/<name>.pem signed by CA <ca>, with the extensions in file <ext>. */
+  private issue(name: string, ca: string, cn: string, ext: string): void {
+    const f = (n: string) => path.join(this.dir, n);
+    openssl(['req', ...EC_KEY, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`]);
+    openssl(['x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.pem`), '-CAkey', f(`${ca}.key`), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '2', '-extfile', f(ext)]);
   }
 
   /** Subscribe to `topics` (retained messages arrive first); every message is kept with its receive time. */
@@ -118,15 +126,9 @@ export class MqttLab {
     const args = [...this.clientArgs(), '-q', '1', '-v', '-F', '%U %r %t %p'];
     for (const t of topics) args.push('-t', t);
     this.sub = this.board.spawn(this.ns, 'mosquitto_sub', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    this.sub.stdout!.setEncoding('utf8');
-    this.sub.stdout!.on('data', (d: string) => {
-      this.buf += d;
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, i); this.buf = this.buf.slice(i + 1);
-        const m = /^(\d+)\.(\d+) ([01]) (\S+) ?(.*)$/.exec(line);
-        if (m) this.msgs.push({ rx: Number(m[1]) * 1000 + Number(m[2].slice(0, 6)) / 1000, retained: m[3] === '1', topic: m[4], payload: m[5] });
-      }
+    createInterface({ input: this.sub.stdout! }).on('line', (line) => {
+      const m = /^(\d+)\.(\d+) ([01]) (\S+) ?(.*)$/.exec(line);
+      if (m) this.msgs.push({ rx: Number(m[1]) * 1000 + Number(m[2].slice(0, 6)) / 1000, retained: m[3] === '1', topic: m[4], payload: m[5] });
     });
     await sleep(200);
   }
