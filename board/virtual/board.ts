@@ -7,7 +7,7 @@
 // created with both ends directly inside board namespaces.
 import { spawn as cpSpawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   deleteNetns,
@@ -73,7 +73,10 @@ const CABLES: Cable[] = [
 export interface VirtualBoardOptions {
   /** Namespace prefix; namespaces are `${prefix}-primary` etc. Default 'dg'. */
   prefix?: string;
-  /** Where node logs go. Default `/run/duogate-vboard/${prefix}`. */
+  /**
+   * The board's own directory (node logs, sockets, state, test files). Default `/run/duogate-vboard/${prefix}`.
+   * up() empties it: a run sees only what it wrote itself.
+   */
   runDir?: string;
 }
 
@@ -134,6 +137,8 @@ export class VirtualBoard {
   private readonly children = new Set<ChildProcess>();
   private readonly nodeProcs = new Map<NodeName, ChildProcess>();
   private readonly powered: Record<NodeName, boolean> = { primary: false, secondary: false };
+  /** Byte offset of each node's log where its latest startNode() began (see logSinceStart). */
+  private readonly logStart = new Map<NodeName, number>();
   /** Cables currently pulled, e.g. 'primary:lan'. Survive powerOff/powerOn. */
   private readonly pulled = new Set<string>();
 
@@ -141,6 +146,10 @@ export class VirtualBoard {
     if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new Error(`bad board prefix: ${prefix}`);
     this.prefix = prefix;
     this.runDir = runDir ?? `/run/duogate-vboard/${prefix}`;
+    // up() empties runDir, so it must be a directory of its own, never a system one.
+    if (!/^\/(run|tmp|var\/tmp)\/[^/]+\/./.test(this.runDir) && !this.runDir.includes('duogate')) {
+      throw new Error(`board runDir ${this.runDir}: up() empties it; use a directory of the board's own under /run or /tmp`);
+    }
   }
 
   /** Namespace name of a role, e.g. nsName('primary') === 'dg-primary'. */
@@ -171,12 +180,15 @@ export class VirtualBoard {
   /**
    * Build the board from scratch (~50-100 ms). First removes whatever a previous
    * or crashed run with the same prefix left (processes killed by PID,
-   * namespaces deleted), so calling it twice gives the same fresh board.
+   * namespaces deleted, runDir emptied: logs, sockets, state dirs), so calling it
+   * twice gives the same fresh board and no assertion can match an older run's files.
    * Both nodes end up powered on with addresses but no firmware running.
    */
   async up(): Promise<void> {
     await this.down();
+    rmSync(this.runDir, { recursive: true, force: true });
     mkdirSync(this.runDir, { recursive: true });
+    this.logStart.clear();
     // 1. namespaces, 2. every cable with both ends created inside namespaces.
     ipBatch([
       ...ROLES.map((r) => `netns add ${this.nsName(r)}`),
@@ -359,9 +371,16 @@ export class VirtualBoard {
     return cp;
   }
 
-  /** Log file of a node's firmware: `${runDir}/${node}.log` (appended to). */
+  /** Log file of a node's firmware: `${runDir}/${node}.log` (appended to by every start since up()). */
   logPath(node: NodeName): string {
     return join(this.runDir, `${node}.log`);
+  }
+
+  /** What the node's firmware wrote since its latest startNode() ('' before any). */
+  logSinceStart(node: NodeName): string {
+    const from = this.logStart.get(node);
+    if (from === undefined) return '';
+    try { return readFileSync(this.logPath(node)).subarray(from).toString('utf8'); } catch { return ''; }
   }
 
   /**
@@ -378,6 +397,7 @@ export class VirtualBoard {
     mkdirSync(this.runDir, { recursive: true });
     const fd = openSync(this.logPath(node), 'a');
     try {
+      this.logStart.set(node, statSync(this.logPath(node)).size);
       writeSync(fd, `--- ${new Date().toISOString()} start ${node}: node ${argv.join(' ')}\n`);
       const cp = this.spawn(node, process.execPath, argv, {
         stdio: ['ignore', fd, fd],
