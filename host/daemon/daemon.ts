@@ -3,12 +3,13 @@
 // control socket. Everything protocol-shaped is decided by the core; this file only carries it out.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { Core, Demote, type Action, type StateName } from '../core/core.js';
+import { Core, Demote, type Action, type StateName, type VhidConfig } from '../core/core.js';
 import { native } from '../io/native.js';
 import { AddressControl, LinkMonitor } from '../io/rtnetlink.js';
 import type { Config, IfRole, VipConfig } from '../config/schema.js';
 import { Logger } from '../log.js';
 import { MaintenanceFlag } from './maintenance.js';
+import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
 import type { Service } from './service.js';
 
 const CARP_GROUP = '224.0.0.18';
@@ -57,6 +58,7 @@ export class Daemon extends EventEmitter {
     const seed = randomBytes(8);
     this.core.reset([seed.readUInt32BE(0), seed.readUInt32BE(4)]);
     this.core.setPreempt(c.carp.preempt);
+    if (pairAuthKey(c)) this.core.setEpoch(nextEpoch(c.state_dir));
     this.addrs = new AddressControl((what, errno) => this.log.error('address change failed', { what, errno }));
 
     // The node's own addresses first: on a real box the firmware owns its NICs.
@@ -77,10 +79,7 @@ export class Daemon extends EventEmitter {
       const role = vips[0].interface;
       let link = this.links.find((l) => l.role === role);
       if (!link) link = this.openLink(role);
-      this.core.addVhid({
-        vhid, link: link.n, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
-        vips: vips.map((v) => v.address.split('/')[0]),
-      });
+      this.core.addVhid(this.vhidConfig(c, vhid, link.n, vips));
       // A VIP left behind by a crashed run must not answer ARP while we are BACKUP.
       for (const v of vips) this.addrs.del(link.index, v.address);
     }
@@ -111,6 +110,16 @@ export class Daemon extends EventEmitter {
     this.log.info('started', {
       role: c.node.role, vhids: [...this.vhidVips.keys()], preempt: c.carp.preempt, maintenance: !!this.maintenance.get(),
     });
+  }
+
+  /** A vhid as the core takes it: with the peer's address and, for a duogate pair, the pair trailer key. */
+  private vhidConfig(c: Config, vhid: number, link: number, vips: VipConfig[]): VhidConfig {
+    const shared = pairAuthKey(c);
+    return {
+      vhid, link, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
+      vips: vips.map((v) => v.address.split('/')[0]),
+      peer: c.interfaces[vips[0].interface].peer, pairKey: shared ? pairKey(shared, vhid) : undefined,
+    };
   }
 
   private openLink(role: IfRole): Link {
@@ -213,10 +222,7 @@ export class Daemon extends EventEmitter {
         if (!link.running) this.core.setLink(now, link.n, false);
       }
       this.vhidVips.set(vhid, vips);
-      this.core.addVhid({
-        vhid, link: link.n, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
-        vips: vips.map((v) => v.address.split('/')[0]),
-      });
+      this.core.addVhid(this.vhidConfig(next, vhid, link.n, vips));
       out.added.push(vhid);
     }
     if (next.carp.preempt !== prev.carp.preempt) this.core.setPreempt(next.carp.preempt);
