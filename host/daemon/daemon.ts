@@ -13,6 +13,8 @@ import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
 import type { Service } from './service.js';
 
 const CARP_GROUP = '224.0.0.18';
+/** A VIP's lease: the master-down interval's whole seconds, so a dead master's VIP goes about when the peer takes it. */
+export const vipLifetimeS = (advbase: number) => Math.max(2, 3 * advbase);
 const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
 const ETH_P_ARP = 0x0806;
 
@@ -260,6 +262,9 @@ export class Daemon extends EventEmitter {
     const link = this.links[a.link];
     switch (a.type) {
       case 'advert':
+        // Every advert of a MASTER renews its VIPs' lease: if this process dies or freezes, the kernel drops the
+        // VIPs within the master-down interval, about when the peer takes over (docs/security.md, crash safety).
+        if (!a.bowOut && this.lastChange.get(a.vhid)?.to === 'MASTER') this.leaseVips(a.vhid, link);
         try {
           if (native.sendTo(link.carpFd, a.payload, CARP_GROUP) < 0) throw Object.assign(new Error('send would block'), { code: 'EAGAIN' });
           this.sendErrors = 0;
@@ -269,7 +274,7 @@ export class Daemon extends EventEmitter {
         }
         break;
       case 'take':
-        for (const v of this.vhidVips.get(a.vhid) ?? []) this.addrs.add(link.index, v.address);
+        this.leaseVips(a.vhid, link);
         this.announce(a.vhid, link);
         break;
       case 'announce':
@@ -290,6 +295,13 @@ export class Daemon extends EventEmitter {
         break;
       }
     }
+  }
+
+  /** Add or renew the vhid's VIPs with a lifetime of its master-down interval (3 x advbase, whole seconds). */
+  private leaseVips(vhid: number, link: Link): void {
+    const vips = this.vhidVips.get(vhid) ?? [];
+    const lifetime = vipLifetimeS(vips[0]?.advbase ?? 1);
+    for (const v of vips) this.addrs.lease(link.index, v.address, lifetime);
   }
 
   /** Gratuitous ARP for every VIP of the vhid, from the interface's own MAC (real-MAC mode: README). */

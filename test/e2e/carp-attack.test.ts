@@ -6,34 +6,16 @@
 // gateway): no VIP moves, no ping is lost, the pair is never seen with two masters, and every packet is counted
 // under a named reason in `duogate status`.
 import t from 'tap';
-import path from 'node:path';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import YAML from 'yaml';
 import { VirtualBoard, type NodeName } from '../../board/virtual/board.js';
-import { Firmware, ROOT, allAre, sleep } from '../../board/virtual/firmware.js';
+import { ROOT, ReducedFirmware, allAre, sleep } from '../../board/virtual/firmware.js';
 import { Pinger } from '../../board/virtual/pinger.js';
 import { rewrite } from '../helpers/carp.js';
-
-const CORE_KEYS = new Set(['schema', 'node', 'interfaces', 'carp', 'control', 'state_dir', 'log', 'peer']);
-
-/** The board's configs reduced to CARP and the peer section (whose key makes the pair authenticate CARP). */
-class PairFirmware extends Firmware {
-  override configFile(node: NodeName): string { return path.join(this.board.runDir, 'atk', `${node}.yaml`); }
-  writeConfigs(): void {
-    mkdirSync(path.join(this.board.runDir, 'atk'), { recursive: true });
-    for (const n of ['primary', 'secondary'] as NodeName[]) {
-      const c = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
-      for (const k of Object.keys(c)) if (!CORE_KEYS.has(k)) delete c[k];
-      writeFileSync(this.configFile(n), YAML.stringify(c));
-    }
-  }
-}
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'virtual board needs root');
 } else {
   const board = new VirtualBoard({ prefix: 'dgt-atk' });
-  const fw = new PairFirmware(board);
+  const fw = new ReducedFirmware(board, ['peer'], 'atk'); // peer.key makes the pair authenticate CARP
   t.teardown(() => board.down());
 
   const tool = (ns: 'client' | 'server', ifname: string, args: string[], timeoutMs: number) =>
