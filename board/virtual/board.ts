@@ -78,6 +78,11 @@ export interface VirtualBoardOptions {
    * up() empties it: a run sees only what it wrote itself.
    */
   runDir?: string;
+  /**
+   * Start every spawned process in its own session, so it outlives this process and a Ctrl-C in its terminal
+   * (`npm run demo -- --keep`); down() still finds it by namespace and PID.
+   */
+  detach?: boolean;
 }
 
 export interface ExecOptions {
@@ -132,6 +137,7 @@ function waitExit(cp: ChildProcess, timeoutMs: number): Promise<boolean> {
 export class VirtualBoard {
   readonly prefix: string;
   readonly runDir: string;
+  readonly detach: boolean;
 
   /** Everything spawned through this board (spawn/startNode); down() kills them. */
   private readonly children = new Set<ChildProcess>();
@@ -142,7 +148,8 @@ export class VirtualBoard {
   /** Cables currently pulled, e.g. 'primary:lan'. Survive powerOff/powerOn. */
   private readonly pulled = new Set<string>();
 
-  constructor({ prefix = 'dg', runDir }: VirtualBoardOptions = {}) {
+  constructor({ prefix = 'dg', runDir, detach = false }: VirtualBoardOptions = {}) {
+    this.detach = detach;
     if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new Error(`bad board prefix: ${prefix}`);
     this.prefix = prefix;
     this.runDir = runDir ?? `/run/duogate-vboard/${prefix}`;
@@ -364,11 +371,24 @@ export class VirtualBoard {
    */
   spawn(role: Role | string, cmd: string, args: string[] = [], opts: SpawnOptions = {}): ChildProcess {
     const ns = this.ns(role);
-    const cp = cpSpawn('ip', this.ipNetnsExecArgs(ns, cmd, args), opts);
+    const cp = cpSpawn('ip', this.ipNetnsExecArgs(ns, cmd, args), { detached: this.detach, ...opts });
     this.children.add(cp);
     cp.once('exit', () => this.children.delete(cp));
     cp.on('error', () => this.children.delete(cp));
     return cp;
+  }
+
+  /**
+   * Let this process exit while the board runs on: stop tracking every child (closing the pipes of those that
+   * report to us, which were only for this process) and drop the handles that keep the event loop alive.
+   */
+  release(): void {
+    for (const cp of this.children) {
+      for (const st of [cp.stdin, cp.stdout, cp.stderr]) st?.destroy();
+      cp.unref();
+    }
+    this.children.clear();
+    this.nodeProcs.clear();
   }
 
   /** Log file of a node's firmware: `${runDir}/${node}.log` (appended to by every start since up()). */

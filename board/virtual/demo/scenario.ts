@@ -13,7 +13,7 @@ type Pair = { primary: Record<string, string>; secondary: Record<string, string>
 export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<string, unknown>> {
   const say = opts.say ?? (() => {});
   const plugins = opts.plugins ?? [];
-  const board = new VirtualBoard({ prefix: opts.prefix ?? 'dg' });
+  const board = new VirtualBoard({ prefix: opts.prefix ?? 'dg', detach: opts.keep });
   const fw = new Firmware(board);
   const pinger = new Pinger(board, 10);
   const states: Record<string, Pair> = {};
@@ -81,6 +81,14 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
 
     await pinger.stop();
     for (const p of plugins) Object.assign(report, await p.finish?.(ctx));
+
+    if (opts.keep) {
+      // Leave the board as a user would find it: both daemons running, the primary MASTER again.
+      say('== --keep: starting the primary again and leaving the board running ==');
+      await fw.start('primary');
+      must(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 20_000), 'the primary did not take the VIPs back after the restart');
+      board.release();
+    }
 
     Object.assign(report, {
       takeover_ms: takeover.gap_ms, pings_lost: takeover.lost,
