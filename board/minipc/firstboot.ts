@@ -6,7 +6,7 @@
 //      fingerprint printed for pinning on the peer
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,9 +31,11 @@ function tls(stateDir: string, name: string, syncIp: string): void {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-sha256', '-days', '3650',
       '-nodes', '-subj', `/CN=duogate-${name}`, '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', `subjectAltName=IP:${syncIp}`,
       '-keyout', `${key}.tmp`, '-out', `${crt}.tmp`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    // Key first: a crash between the renames leaves no certificate, so the pair is made again.
-    renameSync(`${key}.tmp`, key);
-    renameSync(`${crt}.tmp`, crt);
+    // Key first, each flushed with its directory entry: a power cut leaves no certificate (the pair is made
+    // again at the next boot) or a complete pair, never a certificate whose key is still in the page cache.
+    writeFileAtomic(key, readFileSync(`${key}.tmp`), 0o600);
+    writeFileAtomic(crt, readFileSync(`${crt}.tmp`), 0o644);
+    rmSync(`${key}.tmp`, { force: true }); rmSync(`${crt}.tmp`, { force: true });
     say(`generated the node's TLS key and certificate in ${dir}`);
   }
   const fp = new X509Certificate(readFileSync(crt)).fingerprint256;

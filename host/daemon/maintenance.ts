@@ -1,8 +1,8 @@
 // Persistent CARP maintenance mode (pfSense's "Enter Persistent CARP Maintenance Mode"): a flag file in the
 // state directory, written atomically, read at every start, so the mode survives daemon and box restarts.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { removeFileDurable, writeFileAtomic } from '../io/atomic.js';
 
 export class MaintenanceFlag {
   readonly file: string;
@@ -13,6 +13,6 @@ export class MaintenanceFlag {
   }
   set(on: boolean, by: string): void {
     if (on) writeFileAtomic(this.file, JSON.stringify({ since: new Date().toISOString(), by }) + '\n');
-    else rmSync(this.file, { force: true });
+    else removeFileDurable(this.file); // a power cut right after `leave` must not bring maintenance back
   }
 }

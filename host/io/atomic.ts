@@ -1,6 +1,6 @@
 // Crash-safe file replacement: write a temp file in the same directory, fsync it, rename over the target,
 // fsync the directory. A power cut at any point leaves the old file or the new one, never a mix.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
@@ -13,6 +13,16 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
     fsyncSync(fd);
   } finally { closeSync(fd); }
   renameSync(tmp, file);
+  fsyncDir(dir);
+}
+
+/** Remove a file so that the removal survives a power cut (the directory entry is flushed too). */
+export function removeFileDurable(file: string): void {
+  rmSync(file, { force: true });
+  try { fsyncDir(path.dirname(file)); } catch { /* the directory is gone too: nothing left to flush */ }
+}
+
+function fsyncDir(dir: string): void {
   const dfd = openSync(dir, 'r');
   try { fsyncSync(dfd); } finally { closeSync(dfd); }
 }
