@@ -12,6 +12,7 @@ import { SyncCore } from './core.js';
 import { CtSockets, GROUPS_ALL, GROUPS_PASSIVE } from './kernel.js';
 import { Codec, Type, F_BULK_START, F_BULK_END, F_WANT_BULK, F_CHALLENGE, F_NACK, MAX_PAYLOAD, helloPayload, shapeOk, type Header } from './protocol.js';
 import type { StateSyncConfig } from './config.js';
+import type { Config } from '../config/schema.js';
 import { Sessions, seqLt, seqLe, seqAdd } from './session.js';
 import { rxPolicyOf } from './policy.js';
 
@@ -152,14 +153,9 @@ export class StateSyncService implements Service {
     this.peerAddr = c.interfaces.sync.peer ?? '';
     if (!this.peerAddr) throw new Error('statesync: interfaces.sync.peer is not set; state sync needs the peer\'s sync address');
     this.core = new SyncCore(this.cfg.capacity);
-    // The gateway's own traffic (its addresses, the peer's, the sync link) is never replicated.
-    const own = (['wan', 'lan', 'sync'] as const).flatMap((r) => [c.interfaces[r].address.split('/')[0], c.interfaces[r].peer ?? '']).filter(Boolean);
-    const [syncNet, syncPrefix] = c.interfaces.sync.address.split('/');
-    this.core.setIgnore(own, syncNet, Number(syncPrefix));
-    // The authenticated peer is still bounded: what it sends is checked like our own states (policy.ts).
-    this.core.setPolicy(rxPolicyOf(c, this.cfg, (name) => {
-      try { const v = Number(readFileSync(`/proc/sys/net/netfilter/${name}`, 'utf8').trim()); return Number.isFinite(v) && v > 0 ? v : null; } catch { return null; }
-    }));
+    this.applyPolicy(c);
+    // VIPs and NAT rules can change live (config sync): the filters follow.
+    d.on('config', (next: Config) => this.applyPolicy(next));
 
     this.enableEvents();
     // Events first, then the dump: nothing can fall between them (statesync.md §0.6).
@@ -187,6 +183,17 @@ export class StateSyncService implements Service {
     // Timeouts refreshed by traffic produce no events: a periodic re-read re-sends states the peer would expire early.
     if (this.cfg.refresh_s > 0) this.every(this.cfg.refresh_s * 1000, () => { if (this.master) this.startDump(true); });
     d.log.info('statesync started', { peer: this.peerAddr, port: this.cfg.port, capacity: this.core.x.ssCapacity(), inject_pid: this.ct.injectPid });
+  }
+
+  /** What is never sent (the gateway's own traffic) and what the peer may send (policy.ts), from config `c`. */
+  private applyPolicy(c: Config): void {
+    const own = (['wan', 'lan', 'sync'] as const).flatMap((r) => [c.interfaces[r].address.split('/')[0], c.interfaces[r].peer ?? '']).filter(Boolean);
+    const [syncNet, syncPrefix] = c.interfaces.sync.address.split('/');
+    this.core.setIgnore(own, syncNet, Number(syncPrefix));
+    // The authenticated peer is still bounded: what it sends is checked like our own states.
+    this.core.setPolicy(rxPolicyOf(c, this.cfg, (name) => {
+      try { const v = Number(readFileSync(`/proc/sys/net/netfilter/${name}`, 'utf8').trim()); return Number.isFinite(v) && v > 0 ? v : null; } catch { return null; }
+    }));
   }
 
   // ------------------------------------------------------------------ kernel side

@@ -97,7 +97,8 @@ export class Sessions {
       return { kind: 'ok' };
     }
     // Unknown session: only a HELLO can start one; anything else is a replay or meant for a dead incarnation.
-    if (!hello) return { kind: 'drop', why: 'unknown_session' };
+    // 0 is never a session (it means "not yet" in the peer session field).
+    if (!hello || h.session === 0n) return { kind: 'drop', why: 'unknown_session' };
     const c = this.challenges.get(h.session);
     if (c && now - c.at <= CHALLENGE_TTL_MS && hello.echo === c.nonce && h.peerSession === this.session) {
       const first = this.peer === 0n;
