@@ -135,6 +135,7 @@ export { ACT_NONE };
 // list, raw IPv4 words), ENT (one 64-byte record, layout in conntrack/entry.ts). Counters: SSTATS.
 import * as sst from './statesync/table';
 import * as sse from './statesync/engine';
+import * as ssp from './statesync/policy';
 import { SSTATS, S_COUNT, clearSStats } from './statesync/stats';
 import { ENT, REC } from './conntrack/entry';
 
@@ -160,6 +161,10 @@ export function ssStatsCount(): u32 { return S_COUNT; }
 export function ssSetOwnPid(pid: u32): void { sse.setOwnPid(pid); }
 /** Ignore entries whose original src/dst is one of the `n` addresses in IGN or inside subnet/mask (raw words). */
 export function ssSetIgnore(n: u32, subnet: u32, mask: u32): void { sse.setIgnore(n, subnet, mask); }
+/** The policy block for received states (layout in statesync/policy.ts), filled by the host. */
+export function ssPolicyPtr(): usize { return ssp.POL; }
+/** Turn the received-state policy on with the number of entries of each list in the block. */
+export function ssSetPolicy(zones: u32, marks: u32, snat: u32, vips: u32, nets: u32): void { ssp.setPolicy(zones, marks, snat, vips, nets); }
 /** ctnetlink bytes in NLRX (`len`). queue: this node is active (changes go to the peer); dump: replies to our dump. */
 export function ssHandleNetlink(now: f64, len: u32, queue: bool, dump: bool): u32 { return sse.handleNetlink(now, len, queue, dump); }
 /** 1 = a dump's NLMSG_DONE was read, 2 = the barrier was answered (bits); cleared by ssResetFlags. */

@@ -2,7 +2,7 @@
 // injections), peer payloads (wire items), and the clock. Outputs: the table, batches of wire items
 // for the peer (TXB), and ctnetlink requests for the local kernel (NLTX). The host owns every socket.
 import {
-  REC, ENT, O_LIVE, O_PROTO, O_OSRC, O_ODST, O_STATUS, O_TIMEOUT, O_MARK, O_TCPSTATE, O_PRESENT, O_QFLAGS,
+  REC, ENT, O_LIVE, O_PROTO, O_OSRC, O_ODST, O_RSRC, O_STATUS, O_TIMEOUT, O_MARK, O_TCPSTATE, O_PRESENT, O_QFLAGS,
   O_RETRIES, O_GEN, O_SEEN, LIVE_OK, LIVE_DEAD, PRESENT_TCP, PRESENT_MARK, PRESENT_TIMEOUT, PRESENT_REPLY,
   Q_QUEUED, contentDiffers, keyHash,
 } from '../conntrack/entry';
@@ -16,8 +16,10 @@ import { encodeUpsert, encodeDelete, decodeItem, UPSERT_LEN, DELETE_LEN, OP_UPSE
 import {
   bump, setStat, S_NL_MSGS, S_OWN_ECHO, S_FILTERED, S_UNSUPPORTED, S_MALFORMED, S_TABLE_FULL, S_TX_UPSERTS,
   S_TX_DELETES, S_RX_UPSERTS, S_RX_DELETES, S_RX_BAD_ITEMS, S_K_CREATES, S_K_UPDATES, S_K_DELETES, S_K_ERRORS,
-  S_K_EEXIST_FIXED, S_K_ENOENT_FIXED, S_DUMP_ENTRIES, S_SWEPT, S_EVENTS, S_LAST_ERRNO,
+  S_K_EEXIST_FIXED, S_K_ENOENT_FIXED, S_DUMP_ENTRIES, S_SWEPT, S_EVENTS, S_LAST_ERRNO, S_RX_TO_SELF, S_RX_ZONE,
+  S_RX_MARK, S_RX_SNAT, S_RX_DNAT, S_RX_TIMEOUT_CLAMPED,
 } from './stats';
+import { checkUpsert, clampTimeout, isVip, POLICY_OK, POLICY_TO_SELF, POLICY_ZONE, POLICY_MARK, POLICY_SNAT } from './policy';
 
 // ---- buffers (static; the host views them through pointers) ----
 export const NLRX_CAP: u32 = 256 * 1024;
@@ -111,7 +113,10 @@ function kernelEntry(now: f64, msg: usize, len: u32, isDelete: bool, queue: bool
   if (r != PARSE_OK) { bump(r == PARSE_FAMILY ? S_UNSUPPORTED : S_MALFORMED); return; }
   const proto = load<u8>(ENT + O_PROTO);
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP) { bump(S_UNSUPPORTED); return; }
-  if (ignored(load<u32>(ENT + O_OSRC)) || ignored(load<u32>(ENT + O_ODST))) { bump(S_FILTERED); return; }
+  // The node's own traffic stays in its own kernel; the receiver refuses the same (policy.ts), so a peer that
+  // counts rx_to_self is not one running this filter.
+  const osrc = load<u32>(ENT + O_OSRC); const rsrc = load<u32>(ENT + O_RSRC);
+  if (ignored(osrc) || ignored(load<u32>(ENT + O_ODST)) || ignored(rsrc) || isVip(osrc) || isVip(rsrc)) { bump(S_FILTERED); return; }
   if (dump) bump(S_DUMP_ENTRIES); else bump(S_EVENTS);
   const h = keyHash(ENT);
   const i = table.find(ENT, h);
@@ -238,6 +243,10 @@ export function applyItems(now: f64, len: u32, liberal: bool): u32 {
       continue;
     }
     bump(S_RX_UPSERTS);
+    // Refused items are skipped (the rest of the payload is still good); the record keeps what it had.
+    const why = checkUpsert(ENT, ignored(load<u32>(ENT + O_OSRC)) || ignored(load<u32>(ENT + O_ODST)) || ignored(load<u32>(ENT + O_RSRC)));
+    if (why != POLICY_OK) { bump(why == POLICY_TO_SELF ? S_RX_TO_SELF : why == POLICY_ZONE ? S_RX_ZONE : why == POLICY_MARK ? S_RX_MARK : why == POLICY_SNAT ? S_RX_SNAT : S_RX_DNAT); continue; }
+    if (clampTimeout(ENT)) bump(S_RX_TIMEOUT_CLAMPED);
     store<u32>(ENT + O_SEEN, clock(now));
     if (i < 0) {
       const j = table.insert(ENT, h);

@@ -21,7 +21,14 @@ export const S_DUMP_ENTRIES: u32 = 18;  // entries read by dumps
 export const S_SWEPT: u32 = 19;         // entries gone from the kernel found by a re-dump (diff)
 export const S_EVENTS: u32 = 20;        // kernel events applied to the table
 export const S_LAST_ERRNO: u32 = 21;    // last unfixed kernel errno
-export const S_COUNT: u32 = 22;
+// Received states refused by the policy (statesync/policy.ts), one counter per reason:
+export const S_RX_TO_SELF: u32 = 22;    // to or from either node's own addresses, or ending at a VIP without DNAT
+export const S_RX_ZONE: u32 = 23;       // a conntrack zone not configured
+export const S_RX_MARK: u32 = 24;       // a mark our ruleset does not use
+export const S_RX_SNAT: u32 = 25;       // source NAT to an address the pair does not own
+export const S_RX_DNAT: u32 = 26;       // destination NAT outside the internal networks
+export const S_RX_TIMEOUT_CLAMPED: u32 = 27; // taken, timeout cut to the kernel's bound for its state
+export const S_COUNT: u32 = 28;
 
 export const SSTATS = memory.data(S_COUNT * 4, 16);
 

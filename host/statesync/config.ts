@@ -18,10 +18,14 @@ export interface StateSyncConfig {
   refresh_s: number;
   /** Received states waiting for the kernel, at most (48 bytes each); past it the peer is held back. */
   backlog_max: number;
+  /** Conntrack zones a received state may carry (duogate's ruleset uses only zone 0). */
+  zones: number[];
+  /** Marks a received state may carry: those the pair's ruleset sets (duogate's generated ruleset sets none). */
+  marks: number[];
 }
 
 export const stateSyncDefaults: Omit<StateSyncConfig, 'key'> = {
-  enabled: true, port: 7200, capacity: 262144, bulk_timeout_ms: 15000, liberal_ms: 5000, event_buffer: 64 * 1024 * 1024, refresh_s: 30, backlog_max: 524288,
+  enabled: true, port: 7200, capacity: 262144, bulk_timeout_ms: 15000, liberal_ms: 5000, event_buffer: 64 * 1024 * 1024, refresh_s: 30, backlog_max: 524288, zones: [0], marks: [0],
 };
 
 export const stateSyncSchema = {
@@ -37,6 +41,8 @@ export const stateSyncSchema = {
     event_buffer: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 67108864 },
     refresh_s: { type: 'integer', minimum: 0, maximum: 3600, default: 30 },
     backlog_max: { type: 'integer', minimum: 1024, maximum: 4194304, default: 524288 },
+    zones: { type: 'array', maxItems: 8, uniqueItems: true, items: { type: 'integer', minimum: 0, maximum: 65535 }, default: [0], description: 'conntrack zones a state from the peer may carry' },
+    marks: { type: 'array', maxItems: 8, uniqueItems: true, items: { type: 'integer', minimum: 0, maximum: 4294967295 }, default: [0], description: 'conntrack marks a state from the peer may carry (those your ruleset sets)' },
   },
 } as const;
 

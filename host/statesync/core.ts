@@ -8,7 +8,21 @@ export const SYNC_STAT_NAMES = [
   'nl_msgs', 'own_echo', 'filtered', 'unsupported', 'malformed', 'table_full', 'queued', 'tx_upserts', 'tx_deletes',
   'rx_upserts', 'rx_deletes', 'rx_bad_items', 'kernel_creates', 'kernel_updates', 'kernel_deletes', 'kernel_errors',
   'kernel_eexist_fixed', 'kernel_enoent_fixed', 'dump_entries', 'swept', 'events', 'last_errno',
+  'rx_to_self', 'rx_zone', 'rx_mark', 'rx_snat', 'rx_dnat', 'rx_timeout_clamped',
 ] as const;
+
+/** What a state received from the peer may be (assembly/statesync/policy.ts); addresses dotted quads. */
+export interface RxPolicy {
+  /** Seconds, the kernel's bound per protocol state: TCP states 0..9, UDP, ICMP (12 values; 0 = no bound). */
+  timeoutMax: number[];
+  zones: number[]; marks: number[];
+  /** Addresses the pair owns and may source-NAT to. */
+  snat: string[];
+  /** The CARP VIPs: traffic ending at one without DNAT is the node's own. */
+  vips: string[];
+  /** Internal networks, destination NAT may only lead into them: [network, prefix]. */
+  dnatNets: [string, number][];
+}
 export type SyncStats = Record<typeof SYNC_STAT_NAMES[number], number>;
 
 interface Exports {
@@ -18,6 +32,7 @@ interface Exports {
   ssPeerPtr(): number; ssPeerCap(): number; ssTxPtr(): number; ssTxLen(): number; ssIgnPtr(): number;
   ssEntPtr(): number; ssRecSize(): number; ssStatsPtr(): number; ssStatsCount(): number;
   ssSetOwnPid(pid: number): void; ssSetIgnore(n: number, subnet: number, mask: number): void;
+  ssPolicyPtr(): number; ssSetPolicy(zones: number, marks: number, snat: number, vips: number, nets: number): void;
   ssHandleNetlink(now: number, len: number, queue: number, dump: number): number;
   ssFlags(): number; ssResetFlags(): void; ssDumpBegin(): void; ssDumpEnd(queue: number): number;
   ssPollBatch(now: number, maxBytes: number): number; ssQueueAll(): number; ssDropQueue(): void; ssQueueLen(): number;
@@ -84,6 +99,24 @@ export class SyncCore {
     const m = prefix <= 0 ? 0 : (0xffffffff << (32 - Math.min(32, prefix))) >>> 0;
     addrs.slice(0, 64).forEach((a, i) => this.dv.setUint32(p + i * 4, rawIp(a), true));
     this.x.ssSetIgnore(Math.min(addrs.length, 64), subnet ? rawIp(subnet) : 0, raw([m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255]));
+  }
+
+  /** Bound what the peer may send (without it, every well-formed item is applied). Lists longer than the block are cut. */
+  setPolicy(p: RxPolicy): void {
+    this.refresh();
+    const base = this.x.ssPolicyPtr();
+    this.u8.fill(0, base, base + 640);
+    const raw = (a: string) => new DataView(Uint8Array.from(a.split('.').map(Number)).buffer).getUint32(0, true);
+    const maskRaw = (prefix: number) => { const m = prefix <= 0 ? 0 : (0xffffffff << (32 - Math.min(32, prefix))) >>> 0; return raw(`${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}`); };
+    p.timeoutMax.slice(0, 12).forEach((v, i) => this.dv.setUint32(base + i * 4, v >>> 0, true));
+    const zones = p.zones.slice(0, 8); const marks = p.marks.slice(0, 8);
+    const snat = p.snat.slice(0, 64); const vips = p.vips.slice(0, 32); const nets = p.dnatNets.slice(0, 16);
+    zones.forEach((v, i) => this.dv.setUint32(base + 64 + i * 4, v >>> 0, true));
+    marks.forEach((v, i) => this.dv.setUint32(base + 96 + i * 4, v >>> 0, true));
+    snat.forEach((a, i) => this.dv.setUint32(base + 128 + i * 4, raw(a), true));
+    vips.forEach((a, i) => this.dv.setUint32(base + 384 + i * 4, raw(a), true));
+    nets.forEach(([a, prefix], i) => { const m = maskRaw(prefix); this.dv.setUint32(base + 512 + i * 8, raw(a) & m, true); this.dv.setUint32(base + 516 + i * 8, m, true); });
+    this.x.ssSetPolicy(zones.length, marks.length, snat.length, vips.length, nets.length);
   }
 
   stats(): SyncStats {

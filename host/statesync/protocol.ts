@@ -1,14 +1,20 @@
-// The state sync datagram (version 1), authenticated with HMAC-SHA256 (node:crypto) truncated to 16
+// The state sync datagram (version 2), authenticated with HMAC-SHA256 (node:crypto) truncated to 16
 // bytes. Layout and rules: docs/statesync.md "Wire protocol". Pure functions: no sockets, no clock.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export const MAGIC = 0xd6;
-export const VERSION = 1;
-export const HEADER_LEN = 40;
+/** 2: random 64-bit sessions confirmed by a challenge, 64-bit packet numbers (1: clock sessions, 32-bit pn). */
+export const VERSION = 2;
+export const HEADER_LEN = 44;
 export const TAG_LEN = 16;
 /** Largest datagram we send: one Ethernet MTU minus IPv4 and UDP headers, so nothing is fragmented. */
 export const MAX_DATAGRAM = 1472;
 export const MAX_PAYLOAD = MAX_DATAGRAM - HEADER_LEN - TAG_LEN;
+/** HELLO payload: challenge nonce u64, echo u64. */
+export const HELLO_LEN = 16;
+/** Wire item sizes (assembly/statesync/codec.ts). */
+export const UPSERT_LEN = 48;
+export const DELETE_LEN = 16;
 
 export const Type = { DATA: 1, ACK: 2, HELLO: 3 } as const;
 /** DATA flags. */
@@ -16,20 +22,22 @@ export const F_BULK_START = 0x1;
 export const F_BULK_END = 0x2;
 /** HELLO flag: send me your whole table. */
 export const F_WANT_BULK = 0x1;
+/** HELLO flag: I do not know your session yet; echo my nonce to prove it is alive. */
+export const F_CHALLENGE = 0x2;
 /** ACK flag: a gap was seen, resend everything after `ack` now. */
 export const F_NACK = 0x4;
 
 export interface Header {
   type: number; flags: number;
-  /** Sender's incarnation: its start time in ms; grows across restarts, so older incarnations are replays. */
-  session: number;
-  /** The receiver's incarnation as the sender last heard it (0 = not yet). */
-  peerSession: number;
-  /** Packet number: strictly increasing per session (replay window). */
-  pn: number;
-  /** DATA: this message's sequence number (1, 2, ... per pair of sessions). */
+  /** Sender's incarnation: random, never 0; compared only for equality (host/statesync/session.ts). */
+  session: bigint;
+  /** The receiver's incarnation as the sender knows it (0 = not yet). */
+  peerSession: bigint;
+  /** Packet number: strictly increasing per session, 64-bit (never wraps in practice). */
+  pn: bigint;
+  /** DATA: this message's sequence number (32-bit, serial-number arithmetic, RFC 1982). */
   seq: number;
-  /** Cumulative acknowledgement: every DATA seq <= ack from the receiver's session arrived in order. */
+  /** Cumulative acknowledgement: every DATA seq up to `ack` (serially) from the receiver's session arrived in order. */
   ack: number;
   /** Items in the payload. */
   count: number;
@@ -50,10 +58,9 @@ export class Codec {
   seal(h: Header, payload: Uint8Array): Buffer {
     const b = Buffer.allocUnsafe(HEADER_LEN + payload.length + TAG_LEN);
     b[0] = MAGIC; b[1] = VERSION; b[2] = h.type; b[3] = h.flags;
-    b.writeUIntBE(Math.floor(h.session / 2 ** 32), 4, 4); b.writeUInt32BE(h.session >>> 0, 8);
-    b.writeUIntBE(Math.floor(h.peerSession / 2 ** 32), 12, 4); b.writeUInt32BE(h.peerSession >>> 0, 16);
-    b.writeUInt32BE(h.pn >>> 0, 20); b.writeUInt32BE(h.seq >>> 0, 24); b.writeUInt32BE(h.ack >>> 0, 28);
-    b.writeUInt16BE(h.count, 32); b.writeUInt16BE(payload.length, 34); b.writeUInt32BE(h.extra >>> 0, 36);
+    b.writeBigUInt64BE(h.session, 4); b.writeBigUInt64BE(h.peerSession, 12); b.writeBigUInt64BE(h.pn, 20);
+    b.writeUInt32BE(h.seq >>> 0, 28); b.writeUInt32BE(h.ack >>> 0, 32);
+    b.writeUInt16BE(h.count, 36); b.writeUInt16BE(payload.length, 38); b.writeUInt32BE(h.extra >>> 0, 40);
     b.set(payload, HEADER_LEN);
     this.tag(b.subarray(0, HEADER_LEN + payload.length)).copy(b, HEADER_LEN + payload.length);
     return b;
@@ -64,20 +71,42 @@ export class Codec {
     if (b.length < HEADER_LEN + TAG_LEN) return { ok: false, why: 'short' };
     if (b[0] !== MAGIC) return { ok: false, why: 'magic' };
     if (b[1] !== VERSION) return { ok: false, why: 'version' };
-    const plen = b.readUInt16BE(34);
-    if (HEADER_LEN + plen + TAG_LEN !== b.length) return { ok: false, why: 'length' };
+    const plen = b.readUInt16BE(38);
+    if (b.length > MAX_DATAGRAM || HEADER_LEN + plen + TAG_LEN !== b.length) return { ok: false, why: 'length' };
     const body = b.subarray(0, HEADER_LEN + plen);
     if (!timingSafeEqual(this.tag(body), b.subarray(HEADER_LEN + plen))) return { ok: false, why: 'auth' };
     return {
       ok: true,
       h: {
         type: b[2], flags: b[3],
-        session: b.readUInt32BE(4) * 2 ** 32 + b.readUInt32BE(8),
-        peerSession: b.readUInt32BE(12) * 2 ** 32 + b.readUInt32BE(16),
-        pn: b.readUInt32BE(20), seq: b.readUInt32BE(24), ack: b.readUInt32BE(28),
-        count: b.readUInt16BE(32), extra: b.readUInt32BE(36),
+        session: b.readBigUInt64BE(4), peerSession: b.readBigUInt64BE(12), pn: b.readBigUInt64BE(20),
+        seq: b.readUInt32BE(28), ack: b.readUInt32BE(32), count: b.readUInt16BE(36), extra: b.readUInt32BE(40),
       },
       payload: b.subarray(HEADER_LEN, HEADER_LEN + plen),
     };
   }
+}
+
+export function helloPayload(nonce: bigint, echo: bigint): Buffer {
+  const b = Buffer.alloc(HELLO_LEN);
+  b.writeBigUInt64BE(nonce, 0); b.writeBigUInt64BE(echo, 8);
+  return b;
+}
+
+/**
+ * Does an authenticated message's shape match its type? DATA: the payload is exactly `count` whole items (by
+ * their op byte: 1 upsert, 2 delete); ACK: empty; HELLO: nonce and echo. A peer whose fields lie is refused
+ * before anything in the payload is used (`count`).
+ */
+export function shapeOk(h: Header, payload: Uint8Array): boolean {
+  if (h.type === Type.HELLO) return payload.length === HELLO_LEN && h.count === 0;
+  if (h.type === Type.ACK) return payload.length === 0 && h.count === 0;
+  if (h.type !== Type.DATA) return false;
+  let p = 0; let n = 0;
+  while (p < payload.length) {
+    const len = payload[p] === 1 ? UPSERT_LEN : payload[p] === 2 ? DELETE_LEN : 0;
+    if (len === 0 || p + len > payload.length) return false;
+    p += len; n++;
+  }
+  return n === h.count;
 }

@@ -10,8 +10,14 @@ import type { Daemon, Transition } from '../daemon/daemon.js';
 import type { Service } from '../daemon/service.js';
 import { SyncCore } from './core.js';
 import { CtSockets, GROUPS_ALL, GROUPS_PASSIVE } from './kernel.js';
-import { Codec, Type, F_BULK_START, F_BULK_END, F_WANT_BULK, F_NACK, MAX_PAYLOAD, type Header } from './protocol.js';
+import { Codec, Type, F_BULK_START, F_BULK_END, F_WANT_BULK, F_CHALLENGE, F_NACK, MAX_PAYLOAD, helloPayload, shapeOk, type Header } from './protocol.js';
 import type { StateSyncConfig } from './config.js';
+import type { Config } from '../config/schema.js';
+import { Sessions, seqLt, seqLe, seqAdd } from './session.js';
+import { rxPolicyOf } from './policy.js';
+
+/** Where the link's counters start (tests start them near their limits); both nodes must use the same initialSeq. */
+export interface LinkOptions { initialSeq?: number; initialPn?: bigint }
 
 /**
  * Unacknowledged DATA messages in flight (about 94 KB, ~1850 states: a few ms of the peer's work). The
@@ -64,13 +70,13 @@ export class StateSyncService implements Service {
   private master = false;
 
   // --- session and reliability ---
-  private readonly session = Date.now();
-  private peerSession = 0;
-  private pn = 0;
-  private peerPn = 0;
-  private nextSeq = 1;
+  private sessions: Sessions;
+  private readonly initialSeq: number;
+  /** The nonce of the peer's last challenge, echoed in our HELLOs until it is answered. */
+  private peerNonce = 0n;
+  private nextSeq: number;
   private unacked: Pending[] = [];
-  private expect = 1;           // next in-order DATA seq from the peer
+  private expect: number;       // next in-order DATA seq from the peer
   private unackedRx = 0;
   private ackTimer: NodeJS.Timeout | null = null;
   private rtoTimer: NodeJS.Timeout | null = null;
@@ -95,7 +101,7 @@ export class StateSyncService implements Service {
   private bulkTransferMs = -1;  // BULK_START → the kernel acknowledged the last state
   private bulkReceivedMs = -1;  // BULK_START → BULK_END taken (this node holds every state of the bulk)
   private bulkTimer: NodeJS.Timeout | null = null;
-  private bulkServedFor = 0;    // peer session we last sent a bulk to
+  private bulkServedFor = 0n;   // peer session we last sent a bulk to
   private bulkEndPending = false;
   private bulkStartPending = 0; // >0: a BULK_START with this count must go out first
 
@@ -125,16 +131,20 @@ export class StateSyncService implements Service {
 
   private c = {
     tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
-    tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0,
+    tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, challenges_tx: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0,
     kernel_send_errors: 0, udp_send_errors: 0, refreshes: 0, inject_overruns: 0,
   };
   private drops: Record<string, number> = {
     short: 0, magic: 0, version: 0, length: 0, auth: 0, replay: 0, stale_session: 0, wrong_source: 0,
     out_of_order: 0, duplicate: 0, bad_items: 0, backlog_full: 0,
+    unknown_session: 0, challenge_limit: 0, type: 0, count: 0, bulk_count: 0,
   };
 
-  constructor(private readonly cfg: StateSyncConfig) {
+  constructor(private readonly cfg: StateSyncConfig, link: LinkOptions = {}) {
     this.codec = new Codec(Buffer.from(cfg.key, 'utf8'));
+    this.sessions = new Sessions({ initialPn: link.initialPn });
+    this.initialSeq = (link.initialSeq ?? 1) >>> 0;
+    this.nextSeq = this.initialSeq; this.expect = this.initialSeq;
   }
 
   start(d: Daemon): void {
@@ -143,10 +153,9 @@ export class StateSyncService implements Service {
     this.peerAddr = c.interfaces.sync.peer ?? '';
     if (!this.peerAddr) throw new Error('statesync: interfaces.sync.peer is not set; state sync needs the peer\'s sync address');
     this.core = new SyncCore(this.cfg.capacity);
-    // The gateway's own traffic (its addresses, the peer's, the sync link) is never replicated.
-    const own = (['wan', 'lan', 'sync'] as const).flatMap((r) => [c.interfaces[r].address.split('/')[0], c.interfaces[r].peer ?? '']).filter(Boolean);
-    const [syncNet, syncPrefix] = c.interfaces.sync.address.split('/');
-    this.core.setIgnore(own, syncNet, Number(syncPrefix));
+    this.applyPolicy(c);
+    // VIPs and NAT rules can change live (config sync): the filters follow.
+    d.on('config', (next: Config) => this.applyPolicy(next));
 
     this.enableEvents();
     // Events first, then the dump: nothing can fall between them (statesync.md §0.6).
@@ -170,10 +179,21 @@ export class StateSyncService implements Service {
     this.bulkTimer = this.after(this.cfg.bulk_timeout_ms, () => this.bulkTimedOut());
     d.on('transition', (t: Transition) => this.onTransition(t));
     this.helloLoop();
-    this.every(KEEPALIVE_MS, () => { if (this.peerSession) this.sendControl(Type.ACK, 0); });
+    this.every(KEEPALIVE_MS, () => { if (this.sessions.peer) this.sendControl(Type.ACK, 0); });
     // Timeouts refreshed by traffic produce no events: a periodic re-read re-sends states the peer would expire early.
     if (this.cfg.refresh_s > 0) this.every(this.cfg.refresh_s * 1000, () => { if (this.master) this.startDump(true); });
     d.log.info('statesync started', { peer: this.peerAddr, port: this.cfg.port, capacity: this.core.x.ssCapacity(), inject_pid: this.ct.injectPid });
+  }
+
+  /** What is never sent (the gateway's own traffic) and what the peer may send (policy.ts), from config `c`. */
+  private applyPolicy(c: Config): void {
+    const own = (['wan', 'lan', 'sync'] as const).flatMap((r) => [c.interfaces[r].address.split('/')[0], c.interfaces[r].peer ?? '']).filter(Boolean);
+    const [syncNet, syncPrefix] = c.interfaces.sync.address.split('/');
+    this.core.setIgnore(own, syncNet, Number(syncPrefix));
+    // The authenticated peer is still bounded: what it sends is checked like our own states.
+    this.core.setPolicy(rxPolicyOf(c, this.cfg, (name) => {
+      try { const v = Number(readFileSync(`/proc/sys/net/netfilter/${name}`, 'utf8').trim()); return Number.isFinite(v) && v > 0 ? v : null; } catch { return null; }
+    }));
   }
 
   // ------------------------------------------------------------------ kernel side
@@ -376,8 +396,11 @@ export class StateSyncService implements Service {
 
   // ------------------------------------------------------------------ peer side
 
-  private header(type: number, flags: number, seq = 0, count = 0, extra = 0): Header {
-    return { type, flags, session: this.session, peerSession: this.peerSession, pn: ++this.pn, seq, ack: this.expect - 1, count, extra };
+  private header(type: number, flags: number, seq = 0, count = 0, extra = 0, to = this.sessions.peer): Header {
+    const before = this.sessions.session;
+    const pn = this.sessions.nextPn();
+    if (this.sessions.session !== before) this.ownRollover();
+    return { type, flags, session: this.sessions.session, peerSession: to, pn, seq, ack: seqAdd(this.expect, -1), count, extra };
   }
 
   private sendRaw(b: Buffer): void {
@@ -386,9 +409,16 @@ export class StateSyncService implements Service {
   }
 
   private sendControl(type: number, flags: number): void {
-    if (type === Type.ACK) { this.c.acks_tx++; this.unackedRx = 0; if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = null; } }
-    if (type === Type.HELLO) this.c.hellos_tx++;
+    if (type === Type.HELLO) { this.sendHello(flags, this.sessions.peer, 0n, this.peerNonce); return; }
+    this.c.acks_tx++; this.unackedRx = 0; if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = null; }
     this.sendRaw(this.codec.seal(this.header(type, flags), Buffer.alloc(0)));
+  }
+
+  /** A HELLO to session `to` (0n: whoever the peer is now): our challenge `nonce` (0n = none) and the `echo` of its. */
+  private sendHello(flags: number, to: bigint, nonce: bigint, echo: bigint): void {
+    this.c.hellos_tx++;
+    if (flags & F_CHALLENGE) this.c.challenges_tx++;
+    this.sendRaw(this.codec.seal(this.header(Type.HELLO, flags, 0, 0, 0, to), helloPayload(nonce, echo)));
   }
 
   /** Until the peer is heard (and while we still want its table), say hello. */
@@ -397,16 +427,17 @@ export class StateSyncService implements Service {
     // A peer that shows up late (after our timeout) still hands us its table.
     // The active node's kernel is the truth: it never asks for (or waits on) the peer's table.
     const wantBulk = !this.master && (this.bulk === 'waiting' || this.bulk === 'timeout');
-    if (!this.peerSession || wantBulk) this.sendControl(Type.HELLO, wantBulk ? F_WANT_BULK : 0);
+    if (!this.sessions.peer || !this.sessions.peerKnowsUs || wantBulk) this.sendControl(Type.HELLO, wantBulk ? F_WANT_BULK : 0);
     this.after(HELLO_MS, () => this.helloLoop());
   }
 
   /** Move queued states and bulk markers into DATA messages while the window allows. */
   private pump(): void {
-    if (this.stopped || !this.peerSession) return;
+    if (this.stopped || !this.sessions.peer || !this.sessions.peerKnowsUs) return;
     const x = this.core.x;
     const now = this.d.now();
-    while (this.unacked.length < WINDOW) {
+    // A new session of ours (pn exhausted) mid-loop waits for the peer to confirm it.
+    while (this.unacked.length < WINDOW && this.sessions.peerKnowsUs) {
       if (this.bulkStartPending) {
         this.sendData(F_BULK_START, 0, this.bulkStartPending, Buffer.alloc(0), now);
         this.bulkStartPending = 0;
@@ -422,7 +453,8 @@ export class StateSyncService implements Service {
   }
 
   private sendData(flags: number, count: number, extra: number, payload: Buffer, now: number): void {
-    const p: Pending = { seq: this.nextSeq++, flags, count, extra, payload, sentAt: now };
+    const p: Pending = { seq: this.nextSeq, flags, count, extra, payload, sentAt: now };
+    this.nextSeq = seqAdd(this.nextSeq, 1);
     this.unacked.push(p);
     this.sendRaw(this.codec.seal(this.header(Type.DATA, flags, p.seq, count, extra), payload));
     this.armRto();
@@ -459,46 +491,70 @@ export class StateSyncService implements Service {
     const r = this.codec.open(m);
     if (!r.ok) { this.drops[r.why]++; return; }
     const h = r.h;
-    // Incarnations only grow: an older one is a replay; a newer one is the peer restarted.
-    if (h.session < this.peerSession) { this.drops.replay++; return; }
-    if (h.session > this.peerSession) this.onPeerSession(h.session);
-    if (h.pn <= this.peerPn) { this.drops.replay++; return; }
-    this.peerPn = h.pn;
+    if (h.type !== Type.DATA && h.type !== Type.ACK && h.type !== Type.HELLO) { this.drops.type++; return; }
+    // A count or length that does not match the payload: nothing in it is used (the peer is buggy or lying).
+    if (!shapeOk(h, r.payload)) { this.drops.count++; return; }
+    const hello = h.type === Type.HELLO
+      ? { nonce: r.payload.readBigUInt64BE(0), echo: r.payload.readBigUInt64BE(8), challenge: (h.flags & F_CHALLENGE) !== 0 } : null;
+    const v = this.sessions.receive(h, hello, this.d.now());
+    if (v.kind === 'drop') { this.drops[v.why]++; return; }
+    if (v.kind === 'challenge') {
+      // Unknown session (the peer restarted, or an old incarnation's HELLO replayed): it must echo a fresh nonce.
+      this.sendHello(F_CHALLENGE, v.to, v.nonce, v.echo);
+      return;
+    }
+    if (v.kind === 'confirmed') this.onPeerSession(h.session, v.first);
     this.c.rx_msgs++; this.c.rx_bytes += m.length;
     this.peerHeardAt = this.d.now();
     // Messages addressed to an earlier incarnation of ours carry nothing we can use.
-    if (h.peerSession !== 0 && h.peerSession !== this.session) { this.drops.stale_session++; return; }
-    if (h.peerSession === this.session) this.onAck(h.ack, (h.flags & F_NACK) !== 0 && h.type === Type.ACK);
-    if (h.type === Type.HELLO) {
+    if (h.peerSession !== 0n && h.peerSession !== this.sessions.session) { this.drops.stale_session++; return; }
+    // A HELLO's ack means nothing: it may be addressed to a session its sender has not confirmed yet, with the
+    // sequence numbers of the link before (an old ack there once emptied a fresh window).
+    if (h.peerSession === this.sessions.session && h.type !== Type.HELLO) this.onAck(h.ack, (h.flags & F_NACK) !== 0 && h.type === Type.ACK);
+    if (hello) {
       this.c.hellos_rx++;
+      if (hello.nonce !== 0n) this.peerNonce = hello.nonce;
       if ((h.flags & F_WANT_BULK) && this.bulkServedFor !== h.session) this.serveBulk(h.session);
+      // It does not know us yet (or asks us to prove we are alive): answer its challenge. The ACK tells it we
+      // know it (ACKs go only to a confirmed peer).
+      if (hello.challenge || h.peerSession !== this.sessions.session) this.sendHello(0, h.session, 0n, hello.nonce);
       this.sendControl(Type.ACK, 0);
     } else if (h.type === Type.ACK) {
       this.c.acks_rx++;
+      this.pump();
     } else if (h.type === Type.DATA) {
-      if (h.peerSession !== this.session) { this.drops.stale_session++; return; }
+      if (h.peerSession !== this.sessions.session) { this.drops.stale_session++; return; }
       this.onData(h, r.payload);
     }
   }
 
-  private onPeerSession(s: number): void {
-    const first = this.peerSession === 0;
-    this.peerSession = s;
-    this.peerPn = 0;
-    this.expect = 1;
+  /**
+   * Our packet numbers ran out (2^64: never in practice, but it must not stall) and a new session began. The peer
+   * confirms it like a restart and drops what was in flight, so our side of the link starts over too: an active
+   * node sends its whole table again, a passive one asks for the peer's.
+   */
+  private ownRollover(): void {
+    this.d.log.warn('statesync: packet numbers exhausted; starting a new session', { session: this.sessions.session.toString(16) });
+    this.unacked = []; this.nextSeq = this.initialSeq; this.expect = this.initialSeq; this.unackedRx = 0;
+    this.bulkEndPending = false; this.bulkStartPending = 0;
+    if (this.master) { this.core.x.ssQueueAll(); this.afterCoreWork(); } else if (this.bulk === 'done') this.bulk = 'waiting';
+  }
+
+  private onPeerSession(s: bigint, first: boolean): void {
+    this.expect = this.initialSeq;
     this.unackedRx = 0;
+    this.peerNonce = 0n;
     // What we had in flight went to a process that no longer exists; it asks for a bulk if it needs one.
     this.unacked = [];
-    this.nextSeq = 1;
+    this.nextSeq = this.initialSeq;
     this.bulkEndPending = false; this.bulkStartPending = 0;
     if (!first) this.c.peer_restarts++;
-    this.d.log.info(first ? 'statesync: peer found' : 'statesync: peer restarted', { peer: this.peerAddr, session: s });
-    this.pump();
+    this.d.log.info(first ? 'statesync: peer found' : 'statesync: peer restarted', { peer: this.peerAddr, session: s.toString(16) });
   }
 
   private onAck(ack: number, nack: boolean): void {
     let k = 0;
-    while (k < this.unacked.length && this.unacked[k].seq <= ack) k++;
+    while (k < this.unacked.length && seqLe(this.unacked[k].seq, ack)) k++;
     if (k > 0) {
       const last = this.unacked[k - 1];
       if (!last.resent) this.rttSample(this.d.now() - last.sentAt);
@@ -520,8 +576,8 @@ export class StateSyncService implements Service {
   private rtoBase(): number { if (this.srtt === 0) return RTO_INITIAL_MS; return Math.min(RTO_BASE_MAX_MS, Math.max(RTO_MIN_MS, this.srtt + 4 * this.rttvar)); }
 
   private onData(h: Header, payload: Buffer): void {
-    if (h.seq < this.expect) { this.drops.duplicate++; this.scheduleAck(true); return; }
-    if (h.seq > this.expect) {
+    if (seqLt(h.seq, this.expect)) { this.drops.duplicate++; this.scheduleAck(true); return; }
+    if (h.seq !== this.expect) {
       this.drops.out_of_order++;
       // While stalled, a NACK would only make the sender resend what we cannot take yet.
       const now = this.d.now();
@@ -530,8 +586,10 @@ export class StateSyncService implements Service {
     }
     // Not taken (no ack): once the backlog has drained to half, a NACK asks the sender to resend from here.
     if (this.backlogStates > 0 && this.backlogStates + h.count > this.cfg.backlog_max) { this.drops.backlog_full++; this.rxStalled = true; return; }
-    this.expect++;
+    this.expect = seqAdd(this.expect, 1);
     if (h.flags & F_BULK_START) {
+      // A bulk cannot hold more states than our table: a bigger announcement would only stretch the timeout below.
+      if (h.extra > this.core.x.ssCapacity()) { this.drops.bulk_count++; h.extra = this.core.x.ssCapacity(); }
       this.bulkGen++;
       this.bulkExpected = h.extra; this.bulkReceived = 0; this.bulkFirstAt = this.d.now(); this.bulkReceivedMs = -1;
       if (this.bulk === 'waiting' || this.bulk === 'timeout') {
@@ -611,10 +669,10 @@ export class StateSyncService implements Service {
     if (!this.ackTimer) this.ackTimer = setTimeout(() => { this.ackTimer = null; this.sendControl(Type.ACK, 0); }, ACK_DELAY_MS);
   }
 
-  private serveBulk(forSession: number): void {
+  private serveBulk(forSession: bigint): void {
     this.bulkServedFor = forSession;
     // States we took from the peer but have not applied yet are not in the table: they belong in the bulk too.
-    this.whenApplied(() => { if (!this.stopped && this.peerSession === forSession && this.bulkServedFor === forSession) this.sendBulk(); });
+    this.whenApplied(() => { if (!this.stopped && this.sessions.peer === forSession && this.bulkServedFor === forSession) this.sendBulk(); });
   }
 
   private sendBulk(): void {
@@ -682,11 +740,14 @@ export class StateSyncService implements Service {
       queue: x.ssQueueLen(),
       backlog: this.backlogStates,
       in_flight: this.unacked.length,
-      peer: { address: this.peerAddr, session: this.peerSession || null, last_heard_ms_ago: this.peerHeardAt < 0 ? null : Math.round(now - this.peerHeardAt) },
+      link: { session: this.sessions.session.toString(16).padStart(16, '0'), next_pn: this.sessions.peekPn().toString(), next_seq: this.nextSeq, expect_seq: this.expect },
+      peer: { address: this.peerAddr, session: this.sessions.peer ? this.sessions.peer.toString(16).padStart(16, '0') : null, knows_us: this.sessions.peerKnowsUs, last_heard_ms_ago: this.peerHeardAt < 0 ? null : Math.round(now - this.peerHeardAt) },
       bulk: { state: this.bulk, expected: this.bulkExpected, received: this.bulkReceived, took_ms: this.bulkDoneMs < 0 ? null : Math.round(this.bulkDoneMs), received_ms: this.bulkReceivedMs < 0 ? null : Math.round(this.bulkReceivedMs * 10) / 10, transfer_ms: this.bulkTransferMs < 0 ? null : Math.round(this.bulkTransferMs * 10) / 10, busy_ms: Math.round(this.bulkBusyMs), kernel_busy_ms: Math.round(this.bulkKernelMs) },
       window_full: this.windowFull,
       messages: { ...this.c },
       dropped: { ...this.drops },
+      // States from the authenticated peer refused by the policy (policy.ts), one counter per reason.
+      rejected: (({ rx_to_self, rx_zone, rx_mark, rx_snat, rx_dnat, rx_timeout_clamped }) => ({ to_self: rx_to_self, zone: rx_zone, mark: rx_mark, snat: rx_snat, dnat: rx_dnat, timeout_clamped: rx_timeout_clamped }))(this.core.stats()),
       core: this.core.stats(),
     };
   }
