@@ -10,6 +10,7 @@ import type { Config, IfRole, VipConfig } from '../config/schema.js';
 import { Logger } from '../log.js';
 import { MaintenanceFlag } from './maintenance.js';
 import type { Service } from './service.js';
+import { secretFingerprints } from '../config/secrets.js';
 
 const CARP_GROUP = '224.0.0.18';
 const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
@@ -328,6 +329,8 @@ export class Daemon extends EventEmitter {
         };
       }),
       carp_counters: this.core.stats(),
+      // Fingerprints, never values: compare them with the other node's to find a mismatched key.
+      secrets: secretFingerprints(this.config),
       ...Object.fromEntries(this.services.map((s) => [s.name, s.status()])),
     };
   }

@@ -14,7 +14,8 @@ export const onOff = (b: boolean | null | undefined): 'ON' | 'OFF' | null => (b 
 /** The vhid key used in topics and templates: vhid1, vhid2, ... */
 export const vhidKey = (vhid: number) => `vhid${vhid}`;
 
-const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters']);
+// secrets (fingerprints of this node's keys) is for comparing the two nodes by hand, not for the broker.
+const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters', 'secrets']);
 const DROPS = ['short', 'bad_ip', 'bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'own_packet', 'bad_hmac', 'not_ready'];
 
 function section(s: Record<string, any>, nameRe: RegExp, pick: (x: any) => boolean): any {
