@@ -70,6 +70,12 @@ export function redactValue(value: unknown, kind: SecretKind): unknown {
   });
 }
 
+/** A URL without its userinfo, for logs and status where nothing is compared (the last @ ends the userinfo,
+ * so a password holding an @ is not half shown). */
+export function urlWithoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1');
+}
+
 /** Visit every concrete value at a secret field of a config: (concrete path, value, kind). */
 function eachSecret(config: unknown, fn: (path: string, value: unknown, kind: SecretKind, set: (v: unknown) => void) => void): void {
   for (const f of secretFields()) {

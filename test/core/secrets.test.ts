@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseConfigText } from '../../host/config/load.js';
-import { fingerprint, fullSchema, redactConfig, secretFields, secretFingerprints, walkSchema } from '../../host/config/secrets.js';
+import { fingerprint, fullSchema, urlWithoutCredentials, redactConfig, secretFields, secretFingerprints, walkSchema } from '../../host/config/secrets.js';
 import { ConfigStore, diffConfigs } from '../../host/configstore/store.js';
 import { NEVER_SYNCED, outgoingSections, unsyncable } from '../../host/configsync/sections.js';
 import { syncStatusNames, syncStatusOf } from '../../host/configsync/service.js';
@@ -124,6 +124,13 @@ t.test('sync_status: only syncable names, and an answer with no secret in it', a
   const ans = syncStatusOf(c, { seq: 3, hash: 'ab'.repeat(32), time: '', description: '', origin: 'primary', config: c, synced: ['vips'] }, null, ['vips', 'firewall']);
   t.same(leaks(JSON.stringify(ans)), []);
   t.same(Object.keys(ans).sort(), ['local_edits', 'node', 'received', 'revision', 'synced_hash']);
+});
+
+t.test('logs and MQTT status show the broker URL without its credentials', async (t) => {
+  t.equal(urlWithoutCredentials('mqtts://bob:p@ss@broker:8883'), 'mqtts://broker:8883', 'a password with an @ is not half shown');
+  t.equal(urlWithoutCredentials('mqtt://token@broker'), 'mqtt://broker');
+  t.equal(urlWithoutCredentials('mqtt://192.168.1.100:1883'), 'mqtt://192.168.1.100:1883');
+  t.equal(redactConfig({ mqtt: { url: 'mqtt://bob:p@ss@broker' } }).mqtt.url, `mqtt://bob:(secret ${fingerprint('p@ss')})@broker`);
 });
 
 t.test('status: fingerprints to compare the nodes, kept out of MQTT', async (t) => {
