@@ -13,7 +13,7 @@ import { configSchema } from './schema.js';
 import { featureSections } from './sections.js';
 
 export type SecretKind = 'whole' | 'url';
-/** A secret field as a pattern path: `carp.vips[].password`, `statesync.key`. */
+/** A secret field as a pattern path: `carp.vips[].password`, `statesync.key`; `*` stands for any key of a map. */
 export interface SecretField { path: string; kind: SecretKind }
 
 /** The whole config schema (CARP plus every feature section), as the loader validates it. */
@@ -23,14 +23,20 @@ export function fullSchema(): Record<string, any> {
   return s;
 }
 
-/** Visit every property of a schema: its pattern path (`a.b[].c`) and its subschema. */
+/** Visit every property of a schema: its pattern path (`a.b[].c`, `a.*.c` for the values of a map) and its
+ * subschema, through items, map values and anyOf/oneOf/allOf branches. */
 export function walkSchema(schema: Record<string, any>, visit: (path: string, node: Record<string, any>) => void, at = ''): void {
+  const join = (k: string) => (at ? `${at}.${k}` : k);
   for (const [k, sub] of Object.entries<Record<string, any>>(schema.properties ?? {})) {
-    const p = at ? `${at}.${k}` : k;
-    visit(p, sub);
-    walkSchema(sub, visit, p);
-    if (sub.items && typeof sub.items === 'object') walkSchema(sub.items, visit, `${p}[]`);
+    visit(join(k), sub);
+    walkSchema(sub, visit, join(k));
   }
+  if (schema.items && typeof schema.items === 'object') { visit(`${at}[]`, schema.items); walkSchema(schema.items, visit, `${at}[]`); }
+  if (schema.additionalProperties && typeof schema.additionalProperties === 'object') {
+    visit(join('*'), schema.additionalProperties);
+    walkSchema(schema.additionalProperties, visit, join('*'));
+  }
+  for (const k of ['anyOf', 'oneOf', 'allOf']) for (const b of schema[k] ?? []) walkSchema(b, visit, at);
 }
 
 let cached: SecretField[] | null = null;
@@ -46,13 +52,14 @@ export function secretFields(): SecretField[] {
   return out;
 }
 
-/** `carp.vips[3].password` → `carp.vips[].password` */
-const pattern = (concrete: string) => concrete.replace(/\[\d+\]/g, '[]');
-
-/** How a concrete field path (as in a diff) is secret, or null. */
+let matchers: { re: RegExp; kind: SecretKind }[] | null = null;
+/** How a concrete field path (as in a diff: `carp.vips[3].password`) is secret, or null. */
 export function secretKind(concretePath: string): SecretKind | null {
-  const p = pattern(concretePath);
-  return secretFields().find((f) => f.path === p)?.kind ?? null;
+  matchers ??= secretFields().map((f) => ({
+    kind: f.kind,
+    re: new RegExp(`^${f.path.replace(/[.[\]]/g, (c) => `\\${c}`).replace(/\\\[\\\]/g, '\\[\\d+\\]').replace(/\*/g, '[^.\\[]+')}$`),
+  }));
+  return matchers.find((m) => m.re.test(concretePath))?.kind ?? null;
 }
 
 export function fingerprint(secret: string): string {
@@ -81,21 +88,21 @@ function eachSecret(config: unknown, fn: (path: string, value: unknown, kind: Se
   for (const f of secretFields()) {
     const steps = f.path.split('.');
     const go = (node: unknown, i: number, at: string): void => {
-      if (!node || typeof node !== 'object') return;
+      if (!node || typeof node !== 'object' || Array.isArray(node)) return;
       const arr = steps[i].endsWith('[]');
       const key = arr ? steps[i].slice(0, -2) : steps[i];
       const obj = node as Record<string, unknown>;
-      if (!(key in obj)) return;
-      const here = at ? `${at}.${key}` : key;
-      if (arr) {
-        const list = obj[key];
-        if (!Array.isArray(list)) return;
-        list.forEach((x, j) => (i === steps.length - 1
-          ? fn(`${here}[${j}]`, x, f.kind, (v) => { list[j] = v; })
-          : go(x, i + 1, `${here}[${j}]`)));
-      } else if (i === steps.length - 1) {
-        if (obj[key] !== undefined) fn(here, obj[key], f.kind, (v) => { obj[key] = v; });
-      } else go(obj[key], i + 1, here);
+      const last = i === steps.length - 1;
+      for (const k of key === '*' ? Object.keys(obj) : Object.hasOwn(obj, key) ? [key] : []) {
+        const here = at ? `${at}.${k}` : k;
+        if (arr) {
+          const list = obj[k];
+          if (!Array.isArray(list)) continue;
+          list.forEach((x, j) => (last ? fn(`${here}[${j}]`, x, f.kind, (v) => { list[j] = v; }) : go(x, i + 1, `${here}[${j}]`)));
+        } else if (last) {
+          if (obj[k] !== undefined) fn(here, obj[k], f.kind, (v) => { obj[k] = v; });
+        } else go(obj[k], i + 1, here);
+      }
     };
     go(config, 0, '');
   }

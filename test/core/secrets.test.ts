@@ -126,6 +126,14 @@ t.test('sync_status: only syncable names, and an answer with no secret in it', a
   t.same(Object.keys(ans).sort(), ['local_edits', 'node', 'received', 'revision', 'synced_hash']);
 });
 
+t.test('the schema walk reaches map values, list items and anyOf branches', async (t) => {
+  const schema = { properties: { a: { type: 'object', additionalProperties: { properties: { token: { type: 'string', secret: true } } } },
+    b: { type: 'array', items: { type: 'string', secret: true } }, c: { anyOf: [{ properties: { psk: { secret: true } } }] } } };
+  const seen: string[] = [];
+  walkSchema(schema, (p, n) => { if (n.secret) seen.push(p); });
+  t.same(seen, ['a.*.token', 'b[]', 'c.psk']);
+});
+
 t.test('logs and MQTT status show the broker URL without its credentials', async (t) => {
   t.equal(urlWithoutCredentials('mqtts://bob:p@ss@broker:8883'), 'mqtts://broker:8883', 'a password with an @ is not half shown');
   t.equal(urlWithoutCredentials('mqtt://token@broker'), 'mqtt://broker');
