@@ -54,6 +54,16 @@ export function carpAddVhid(vhid: u32, link: u32, advbase: u32, advskew: u32, ke
   if (vhid > 255 || advbase > 255 || advskew > 255 || keyLen > 64) return -1;
   return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG, keyLen, CONFIG + 64, vipCount);
 }
+/**
+ * Pair authentication for the vhid in `slot` (docs/security.md): CONFIG holds the trailer key at [0, keyLen)
+ * (keyLen 0 = plain CARP); `peerAddr` (host order, 0 = any) is the only source accepted on its link.
+ */
+export function carpSetPair(slot: i32, peerAddr: u32, keyLen: u32): bool {
+  if (keyLen > 64) return false;
+  return carp.setPair(slot, peerAddr, CONFIG, keyLen);
+}
+/** Paired counters start at epoch << 32; the host keeps the epoch growing across restarts. */
+export function carpSetEpoch(epoch: u32): void { carp.node.epoch = epoch; }
 /** Remove a vhid; a MASTER releases its VIPs and bows out first. Returns false if it is not on `link`. */
 export function carpRemoveVhid(now: f64, vhid: u32, link: u32): bool { return vhid <= 255 && carp.removeVhid(now, <u8>vhid, link); }
 /** Start (again after adding vhids to a running node: only vhids still in INIT with carrier go to BACKUP). */

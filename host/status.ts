@@ -1,4 +1,6 @@
 // Human-readable `duogate status`, laid out like pfSense's Status → CARP page.
+import { DROP_NAMES } from './core/core.js';
+
 export function formatStatus(s: any): string {
   const lines: string[] = [];
   const m = s.maintenance?.on ? `ON since ${s.maintenance.since}` : 'off';
@@ -19,8 +21,7 @@ export function formatStatus(s: any): string {
   const c = s.carp_counters ?? {};
   lines.push('');
   lines.push(`adverts: ${c.accepted ?? 0} accepted, ${c.sent ?? 0} sent`);
-  const drops = ['bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'bad_hmac', 'short', 'bad_ip', 'own_packet', 'not_ready'];
-  lines.push(`dropped: ${drops.map((d) => `${d}=${c[d] ?? 0}`).join(' ')}`);
+  lines.push(`dropped: ${DROP_NAMES.map((d) => `${d}=${c[d] ?? 0}`).join(' ')}`);
   const sections = Object.entries(s).filter(([k]) => !CORE_KEYS.includes(k));
   // Alarms first and loud: whichever feature raised them (peer, telemetry, ...), once each.
   const alarms = new Map<string, string>();

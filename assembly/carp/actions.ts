@@ -1,10 +1,10 @@
-// The core's output queue (quinn's poll_* contract): every decision becomes a fixed 64-byte record the host
+// The core's output queue (quinn's poll_* contract): every decision becomes a fixed-size record the host
 // drains with pollAction() after each handle*/mutator call. Records live in static memory; nothing is
 // allocated per action.
 import { ACT_NONE, STAT_QUEUE_OVERFLOW } from './constants';
 import { bumpStat } from './stats';
 
-export const RECORD_SIZE: u32 = 64;
+export const RECORD_SIZE: u32 = 128;
 const CAPACITY: u32 = 256;
 // Record layout (u32 little-endian words unless noted):
 export const A_TYPE: u32 = 0;
@@ -14,7 +14,7 @@ export const A_ARG0: u32 = 12;
 export const A_ARG1: u32 = 16;
 export const A_ARG2: u32 = 20;
 export const A_LEN: u32 = 24; // payload length
-export const A_PAYLOAD: u32 = 28; // up to 36 bytes (a CARP header)
+export const A_PAYLOAD: u32 = 28; // up to 100 bytes (a CARP header and its pair trailer)
 
 const RING = memory.data(RECORD_SIZE * CAPACITY, 16);
 /** The record most recently returned by pollAction(); the host reads it from here. */

@@ -69,4 +69,22 @@ export const STAT_ACCEPTED: u32 = 10;
 export const STAT_SENT: u32 = 11;
 export const STAT_TRANSITIONS: u32 = 12;
 export const STAT_QUEUE_OVERFLOW: u32 = 13;
-export const STAT_COUNT: u32 = 16;
+// Pair authentication (see PAIR_* below): drops that only a node paired with a duogate peer can make.
+export const DROP_NOT_PEER: u32 = 14; // source is not the configured peer's address on this link
+export const DROP_NO_PAIR_AUTH: u32 = 15; // paired vhid, but the advert carries no pair trailer (a plain CARP advert)
+export const DROP_BAD_PAIR_AUTH: u32 = 16; // the pair trailer's HMAC does not cover this advert from this source
+export const DROP_REPLAY: u32 = 17; // counter not above the peer's last accepted one: a replayed advert
+export const STAT_COUNT: u32 = 24;
+
+// ---- Pair authentication (docs/security.md) ----
+// The CARP HMAC covers only the vhid, the VIPs and the counter: advbase, advskew, demote and the sender are
+// not authenticated, and BSD CARP has no replay check. Two duogate nodes append a trailer after the standard
+// 36 bytes: 'D' 'G' version reserved, then HMAC-SHA1 (20 bytes, a key derived from the pair's shared key)
+// over the source address, the whole header (checksum field zero) and the trailer's first 4 bytes. Their
+// counters grow strictly (epoch << 32 | sequence), so each side refuses any counter it has already passed.
+// The checksum covers the whole payload, as OpenBSD and Wireshark compute it.
+export const PAIR_MAGIC0: u8 = 0x44; // 'D'
+export const PAIR_MAGIC1: u8 = 0x47; // 'G'
+export const PAIR_VERSION: u8 = 1;
+export const PAIR_TRAILER_LEN: u32 = 24;
+export const PAIR_MAC_OFF: u32 = 4; // inside the trailer

@@ -3,11 +3,13 @@
 import { getU16, getU32, getU64 } from '../util/bytes';
 import { inetChecksum } from '../util/checksum';
 import { HmacKey } from '../crypto/hmac';
-import { OFF_ADVBASE, OFF_ADVSKEW, OFF_COUNTER, OFF_DEMOTE, OFF_VERSION_TYPE, OFF_VHID, verifyAdvert } from './advert';
+import {
+  OFF_ADVBASE, OFF_ADVSKEW, OFF_COUNTER, OFF_DEMOTE, OFF_VERSION_TYPE, OFF_VHID, hasPairTrailer, verifyAdvert, verifyPair,
+} from './advert';
 import {
   BACKUP, CARP_HEADER_LEN, CARP_PROTO, CARP_TTL, CARP_TYPE_ADVERTISEMENT, CARP_VERSION, DEMOTE_FACTOR,
-  DEMOTE_LINK_DOWN, DROP_BAD_CHECKSUM, DROP_BAD_HMAC, DROP_BAD_IP, DROP_BAD_TTL, DROP_BAD_VERSION,
-  DROP_NOT_READY, DROP_OWN_PACKET, DROP_SHORT, DROP_UNKNOWN_VHID, INIT, MASTER, MAX_VHIDS, MAX_VIPS_PER_VHID,
+  DEMOTE_LINK_DOWN, DROP_BAD_CHECKSUM, DROP_BAD_HMAC, DROP_BAD_IP, DROP_BAD_PAIR_AUTH, DROP_BAD_TTL, DROP_BAD_VERSION,
+  DROP_NO_PAIR_AUTH, DROP_NOT_PEER, DROP_NOT_READY, DROP_OWN_PACKET, DROP_REPLAY, DROP_SHORT, DROP_UNKNOWN_VHID, INIT, MASTER, MAX_VHIDS, MAX_VIPS_PER_VHID,
   RX_OK, STAT_ACCEPTED, WHY_LINK_DOWN, WHY_LINK_UP, WHY_REMOVED, WHY_SHUTDOWN, WHY_START,
 } from './constants';
 import { bumpStat } from './stats';
@@ -26,6 +28,11 @@ export class CarpNode {
   demoteExtra: u32 = 0;
   linkUp: StaticArray<bool> = new StaticArray<bool>(MAX_LINKS);
   linkAddrs: StaticArray<u32> = new StaticArray<u32>(MAX_LINKS);
+  /**
+   * Paired counters start at epoch << 32. The host makes the epoch grow across restarts (persisted, never
+   * below the wall clock's seconds), so the peer, which refuses counters it has passed, accepts a restarted node.
+   */
+  epoch: u32 = 0;
 
   constructor() { for (let i: u32 = 0; i < MAX_LINKS; i++) this.linkUp[i] = true; }
 
@@ -92,6 +99,18 @@ export function addVhid(vhid: u8, link: u32, advbase: u8, advskew: u8, key: usiz
   }
   node.vhids.push(new Vhid(vhid, link, advbase, advskew, new HmacKey(key, keyLen), list));
   return node.vhids.length - 1;
+}
+
+/**
+ * Pair authentication for the vhid in `slot`: the trailer key (`keyLen` bytes at `key`, 0 = plain CARP) and the
+ * peer's address on the link (0 = any source). Returns false for a bad slot.
+ */
+export function setPair(slot: i32, peerAddr: u32, key: usize, keyLen: u32): bool {
+  if (slot < 0 || slot >= node.vhids.length) return false;
+  const v = unchecked(node.vhids[slot]);
+  v.peerAddr = peerAddr;
+  v.pairKey = keyLen > 0 ? new HmacKey(key, keyLen) : null;
+  return true;
 }
 
 /**
@@ -191,7 +210,9 @@ function receive(now: f64, link: u32, pkt: usize, len: u32): u32 {
   const total = getU16(pkt + 2);
   if (total > len || total < ihl + CARP_HEADER_LEN || len < ihl + CARP_HEADER_LEN) return DROP_SHORT;
   const carp = pkt + ihl;
-  if (inetChecksum(carp, CARP_HEADER_LEN) != 0) return DROP_BAD_CHECKSUM;
+  const plen = total - ihl;
+  // The whole payload, as OpenBSD and Wireshark check it (a plain advert is exactly the 36-byte header).
+  if (inetChecksum(carp, plen) != 0) return DROP_BAD_CHECKSUM;
   const vt = <u32>load<u8>(carp, OFF_VERSION_TYPE);
   if ((vt >> 4) != <u32>CARP_VERSION || (vt & 0xf) != <u32>CARP_TYPE_ADVERTISEMENT) return DROP_BAD_VERSION;
   const v = node.find(link, load<u8>(carp, OFF_VHID));
@@ -204,8 +225,18 @@ function receive(now: f64, link: u32, pkt: usize, len: u32): u32 {
   if (src == node.linkAddr(link) || (v.txAdverts > 0 && counter == v.lastSentCounter
     && <u32>load<u8>(carp, OFF_DEMOTE) == v.lastSentDemote && <u32>load<u8>(carp, OFF_ADVBASE) == v.lastSentBase
     && <u32>load<u8>(carp, OFF_ADVSKEW) == v.lastSentSkew)) return DROP_OWN_PACKET;
+  // A pair has exactly one other member: an advert from any other address is not part of the election.
+  if (v.peerAddr != 0 && src != v.peerAddr) return DROP_NOT_PEER;
+  const pair = v.pairKey;
+  if (pair != null && !hasPairTrailer(carp, plen)) return DROP_NO_PAIR_AUTH;
   if (!verifyAdvert(carp, v.key, v.vips)) return DROP_BAD_HMAC;
+  if (pair != null) {
+    if (!verifyPair(carp, src, pair)) return DROP_BAD_PAIR_AUTH;
+    if (v.peerCounterSeen && counter <= v.peerCounter) return DROP_REPLAY;
+  }
   if (v.state == INIT) return DROP_NOT_READY;
+  v.peerCounter = counter;
+  v.peerCounterSeen = true;
   v.onAdvert(now, src, <u32>load<u8>(carp, OFF_DEMOTE), <u32>load<u8>(carp, OFF_ADVBASE),
     <u32>load<u8>(carp, OFF_ADVSKEW), counter);
   return RX_OK;

@@ -5,7 +5,7 @@ import { HmacKey } from '../crypto/hmac';
 import { buildAdvert } from './advert';
 import {
   ACT_ANNOUNCE, ACT_RELEASE_VIPS, ACT_SEND_ADVERT, ACT_STATE, ACT_TAKE_VIPS, ANNOUNCE_AGAIN_AFTER, BACKUP,
-  BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CARP_HEADER_LEN, CARP_MAXSKEW, INIT, MASTER, MASTER_DOWN_MULTIPLIER,
+  BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CARP_MAXSKEW, INIT, MASTER, MASTER_DOWN_MULTIPLIER,
   STAT_SENT, STAT_TRANSITIONS, WHY_BETTER_MASTER, WHY_BOW_OUT, WHY_DEMOTED_PEER, WHY_MASTER_DOWN, WHY_PREEMPT,
 } from './constants';
 import { A_LEN, A_PAYLOAD, push } from './actions';
@@ -34,6 +34,10 @@ export class Vhid {
   key: HmacKey;
   /** IPv4 VIPs ascending (host order numbers), the HMAC input. */
   vips: StaticArray<u32>;
+  /** Pair authentication (constants.ts, PAIR_*): the key for the trailer, null for plain CARP. */
+  pairKey: HmacKey | null = null;
+  /** The peer's address on this link (host order); 0 = not configured (adverts from any source). */
+  peerAddr: u32 = 0;
 
   // ---- runtime ----
   state: u8 = INIT;
@@ -44,6 +48,9 @@ export class Vhid {
   lastSentDemote: u32 = 0;
   lastSentBase: u32 = 0;
   lastSentSkew: u32 = 0;
+  /** Paired: the highest counter accepted from the peer; anything not above it is a replay. */
+  peerCounter: u64 = 0;
+  peerCounterSeen: bool = false;
   advertAt: f64 = -1; // MASTER: next advert
   masterDownAt: f64 = -1; // BACKUP: declare the master dead
   preemptAt: f64 = -1; // BACKUP: preempt handshake deadline (see onAdvert)
@@ -134,16 +141,20 @@ export class Vhid {
    * highest demote count, so a peer that is better anyway takes the vhid over now (see offerToPeer).
    */
   sendAdvert(bowOut: bool, offer: bool = false): void {
-    if (this.counterAdopted) this.counter = this.counter + 1;
+    if (this.pairKey != null) {
+      // Paired: our own strictly growing counter, never the peer's, so the peer can refuse replays.
+      const base = <u64>node.epoch << 32;
+      this.counter = this.counter < base ? base + 1 : this.counter + 1;
+    } else if (this.counterAdopted) this.counter = this.counter + 1;
     else this.counter = nextRandom();
     this.lastSentCounter = this.counter;
     this.lastSentSkew = bowOut ? BOW_OUT_ADVSKEW : this.advertisedSkew();
     this.lastSentDemote = offer ? 255 : this.demoteByte();
     this.lastSentBase = bowOut ? BOW_OUT_ADVBASE : this.advbase;
     const r = push(ACT_SEND_ADVERT, this.vhid, this.link, bowOut ? 1 : 0, 0, 0);
-    store<u32>(r, CARP_HEADER_LEN, A_LEN);
-    buildAdvert(r + A_PAYLOAD, this.vhid, <u8>this.lastSentSkew, <u8>this.lastSentDemote, <u8>this.lastSentBase,
-      this.counter, this.key, this.vips);
+    const len = buildAdvert(r + A_PAYLOAD, this.vhid, <u8>this.lastSentSkew, <u8>this.lastSentDemote, <u8>this.lastSentBase,
+      this.counter, this.key, this.vips, this.pairKey, node.linkAddr(this.link));
+    store<u32>(r, len, A_LEN);
     this.txAdverts++;
     bumpStat(STAT_SENT);
   }
@@ -247,8 +258,11 @@ export class Vhid {
   /** A verified advert from `src`. carp.md §4.4 (BACKUP) and §4.5 (MASTER). */
   onAdvert(now: f64, src: u32, demote: u32, advbase: u32, skew: u32, counter: u64): void {
     this.rxAccepted++;
-    this.counter = counter;
-    this.counterAdopted = true;
+    if (this.pairKey == null) {
+      // Plain CARP: carry on from the peer's counter, as ucarp does (the captured vectors expect it).
+      this.counter = counter;
+      this.counterAdopted = true;
+    }
     const myDemote = this.demoteByte();
     const mySkew = this.advertisedSkew();
     const cmp = comparePriority(demote, advbase, skew, myDemote, this.advbase, mySkew);

@@ -1,5 +1,6 @@
 // The seed file: a few lines a user writes on a laptop onto each box's boot partition (duogate-seed.yaml on
 // the FAT ESP) so that the box configures itself on first boot. Pure: text in, duogate config text out.
+import { createHash } from 'node:crypto';
 import { parse, stringify } from 'yaml';
 import { parseConfigText, ConfigError } from '../../host/config/load.js';
 import type { Config, IfRole } from '../../host/config/schema.js';
@@ -15,6 +16,11 @@ export interface Seed {
   sync_password?: string;
   /** Primary: pin the secondary's certificate (printed on its console at first boot); else trust on first use. */
   sync_peer_fingerprint?: string;
+  /**
+   * The pair's shared key (the peer heartbeat, and CARP pair authentication: docs/security.md), the same on
+   * both boxes. Default: derived from carp_password, so a pair flashed with one seed is authenticated as a pair.
+   */
+  pair_key?: string;
   wan?: SeedIf; lan?: SeedIf; sync?: SeedIf;
   /** A complete duogate config instead of the short form; used as is (validated). */
   config?: unknown;
@@ -46,7 +52,7 @@ export function parseSeed(text: string, file: string): Seed {
   try { doc = parse(text); } catch (e) { throw new SeedError(`${file}: not valid YAML: ${(e as Error).message}`); }
   if (!doc || typeof doc !== 'object') throw new SeedError(`${file}: empty; write at least "role: primary|secondary" and "carp_password: ..."`);
   const s = doc as Record<string, unknown>;
-  const known = new Set(['role', 'name', 'carp_password', 'sync_password', 'sync_peer_fingerprint', 'wan', 'lan', 'sync', 'config']);
+  const known = new Set(['role', 'name', 'carp_password', 'sync_password', 'sync_peer_fingerprint', 'pair_key', 'wan', 'lan', 'sync', 'config']);
   for (const k of Object.keys(s)) if (!known.has(k)) throw new SeedError(`${file}: ${k}: unknown key (known: ${[...known].join(', ')})`);
   if (s.role !== 'primary' && s.role !== 'secondary') throw new SeedError(`${file}: role: must be primary or secondary (got ${JSON.stringify(s.role)})`);
   for (const r of ROLES) {
@@ -81,6 +87,9 @@ export function configFromSeed(seed: Seed, file: string): { text: string; config
     const description = JSON.stringify(seed[r]?.description ?? VIP[r].description);
     vips.push(`    - { interface: ${r}, vhid: ${VIP[r].vhid}, address: ${address}, password: ${JSON.stringify(password)}, advbase: 1, advskew: ${advskew}, description: ${description} }`);
   }
+  // Both boxes get the same seed secret, so both derive the same key; a LAN host knows neither.
+  const secret = seed.carp_password ?? `${seed.lan?.password}\n${seed.wan?.password}`;
+  const pairKey = seed.pair_key ?? createHash('sha256').update(`duogate pair key v1\n${secret}`).digest('hex');
   const line = (r: IfRole) => `  ${(r + ':').padEnd(5)} { device: ${r}0, address: ${ifs[r].address}, peer: ${ifs[r].peer} }`;
   const text = [
     `# duogate node config, written at first boot from the seed ${file}.`,
@@ -104,6 +113,9 @@ export function configFromSeed(seed: Seed, file: string): { text: string; config
       `  password: ${JSON.stringify(seed.sync_password)}`,
       ...(seed.sync_peer_fingerprint ? [`  peer_fingerprint: "${seed.sync_peer_fingerprint}"`] : []),
     ]),
+    '',
+    'peer:                      # the pair\'s shared key: heartbeat (UDP 7201 on the sync link) and signed CARP adverts',
+    `  key: ${JSON.stringify(pairKey)}`,
     '',
     'control:',
     '  socket: /run/duogate/duogate.sock',

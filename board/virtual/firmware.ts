@@ -1,6 +1,7 @@
 // Running duogate on the virtual board: where each node's config, socket, state and log live, and the small
 // waits the demo and the end-to-end tests share.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeName, VirtualBoard } from './board.js';
@@ -84,6 +85,27 @@ export class Firmware {
 
   tail(node: NodeName, lines = 15): string {
     try { return readFileSync(this.board.logPath(node), 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return ''; }
+  }
+}
+
+/** The sections every node config has; the rest belong to features. */
+export const CORE_SECTIONS = ['schema', 'node', 'interfaces', 'carp', 'control', 'state_dir', 'log'] as const;
+
+/**
+ * The board's own node configs (comments kept) reduced to the core sections plus `keep`, written under
+ * runDir/`dir`: a test of one feature runs without the others.
+ */
+export class ReducedFirmware extends Firmware {
+  constructor(board: VirtualBoard, readonly keep: string[], readonly dir: string) { super(board); }
+  override configFile(node: NodeName): string { return this.configOverride[node] ?? path.join(this.board.runDir, this.dir, `${node}.yaml`); }
+  writeConfigs(): void {
+    mkdirSync(path.join(this.board.runDir, this.dir), { recursive: true });
+    const keep = new Set<string>([...CORE_SECTIONS, ...this.keep]);
+    for (const n of ['primary', 'secondary'] as NodeName[]) {
+      const doc = YAML.parseDocument(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
+      for (const k of Object.keys(doc.toJSON())) if (!keep.has(k)) doc.delete(k);
+      writeFileSync(this.configFile(n), doc.toString({ lineWidth: 0 }));
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 // node's config or (better) on both. Findings name the field and say what to do.
 import type { Config, IfRole } from './schema.js';
 import { inSubnet, isNetOrBroadcast, parseCidr } from './net.js';
+import { pairAuthKey } from '../daemon/pair.js';
 
 export interface Finding { level: 'error' | 'warning'; field: string; message: string }
 
@@ -24,7 +25,7 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
       if (ifc.peer === own.ip) err(`${f}.peer`, `the peer's address equals this node's (${own.ip}): each node needs its own`);
       if (isNetOrBroadcast(ifc.peer, ifc.address)) err(`${f}.peer`, `${ifc.peer} is the network or broadcast address`);
     } else if (r !== 'wan' || c.carp.vips.some((v) => v.interface === r)) {
-      warn(`${f}.peer`, 'not set: the peer address lets check verify the plan and the firewall open the sync rule');
+      warn(`${f}.peer`, 'not set: the peer address lets check verify the plan, the firewall open the sync rule, and CARP refuse adverts from any other source');
     }
     for (const o of roles) {
       if (o < r && c.interfaces[o].device === ifc.device) err(`${f}.device`, `${ifc.device} is also interfaces.${o}.device: each role needs its own NIC`);
@@ -56,7 +57,17 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
   for (const v of c.carp.vips) byVhid.set(v.vhid, (byVhid.get(v.vhid) ?? new Set()).add(v.interface));
   for (const [vhid, ifs] of byVhid) if (ifs.size > 1) warn('carp.vips', `vhid ${vhid} is used on ${[...ifs].join(' and ')}: legal per segment, but unique vhids are easier to read`);
 
+  // CARP's own HMAC leaves advbase, advskew, demote and the sender unauthenticated and has no replay check:
+  // a LAN host can replay or rewrite adverts. Paired mode (docs/security.md) closes that; plain CARP cannot.
+  if (c.carp.pair_auth === true && !pairAuthKey(c)) {
+    err('carp.pair_auth', 'needs peer.key (the pair\'s shared key signs the adverts): add the peer: section or remove pair_auth');
+  } else if (c.carp.vips.length && !pairAuthKey(c)) {
+    warn('carp.pair_auth', 'plain CARP: any host on a CARP segment that spoofs the peer\'s address can replay or rewrite adverts and move the VIPs; '
+      + 'with a duogate peer, set peer.key (docs/security.md)');
+  }
+
   if (peer) {
+    if (!!pairAuthKey(c) !== !!pairAuthKey(peer)) err('carp.pair_auth', 'differs from the peer\'s: one node would drop the other\'s adverts');
     if (peer.node.name === c.node.name) err('node.name', `both nodes are called "${c.node.name}"`);
     if (peer.node.role === c.node.role) err('node.role', `both nodes are ${c.node.role}: one primary, one secondary`);
     for (const r of roles) {

@@ -11,7 +11,7 @@ export interface Config {
   schema: number;
   node: { name: string; role: 'primary' | 'secondary' };
   interfaces: Record<IfRole, InterfaceConfig>;
-  carp: { preempt: boolean; vips: VipConfig[] };
+  carp: { preempt: boolean; pair_auth?: boolean; vips: VipConfig[] };
   control: { socket: string };
   state_dir: string;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
@@ -49,6 +49,7 @@ export const configSchema = {
       type: 'object', additionalProperties: false, required: ['vips'],
       properties: {
         preempt: { type: 'boolean', default: true },
+        pair_auth: { type: 'boolean', description: 'sign adverts for and demand them from a duogate peer (default: on when peer.key is set)' },
         vips: {
           type: 'array', maxItems: 64,
           items: {

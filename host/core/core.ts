@@ -33,9 +33,11 @@ export const Demote = { LINK_DOWN: 0, MAINTENANCE: 1, BULK_SYNC: 2, SEND_ERRORS:
 /** Stats block indexes (assembly/carp/constants.ts). */
 export const STAT_NAMES = [
   'ok', 'short', 'bad_ip', 'bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'own_packet', 'bad_hmac',
-  'not_ready', 'accepted', 'sent', 'transitions', 'queue_overflow',
+  'not_ready', 'accepted', 'sent', 'transitions', 'queue_overflow', 'not_peer', 'no_pair_auth', 'bad_pair_auth',
+  'replay',
 ] as const;
-export const DROP_NAMES = STAT_NAMES.slice(1, 10);
+/** Every drop reason, in stats order (the events 'accepted' … 'queue_overflow' sit between the two runs). */
+export const DROP_NAMES: readonly string[] = [...STAT_NAMES.slice(1, 10), ...STAT_NAMES.slice(14)];
 
 export type Action =
   | { type: 'advert'; vhid: number; link: number; bowOut: boolean; payload: Uint8Array }
@@ -56,6 +58,7 @@ interface Exports {
   statsCount(): number; statusPtr(): number;
   carpReset(): void; carpSeed(hi: number, lo: number): void; carpSetPreempt(on: number): void;
   carpSetLinkAddr(link: number, addr: number): void;
+  carpSetPair(slot: number, peerAddr: number, keyLen: number): number; carpSetEpoch(epoch: number): void;
   carpAddVhid(vhid: number, link: number, advbase: number, advskew: number, keyLen: number, vipCount: number): number;
   carpRemoveVhid(now: number, vhid: number, link: number): number;
   carpStart(now: number): void; carpShutdown(now: number): void; carpSetLink(now: number, link: number, up: number): void;
@@ -76,7 +79,13 @@ export function ipToNum(ip: string): number {
 }
 export function numToIp(n: number): string { return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'); }
 
-export interface VhidConfig { vhid: number; link: number; advbase: number; advskew: number; password: string; vips: string[] }
+export interface VhidConfig {
+  vhid: number; link: number; advbase: number; advskew: number; password: string; vips: string[];
+  /** The peer's address on the link: adverts from any other source are dropped (not_peer). */
+  peer?: string;
+  /** Pair authentication key (docs/security.md): adverts carry and need the pair trailer. */
+  pairKey?: Uint8Array;
+}
 
 /** One instance of the core. Cheap: tests create several in one process to simulate a cluster. */
 export class Core {
@@ -116,6 +125,8 @@ export class Core {
   reset(seed: [number, number]): void { this.x.carpReset(); this.x.carpSeed(seed[0] >>> 0, seed[1] >>> 0); }
   setPreempt(on: boolean): void { this.x.carpSetPreempt(on ? 1 : 0); }
   setLinkAddr(link: number, addr: string): void { this.x.carpSetLinkAddr(link, ipToNum(addr)); }
+  /** Paired adverts count from epoch << 32: give a value that grows across restarts (host/daemon/pair.ts). */
+  setEpoch(epoch: number): void { this.x.carpSetEpoch(epoch >>> 0); }
 
   addVhid(c: VhidConfig): number {
     this.refresh();
@@ -128,6 +139,13 @@ export class Core {
     if (slot < 0) {
       const why = { [-1]: 'bad vhid, link, advbase or advskew', [-2]: 'between 1 and 16 VIPs', [-3]: 'too many vhids', [-4]: 'vhid already on this link' }[slot];
       throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${why}`);
+    }
+    if (c.peer || c.pairKey) {
+      const k = c.pairKey ?? new Uint8Array(0);
+      if (k.length > 64) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: pair key longer than 64 bytes`);
+      this.refresh();
+      this.u8.set(k, base);
+      this.x.carpSetPair(slot, c.peer ? ipToNum(c.peer) : 0, k.length);
     }
     return slot;
   }

@@ -3,16 +3,19 @@
 // control socket. Everything protocol-shaped is decided by the core; this file only carries it out.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { Core, Demote, type Action, type StateName } from '../core/core.js';
+import { Core, Demote, type Action, type StateName, type VhidConfig } from '../core/core.js';
 import { native } from '../io/native.js';
 import { AddressControl, LinkMonitor } from '../io/rtnetlink.js';
 import type { Config, IfRole, VipConfig } from '../config/schema.js';
 import { Logger } from '../log.js';
 import { MaintenanceFlag } from './maintenance.js';
+import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
 import type { Service } from './service.js';
 import { secretFingerprints } from '../config/secrets.js';
 
 const CARP_GROUP = '224.0.0.18';
+/** A VIP's lease: the master-down interval's whole seconds, so a dead master's VIP goes about when the peer takes it. */
+export const vipLifetimeS = (advbase: number) => Math.max(2, 3 * advbase);
 const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
 const ETH_P_ARP = 0x0806;
 
@@ -58,6 +61,7 @@ export class Daemon extends EventEmitter {
     const seed = randomBytes(8);
     this.core.reset([seed.readUInt32BE(0), seed.readUInt32BE(4)]);
     this.core.setPreempt(c.carp.preempt);
+    if (pairAuthKey(c)) this.core.setEpoch(nextEpoch(c.state_dir));
     this.addrs = new AddressControl((what, errno) => this.log.error('address change failed', { what, errno }));
 
     // The node's own addresses first: on a real box the firmware owns its NICs.
@@ -78,10 +82,7 @@ export class Daemon extends EventEmitter {
       const role = vips[0].interface;
       let link = this.links.find((l) => l.role === role);
       if (!link) link = this.openLink(role);
-      this.core.addVhid({
-        vhid, link: link.n, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
-        vips: vips.map((v) => v.address.split('/')[0]),
-      });
+      this.core.addVhid(this.vhidConfig(c, vhid, link.n, vips));
       // A VIP left behind by a crashed run must not answer ARP while we are BACKUP.
       for (const v of vips) this.addrs.del(link.index, v.address);
     }
@@ -112,6 +113,16 @@ export class Daemon extends EventEmitter {
     this.log.info('started', {
       role: c.node.role, vhids: [...this.vhidVips.keys()], preempt: c.carp.preempt, maintenance: !!this.maintenance.get(),
     });
+  }
+
+  /** A vhid as the core takes it: with the peer's address and, for a duogate pair, the pair trailer key. */
+  private vhidConfig(c: Config, vhid: number, link: number, vips: VipConfig[]): VhidConfig {
+    const shared = pairAuthKey(c);
+    return {
+      vhid, link, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
+      vips: vips.map((v) => v.address.split('/')[0]),
+      peer: c.interfaces[vips[0].interface].peer, pairKey: shared ? pairKey(shared, vhid) : undefined,
+    };
   }
 
   private openLink(role: IfRole): Link {
@@ -214,10 +225,7 @@ export class Daemon extends EventEmitter {
         if (!link.running) this.core.setLink(now, link.n, false);
       }
       this.vhidVips.set(vhid, vips);
-      this.core.addVhid({
-        vhid, link: link.n, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
-        vips: vips.map((v) => v.address.split('/')[0]),
-      });
+      this.core.addVhid(this.vhidConfig(next, vhid, link.n, vips));
       out.added.push(vhid);
     }
     if (next.carp.preempt !== prev.carp.preempt) this.core.setPreempt(next.carp.preempt);
@@ -255,6 +263,9 @@ export class Daemon extends EventEmitter {
     const link = this.links[a.link];
     switch (a.type) {
       case 'advert':
+        // Every advert of a MASTER renews its VIPs' lease: if this process dies or freezes, the kernel drops the
+        // VIPs within the master-down interval, about when the peer takes over (docs/security.md, crash safety).
+        if (!a.bowOut && this.lastChange.get(a.vhid)?.to === 'MASTER') this.leaseVips(a.vhid, link);
         try {
           if (native.sendTo(link.carpFd, a.payload, CARP_GROUP) < 0) throw Object.assign(new Error('send would block'), { code: 'EAGAIN' });
           this.sendErrors = 0;
@@ -264,7 +275,7 @@ export class Daemon extends EventEmitter {
         }
         break;
       case 'take':
-        for (const v of this.vhidVips.get(a.vhid) ?? []) this.addrs.add(link.index, v.address);
+        this.leaseVips(a.vhid, link);
         this.announce(a.vhid, link);
         break;
       case 'announce':
@@ -285,6 +296,13 @@ export class Daemon extends EventEmitter {
         break;
       }
     }
+  }
+
+  /** Add or renew the vhid's VIPs with a lifetime of its master-down interval (3 x advbase, whole seconds). */
+  private leaseVips(vhid: number, link: Link): void {
+    const vips = this.vhidVips.get(vhid) ?? [];
+    const lifetime = vipLifetimeS(vips[0]?.advbase ?? 1);
+    for (const v of vips) this.addrs.lease(link.index, v.address, lifetime);
   }
 
   /** Gratuitous ARP for every VIP of the vhid, from the interface's own MAC (real-MAC mode: README). */

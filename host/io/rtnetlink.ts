@@ -11,11 +11,13 @@ const RTM_DELADDR = 21;
 const NLMSG_ERROR = 2;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
+const NLM_F_REPLACE = 0x100;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFA_BROADCAST = 4;
+const IFA_CACHEINFO = 6;
 const IFF_UP = 0x1;
 const IFF_RUNNING = 0x40;
 const AF_INET = 2;
@@ -48,22 +50,35 @@ export class AddressControl {
 
   add(ifindex: number, cidrAddr: string): void { this.request(RTM_NEWADDR, ifindex, cidrAddr, `add ${cidrAddr}`); }
   del(ifindex: number, cidrAddr: string): void { this.request(RTM_DELADDR, ifindex, cidrAddr, `del ${cidrAddr}`); }
+  /**
+   * Add or renew an address that the kernel removes by itself `lifetimeS` seconds after the last renewal
+   * (IFA_CACHEINFO valid/preferred lifetime): a VIP whose daemon died or froze stops answering ARP on its own.
+   */
+  lease(ifindex: number, cidrAddr: string, lifetimeS: number): void {
+    this.request(RTM_NEWADDR, ifindex, cidrAddr, `lease ${cidrAddr}`, Math.max(1, Math.floor(lifetimeS)));
+  }
 
-  private request(type: number, ifindex: number, cidrAddr: string, what: string): void {
+  private request(type: number, ifindex: number, cidrAddr: string, what: string, lifetimeS = 0): void {
     const [ip, p] = cidrAddr.split('/');
     const prefix = Number(p);
     const addr = ipNum(ip);
     const bcast = prefix >= 31 ? addr : (addr | (prefix === 0 ? 0xffffffff : ~(0xffffffff << (32 - prefix)))) >>> 0;
-    const m = Buffer.alloc(16 + 8 + 8 * 3);
+    const m = Buffer.alloc(16 + 8 + 8 * 3 + (lifetimeS ? 20 : 0));
     m.writeUInt32LE(m.length, 0);
     m.writeUInt16LE(type, 4);
-    m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | (type === RTM_NEWADDR ? NLM_F_CREATE | NLM_F_EXCL : 0), 6);
+    const create = type !== RTM_NEWADDR ? 0 : NLM_F_CREATE | (lifetimeS ? NLM_F_REPLACE : NLM_F_EXCL);
+    m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | create, 6);
     const seq = this.seq++;
     m.writeUInt32LE(seq, 8);
     m[16] = AF_INET; m[17] = prefix; m[18] = 0; m[19] = 0; m.writeUInt32LE(ifindex, 20);
     let o = 24;
     for (const [t, v] of [[IFA_LOCAL, addr], [IFA_ADDRESS, addr], [IFA_BROADCAST, bcast]]) {
       m.writeUInt16LE(8, o); m.writeUInt16LE(t, o + 2); m.writeUInt32BE(v, o + 4); o += 8;
+    }
+    if (lifetimeS) {
+      // struct ifa_cacheinfo { u32 ifa_prefered, ifa_valid, cstamp, tstamp }: the kernel fills the stamps.
+      m.writeUInt16LE(20, o); m.writeUInt16LE(IFA_CACHEINFO, o + 2);
+      m.writeUInt32LE(lifetimeS, o + 4); m.writeUInt32LE(lifetimeS, o + 8);
     }
     this.pending.set(seq, what);
     if (native.send(this.fd, m) < 0) this.onError(what, -11);

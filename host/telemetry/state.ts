@@ -9,6 +9,8 @@
 // (or `ok`) and a number `states` (or `entries`); one whose name contains "dhcp" with `ha_state` and `leases`.
 // Absent figures are null (Home Assistant shows "unknown"). Any section's `alarms` array feeds `alarms`.
 
+import { DROP_NAMES } from '../core/core.js';
+
 export const onOff = (b: boolean | null | undefined): 'ON' | 'OFF' | null => (b === null || b === undefined ? null : b ? 'ON' : 'OFF');
 
 /** The vhid key used in topics and templates: vhid1, vhid2, ... */
@@ -16,7 +18,6 @@ export const vhidKey = (vhid: number) => `vhid${vhid}`;
 
 // secrets (fingerprints of this node's keys) is for comparing the two nodes by hand, not for the broker.
 const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters', 'secrets']);
-const DROPS = ['short', 'bad_ip', 'bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'own_packet', 'bad_hmac', 'not_ready'];
 
 function section(s: Record<string, any>, nameRe: RegExp, pick: (x: any) => boolean): any {
   for (const [k, v] of Object.entries(s)) if (!CORE_KEYS.has(k) && nameRe.test(k) && v && typeof v === 'object' && pick(v)) return v;
@@ -124,8 +125,8 @@ export function stateDocument(s: Record<string, any>, opts: { version: string; s
     maintenance_since: s.maintenance?.since ?? null,
     demotion: s.demotion ?? 0,
     adverts: { sent: c.sent ?? 0, accepted: c.accepted ?? 0 },
-    drops: Object.fromEntries(DROPS.map((k) => [k, c[k] ?? 0])),
-    drops_total: DROPS.reduce((a, k) => a + (Number(c[k]) || 0), 0),
+    drops: Object.fromEntries(DROP_NAMES.map((k) => [k, c[k] ?? 0])),
+    drops_total: DROP_NAMES.reduce((a, k) => a + (Number(c[k]) || 0), 0),
     peer: peer ? { name: peer.peer ?? null, sync_link: peer.sync_link ?? null, connected: onOff(peer.sync_link === 'ok' || peer.lan_path === 'ok') } : null,
     ...featureFigures(s),
     alarms,

@@ -1,7 +1,8 @@
 // CARP advert codec against the captured test vectors of carp.md §2.4 and an independent node:crypto HMAC.
 import t from 'tap';
 import { Core } from '../../host/core/core.js';
-import { advert, ipv4, verifyAdvert } from '../helpers/carp.js';
+import { advert, checksum, ipv4, pairTrailer, verifyAdvert } from '../helpers/carp.js';
+import { pairKey } from '../../host/daemon/pair.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -65,4 +66,54 @@ t.test('gratuitous ARP bytes', async (t) => {
   const c = new Core();
   const g = c.garp(Uint8Array.from([2, 0, 0, 0, 0, 1]), '192.168.1.1');
   t.equal(Buffer.from(g).toString('hex'), '0001080006040001' + '020000000001' + 'c0a80101' + '000000000000' + 'c0a80101');
+});
+
+t.test('paired adverts: the standard 36 bytes, then the pair trailer, byte for byte as docs/security.md computes it', async (t) => {
+  const key = pairKey('pair-shared-key-0123456789', 7);
+  t.equal(Buffer.from(key).toString('hex'),
+    (await import('node:crypto')).createHmac('sha256', 'pair-shared-key-0123456789').update('duogate carp pair v1 vhid 7').digest().subarray(0, 20).toString('hex'),
+    'trailer key: HMAC-SHA256(shared key, "duogate carp pair v1 vhid <n>") cut to 20 bytes');
+  const c = new Core({ debug: true });
+  c.reset([1, 2]);
+  c.setEpoch(0x1234);
+  c.setLinkAddr(0, '10.99.0.1');
+  c.addVhid({ vhid: 7, link: 0, advbase: 1, advskew: 0, password: 'secret', vips: ['10.99.0.100'], peer: '10.99.0.2', pairKey: key });
+  c.start(0);
+  c.drain();
+  c.handleTimeout(3000);
+  const sent = c.drain().find((a) => a.type === 'advert');
+  if (!sent || sent.type !== 'advert') throw new Error('no advert');
+  const p = Buffer.from(sent.payload);
+  t.equal(p.length, 60, '36 + 24 bytes');
+  t.equal(p.readBigUInt64BE(8), (0x1234n << 32n) + 1n, 'counter = epoch << 32 | 1 (not random, not adopted)');
+  t.same(verifyAdvert(p.subarray(0, 36), 'secret', ['10.99.0.100']).hmacOk, true, 'the standard CARP HMAC is intact');
+  t.same(p.subarray(36), pairTrailer(p, '10.99.0.1', key), 'the trailer matches the independent computation');
+  t.equal(checksum(p), 0, 'the checksum covers the whole 60-byte payload');
+});
+
+t.test('paired receive: only the peer, only with a valid trailer, only fresh counters', async (t) => {
+  const key = pairKey('pair-shared-key-0123456789', 7);
+  const c = new Core({ debug: true });
+  c.reset([1, 2]);
+  c.setLinkAddr(0, '10.99.0.1');
+  c.addVhid({ vhid: 7, link: 0, advbase: 1, advskew: 200, password: 'secret', vips: ['10.99.0.100'], peer: '10.99.0.2', pairKey: key });
+  c.start(0);
+  c.drain();
+  const signed = (counter: bigint, src = '10.99.0.2', skew = 0) => {
+    const h = advert({ vhid: 7, advskew: skew, advbase: 1, counter }, 'secret', ['10.99.0.100']);
+    const p = Buffer.concat([h, pairTrailer(h, src, key)]);
+    p.writeUInt16BE(0, 6); p.writeUInt16BE(checksum(p), 6);
+    return p;
+  };
+  t.equal(c.handleCarp(10, 0, ipv4(signed(100n), '10.99.0.9')), 'not_peer', 'another source');
+  t.equal(c.handleCarp(10, 0, ipv4(advert({ vhid: 7, advskew: 0, advbase: 1, counter: 100n }, 'secret', ['10.99.0.100']), '10.99.0.2')), 'no_pair_auth', 'a plain advert');
+  t.equal(c.handleCarp(10, 0, ipv4(signed(100n, '10.99.0.9'), '10.99.0.2')), 'bad_pair_auth', 'signed for another source');
+  const edited = signed(100n); edited[2] = 10; edited.writeUInt16BE(0, 6); edited.writeUInt16BE(checksum(edited), 6);
+  t.equal(c.handleCarp(10, 0, ipv4(edited, '10.99.0.2')), 'bad_pair_auth', 'advskew rewritten');
+  t.equal(c.handleCarp(10, 0, ipv4(signed(100n), '10.99.0.2')), 'ok', 'genuine');
+  t.equal(c.handleCarp(20, 0, ipv4(signed(100n), '10.99.0.2')), 'replay', 'the same counter again');
+  t.equal(c.handleCarp(20, 0, ipv4(signed(99n), '10.99.0.2')), 'replay', 'an older counter');
+  t.equal(c.handleCarp(30, 0, ipv4(signed(101n), '10.99.0.2')), 'ok', 'the next counter');
+  const st = c.stats();
+  t.same([st.not_peer, st.no_pair_auth, st.bad_pair_auth, st.replay, st.accepted], [1, 1, 2, 2, 2]);
 });

@@ -49,3 +49,28 @@ export function verifyAdvert(b: Uint8Array, password: string, vips: string[]): {
     hmacOk: hmacOf(password, buf[1], vips, buf.subarray(8, 16)).equals(buf.subarray(16, 36)),
   };
 }
+
+/**
+ * The pair trailer for a 36-byte header from `src`, computed here with node:crypto from docs/security.md:
+ * 'D' 'G' 1 0, then HMAC-SHA1(key, src ‖ header with a zero checksum ‖ 'D' 'G' 1 0).
+ */
+export function pairTrailer(header: Uint8Array, src: string, key: Uint8Array): Buffer {
+  const h = Buffer.from(header.subarray(0, 36));
+  h.writeUInt16BE(0, 6);
+  const lead = Buffer.from([0x44, 0x47, 1, 0]);
+  return Buffer.concat([lead, createHmac('sha1', key).update(Buffer.concat([ipBytes(src), h, lead])).digest()]);
+}
+
+/**
+ * An attacker's edit of a captured advert payload (header, and trailer if any): change unauthenticated fields
+ * and fix the checksum over the whole payload, as any CARP receiver checks it. The HMACs stay as captured.
+ */
+export function rewrite(payload: Uint8Array, f: { advskew?: number; advbase?: number; demote?: number; dropTrailer?: boolean }): Buffer {
+  const b = Buffer.from(f.dropTrailer ? payload.subarray(0, 36) : payload);
+  if (f.advskew !== undefined) b[2] = f.advskew;
+  if (f.demote !== undefined) b[4] = f.demote;
+  if (f.advbase !== undefined) b[5] = f.advbase;
+  b.writeUInt16BE(0, 6);
+  b.writeUInt16BE(checksum(b), 6);
+  return b;
+}

@@ -2,10 +2,17 @@
 // attach to segments; an advert sent on a link reaches every other node on that segment after `latency`
 // ms, wrapped in the IPv4 header a raw socket would deliver. Time only moves in step().
 import { Core, type Action, type StateName } from '../../host/core/core.js';
+import { pairKey } from '../../host/daemon/pair.js';
 import { ipv4 } from './carp.js';
 
 export interface SimVhid { vhid: number; link: number; vips: string[]; advbase?: number; advskew: number; password?: string }
-export interface SimNodeSpec { name: string; addrs: string[]; vhids: SimVhid[]; preempt?: boolean }
+export interface SimNodeSpec {
+  name: string; addrs: string[]; vhids: SimVhid[]; preempt?: boolean;
+  /** The peer's address per link: adverts from other sources are dropped. */
+  peers?: string[];
+  /** A duogate pair's shared key: adverts carry and need the pair trailer (docs/security.md). */
+  pairKey?: string;
+}
 
 interface InFlight { at: number; to: SimNode; link: number; datagram: Buffer }
 
@@ -16,12 +23,17 @@ export class SimNode {
   log: { t: number; a: Action }[] = [];
   alive = true;
   linkUp: boolean[];
-  constructor(readonly spec: SimNodeSpec, seed: number) {
+  /** `epoch`: what the daemon persists and grows at every start (paired counters count from it). */
+  constructor(readonly spec: SimNodeSpec, seed: number, readonly epoch = 1000) {
     this.core.reset([seed, seed * 7 + 1]);
     this.core.setPreempt(spec.preempt ?? true);
+    this.core.setEpoch(epoch);
     spec.addrs.forEach((a, i) => this.core.setLinkAddr(i, a));
     for (const v of spec.vhids) {
-      this.core.addVhid({ vhid: v.vhid, link: v.link, advbase: v.advbase ?? 1, advskew: v.advskew, password: v.password ?? 'secret', vips: v.vips });
+      this.core.addVhid({
+        vhid: v.vhid, link: v.link, advbase: v.advbase ?? 1, advskew: v.advskew, password: v.password ?? 'secret', vips: v.vips,
+        peer: spec.peers?.[v.link], pairKey: spec.pairKey ? pairKey(spec.pairKey, v.vhid) : undefined,
+      });
       this.states.set(v.vhid, 'INIT');
     }
     this.linkUp = spec.addrs.map(() => true);
@@ -105,10 +117,16 @@ export class Cluster {
 
   kill(name: string): void { const n = this.node(name); n.alive = false; this.flight = this.flight.filter((f) => f.to !== n); }
 
-  /** A fresh boot of a dead node (new core, INIT → BACKUP). */
-  reboot(name: string): SimNode {
+  /** Deliver an arbitrary datagram (an attacker's) to `name` on `link` after the usual latency. */
+  inject(name: string, link: number, datagram: Buffer): void {
+    const to = this.node(name);
+    if (to.alive) this.flight.push({ at: this.now + this.latency, to, link, datagram });
+  }
+
+  /** A fresh boot of a dead node (new core, INIT → BACKUP); its epoch grows unless `epoch` says otherwise. */
+  reboot(name: string, epoch?: number): SimNode {
     const i = this.nodes.findIndex((x) => x.spec.name === name);
-    const fresh = new SimNode(this.nodes[i].spec, 100 + i);
+    const fresh = new SimNode(this.nodes[i].spec, 100 + i, epoch ?? this.nodes[i].epoch + 1);
     this.nodes[i] = fresh;
     fresh.core.start(this.now); this.drain(fresh);
     return fresh;
@@ -126,14 +144,21 @@ export class Cluster {
   }
 }
 
-/** The virtual board's pair: LAN vhid 1 on link 0, WAN vhid 2 on link 1; primary skew 0, secondary 100. */
-export function boardPair(extra: Partial<SimNodeSpec> = {}): Cluster {
+/**
+ * The virtual board's pair: LAN vhid 1 on link 0, WAN vhid 2 on link 1; primary skew 0, secondary 100.
+ * `paired`: each knows the other's addresses and signs its adverts with the pair trailer, as the daemon does
+ * when peer.key is set.
+ */
+export function boardPair(extra: Partial<SimNodeSpec> = {}, opts: { paired?: boolean } = {}): Cluster {
   const vhids = (skew: number): SimVhid[] => [
     { vhid: 1, link: 0, vips: ['192.168.1.1'], advskew: skew },
     { vhid: 2, link: 1, vips: ['203.0.113.1'], advskew: skew },
   ];
+  const P = ['192.168.1.2', '203.0.113.2'];
+  const S = ['192.168.1.3', '203.0.113.3'];
+  const pair = (peers: string[]): Partial<SimNodeSpec> => (opts.paired ? { peers, pairKey: 'sim-pair-key-0123456789' } : {});
   return new Cluster([
-    { name: 'primary', addrs: ['192.168.1.2', '203.0.113.2'], vhids: vhids(0), ...extra },
-    { name: 'secondary', addrs: ['192.168.1.3', '203.0.113.3'], vhids: vhids(100), ...extra },
+    { name: 'primary', addrs: P, vhids: vhids(0), ...pair(S), ...extra },
+    { name: 'secondary', addrs: S, vhids: vhids(100), ...pair(P), ...extra },
   ]);
 }

@@ -18,6 +18,11 @@ t.test('seed: the short form gives a valid config per role', async (t) => {
   t.same(s.carp.vips.map((v) => v.advskew), [100, 100], 'the secondary advertises a higher skew');
   t.equal(p.state_dir, '/var/lib/duogate');
   t.equal(p.configsync, undefined, 'no config sync without sync_password');
+  const pk = (c: unknown) => (c as { peer?: { key?: string } }).peer?.key;
+  t.ok(pk(p) && pk(p) === pk(s), 'both boxes derive the same pair key from the seed (CARP pair authentication on by default)');
+  t.not(pk(p), pk(configFromSeed(parseSeed('role: primary\ncarp_password: other\n', 'seed.yaml'), 'seed.yaml').config), 'another password, another key');
+  t.equal(pk(configFromSeed(parseSeed('role: primary\ncarp_password: s3cret\npair_key: my-own-pair-key-0123456789\n', 'seed.yaml'), 'seed.yaml').config),
+    'my-own-pair-key-0123456789', 'pair_key overrides the derived key');
 });
 
 t.test('seed: overrides, config sync, MACs', async (t) => {
