@@ -132,7 +132,7 @@ exit $rc
     t.equal(inSlot(r, '/etc/duogate/duogate.yaml'), 'node: { name: gw-a }\n', 'config carried over');
     t.equal(inSlot(r, '/var/lib/duogate/configsync/sync.key'), 'identity\n', 'identity carried over');
     t.match(inSlot(r, '/etc/systemd/network/10-duogate-lan0.link'), /MACAddress=00:11:22:33:44:55/, 'NIC roles carried over');
-    t.equal(readdirSync(path.join(r, 'run')).length, 0, 'the private directory is removed');
+    t.same(readdirSync(path.join(r, 'run')), ['duogate-upgrade.lock'], 'the private directory is removed (the lock file stays)');
   });
 
   t.test('refused with nothing written: a signature that does not verify, a manifest from before versions', async (t) => {
@@ -208,6 +208,16 @@ exit $rc
     t.match(res.stderr, /slot b read back differs from what was written[\s\S]*nothing registered/, res.stderr);
     t.same(entries(r), ['duogate-a.conf']);
     t.equal(readFileSync(slotB(r)).subarray(0, 4 << 20).every((b) => b === 0), true, 'the slot\'s start is wiped');
+  });
+
+  t.test('one upgrade at a time', async (t) => {
+    const r = box();
+    const holder = spawnSync('flock', [path.join(r, 'run/duogate-upgrade.lock'), 'bash', SCRIPT, newer.zst, '--force'], {
+      encoding: 'utf8', env: { ...process.env, DUOGATE_UPGRADE_TEST_ROOT: r },
+    });
+    t.not(holder.status, 0, 'refused while another holds the lock');
+    t.match(holder.stderr, /another duogate-upgrade is running/);
+    t.same(entries(r), ['duogate-a.conf', 'duogate-b.conf'], 'nothing changed');
   });
 
   t.test('test mode needs its marker file', async (t) => {
