@@ -2,9 +2,9 @@
 //   secret: true    the whole value is a password or key (carp.vips[].password, statesync.key, ...)
 //   secret: 'url'   a URL whose userinfo may carry a password (mqtt.url = mqtts://user:pass@host)
 //   secret: false   named like a secret but is not one (mqtt.key is the *path* of a PEM file)
-// Everything that shows a config (config diff, duogate status, the XML-RPC answers) redacts from the list
-// derived here, so a new secret field only needs its marking; test/core/secrets.test.ts walks the schema and
-// fails on a field named like a secret (password, key, secret, token, psk) that carries no marking.
+// What shows config values (config diff on the CLI and the control socket, the `secrets` section of status)
+// redacts from the list derived here, so a new secret field only needs its marking; test/core/secrets.test.ts
+// walks the schema and fails on a field named like a secret (password, key, secret, token, psk) without one.
 // Where a user must compare the two nodes, a secret is shown as a fingerprint: "sha256:" and 8 hex digits of
 // SHA-256 over a domain-separated string (no precomputed table of plain SHA-256 matches it). A fingerprint
 // still confirms a guess, so weak passwords stay guessable offline by whoever may read it (root on the node).
