@@ -128,6 +128,8 @@ rm -rf "$payload/node_modules/node-addon-api" "$payload/node_modules/@types"  # 
   && "$work/node/package/bin/node" "$payload/dist/board/minipc/firstboot.js" --help >/dev/null 2>>"$out/smoke.log" \
   || { cat "$out/smoke.log" >&2; die "the packaged duogate does not load (dist/ out of date or broken? rerun after 'npm run build')"; }
 duogate_version=$(node -p "require('./package.json').version")
+# The build time orders images of one version: duogate-upgrade refuses an older (version, built) than it runs.
+built=$(date -u +%s)
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo "+dirty" || true)
 stage_done duogate "$s"
@@ -156,7 +158,9 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tduogate\n::1\tlocalhost ip6-localhost i
 printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=90s 0 0\n' > "$R/etc/fstab"
 mkdir -p "$R/boot/efi" "$R/etc/duogate" "$R/var/lib/duogate" "$R/usr/share/duogate"
 openssl pkey -in "$UPGRADE_KEY" -pubout -out "$R/usr/share/duogate/upgrade-signing.pub" 2>/dev/null || die "openssl pkey -pubout ($UPGRADE_KEY is not an Ed25519 private key?)"
-echo "duogate $duogate_version ($git_rev$git_dirty) built $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$R/etc/duogate-release"
+echo "duogate $duogate_version ($git_rev$git_dirty) built $(date -u -d "@$built" +%Y-%m-%dT%H:%M:%SZ)" > "$R/etc/duogate-release"
+# Read by duogate-upgrade, on the running box (downgrade check) and in the slot it wrote (must match the manifest).
+printf 'version=%s\nbuilt=%s\n' "$duogate_version" "$built" > "$R/usr/share/duogate/version"
 # The kernel-install hooks of the systemd-boot package would write their own layout into our ESP.
 rm -f "$R/etc/kernel/postinst.d/zz-systemd-boot" "$R/etc/kernel/postrm.d/zz-systemd-boot" "$R/etc/initramfs/post-update.d/systemd-boot"
 # Root has no password: the serial console logs in by itself (physical access = admin, like pfSense's
@@ -212,9 +216,8 @@ stage_done image "$s"
 s=$(date +%s.%N)
 zstd -q -T0 "-$ZSTD_LEVEL" --sparse -f "$img" -o "$img.zst"
 zstd -q -T0 "-$ZSTD_LEVEL" -f "$root_part" -o "$out/duogate-minipc.root.zst"
-# The signature covers a one-line manifest with the file's SHA-256 (duogate-upgrade rebuilds it and verifies).
-printf 'duogate-upgrade v1 sha256=%s\n' "$(sha256sum "$out/duogate-minipc.root.zst" | cut -c1-64)" > "$work/upgrade.manifest"
-openssl pkeyutl -sign -inkey "$UPGRADE_KEY" -rawin -in "$work/upgrade.manifest" -out "$out/duogate-minipc.root.zst.sig" || die "signing the upgrade file"
+# The .sig is the signed manifest: the file's SHA-256 and size, duogate's version and the build time.
+bash "$here/sign-upgrade.sh" "$out/duogate-minipc.root.zst" "$UPGRADE_KEY" "$duogate_version" "$built" || die "signing the upgrade file"
 # balenaEtcher cannot read zstd (etcher#2856); XZ=1 adds an .img.xz that Etcher and Raspberry Pi Imager flash as is.
 if [ "${XZ:-0}" = 1 ]; then xz -T0 -6 -k -f "$img" || die "xz"; fi
 rm -f "$root_part" "$esp_part"
@@ -227,7 +230,7 @@ alloc_mb=$(( $(du -k "$img" | cut -f1) / 1024 ))
 zst_mb=$(awk -v s="$(stat -c %s "$img.zst")" 'BEGIN{printf "%.1f", s/1048576}')
 cat > "$out/build-info.json" <<EOF
 {
-  "duogate": "$duogate_version", "git": "$git_rev$git_dirty", "node": "$got", "kernel": "$kver",
+  "duogate": "$duogate_version", "built": $built, "git": "$git_rev$git_dirty", "node": "$got", "kernel": "$kver",
   "image": "$img", "raw_mib": $raw_mb, "allocated_mib": $alloc_mb, "zst_mib": $zst_mb, "zstd_level": $ZSTD_LEVEL,
   "rootfs_mib": $used_mb, "root_slot_mib": $ROOT_SLOT_MB, "esp_mib": $ESP_MB, "rootfs_cached": $rootfs_cached,
   "seconds": { "total": $total, "host_tools": ${T[host-tools]}, "rootfs": ${T[rootfs]}, "node": ${T[node]},

@@ -58,7 +58,7 @@ export const configSchema = {
               interface: { enum: ['wan', 'lan', 'sync'] },
               vhid: { type: 'integer', minimum: 1, maximum: 255 },
               address: { type: 'string', pattern: cidr },
-              password: { type: 'string', minLength: 1, description: 'at most 19 bytes are used by every CARP implementation' },
+              password: { type: 'string', minLength: 1, secret: true, description: 'at most 19 bytes are used by every CARP implementation' },
               advbase: { type: 'integer', minimum: 1, maximum: 254, default: 1 },
               advskew: { type: 'integer', minimum: 0, maximum: 254, default: 0 },
               description: { type: 'string', maxLength: 200 },

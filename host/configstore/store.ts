@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Config } from '../config/schema.js';
+import { redactValue, secretKind } from '../config/secrets.js';
 
 export type Origin = 'local' | 'primary' | 'boot' | 'revert';
 
@@ -108,8 +109,11 @@ export class ConfigStore {
   }
 }
 
-/** Flatten to dotted paths (arrays by index) for a readable diff. */
+/** Flatten to dotted paths (arrays by index) for a readable diff; secret fields (host/config/secrets.ts) as
+ * their fingerprint, so a diff shows that a password changed, never the password. */
 function flatten(v: unknown, at: string, out: Map<string, string>): void {
+  const kind = at ? secretKind(at) : null;
+  if (kind && v !== undefined) { out.set(at, JSON.stringify(redactValue(v, kind))); return; }
   if (Array.isArray(v)) { if (v.length === 0) out.set(at, '[]'); v.forEach((x, i) => flatten(x, `${at}[${i}]`, out)); return; }
   if (v && typeof v === 'object') {
     const keys = Object.keys(v).sort();
@@ -120,7 +124,7 @@ function flatten(v: unknown, at: string, out: Map<string, string>): void {
   if (v !== undefined) out.set(at, JSON.stringify(v));
 }
 
-/** "- path: old" / "+ path: new" lines, sorted by path; empty when the configs are equal. */
+/** "- path: old" / "+ path: new" lines, sorted by path; empty when the configs are equal. Secrets redacted. */
 export function diffConfigs(a: unknown, b: unknown): string[] {
   const fa = new Map<string, string>(); const fb = new Map<string, string>();
   flatten(a, '', fa); flatten(b, '', fb);

@@ -4,6 +4,12 @@ import { extraChecks } from '../config/check.js';
 import { checkConfigSync } from './check.js';
 
 extraChecks.push(checkConfigSync);
+
+/** Never synced, refused in `sections` and on the wire: the node's identity, NICs and runtime paths, the sync
+ * settings and credentials themselves, and the keys of the links between the two nodes (statesync.key,
+ * peer.key): a config-sync peer must not be able to set or learn them. mqtt is per node too (its client id,
+ * client certificate and broker account). */
+export const NEVER_SYNCED = ['schema', 'node', 'interfaces', 'configsync', 'control', 'state_dir', 'log', 'carp', 'statesync', 'peer', 'mqtt'] as const;
 export interface ConfigSyncConfig {
   username: string;
   password: string;
@@ -33,13 +39,13 @@ export const configSyncSchema = {
   type: 'object', additionalProperties: false, required: ['password'],
   properties: {
     username: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,32}$', default: 'duogate' },
-    password: { type: 'string', minLength: 12, maxLength: 256, description: 'shared by both nodes; at least 12 characters' },
+    password: { type: 'string', minLength: 12, maxLength: 256, secret: true, description: 'shared by both nodes; at least 12 characters' },
     port: { type: 'integer', minimum: 1, maximum: 65535, default: 7443 },
     peer: { type: 'string', pattern: ipv4 },
     peer_fingerprint: { type: 'string', pattern: '^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$' },
     sections: {
       type: 'array', uniqueItems: true, default: ['vips'],
-      items: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', not: { enum: ['schema', 'node', 'interfaces', 'configsync', 'control', 'state_dir', 'log', 'carp', 'statesync'] } },
+      items: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', not: { enum: NEVER_SYNCED } },
     },
     history: { type: 'integer', minimum: 2, maximum: 1000, default: 50 },
     max_body_bytes: { type: 'integer', minimum: 4096, maximum: 268435456, default: 16777216 },

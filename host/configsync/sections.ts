@@ -4,9 +4,9 @@
 // the secondary had, so deletions propagate; a section absent on the primary is deleted on the secondary.
 import type { Config } from '../config/schema.js';
 import { hashOf } from '../configstore/store.js';
+import { NEVER_SYNCED } from './schema.js';
 
-/** Never synced: the node's identity, its NICs and addresses, the sync settings and credentials themselves. */
-export const NEVER_SYNCED = ['schema', 'node', 'interfaces', 'configsync', 'control', 'state_dir', 'log', 'carp', 'statesync'] as const;
+export { NEVER_SYNCED };
 
 export function sectionPath(category: string): string[] { return category === 'vips' ? ['carp', 'vips'] : [category]; }
 

@@ -257,23 +257,14 @@ export class ConfigSyncService implements Service {
     this.server.method('duogate.host_firmware_version', () => ({
       version: firmwareVersion(), schema: SCHEMA_VERSION, node: this.d.config.node.name, role: this.d.config.node.role,
     }));
-    this.server.method('duogate.sync_status', (params) => this.syncStatus(Array.isArray(params[0]) ? params[0] as string[] : undefined));
+    this.server.method('duogate.sync_status', (params) => this.syncStatus(syncStatusNames(params[0])));
     this.server.method('duogate.restore_config_section', (params, from) => this.exclusive(() => this.receive(params, from)));
     await this.server.listen();
     this.d.log.info('config sync server listening', { address, port: this.cfg.port, fingerprint: id.fingerprint });
   }
 
   private syncStatus(cats?: string[]): Record<string, XmlRpcValue> {
-    const latest = this.store.latest();
-    const rx = this.lastFromPrimary();
-    const names = cats ?? rx?.synced ?? [];
-    const cur = syncedHash(currentSections(this.d.config, names));
-    const edits = rx ? names.filter((n) => hashOf(getSection(this.d.config, n) ?? null) !== hashOf(getSection(rx.config, n) ?? null)) : [];
-    return {
-      node: this.d.config.node.name, revision: latest ? { seq: latest.seq, hash: latest.hash } : null, synced_hash: cur,
-      received: rx ? { seq: rx.seq, hash: rx.hash, at: rx.time, primary_seq: rx.primary_revision?.seq ?? null } : null,
-      local_edits: edits,
-    };
+    return syncStatusOf(this.d.config, this.store.latest(), this.lastFromPrimary(), cats);
   }
 
   private receive(params: XmlRpcValue[], from: string): XmlRpcValue {
@@ -366,6 +357,31 @@ export class ConfigSyncService implements Service {
     if (this.checkTimer) clearInterval(this.checkTimer);
     await this.server?.close();
   }
+}
+
+/** The names a `duogate.sync_status` caller asks about: syncable section names only. A node-local name would
+ * make the answer a hash over node-local secrets (configsync.password, statesync.key, peer.key), which a caller
+ * could test guesses against. */
+export function syncStatusNames(param: XmlRpcValue | undefined): string[] | undefined {
+  if (param === undefined || param === null) return undefined;
+  if (!Array.isArray(param) || param.some((n) => typeof n !== 'string')) throw new XmlRpcFault(Fault.INVALID_PARAMS, 'sync_status takes an array of section names, e.g. ["vips", "firewall"]');
+  for (const n of param as string[]) {
+    const why = unsyncable(n);
+    if (why) throw new XmlRpcFault(Fault.INVALID_PARAMS, `section ${n} refused: ${why}`);
+  }
+  return param as string[];
+}
+
+/** The `duogate.sync_status` answer: hashes of the synced sections and revision ids, never a config value. */
+export function syncStatusOf(config: Config, latest: Revision | null, rx: Revision | null, cats?: string[]): Record<string, XmlRpcValue> {
+  const names = cats ?? rx?.synced ?? [];
+  const cur = syncedHash(currentSections(config, names));
+  const edits = rx ? names.filter((n) => hashOf(getSection(config, n) ?? null) !== hashOf(getSection(rx.config, n) ?? null)) : [];
+  return {
+    node: config.node.name, revision: latest ? { seq: latest.seq, hash: latest.hash } : null, synced_hash: cur,
+    received: rx ? { seq: rx.seq, hash: rx.hash, at: rx.time, primary_seq: rx.primary_revision?.seq ?? null } : null,
+    local_edits: edits,
+  };
 }
 
 function safeRead(f: string): string | undefined { try { return readFileSync(f, 'utf8'); } catch { return undefined; } }

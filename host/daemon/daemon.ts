@@ -11,6 +11,7 @@ import { Logger } from '../log.js';
 import { MaintenanceFlag } from './maintenance.js';
 import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
 import type { Service } from './service.js';
+import { secretFingerprints } from '../config/secrets.js';
 
 const CARP_GROUP = '224.0.0.18';
 /** A VIP's lease: the master-down interval's whole seconds, so a dead master's VIP goes about when the peer takes it. */
@@ -346,6 +347,8 @@ export class Daemon extends EventEmitter {
         };
       }),
       carp_counters: this.core.stats(),
+      // Fingerprints, never values: compare them with the other node's to find a mismatched key.
+      secrets: secretFingerprints(this.config),
       ...Object.fromEntries(this.services.map((s) => [s.name, s.status()])),
     };
   }

@@ -19,7 +19,7 @@ export interface PeerConfig {
 export const peerSchema = {
   type: 'object', additionalProperties: false, required: ['key'],
   properties: {
-    key: { type: 'string', minLength: 16, description: 'shared HMAC-SHA256 key, the same on both nodes' },
+    key: { type: 'string', minLength: 16, secret: true, description: 'shared HMAC-SHA256 key, the same on both nodes' },
     port: { type: 'integer', minimum: 1, maximum: 65535, default: 7201 },
     interval_ms: { type: 'integer', minimum: 100, maximum: 10000, default: 1000 },
     dead_after: { type: 'integer', minimum: 2, maximum: 30, default: 3 },

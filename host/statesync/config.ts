@@ -32,7 +32,7 @@ export const stateSyncSchema = {
   type: 'object', additionalProperties: false, required: ['key'],
   properties: {
     enabled: { type: 'boolean', default: true },
-    key: { type: 'string', minLength: 16, description: 'HMAC-SHA256 key for the sync link, identical on both nodes' },
+    key: { type: 'string', minLength: 16, secret: true, description: 'HMAC-SHA256 key for the sync link, identical on both nodes' },
     port: { type: 'integer', minimum: 1, maximum: 65535, default: 7200 },
     // The core's memory is capped at 64 MiB (asconfig maximumMemory): 524288 slots take 36 MiB.
     capacity: { type: 'integer', minimum: 1024, maximum: 524288, default: 262144 },

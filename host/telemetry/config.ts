@@ -39,12 +39,12 @@ const topicPart = '^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,63}$';
 export const mqttSchema = {
   type: 'object', additionalProperties: false, required: ['url'],
   properties: {
-    url: { type: 'string', pattern: '^(mqtt|mqtts|tcp|ssl)://[^\\s/]+(:\\d+)?/?$', description: 'mqtt://host:1883 or mqtts://host:8883' },
+    url: { type: 'string', secret: 'url', pattern: '^(mqtt|mqtts|tcp|ssl)://[^\\s/]+(:\\d+)?/?$', description: 'mqtt://host:1883 or mqtts://host:8883' },
     username: { type: 'string', minLength: 1 },
-    password: { type: 'string' },
+    password: { type: 'string', secret: true },
     ca: { type: 'string', minLength: 1 },
     cert: { type: 'string', minLength: 1 },
-    key: { type: 'string', minLength: 1 },
+    key: { type: 'string', minLength: 1, secret: false, description: 'path of the PEM key file (the file is the secret, not its path)' },
     insecure: { type: 'boolean', default: false },
     prefix: { type: 'string', pattern: topicPart, default: 'duogate' },
     client_id: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },

@@ -17,6 +17,7 @@ import type { Daemon, Transition } from '../daemon/daemon.js';
 import type { Service } from '../daemon/service.js';
 import { native } from '../io/native.js';
 import { clientCertProblem, type MqttConfig } from './config.js';
+import { urlWithoutCredentials } from '../config/secrets.js';
 import { discoveryMessages } from './discovery.js';
 import { SyncWatch, featureFigures, stateDocument, syncProblems } from './state.js';
 
@@ -56,7 +57,7 @@ export function describeError(e: Error & { code?: unknown }, hasCert: boolean): 
 }
 
 /** The broker URL without credentials, for status and logs. */
-const redact = (url: string) => url.replace(/\/\/[^@/]*@/, '//');
+const redact = urlWithoutCredentials;
 
 export class MqttTelemetry implements Service {
   readonly name = 'mqtt';

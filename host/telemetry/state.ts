@@ -16,7 +16,8 @@ export const onOff = (b: boolean | null | undefined): 'ON' | 'OFF' | null => (b 
 /** The vhid key used in topics and templates: vhid1, vhid2, ... */
 export const vhidKey = (vhid: number) => `vhid${vhid}`;
 
-const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters']);
+// secrets (fingerprints of this node's keys) is for comparing the two nodes by hand, not for the broker.
+const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters', 'secrets']);
 
 function section(s: Record<string, any>, nameRe: RegExp, pick: (x: any) => boolean): any {
   for (const [k, v] of Object.entries(s)) if (!CORE_KEYS.has(k) && nameRe.test(k) && v && typeof v === 'object' && pick(v)) return v;

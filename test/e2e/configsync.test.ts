@@ -95,6 +95,13 @@ t.test('Python xmlrpc.client calls the server', async (t) => {
   const s = pair.python('primary', 'call', { password: SYNC_PASSWORD, method: 'duogate.sync_status', params: [['vips']] });
   t.equal(s.result.synced_hash.slice(0, 12), (await peer()).synced_hash.peer, 'sync_status answers the applied synced hash');
   t.same(s.result.local_edits, []);
+  // A hash over a node-local section would let a caller test guesses of the keys in it (docs/configsync.md).
+  for (const n of ['configsync', 'statesync', 'peer', 'mqtt']) {
+    const r = pair.python('primary', 'call', { password: SYNC_PASSWORD, method: 'duogate.sync_status', params: [[n]] });
+    t.equal(r.fault, -32602, `sync_status refuses ${n}`);
+    t.match(r.message, /node-local and never synced/);
+  }
+  t.notMatch(JSON.stringify([v, s]), /secret/, 'no password in the answers');
 });
 
 t.test('refusals: each is a clear fault and a log line, and nothing changes on the secondary', async (t) => {
@@ -243,6 +250,8 @@ t.test('history, diff and revert on the primary', async (t) => {
   t.equal(hist.at(-1).description, 'edit 2 while the secondary is off');
   const d = pair.cli('primary', ['diff']).stdout;
   t.match(d, /\+ carp\.vips\[3\]\.vhid: 5/, 'diff shows vhid 5 added');
+  t.match(d, /\+ carp\.vips\[3\]\.password: "\(secret sha256:[0-9a-f]{8}\)"/, 'its password as a fingerprint');
+  t.notMatch(d, /wan5-secret/, 'never the password itself');
   const target = hist.find((h: any) => h.description === 'add vhid 3, rename vhid 2');
   const r = JSON.parse(pair.cli('primary', ['revert', String(target.seq), '--json']).stdout);
   t.ok(r.changed);

@@ -32,9 +32,10 @@ if (process.getuid?.() !== 0) {
   mkdirSync(path.join(RUN_DIR, 'stick'), { recursive: true });
   // The "USB stick": an ext4 image holding the upgrade file.
   spawnSync('cp', [UPGRADE, UPGRADE + '.sig', path.join(RUN_DIR, 'stick')]);
-  // A signature of the right length that is not the build key's: one byte flipped.
-  const bad = readFileSync(UPGRADE + '.sig'); bad[10] ^= 0x40;
-  writeFileSync(path.join(RUN_DIR, 'stick', 'bad.sig'), bad);
+  // The build's manifest with a signature that is not the build key's: one byte of it flipped.
+  const [manifest, sigLine] = readFileSync(UPGRADE + '.sig', 'utf8').split('\n');
+  const bad = Buffer.from(sigLine.replace(/^signature /, ''), 'base64'); bad[10] ^= 0x40;
+  writeFileSync(path.join(RUN_DIR, 'stick', 'bad.sig'), `${manifest}\nsignature ${bad.toString('base64')}\n`);
   const stick = path.join(RUN_DIR, 'stick.img');
   const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(RUN_DIR, 'stick'), stick, '400M'], { encoding: 'utf8' });
   if (mk.status !== 0) throw new Error(`mkfs.ext4 for the upgrade stick: ${mk.stderr}`);
