@@ -19,20 +19,32 @@ t.test('the board configs compile to a stateful ruleset with SNAT to the WAN VIP
   const { text } = compile(load(raw()));
   t.match(text, /table inet duogate \{/);
   t.match(text, /^table inet duogate\ndelete table inet duogate\n/m, 'replaces only its own table, in one transaction');
+  const chainBody = (chain: string) => { const b = text.slice(text.indexOf(`chain ${chain} {`)); return b.slice(0, b.indexOf('\n  }')); };
   for (const chain of ['input', 'forward']) {
-    const body = text.slice(text.indexOf(`chain ${chain} {`));
+    const body = chainBody(chain);
     t.match(body, /policy drop;/, `${chain}: default deny`);
+    const sub = body.indexOf('iifname != "sync0" ip daddr 172.16.1.0/30 counter drop');
     const est = body.indexOf('ct state established,related');
     const inv = body.indexOf('ct state invalid counter drop');
     const syn = body.indexOf('tcp flags & (fin|syn|rst|ack) != syn ct state new counter drop');
-    const user = body.indexOf('jump rules_lan');
-    t.ok(est > 0 && est < inv && inv < syn && syn < user, `${chain}: established, invalid, new-not-SYN, then the user's rules`);
+    const next = chain === 'input' ? body.indexOf('jump sync_system') : body.indexOf('jump rules_lan');
+    t.ok(sub > 0 && sub < est && est < inv && inv < syn && syn < next, `${chain}: the sync subnet only on the sync NIC, established, invalid, new-not-SYN, then the rest`);
   }
+  const input = chainBody('input');
+  t.notMatch(input, /rules_/, "input: the user's interface rules do not open the node's own ports");
+  t.match(input, /iifname "lan0" jump lan_services\n\s+counter drop comment "not a service of this node"$/, 'input: LAN services, then drop the rest (nothing from the WAN)');
+  t.notMatch(input, /wan0/, 'input: nothing accepted on the WAN but CARP and replies');
+  t.match(chainBody('lan_services'), /udp sport 68 udp dport 67 counter accept[^\n]*\n\s+ip saddr 192\.168\.1\.0\/24 ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1 \} meta l4proto \{ tcp, udp \} th dport 53 counter accept[^\n]*\n\s+ip saddr 192\.168\.1\.3 ip daddr 192\.168\.1\.2 udp dport 7201 counter accept[^\n]*\n\s+ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1, 203\.0\.113\.2, 203\.0\.113\.1 \} icmp type echo-request counter accept/,
+    'LAN: DHCP, DNS from the LAN on its gateway addresses, the heartbeat from the peer only, ping of the LAN and WAN addresses');
+  const fwd = chainBody('forward');
+  t.ok(fwd.indexOf('oifname "sync0" counter drop') > 0 && fwd.indexOf('oifname "sync0" counter drop') < fwd.indexOf('jump rules_lan'), 'forward: nothing routed onto the sync link, whatever the LAN rules say');
+  t.match(fwd, /iifname "sync0" counter drop/, 'forward: nothing routed from the sync link');
+  t.notMatch(fwd, /jump rules_sync/);
   t.match(text, /oifname "wan0" ip saddr 192\.168\.1\.0\/24 counter snat ip to 203\.0\.113\.1/, 'SNAT LAN → WAN VIP, not masquerade');
   t.notMatch(text, /masquerade/);
   t.match(text, /meta l4proto 112 ip daddr 224\.0\.0\.18 counter accept/, 'CARP before everything else');
   t.match(text, /iifname "sync0" ip saddr 172\.16\.1\.2 ip daddr 172\.16\.1\.1 jump sync_system/, 'sync rule between the two sync addresses');
-  for (const p of Object.values(SYNC_PORTS)) t.match(text, new RegExp(`${p.proto} dport ${p.port} counter accept`));
+  for (const p of Object.values(SYNC_PORTS)) t.match(chainBody('sync_system'), new RegExp(`${p.proto} dport ${p.port} counter accept`));
   t.match(text, /ip daddr @alias_wan_server meta l4proto tcp th dport @alias_blocked_ports counter log prefix "duogate lan#0 block: " level info drop/);
   t.match(text, /set alias_blocked_ports \{ type inet_service; flags interval; elements = \{ 8081, 9100-9199 \} \}/);
 });
@@ -44,6 +56,24 @@ t.test('defaults without a firewall section: LAN to any passes, WAN blocked', as
   t.match(text, /chain rules_wan \{\n\s+\}/);
 });
 
+t.test("the node's own ports follow the config: configured ports, dns.allow, sections left out", async (t) => {
+  const d = raw();
+  d.statesync.port = 7300; d.peer.port = 7301; d.configsync.port = 7543;
+  d.dns.allow = ['10.8.0.0/24']; d.dns.port = 5353;
+  d.peer.lan_path = false;
+  let { text } = compile(load(d));
+  t.match(text, /udp dport 7300 counter accept comment "sync: statesync"/);
+  t.match(text, /udp dport 7301 counter accept comment "sync: heartbeat"/);
+  t.match(text, /tcp dport 7543 counter accept comment "sync: configsync"/);
+  t.match(text, /ip saddr \{ 192\.168\.1\.0\/24, 10\.8\.0\.0\/24 \} ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1 \} meta l4proto \{ tcp, udp \} th dport 5353 counter accept/);
+  t.notMatch(text, /heartbeat \(LAN path\)/, 'no LAN path: no heartbeat port on the LAN');
+  const e = raw(); delete e.dns; delete e.dhcp; delete e.peer;
+  ({ text } = compile(load(e)));
+  const lanServices = text.slice(text.indexOf('chain lan_services {'), text.indexOf('chain input {'));
+  t.notMatch(lanServices, /dport (53|67)\b|7201/, 'without dhcp/dns/peer the LAN gets only ping');
+  t.match(lanServices, /icmp type echo-request/);
+});
+
 t.test('rule forms: networks, negation, interface address, port lists, reject, tcp/udp', async (t) => {
   const d = raw();
   d.firewall.rules.wan = [
@@ -52,7 +82,7 @@ t.test('rule forms: networks, negation, interface address, port lists, reject, t
   ];
   const { text, origins } = compile(load(d));
   t.match(text, /ip saddr != 10\.0\.0\.0\/8 ip daddr \{ 203\.0\.113\.2, 203\.0\.113\.1 \} meta l4proto \{ tcp, udp \} th dport \{ 22, 1000-2000 \} counter reject comment "wan#0 x"/);
-  t.notMatch(text, /icmp/, 'a disabled rule is left out');
+  t.notMatch(text, /meta l4proto icmp/, 'a disabled rule is left out');
   const line = text.split('\n').findIndex((l) => l.includes('wan#0 x')) + 1;
   t.same(origins.get(line), { field: 'firewall.rules.wan[0]', description: 'x' });
 });
