@@ -123,6 +123,27 @@ if (process.getuid?.() !== 0) {
     t.ok(pushed, 'config sync pushed the revision; the alias is in the secondary\'s ruleset');
   });
 
+  t.test('every listening socket of each node, and what it is bound to', async (t) => {
+    // The ruleset is the guarantee; the binds are the second line. The heartbeat alone binds the wildcard (its
+    // LAN path); the firewall admits it only from the peer's sync and LAN addresses, and it checks the source.
+    const listeners = (n: NodeName) => board.exec(n, 'ss', ['-H', '-lntup']).stdout.trim().split('\n').filter(Boolean).map((l) => {
+      const f = l.split(/\s+/);
+      const proc = /users:\(\("([^"]+)"/.exec(l)?.[1] ?? '?';
+      return `${f[0]} ${f[4]} ${proc === 'MainThread' || proc.startsWith('node') ? 'duogate' : proc}`;
+    }).sort();
+    const expected = (own: { lan: string; sync: string }, secondary: boolean) => [
+      'tcp 127.0.0.1:53 unbound', `tcp ${LAN.vip}:53 unbound`, `tcp ${own.lan}:53 unbound`,
+      `tcp ${own.sync}:8001 kea-dhcp4`,
+      ...(secondary ? [`tcp ${own.sync}:7443 duogate`] : []),
+      'udp 127.0.0.1:53 unbound', `udp ${LAN.vip}:53 unbound`, `udp ${own.lan}:53 unbound`,
+      `udp ${own.lan}:67 kea-dhcp4`,
+      `udp ${own.sync}:7200 duogate`,
+      'udp 0.0.0.0:7201 duogate',
+    ].sort();
+    t.same(listeners('primary'), expected({ lan: LAN.primary, sync: SYNC.primary }, false), 'primary: only these listen');
+    t.same(listeners('secondary'), expected({ lan: LAN.secondary, sync: SYNC.secondary }, true), 'secondary: only these listen (it alone serves config sync)');
+  });
+
   t.test('from the LAN client: DNS and DHCP answer, nothing else, not even with routes to the sync link', async (t) => {
     // The attacker's routes: each sync address via the node that owns it (delivered locally there) ...
     routeVia('client', { [SYNC.primary]: LAN.primary, [SYNC.secondary]: LAN.secondary });
