@@ -140,6 +140,18 @@ t.test('check flags user rules that would block sync traffic or CARP', async (t)
   t.same(checkConfig(load(raw())).filter((x) => /^(firewall|nat|dhcp|dns)\b/.test(x.field)), []);
 });
 
+t.test("check flags pass rules addressed to the gateway itself (they open nothing)", async (t) => {
+  const d = raw();
+  d.firewall.rules.wan = [
+    { action: 'pass', protocol: 'tcp', source: 'any', destination: 'wan address', destination_port: 22, description: 'ssh to the box' },
+    { action: 'pass', protocol: 'tcp', source: 'any', destination: '203.0.113.1', destination_port: 443 },
+    { action: 'pass', protocol: 'tcp', source: 'any', destination: '192.168.1.100', destination_port: 80, description: 'to a LAN host' },
+  ];
+  const f = checkConfig(load(d)).filter((x) => x.field.startsWith('firewall.rules.wan'));
+  t.same(f.map((x) => x.field), ['firewall.rules.wan[0]', 'firewall.rules.wan[1]'], 'the rules addressed to the node, not the one to a LAN host');
+  t.match(f[0]!.message, /"ssh to the box" is addressed to the gateway itself \(wan address\)/);
+});
+
 t.test('nft error lines map back to the config field', async (t) => {
   const d = raw();
   const c = compile(load(d));
