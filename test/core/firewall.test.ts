@@ -7,7 +7,7 @@ import { parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
 import { compile, FirewallConfigError } from '../../host/gateway/firewall/compile.js';
 import { mapNftErrors } from '../../host/gateway/firewall/apply.js';
-import { keaConfig, checkDhcp } from '../../host/gateway/dhcp/kea.js';
+import { keaConfig, checkDhcp, haAuthPassword, haListenerChecksAuth, keaVersion, KEA_HA_AUTH_USER } from '../../host/gateway/dhcp/kea.js';
 import { unboundConfig } from '../../host/gateway/dns/unbound.js';
 import { SYNC_PORTS } from '../../host/gateway/firewall/ports.js';
 import '../../host/gateway/sections.js';
@@ -174,6 +174,31 @@ t.test('Kea config: VIP as router/DNS/server id, HA over the sync link, per-node
   t.equal(ha(p).mode, 'hot-standby');
   t.same(p.Dhcp4['interfaces-config'].interfaces, ['lan0']);
   t.same(p.Dhcp4.subnet4[0].pools, [{ pool: '192.168.1.150 - 192.168.1.199' }]);
+});
+
+t.test('Kea HA basic auth only where the HA listener checks it, same credentials on both nodes', async (t) => {
+  // Kea 2.2-3.3.0 send basic-auth credentials but their HA+MT listener checks none (docs/gateway.md).
+  for (const v of ['2.2.0', '2.4.1', '2.6.3', '3.0.1', '3.3.0']) t.notOk(haListenerChecksAuth(v), `${v}: not checked`);
+  for (const v of ['3.3.1', '3.4.0', '4.0.0']) t.ok(haListenerChecksAuth(v), `${v}: checked`);
+  t.notOk(haListenerChecksAuth(null), 'unknown version: assume not');
+  t.match(String(keaVersion()), /^\d+\.\d+\.\d+$/, `installed Kea: ${keaVersion()}`);
+  const ha = (x: any) => x.Dhcp4['hooks-libraries'][1].parameters['high-availability'][0];
+  const plain = keaConfig(load(raw('primary')), '/s') as any;
+  t.notOk(ha(plain).peers.some((x: any) => 'basic-auth-user' in x), 'no credentials unless asked for');
+  const p = keaConfig(load(raw('primary')), '/s', true) as any;
+  const s = keaConfig(load(raw('secondary')), '/s', true) as any;
+  t.same(ha(p).peers, ha(s).peers, 'identical peers (and credentials) on both nodes');
+  for (const peer of ha(p).peers) {
+    t.equal(peer['basic-auth-user'], KEA_HA_AUTH_USER);
+    t.equal(peer['basic-auth-password-file'], '/s/kea/ha-auth.password', 'the password by file');
+    t.notOk('basic-auth-password' in peer, 'never the password itself in the config');
+  }
+  const pw = haAuthPassword(load(raw('primary')));
+  t.equal(pw, haAuthPassword(load(raw('secondary'))), 'both nodes derive the same password');
+  t.match(String(pw), /^[0-9a-f]{64}$/);
+  t.notMatch(JSON.stringify(p), pw!, 'the password is nowhere in the generated config');
+  const d = raw(); delete d.statesync; delete d.peer; delete d.configsync;
+  t.throws(() => keaConfig(load(d), '/s', true), /needs a secret the pair shares/);
 });
 
 t.test('DHCP validation catches what kea-dhcp4 -t accepts', async (t) => {

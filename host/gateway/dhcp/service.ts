@@ -5,7 +5,7 @@ import type { Daemon } from '../../daemon/daemon.js';
 import type { Service } from '../../daemon/service.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
-import { keaCommand, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
+import { haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
 import type { Transition } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
 import type { AlarmEvent } from '../../peer/health.js';
@@ -29,14 +29,22 @@ export class DhcpService implements Service {
   private syncDown = false;
   private lanMaster = false;
   private held = false;
+  private version: string | null = null;
+  private haAuth = false;
 
   async start(d: Daemon): Promise<void> {
     const log = d.log.child({ service: 'dhcp' });
     const p = keaPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
-    let cfg: object;
-    cfg = keaConfig(d.config); // throws naming the field; the daemon then stops (Service.start)
-    this.written = JSON.stringify(cfg, null, 2);
+    this.version = keaVersion();
+    this.haAuth = haListenerChecksAuth(this.version);
+    const config = (c: Config): string => {
+      const text = JSON.stringify(keaConfig(c, c.state_dir, this.haAuth), null, 2);
+      // Before the config that names it; never logged (status shows only whether it is in use).
+      if (this.haAuth) writeFileAtomic(p.haPassword, haAuthPassword(c)!, 0o600);
+      return text;
+    };
+    this.written = config(d.config); // throws naming the field; the daemon then stops (Service.start)
     writeFileAtomic(p.config, this.written);
     this.proc = new Supervised({
       name: 'kea-dhcp4', cmd: 'kea-dhcp4', args: ['-c', p.config], log, pidFile: p.pid,
@@ -46,7 +54,8 @@ export class DhcpService implements Service {
       beforeStart: () => { rmSync(`${p.dir}/kea-dhcp4.kea-dhcp4.pid`, { force: true }); rmSync(p.socket, { force: true }); },
     });
     this.proc.start();
-    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role });
+    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_listener_auth: this.haAuth });
+    if (!this.haAuth) log.warn('kea HA listener without authentication: this Kea checks no credentials on it; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out', { kea_version: this.version });
     this.poll = setInterval(() => {
       keaStatus(p.socket).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
     }, POLL_MS);
@@ -89,7 +98,7 @@ export class DhcpService implements Service {
     // the leases; a restart only if Kea refuses). A config this node cannot serve is logged, Kea keeps the old one.
     this.onConfig = (next: Config) => {
       let text: string;
-      try { text = JSON.stringify(keaConfig(next), null, 2); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }
+      try { text = config(next); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }
       if (text === this.written) return;
       writeFileAtomic(p.config, text);
       this.written = text;
@@ -113,7 +122,8 @@ export class DhcpService implements Service {
   status(): Record<string, unknown> {
     return {
       ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
-      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null,
+      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null, kea_version: this.version,
+      ha_listener_auth: this.haAuth ? 'basic' : 'none (this Kea checks no credentials on its HA listener; the ruleset admits only the peer)',
       ...(this.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
     };
   }
