@@ -61,11 +61,12 @@ if (process.getuid?.() !== 0) {
     return JSON.parse(r.stdout.trim().split('\n').pop()!);
   };
   const fmt = (hits: Hit[]) => hits.map((h) => `${h.addr}:${h.port} ${h.result}`);
-  /** An HTTP POST to Kea's HA listener; the answer body, or null when nothing answers in time. */
-  const keaPost = (from: NodeName | 'client', url: string, command: string) => {
-    const r = board.exec(from, 'curl', ['-sS', '--max-time', '3', '-H', 'Content-Type: application/json', '-d', JSON.stringify({ command, service: ['dhcp4'] }), url], { timeoutMs: 10_000 });
-    return r.status === 0 ? r.stdout : null;
+  /** An HTTP(S) POST to Kea's HA listener; the answer body, or null when the request fails or nothing answers. */
+  const keaPost = (from: NodeName | 'client', url: string, command: string, tls: string[] = []) => {
+    const r = board.exec(from, 'curl', ['-sS', '--max-time', '3', ...tls, '-H', 'Content-Type: application/json', '-d', JSON.stringify({ command, service: ['dhcp4'] }), url], { timeoutMs: 10_000 });
+    return r.status === 0 && r.stdout.trim() ? r.stdout : null;
   };
+  const pairTls = (n: NodeName) => { const d = path.join(dir, 'state', n, 'kea', 'tls'); return { ca: path.join(d, 'ha.crt'), cert: path.join(d, 'ha.crt'), key: path.join(d, 'ha.key') }; };
   /** Packets counted by the rule with this comment in a chain of the node's table. */
   const counter = (n: NodeName, chain: string, comment: string): number => {
     const text = board.exec(n, 'nft', ['list', 'chain', 'inet', 'duogate', chain]).stdout;
@@ -108,14 +109,23 @@ if (process.getuid?.() !== 0) {
       return x?.peer?.last_heard_ms_ago !== null && x?.peer?.last_heard_ms_ago < 5000 ? x : null;
     }, 20_000);
     t.ok(ss, `state sync: the secondary heard the primary ${ss.peer.last_heard_ms_ago} ms ago`);
-    // The peer itself reaches Kea's HA listener on the sync address (the control for the LAN test below). Where
-    // Kea checks credentials there, a request without them is refused; Kea 2.2-3.3.0 check none (status says so).
-    const checked = p.dhcp.ha_listener_auth === 'basic';
-    t.comment(`Kea ${p.dhcp.kea_version}: HA listener auth ${p.dhcp.ha_listener_auth}`);
-    t.equal(checked, !/^2\./.test(p.dhcp.kea_version), 'status reports whether this Kea checks HA credentials (Kea 2.x does not)');
-    const beat = keaPost('secondary', `http://${SYNC.primary}:8001/`, 'ha-heartbeat');
-    if (checked) t.match(beat ?? '', /401|[Uu]nauthorized/, `the peer's ha-heartbeat without credentials is refused`);
-    else t.match(beat ?? '', /"result": ?0/, `the peer's ha-heartbeat to ${SYNC.primary}:8001 is answered`);
+    // Kea's HA listener speaks mutual TLS with the pair's identity (derived from a secret both nodes share): the
+    // peer gets in with it, and nothing gets in without it, not even from the peer's own sync address.
+    for (const [n, x] of [['primary', p], ['secondary', s]] as const) t.match(x.dhcp.ha_auth, /^mutual TLS \(pair identity from statesync\.key\)/, `${n}: ${x.dhcp.ha_auth}`);
+    const url = `https://${SYNC.primary}:8001/`;
+    const own = pairTls('secondary');
+    const beat = keaPost('secondary', url, 'ha-heartbeat', ['--cacert', own.ca, '--cert', own.cert, '--key', own.key]);
+    // Where Kea also checks basic auth (3.3.1+), a request with the certificate but without the password is refused.
+    if (/\+ basic/.test(p.dhcp.ha_auth)) t.match(beat ?? '', /401|[Uu]nauthorized/, 'with the pair certificate but no password: refused');
+    else t.match(beat ?? '', /"result": ?0/, `the peer's ha-heartbeat to ${url} with the pair certificate is answered`);
+    t.equal(keaPost('secondary', url, 'ha-heartbeat', ['--cacert', own.ca]), null, 'without a client certificate: refused');
+    t.equal(keaPost('secondary', `http://${SYNC.primary}:8001/`, 'ha-heartbeat'), null, 'plain HTTP: refused');
+    const forged = path.join(dir, 'forged');
+    mkdirSync(forged, { recursive: true });
+    const mk = board.exec('secondary', 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(forged, 'k'), '-out', path.join(forged, 'c'),
+      '-days', '2', '-subj', '/CN=duogate-kea-ha', '-addext', `subjectAltName=IP:${SYNC.primary},IP:${SYNC.secondary}`]);
+    t.equal(mk.status, 0, 'a forged certificate with the same name');
+    t.equal(keaPost('secondary', url, 'ha-heartbeat', ['-k', '--cert', path.join(forged, 'c'), '--key', path.join(forged, 'k')]), null, 'with a certificate of the same name but another key: refused');
     // Config sync (XML-RPC on the secondary's 7443) still pushes: a new alias reaches the secondary's nftables.
     const next = nodeCfg('primary');
     next.firewall.aliases.scan_probe = { type: 'host', entries: ['203.0.113.77'], description: 'pushed by the scan test' };
@@ -159,6 +169,7 @@ if (process.getuid?.() !== 0) {
     t.same(fmt(a.tcp), fmt(dns.map((addr) => ({ addr, port: 53, result: 'open' }))), 'TCP: only DNS on the LAN VIP and the nodes\' LAN addresses answer (no RST from anything else)');
     t.same(fmt(a.udp), fmt(dns.map((addr) => ({ addr, port: 53, result: 'answer' }))), 'UDP: only DNS answers (no ICMP port unreachable from anything else)');
     t.equal(keaPost('client', `http://${SYNC.primary}:8001/`, 'list-commands'), null, 'Kea HA control channel 172.16.1.1:8001 does not answer the LAN');
+    t.equal(keaPost('client', `https://${SYNC.primary}:8001/`, 'list-commands', ['-k']), null, 'not over HTTPS either');
     t.equal(keaPost('client', `http://${SYNC.secondary}:8001/`, 'list-commands'), null, 'nor 172.16.1.2:8001');
     t.ok(counter('primary', 'input', 'sync subnet from outside the sync link') > 0, 'the primary counted the drops of its sync address seen on the LAN');
     // ... and each via the other node, which would forward it onto the sync link.

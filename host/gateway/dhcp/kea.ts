@@ -13,6 +13,7 @@ import { inSubnet, ipNum, isNetOrBroadcast, numIp, parseCidr } from '../../confi
 import { SYNC_PORTS } from '../firewall/ports.js';
 import { vipsOn } from '../firewall/compile.js';
 import type { DhcpConfig } from './schema.js';
+import { haTlsPaths, pairSecret } from './hatls.js';
 
 const HOOK_DIRS = ['/usr/lib/x86_64-linux-gnu/kea/hooks', '/usr/lib/aarch64-linux-gnu/kea/hooks', '/usr/lib/kea/hooks', '/usr/local/lib/kea/hooks'];
 
@@ -64,14 +65,12 @@ export function haListenerChecksAuth(version: string | null): boolean {
 }
 
 /**
- * The pair's HA password: HMAC-SHA256 over a fixed label with a secret both nodes already share and never sync
- * (statesync.key, else peer.key, else configsync.password), so the two nodes derive the same password without
- * a new setting. null when the config has none of them.
+ * The pair's HA password: HMAC-SHA256 over a fixed label keyed with the secret both nodes already share and
+ * never sync (pairSecret), so the two nodes derive the same password without a new setting. null without one.
  */
 export function haAuthPassword(c: Config): string | null {
-  const secret = [(c.statesync as { key?: string } | undefined)?.key, (c.peer as { key?: string } | undefined)?.key, (c.configsync as { password?: string } | undefined)?.password]
-    .find((x): x is string => typeof x === 'string' && x.length > 0);
-  return secret ? createHmac('sha256', secret).update('duogate kea-ha basic-auth v1').digest('hex') : null;
+  const secret = pairSecret(c);
+  return secret ? createHmac('sha256', secret.value).update('duogate kea-ha basic-auth v1').digest('hex') : null;
 }
 
 /** Everything Kea would accept but that breaks the pair (or that Kea rejects only at run time). */
@@ -116,11 +115,15 @@ export function hooksDir(): string {
 }
 
 /** The Kea config of this node. Identical on both nodes except this-server-name (the node's role). */
-/**
- * `haAuth`: give both peers the pair's basic-auth credentials (the password by file: `keaPaths().haPassword`,
- * written by the caller). Only for a Kea whose HA listener checks them (haListenerChecksAuth).
- */
-export function keaConfig(c: Config, stateDir = c.state_dir, haAuth = false): object {
+export interface KeaHaSecurity {
+  /** Mutual TLS between the peers with the pair's certificate (hatls.ts; the caller makes the files). */
+  tls?: boolean;
+  /** Basic-auth credentials on both peers (the password by file: `keaPaths().haPassword`, written by the
+   * caller). Only for a Kea whose HA listener checks them (haListenerChecksAuth). */
+  basicAuth?: boolean;
+}
+
+export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity = {}): object {
   const d = dhcpOf(c);
   if (!d) throw new Error('no dhcp section');
   const bad = checkDhcp(c).filter((f) => f.level === 'error');
@@ -135,8 +138,13 @@ export function keaConfig(c: Config, stateDir = c.state_dir, haAuth = false): ob
   const primarySync = c.node.role === 'primary' ? ownSync : peerSync;
   const secondarySync = c.node.role === 'primary' ? peerSync : ownSync;
   const hooks = hooksDir();
-  if (haAuth && !haAuthPassword(c)) throw new Error('dhcp: Kea HA authentication needs a secret the pair shares: set statesync.key, peer.key or configsync.password');
-  const auth = haAuth ? { 'basic-auth-user': KEA_HA_AUTH_USER, 'basic-auth-password-file': p.haPassword } : {};
+  if ((sec.basicAuth || sec.tls) && !pairSecret(c)) throw new Error('dhcp: Kea HA authentication needs a secret the pair shares: set statesync.key, peer.key or configsync.password (the same on both nodes)');
+  const auth = sec.basicAuth ? { 'basic-auth-user': KEA_HA_AUTH_USER, 'basic-auth-password-file': p.haPassword } : {};
+  const tp = haTlsPaths(stateDir);
+  // One identity for the pair: it is this server's certificate, the client certificate it presents, and the
+  // only trust anchor, so only a holder of the pair's key gets through the listener's handshake.
+  const tls = sec.tls ? { 'trust-anchor': tp.cert, 'cert-file': tp.cert, 'key-file': tp.key, 'require-client-certs': true } : {};
+  const scheme = sec.tls ? 'https' : 'http';
   const net = parseCidr(lan.address);
   const options: { name: string; data: string }[] = [
     { name: 'routers', data: vip },
@@ -175,11 +183,12 @@ export function keaConfig(c: Config, stateDir = c.state_dir, haAuth = false): ob
               'max-unacked-clients': d.ha.max_unacked_clients,
               'sync-timeout': 30000,
               'restrict-commands': true,
+              ...tls,
               'multi-threading': { 'enable-multi-threading': true, 'http-dedicated-listener': true, 'http-listener-threads': 2, 'http-client-threads': 2 },
               // The same credentials on both peers: Kea sends its partner's and checks its own.
               peers: [
-                { name: 'primary', url: `http://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true, ...auth },
-                { name: 'secondary', url: `http://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true, ...auth },
+                { name: 'primary', url: `${scheme}://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true, ...auth },
+                { name: 'secondary', url: `${scheme}://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true, ...auth },
               ],
             }],
           },

@@ -6,6 +6,7 @@ import type { Service } from '../../daemon/service.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
+import { ensureHaTls, pairSecret } from './hatls.js';
 import type { Transition } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
 import type { AlarmEvent } from '../../peer/health.js';
@@ -31,18 +32,28 @@ export class DhcpService implements Service {
   private held = false;
   private version: string | null = null;
   private haAuth = false;
+  private tls = false;
+  private tlsSource: string | null = null;
+
+  private authText(): string {
+    if (!this.tls) return 'none (no shared secret; the ruleset admits only the peer)';
+    return `mutual TLS (pair identity from ${this.tlsSource})${this.haAuth ? ' + basic' : `; basic auth not checked by Kea ${this.version ?? '?'}`}`;
+  }
 
   async start(d: Daemon): Promise<void> {
     const log = d.log.child({ service: 'dhcp' });
     const p = keaPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
     this.version = keaVersion();
-    this.haAuth = haListenerChecksAuth(this.version);
+    // Mutual TLS whenever the pair shares a secret (Kea 2.2 enforces it on the HA listener); basic auth on top
+    // only where Kea checks it.
+    this.tls = !!pairSecret(d.config);
+    this.haAuth = this.tls && haListenerChecksAuth(this.version);
     const config = (c: Config): string => {
-      const text = JSON.stringify(keaConfig(c, c.state_dir, this.haAuth), null, 2);
-      // Before the config that names it; never logged (status shows only whether it is in use).
+      // The files before the config that names them; never logged (status shows only what is in use).
+      if (this.tls) this.tlsSource = ensureHaTls(c).source;
       if (this.haAuth) writeFileAtomic(p.haPassword, haAuthPassword(c)!, 0o600);
-      return text;
+      return JSON.stringify(keaConfig(c, c.state_dir, { tls: this.tls, basicAuth: this.haAuth }), null, 2);
     };
     this.written = config(d.config); // throws naming the field; the daemon then stops (Service.start)
     writeFileAtomic(p.config, this.written);
@@ -54,8 +65,8 @@ export class DhcpService implements Service {
       beforeStart: () => { rmSync(`${p.dir}/kea-dhcp4.kea-dhcp4.pid`, { force: true }); rmSync(p.socket, { force: true }); },
     });
     this.proc.start();
-    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_listener_auth: this.haAuth });
-    if (!this.haAuth) log.warn('kea HA listener without authentication: this Kea checks no credentials on it; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out', { kea_version: this.version });
+    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
+    if (!this.tls) log.warn('kea HA listener without authentication: no statesync.key, peer.key or configsync.password to derive the pair\'s TLS identity from; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out');
     this.poll = setInterval(() => {
       keaStatus(p.socket).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
     }, POLL_MS);
@@ -123,7 +134,7 @@ export class DhcpService implements Service {
     return {
       ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
       leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null, kea_version: this.version,
-      ha_listener_auth: this.haAuth ? 'basic' : 'none (this Kea checks no credentials on its HA listener; the ruleset admits only the peer)',
+      ha_auth: this.authText(),
       ...(this.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
     };
   }
