@@ -10,6 +10,11 @@ import { mapNftErrors } from '../../host/gateway/firewall/apply.js';
 import { keaConfig, checkDhcp, haAuthPassword, haListenerChecksAuth, keaVersion, KEA_HA_AUTH_USER } from '../../host/gateway/dhcp/kea.js';
 import { unboundConfig } from '../../host/gateway/dns/unbound.js';
 import { SYNC_PORTS } from '../../host/gateway/firewall/ports.js';
+import { ensureHaTls, pairKeyPem } from '../../host/gateway/dhcp/hatls.js';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import '../../host/gateway/sections.js';
 
 const raw = (n = 'primary') => YAML.parse(readFileSync(`board/virtual/${n}.yaml`, 'utf8'));
@@ -185,8 +190,8 @@ t.test('Kea HA basic auth only where the HA listener checks it, same credentials
   const ha = (x: any) => x.Dhcp4['hooks-libraries'][1].parameters['high-availability'][0];
   const plain = keaConfig(load(raw('primary')), '/s') as any;
   t.notOk(ha(plain).peers.some((x: any) => 'basic-auth-user' in x), 'no credentials unless asked for');
-  const p = keaConfig(load(raw('primary')), '/s', true) as any;
-  const s = keaConfig(load(raw('secondary')), '/s', true) as any;
+  const p = keaConfig(load(raw('primary')), '/s', { basicAuth: true }) as any;
+  const s = keaConfig(load(raw('secondary')), '/s', { basicAuth: true }) as any;
   t.same(ha(p).peers, ha(s).peers, 'identical peers (and credentials) on both nodes');
   for (const peer of ha(p).peers) {
     t.equal(peer['basic-auth-user'], KEA_HA_AUTH_USER);
@@ -198,7 +203,34 @@ t.test('Kea HA basic auth only where the HA listener checks it, same credentials
   t.match(String(pw), /^[0-9a-f]{64}$/);
   t.notMatch(JSON.stringify(p), pw!, 'the password is nowhere in the generated config');
   const d = raw(); delete d.statesync; delete d.peer; delete d.configsync;
-  t.throws(() => keaConfig(load(d), '/s', true), /needs a secret the pair shares/);
+  t.throws(() => keaConfig(load(d), '/s', { basicAuth: true }), /needs a secret the pair shares/);
+  t.throws(() => keaConfig(load(d), '/s', { tls: true }), /needs a secret the pair shares/);
+});
+
+t.test('Kea HA mutual TLS: one pair identity, byte-identical on both nodes, fixed validity', async (t) => {
+  const ha = (x: any) => x.Dhcp4['hooks-libraries'][1].parameters['high-availability'][0];
+  const p = ha(keaConfig(load(raw('primary')), '/s', { tls: true }));
+  t.same(p.peers.map((x: any) => x.url), ['https://172.16.1.1:8001/', 'https://172.16.1.2:8001/']);
+  t.same([p['trust-anchor'], p['cert-file'], p['key-file'], p['require-client-certs']], ['/s/kea/tls/ha.crt', '/s/kea/tls/ha.crt', '/s/kea/tls/ha.key', true],
+    'the pair certificate is the identity and the only trust anchor; client certificates required');
+  t.equal(pairKeyPem('a-secret-of-the-pair'), pairKeyPem('a-secret-of-the-pair'), 'the key is derived, not random');
+  t.not(pairKeyPem('a-secret-of-the-pair'), pairKeyPem('another-secret'));
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'dg-hatls-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const made = (['primary', 'secondary'] as const).map((n) => {
+    const dir = path.join(tmp, n); mkdirSync(dir, { recursive: true });
+    const r = ensureHaTls(load(raw(n)), dir);
+    return { ...r, crt: readFileSync(r.cert, 'utf8'), mode: statSync(r.key).mode & 0o777 };
+  });
+  t.equal(made[0]!.source, 'statesync.key');
+  t.equal(made[0]!.crt, made[1]!.crt, 'both nodes make the same certificate bytes (OpenSSL trusts a self-signed peer only if identical)');
+  t.equal(made[0]!.mode, 0o600, 'the key is private');
+  const x = new X509Certificate(made[0]!.crt);
+  t.equal(x.validFrom, 'Jan  1 00:00:00 2000 GMT', 'valid from 2000: no clock skew makes it "not yet valid"');
+  t.match(x.subjectAltName ?? '', /IP Address:172\.16\.1\.1, IP Address:172\.16\.1\.2/);
+  t.ok(x.checkPrivateKey(createPrivateKey(readFileSync(made[0]!.key))), 'certificate and key belong together');
+  const again = ensureHaTls(load(raw('primary')), path.join(tmp, 'primary'));
+  t.equal(readFileSync(again.cert, 'utf8'), made[0]!.crt, 'kept while the secret is unchanged');
 });
 
 t.test('DHCP validation catches what kea-dhcp4 -t accepts', async (t) => {
