@@ -51,7 +51,7 @@ function syncAddresses(c: Config): string[] {
  * Make (or keep) this node's copy of the pair's key and certificate under state_dir/kea/tls. Made again when the
  * secret or the sync addresses change. Throws naming what failed (openssl missing, no shared secret).
  */
-export function ensureHaTls(c: Config, stateDir = c.state_dir): { key: string; cert: string; source: string } {
+export function ensureHaTls(c: Config, stateDir = c.state_dir): { key: string; cert: string; source: string; id: string } {
   const secret = pairSecret(c);
   if (!secret) throw new Error('dhcp: Kea HA TLS needs a secret the pair shares: set statesync.key, peer.key or configsync.password (the same on both nodes)');
   const p = haTlsPaths(stateDir);
@@ -59,7 +59,7 @@ export function ensureHaTls(c: Config, stateDir = c.state_dir): { key: string; c
   // Says what the files were made from without revealing the secret.
   const id = createHmac('sha256', secret.value).update(`duogate kea-ha tls id v1 ${sans.join(',')}`).digest('hex');
   if (existsSync(p.key) && existsSync(p.cert) && existsSync(p.id) && readFileSync(p.id, 'utf8').trim() === id) {
-    return { key: p.key, cert: p.cert, source: secret.source };
+    return { key: p.key, cert: p.cert, source: secret.source, id };
   }
   const tmp = mkdtempSync(path.join(stateDir, '.kea-tls-'));
   try {
@@ -86,5 +86,5 @@ export function ensureHaTls(c: Config, stateDir = c.state_dir): { key: string; c
   } catch (e) {
     throw new Error(`cannot make the Kea HA TLS certificate with openssl in ${p.dir}: ${(e as Error).message.split('\n')[0]} (is the openssl package installed?)`);
   } finally { rmSync(tmp, { recursive: true, force: true }); }
-  return { key: p.key, cert: p.cert, source: secret.source };
+  return { key: p.key, cert: p.cert, source: secret.source, id };
 }

@@ -37,12 +37,12 @@ export function keaPaths(stateDir: string) {
   };
 }
 
-// HTTP basic authentication between the two Kea servers. Every Kea since 2.0 accepts basic-auth-user and
+// HTTP basic authentication between the two Kea servers. Kea 2.2 through 3.3.0 accept basic-auth-user and
 // basic-auth-password(-file) in a peer entry, but only to *send* them: the HA+MT dedicated listener checks no
 // credentials in 2.2.0 (Debian 12) through 3.3.0, including 2.6 (Debian 13); ISC's fix (Gitlab #4599, after
 // 3.3.0) makes the listener check this server's own peer entry. Verified here on 2.2.0: with credentials on both
 // peers the listener answers status-get without any. So the credentials are configured only where Kea checks
-// them, and status says which it is; elsewhere the sync-address bind and the ruleset are the defence.
+// them, and status says which it is. The authentication every supported Kea enforces is mutual TLS (hatls.ts).
 export const KEA_HA_AUTH_USER = 'duogate-ha';
 const HA_LISTENER_AUTH_SINCE = [3, 3, 1];
 
@@ -114,7 +114,6 @@ export function hooksDir(): string {
   return d;
 }
 
-/** The Kea config of this node. Identical on both nodes except this-server-name (the node's role). */
 export interface KeaHaSecurity {
   /** Mutual TLS between the peers with the pair's certificate (hatls.ts; the caller makes the files). */
   tls?: boolean;
@@ -123,6 +122,7 @@ export interface KeaHaSecurity {
   basicAuth?: boolean;
 }
 
+/** The Kea config of this node. Identical on both nodes except this-server-name (the node's role). */
 export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity = {}): object {
   const d = dhcpOf(c);
   if (!d) throw new Error('no dhcp section');

@@ -34,6 +34,7 @@ export class DhcpService implements Service {
   private haAuth = false;
   private tls = false;
   private tlsSource: string | null = null;
+  private tlsId: string | null = null;
 
   private authText(): string {
     if (!this.tls) return 'none (no shared secret; the ruleset admits only the peer)';
@@ -51,7 +52,7 @@ export class DhcpService implements Service {
     this.haAuth = this.tls && haListenerChecksAuth(this.version);
     const config = (c: Config): string => {
       // The files before the config that names them; never logged (status shows only what is in use).
-      if (this.tls) this.tlsSource = ensureHaTls(c).source;
+      if (this.tls) { const id = ensureHaTls(c); this.tlsSource = id.source; this.tlsId = id.id; }
       if (this.haAuth) writeFileAtomic(p.haPassword, haAuthPassword(c)!, 0o600);
       return JSON.stringify(keaConfig(c, c.state_dir, { tls: this.tls, basicAuth: this.haAuth }), null, 2);
     };
@@ -109,8 +110,10 @@ export class DhcpService implements Service {
     // the leases; a restart only if Kea refuses). A config this node cannot serve is logged, Kea keeps the old one.
     this.onConfig = (next: Config) => {
       let text: string;
+      const tlsBefore = this.tlsId;
       try { text = config(next); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }
-      if (text === this.written) return;
+      // A new pair secret changes the TLS files, not the config text: Kea must reload them too.
+      if (text === this.written && this.tlsId === tlsBefore) return;
       writeFileAtomic(p.config, text);
       this.written = text;
       keaCommand(p.socket, 'config-reload', undefined, 10_000).then((r) => {
