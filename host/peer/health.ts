@@ -50,7 +50,9 @@ export class PeerHealth implements Service {
     if (!this.addr.sync) throw new Error('peer: interfaces.sync.peer is not set: the heartbeat needs the other node\'s sync address (set it, or remove the peer: section)');
     this.startedAt = d.now();
     // Bound to the wildcard so the LAN path arrives too; the source address says which path a datagram took,
-    // and anything from another address is dropped (the HMAC guards the rest).
+    // and anything from another address is dropped (the HMAC guards the rest). The ruleset admits this port only
+    // from the peer's sync address on the sync NIC and from the peer's LAN address on the LAN NIC (docs/gateway.md
+    // "Ports each node opens"), so a spoofed source has to come from the peer's own segment.
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     s.on('message', (m, r) => this.onMessage(m, r.address));
     s.on('error', (e) => { this.lastError = `udp ${this.c.port}: ${e.message}`; d.log.warn('peer heartbeat socket error', { err: e }); });

@@ -7,9 +7,14 @@ import { parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
 import { compile, FirewallConfigError } from '../../host/gateway/firewall/compile.js';
 import { mapNftErrors } from '../../host/gateway/firewall/apply.js';
-import { keaConfig, checkDhcp } from '../../host/gateway/dhcp/kea.js';
+import { keaConfig, checkDhcp, haAuthPassword, haListenerChecksAuth, keaVersion, KEA_HA_AUTH_USER } from '../../host/gateway/dhcp/kea.js';
 import { unboundConfig } from '../../host/gateway/dns/unbound.js';
 import { SYNC_PORTS } from '../../host/gateway/firewall/ports.js';
+import { ensureHaTls, pairKeyPem } from '../../host/gateway/dhcp/hatls.js';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import '../../host/gateway/sections.js';
 
 const raw = (n = 'primary') => YAML.parse(readFileSync(`board/virtual/${n}.yaml`, 'utf8'));
@@ -19,20 +24,32 @@ t.test('the board configs compile to a stateful ruleset with SNAT to the WAN VIP
   const { text } = compile(load(raw()));
   t.match(text, /table inet duogate \{/);
   t.match(text, /^table inet duogate\ndelete table inet duogate\n/m, 'replaces only its own table, in one transaction');
+  const chainBody = (chain: string) => { const b = text.slice(text.indexOf(`chain ${chain} {`)); return b.slice(0, b.indexOf('\n  }')); };
   for (const chain of ['input', 'forward']) {
-    const body = text.slice(text.indexOf(`chain ${chain} {`));
+    const body = chainBody(chain);
     t.match(body, /policy drop;/, `${chain}: default deny`);
+    const sub = body.indexOf('iifname != "sync0" ip daddr 172.16.1.0/30 counter drop');
     const est = body.indexOf('ct state established,related');
     const inv = body.indexOf('ct state invalid counter drop');
     const syn = body.indexOf('tcp flags & (fin|syn|rst|ack) != syn ct state new counter drop');
-    const user = body.indexOf('jump rules_lan');
-    t.ok(est > 0 && est < inv && inv < syn && syn < user, `${chain}: established, invalid, new-not-SYN, then the user's rules`);
+    const next = chain === 'input' ? body.indexOf('jump sync_system') : body.indexOf('jump rules_lan');
+    t.ok(sub > 0 && sub < est && est < inv && inv < syn && syn < next, `${chain}: the sync subnet only on the sync NIC, established, invalid, new-not-SYN, then the rest`);
   }
+  const input = chainBody('input');
+  t.notMatch(input, /rules_/, "input: the user's interface rules do not open the node's own ports");
+  t.match(input, /iifname "lan0" jump lan_services\n\s+counter drop comment "not a service of this node"$/, 'input: LAN services, then drop the rest (nothing from the WAN)');
+  t.notMatch(input, /wan0/, 'input: nothing accepted on the WAN but CARP and replies');
+  t.match(chainBody('lan_services'), /udp sport 68 udp dport 67 counter accept[^\n]*\n\s+ip saddr 192\.168\.1\.0\/24 ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1 \} meta l4proto \{ tcp, udp \} th dport 53 counter accept[^\n]*\n\s+ip saddr 192\.168\.1\.3 ip daddr 192\.168\.1\.2 udp dport 7201 counter accept[^\n]*\n\s+ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1, 203\.0\.113\.2, 203\.0\.113\.1 \} icmp type echo-request counter accept/,
+    'LAN: DHCP, DNS from the LAN on its gateway addresses, the heartbeat from the peer only, ping of the LAN and WAN addresses');
+  const fwd = chainBody('forward');
+  t.ok(fwd.indexOf('oifname "sync0" counter drop') > 0 && fwd.indexOf('oifname "sync0" counter drop') < fwd.indexOf('jump rules_lan'), 'forward: nothing routed onto the sync link, whatever the LAN rules say');
+  t.match(fwd, /iifname "sync0" counter drop/, 'forward: nothing routed from the sync link');
+  t.notMatch(fwd, /jump rules_sync/);
   t.match(text, /oifname "wan0" ip saddr 192\.168\.1\.0\/24 counter snat ip to 203\.0\.113\.1/, 'SNAT LAN → WAN VIP, not masquerade');
   t.notMatch(text, /masquerade/);
   t.match(text, /meta l4proto 112 ip daddr 224\.0\.0\.18 counter accept/, 'CARP before everything else');
   t.match(text, /iifname "sync0" ip saddr 172\.16\.1\.2 ip daddr 172\.16\.1\.1 jump sync_system/, 'sync rule between the two sync addresses');
-  for (const p of Object.values(SYNC_PORTS)) t.match(text, new RegExp(`${p.proto} dport ${p.port} counter accept`));
+  for (const p of Object.values(SYNC_PORTS)) t.match(chainBody('sync_system'), new RegExp(`${p.proto} dport ${p.port} counter accept`));
   t.match(text, /ip daddr @alias_wan_server meta l4proto tcp th dport @alias_blocked_ports counter log prefix "duogate lan#0 block: " level info drop/);
   t.match(text, /set alias_blocked_ports \{ type inet_service; flags interval; elements = \{ 8081, 9100-9199 \} \}/);
 });
@@ -44,6 +61,24 @@ t.test('defaults without a firewall section: LAN to any passes, WAN blocked', as
   t.match(text, /chain rules_wan \{\n\s+\}/);
 });
 
+t.test("the node's own ports follow the config: configured ports, dns.allow, sections left out", async (t) => {
+  const d = raw();
+  d.statesync.port = 7300; d.peer.port = 7301; d.configsync.port = 7543;
+  d.dns.allow = ['10.8.0.0/24']; d.dns.port = 5353;
+  d.peer.lan_path = false;
+  let { text } = compile(load(d));
+  t.match(text, /udp dport 7300 counter accept comment "sync: statesync"/);
+  t.match(text, /udp dport 7301 counter accept comment "sync: heartbeat"/);
+  t.match(text, /tcp dport 7543 counter accept comment "sync: configsync"/);
+  t.match(text, /ip saddr \{ 192\.168\.1\.0\/24, 10\.8\.0\.0\/24 \} ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1 \} meta l4proto \{ tcp, udp \} th dport 5353 counter accept/);
+  t.notMatch(text, /heartbeat \(LAN path\)/, 'no LAN path: no heartbeat port on the LAN');
+  const e = raw(); delete e.dns; delete e.dhcp; delete e.peer;
+  ({ text } = compile(load(e)));
+  const lanServices = text.slice(text.indexOf('chain lan_services {'), text.indexOf('chain input {'));
+  t.notMatch(lanServices, /dport (53|67)\b|7201/, 'without dhcp/dns/peer the LAN gets only ping');
+  t.match(lanServices, /icmp type echo-request/);
+});
+
 t.test('rule forms: networks, negation, interface address, port lists, reject, tcp/udp', async (t) => {
   const d = raw();
   d.firewall.rules.wan = [
@@ -52,7 +87,7 @@ t.test('rule forms: networks, negation, interface address, port lists, reject, t
   ];
   const { text, origins } = compile(load(d));
   t.match(text, /ip saddr != 10\.0\.0\.0\/8 ip daddr \{ 203\.0\.113\.2, 203\.0\.113\.1 \} meta l4proto \{ tcp, udp \} th dport \{ 22, 1000-2000 \} counter reject comment "wan#0 x"/);
-  t.notMatch(text, /icmp/, 'a disabled rule is left out');
+  t.notMatch(text, /meta l4proto icmp/, 'a disabled rule is left out');
   const line = text.split('\n').findIndex((l) => l.includes('wan#0 x')) + 1;
   t.same(origins.get(line), { field: 'firewall.rules.wan[0]', description: 'x' });
 });
@@ -110,6 +145,18 @@ t.test('check flags user rules that would block sync traffic or CARP', async (t)
   t.same(checkConfig(load(raw())).filter((x) => /^(firewall|nat|dhcp|dns)\b/.test(x.field)), []);
 });
 
+t.test("check flags pass rules addressed to the gateway itself (they open nothing)", async (t) => {
+  const d = raw();
+  d.firewall.rules.wan = [
+    { action: 'pass', protocol: 'tcp', source: 'any', destination: 'wan address', destination_port: 22, description: 'ssh to the box' },
+    { action: 'pass', protocol: 'tcp', source: 'any', destination: '203.0.113.1', destination_port: 443 },
+    { action: 'pass', protocol: 'tcp', source: 'any', destination: '192.168.1.100', destination_port: 80, description: 'to a LAN host' },
+  ];
+  const f = checkConfig(load(d)).filter((x) => x.field.startsWith('firewall.rules.wan'));
+  t.same(f.map((x) => x.field), ['firewall.rules.wan[0]', 'firewall.rules.wan[1]'], 'the rules addressed to the node, not the one to a LAN host');
+  t.match(f[0]!.message, /"ssh to the box" is addressed to the gateway itself \(wan address\)/);
+});
+
 t.test('nft error lines map back to the config field', async (t) => {
   const d = raw();
   const c = compile(load(d));
@@ -132,6 +179,58 @@ t.test('Kea config: VIP as router/DNS/server id, HA over the sync link, per-node
   t.equal(ha(p).mode, 'hot-standby');
   t.same(p.Dhcp4['interfaces-config'].interfaces, ['lan0']);
   t.same(p.Dhcp4.subnet4[0].pools, [{ pool: '192.168.1.150 - 192.168.1.199' }]);
+});
+
+t.test('Kea HA basic auth only where the HA listener checks it, same credentials on both nodes', async (t) => {
+  // Kea 2.2-3.3.0 send basic-auth credentials but their HA+MT listener checks none (docs/gateway.md).
+  for (const v of ['2.2.0', '2.4.1', '2.6.3', '3.0.1', '3.3.0']) t.notOk(haListenerChecksAuth(v), `${v}: not checked`);
+  for (const v of ['3.3.1', '3.4.0', '4.0.0']) t.ok(haListenerChecksAuth(v), `${v}: checked`);
+  t.notOk(haListenerChecksAuth(null), 'unknown version: assume not');
+  t.match(String(keaVersion()), /^\d+\.\d+\.\d+$/, `installed Kea: ${keaVersion()}`);
+  const ha = (x: any) => x.Dhcp4['hooks-libraries'][1].parameters['high-availability'][0];
+  const plain = keaConfig(load(raw('primary')), '/s') as any;
+  t.notOk(ha(plain).peers.some((x: any) => 'basic-auth-user' in x), 'no credentials unless asked for');
+  const p = keaConfig(load(raw('primary')), '/s', { basicAuth: true }) as any;
+  const s = keaConfig(load(raw('secondary')), '/s', { basicAuth: true }) as any;
+  t.same(ha(p).peers, ha(s).peers, 'identical peers (and credentials) on both nodes');
+  for (const peer of ha(p).peers) {
+    t.equal(peer['basic-auth-user'], KEA_HA_AUTH_USER);
+    t.equal(peer['basic-auth-password-file'], '/s/kea/ha-auth.password', 'the password by file');
+    t.notOk('basic-auth-password' in peer, 'never the password itself in the config');
+  }
+  const pw = haAuthPassword(load(raw('primary')));
+  t.equal(pw, haAuthPassword(load(raw('secondary'))), 'both nodes derive the same password');
+  t.match(String(pw), /^[0-9a-f]{64}$/);
+  t.notMatch(JSON.stringify(p), pw!, 'the password is nowhere in the generated config');
+  const d = raw(); delete d.statesync; delete d.peer; delete d.configsync;
+  t.throws(() => keaConfig(load(d), '/s', { basicAuth: true }), /needs a secret the pair shares/);
+  t.throws(() => keaConfig(load(d), '/s', { tls: true }), /needs a secret the pair shares/);
+});
+
+t.test('Kea HA mutual TLS: one pair identity, byte-identical on both nodes, fixed validity', async (t) => {
+  const ha = (x: any) => x.Dhcp4['hooks-libraries'][1].parameters['high-availability'][0];
+  const p = ha(keaConfig(load(raw('primary')), '/s', { tls: true }));
+  t.same(p.peers.map((x: any) => x.url), ['https://172.16.1.1:8001/', 'https://172.16.1.2:8001/']);
+  t.same([p['trust-anchor'], p['cert-file'], p['key-file'], p['require-client-certs']], ['/s/kea/tls/ha.crt', '/s/kea/tls/ha.crt', '/s/kea/tls/ha.key', true],
+    'the pair certificate is the identity and the only trust anchor; client certificates required');
+  t.equal(pairKeyPem('a-secret-of-the-pair'), pairKeyPem('a-secret-of-the-pair'), 'the key is derived, not random');
+  t.not(pairKeyPem('a-secret-of-the-pair'), pairKeyPem('another-secret'));
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'dg-hatls-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const made = (['primary', 'secondary'] as const).map((n) => {
+    const dir = path.join(tmp, n); mkdirSync(dir, { recursive: true });
+    const r = ensureHaTls(load(raw(n)), dir);
+    return { ...r, crt: readFileSync(r.cert, 'utf8'), mode: statSync(r.key).mode & 0o777 };
+  });
+  t.equal(made[0]!.source, 'statesync.key');
+  t.equal(made[0]!.crt, made[1]!.crt, 'both nodes make the same certificate bytes (OpenSSL trusts a self-signed peer only if identical)');
+  t.equal(made[0]!.mode, 0o600, 'the key is private');
+  const x = new X509Certificate(made[0]!.crt);
+  t.equal(x.validFrom, 'Jan  1 00:00:00 2000 GMT', 'valid from 2000: no clock skew makes it "not yet valid"');
+  t.match(x.subjectAltName ?? '', /IP Address:172\.16\.1\.1, IP Address:172\.16\.1\.2/);
+  t.ok(x.checkPrivateKey(createPrivateKey(readFileSync(made[0]!.key))), 'certificate and key belong together');
+  const again = ensureHaTls(load(raw('primary')), path.join(tmp, 'primary'));
+  t.equal(readFileSync(again.cert, 'utf8'), made[0]!.crt, 'kept while the secret is unchanged');
 });
 
 t.test('DHCP validation catches what kea-dhcp4 -t accepts', async (t) => {

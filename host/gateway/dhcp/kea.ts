@@ -3,6 +3,8 @@
 // Facts and traps: ../shared/docs/configsync.md §3 — HA+MT (Kea's own HTTP listener, no ctrl agent) needs
 // core multi-threading on; peer URLs are IP literals on the sync link; routers/DNS are the LAN VIP.
 import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../config/schema.js';
@@ -11,6 +13,7 @@ import { inSubnet, ipNum, isNetOrBroadcast, numIp, parseCidr } from '../../confi
 import { SYNC_PORTS } from '../firewall/ports.js';
 import { vipsOn } from '../firewall/compile.js';
 import type { DhcpConfig } from './schema.js';
+import { haTlsPaths, pairSecret } from './hatls.js';
 
 const HOOK_DIRS = ['/usr/lib/x86_64-linux-gnu/kea/hooks', '/usr/lib/aarch64-linux-gnu/kea/hooks', '/usr/lib/kea/hooks', '/usr/local/lib/kea/hooks'];
 
@@ -29,7 +32,45 @@ export function keaPaths(stateDir: string) {
   return {
     dir, config: path.join(dir, 'kea-dhcp4.json'), socket: path.join(dir, 'kea4-ctrl.sock'),
     leases: path.join(dir, 'leases4.csv'), pid: path.join(dir, 'supervised.pid'),
+    /** The HA listener's basic-auth password (mode 0600), kept out of the config file Kea may print. */
+    haPassword: path.join(dir, 'ha-auth.password'),
   };
+}
+
+// HTTP basic authentication between the two Kea servers. Kea 2.2 through 3.3.0 accept basic-auth-user and
+// basic-auth-password(-file) in a peer entry, but only to *send* them: the HA+MT dedicated listener checks no
+// credentials in 2.2.0 (Debian 12) through 3.3.0, including 2.6 (Debian 13); ISC's fix (Gitlab #4599, after
+// 3.3.0) makes the listener check this server's own peer entry. Verified here on 2.2.0: with credentials on both
+// peers the listener answers status-get without any. So the credentials are configured only where Kea checks
+// them, and status says which it is. The authentication every supported Kea enforces is mutual TLS (hatls.ts).
+export const KEA_HA_AUTH_USER = 'duogate-ha';
+const HA_LISTENER_AUTH_SINCE = [3, 3, 1];
+
+/** "2.2.0" (first line of `kea-dhcp4 -V`), or null if Kea cannot be run. Cached: it does not change under us. */
+let keaVersionCache: string | null | undefined;
+export function keaVersion(): string | null {
+  if (keaVersionCache !== undefined) return keaVersionCache;
+  try {
+    keaVersionCache = /^\s*(\d+\.\d+\.\d+)/.exec(execFileSync('kea-dhcp4', ['-V'], { encoding: 'utf8', timeout: 10_000 }))?.[1] ?? null;
+  } catch { keaVersionCache = null; }
+  return keaVersionCache;
+}
+
+/** Does this Kea's HA listener check basic-auth credentials? */
+export function haListenerChecksAuth(version: string | null): boolean {
+  if (!version) return false;
+  const v = version.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if ((v[i] ?? 0) !== HA_LISTENER_AUTH_SINCE[i]) return (v[i] ?? 0) > HA_LISTENER_AUTH_SINCE[i]!;
+  return true;
+}
+
+/**
+ * The pair's HA password: HMAC-SHA256 over a fixed label keyed with the secret both nodes already share and
+ * never sync (pairSecret), so the two nodes derive the same password without a new setting. null without one.
+ */
+export function haAuthPassword(c: Config): string | null {
+  const secret = pairSecret(c);
+  return secret ? createHmac('sha256', secret.value).update('duogate kea-ha basic-auth v1').digest('hex') : null;
 }
 
 /** Everything Kea would accept but that breaks the pair (or that Kea rejects only at run time). */
@@ -73,8 +114,16 @@ export function hooksDir(): string {
   return d;
 }
 
+export interface KeaHaSecurity {
+  /** Mutual TLS between the peers with the pair's certificate (hatls.ts; the caller makes the files). */
+  tls?: boolean;
+  /** Basic-auth credentials on both peers (the password by file: `keaPaths().haPassword`, written by the
+   * caller). Only for a Kea whose HA listener checks them (haListenerChecksAuth). */
+  basicAuth?: boolean;
+}
+
 /** The Kea config of this node. Identical on both nodes except this-server-name (the node's role). */
-export function keaConfig(c: Config, stateDir = c.state_dir): object {
+export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity = {}): object {
   const d = dhcpOf(c);
   if (!d) throw new Error('no dhcp section');
   const bad = checkDhcp(c).filter((f) => f.level === 'error');
@@ -89,6 +138,13 @@ export function keaConfig(c: Config, stateDir = c.state_dir): object {
   const primarySync = c.node.role === 'primary' ? ownSync : peerSync;
   const secondarySync = c.node.role === 'primary' ? peerSync : ownSync;
   const hooks = hooksDir();
+  if ((sec.basicAuth || sec.tls) && !pairSecret(c)) throw new Error('dhcp: Kea HA authentication needs a secret the pair shares: set statesync.key, peer.key or configsync.password (the same on both nodes)');
+  const auth = sec.basicAuth ? { 'basic-auth-user': KEA_HA_AUTH_USER, 'basic-auth-password-file': p.haPassword } : {};
+  const tp = haTlsPaths(stateDir);
+  // One identity for the pair: it is this server's certificate, the client certificate it presents, and the
+  // only trust anchor, so only a holder of the pair's key gets through the listener's handshake.
+  const tls = sec.tls ? { 'trust-anchor': tp.cert, 'cert-file': tp.cert, 'key-file': tp.key, 'require-client-certs': true } : {};
+  const scheme = sec.tls ? 'https' : 'http';
   const net = parseCidr(lan.address);
   const options: { name: string; data: string }[] = [
     { name: 'routers', data: vip },
@@ -127,10 +183,12 @@ export function keaConfig(c: Config, stateDir = c.state_dir): object {
               'max-unacked-clients': d.ha.max_unacked_clients,
               'sync-timeout': 30000,
               'restrict-commands': true,
+              ...tls,
               'multi-threading': { 'enable-multi-threading': true, 'http-dedicated-listener': true, 'http-listener-threads': 2, 'http-client-threads': 2 },
+              // The same credentials on both peers: Kea sends its partner's and checks its own.
               peers: [
-                { name: 'primary', url: `http://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true },
-                { name: 'secondary', url: `http://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true },
+                { name: 'primary', url: `${scheme}://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true, ...auth },
+                { name: 'secondary', url: `${scheme}://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true, ...auth },
               ],
             }],
           },

@@ -5,7 +5,8 @@ import type { Daemon } from '../../daemon/daemon.js';
 import type { Service } from '../../daemon/service.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
-import { keaCommand, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
+import { haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
+import { ensureHaTls, pairSecret } from './hatls.js';
 import type { Transition } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
 import type { AlarmEvent } from '../../peer/health.js';
@@ -29,14 +30,33 @@ export class DhcpService implements Service {
   private syncDown = false;
   private lanMaster = false;
   private held = false;
+  private version: string | null = null;
+  private haAuth = false;
+  private tls = false;
+  private tlsSource: string | null = null;
+  private tlsId: string | null = null;
+
+  private authText(): string {
+    if (!this.tls) return 'none (no shared secret; the ruleset admits only the peer)';
+    return `mutual TLS (pair identity from ${this.tlsSource})${this.haAuth ? ' + basic' : `; basic auth not checked by Kea ${this.version ?? '?'}`}`;
+  }
 
   async start(d: Daemon): Promise<void> {
     const log = d.log.child({ service: 'dhcp' });
     const p = keaPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
-    let cfg: object;
-    cfg = keaConfig(d.config); // throws naming the field; the daemon then stops (Service.start)
-    this.written = JSON.stringify(cfg, null, 2);
+    this.version = keaVersion();
+    // Mutual TLS whenever the pair shares a secret (Kea 2.2 enforces it on the HA listener); basic auth on top
+    // only where Kea checks it.
+    this.tls = !!pairSecret(d.config);
+    this.haAuth = this.tls && haListenerChecksAuth(this.version);
+    const config = (c: Config): string => {
+      // The files before the config that names them; never logged (status shows only what is in use).
+      if (this.tls) { const id = ensureHaTls(c); this.tlsSource = id.source; this.tlsId = id.id; }
+      if (this.haAuth) writeFileAtomic(p.haPassword, haAuthPassword(c)!, 0o600);
+      return JSON.stringify(keaConfig(c, c.state_dir, { tls: this.tls, basicAuth: this.haAuth }), null, 2);
+    };
+    this.written = config(d.config); // throws naming the field; the daemon then stops (Service.start)
     writeFileAtomic(p.config, this.written);
     this.proc = new Supervised({
       name: 'kea-dhcp4', cmd: 'kea-dhcp4', args: ['-c', p.config], log, pidFile: p.pid,
@@ -46,7 +66,8 @@ export class DhcpService implements Service {
       beforeStart: () => { rmSync(`${p.dir}/kea-dhcp4.kea-dhcp4.pid`, { force: true }); rmSync(p.socket, { force: true }); },
     });
     this.proc.start();
-    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role });
+    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
+    if (!this.tls) log.warn('kea HA listener without authentication: no statesync.key, peer.key or configsync.password to derive the pair\'s TLS identity from; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out');
     this.poll = setInterval(() => {
       keaStatus(p.socket).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
     }, POLL_MS);
@@ -89,8 +110,10 @@ export class DhcpService implements Service {
     // the leases; a restart only if Kea refuses). A config this node cannot serve is logged, Kea keeps the old one.
     this.onConfig = (next: Config) => {
       let text: string;
-      try { text = JSON.stringify(keaConfig(next), null, 2); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }
-      if (text === this.written) return;
+      const tlsBefore = this.tlsId;
+      try { text = config(next); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }
+      // A new pair secret changes the TLS files, not the config text: Kea must reload them too.
+      if (text === this.written && this.tlsId === tlsBefore) return;
       writeFileAtomic(p.config, text);
       this.written = text;
       keaCommand(p.socket, 'config-reload', undefined, 10_000).then((r) => {
@@ -113,7 +136,8 @@ export class DhcpService implements Service {
   status(): Record<string, unknown> {
     return {
       ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
-      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null,
+      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null, kea_version: this.version,
+      ha_auth: this.authText(),
       ...(this.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
     };
   }

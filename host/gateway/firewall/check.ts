@@ -1,6 +1,7 @@
 // `duogate check` for the firewall: compile errors, and user rules that would block duogate's own traffic
 // (CARP on every interface, the sync-link ports). In pfSense such traffic is "silently blocked"; here the
-// system rules come first so it still flows, and check says which user rule claims otherwise.
+// system rules come first so it still flows, and check says which user rule claims otherwise. Also pass rules
+// addressed to the node itself, which open nothing: the node's own ports are not governed by interface rules.
 import type { Config } from '../../config/schema.js';
 import type { Finding } from '../../config/check.js';
 import { inSubnet, parseCidr } from '../../config/net.js';
@@ -91,6 +92,32 @@ export function checkFirewall(c: Config): Finding[] {
           "duogate's automatic rule for its own traffic comes first and lets it through, so this rule does not apply to it: narrow or remove the rule",
       });
     }
+  }
+  out.push(...ownAddressRules(c));
+  return out;
+}
+
+/**
+ * Pass rules whose destination is only the node itself: the interface rules govern forwarded traffic, and what
+ * the node answers is a fixed list (docs/gateway.md "Ports each node opens"), so such a rule opens nothing.
+ */
+function ownAddressRules(c: Config): Finding[] {
+  const own = new Set<string>([
+    ...(['lan', 'wan', 'sync'] as const).map((i) => parseCidr(c.interfaces[i].address).ip),
+    ...c.carp.vips.map((v) => v.address.split('/')[0]!),
+  ]);
+  const out: Finding[] = [];
+  for (const i of ['lan', 'wan', 'sync'] as IfName[]) {
+    rulesFor(c, i).forEach((r, n) => {
+      if (r.disabled || r.action !== 'pass') return;
+      const d = (r.destination ?? 'any').trim();
+      if (!(/^(lan|wan|sync) address$/.test(d) || own.has(d))) return;
+      out.push({
+        level: 'warning', field: `firewall.rules.${i}[${n}]`,
+        message: `pass rule${r.description ? ` "${r.description}"` : ''} is addressed to the gateway itself (${d}); interface rules apply to ` +
+          'traffic through the gateway only, and the node answers a fixed list of services (docs/gateway.md "Ports each node opens"): remove the rule',
+      });
+    });
   }
   return out;
 }

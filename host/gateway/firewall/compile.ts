@@ -2,14 +2,19 @@
 // field it came from, so an error from nft/the kernel can name the rule.
 //
 // Layout (table inet duogate, replaced as a whole in one transaction):
-//   input/forward (policy drop): stateful checks first — established/related accepted, invalid dropped, a new TCP
-//   flow must start with a SYN — then system rules (CARP on every interface, the sync rule, DHCP on LAN), then
-//   the user's rules for the interface the packet entered on (chain rules_<if>), first match wins.
+//   input (policy drop): the node's own services, a fixed list — loopback; nothing from or to the sync subnet
+//   unless it arrives on the sync NIC; CARP adverts; established/related; then, from the peer's sync address on
+//   the sync NIC only, the inter-node ports (chain sync_system); from the LAN, DHCP, DNS, the heartbeat's LAN
+//   path and ping (chain lan_services); nothing else, and nothing at all from the WAN. The user's rules do not
+//   apply to input: a broad LAN pass rule must not open what only the peer may reach.
+//   forward (policy drop): nothing to, from or through the sync link; stateful checks (established/related
+//   accepted, invalid dropped, a new TCP flow must start with a SYN); port forwards; then the user's rules for
+//   the interface the packet entered on (chain rules_<if>), first match wins.
 //   nat: port forwards (DNAT) in prerouting, outbound NAT in postrouting (SNAT to the WAN CARP VIP).
 import type { Config, IfRole } from '../../config/schema.js';
 import { parseCidr, numIp } from '../../config/net.js';
 import { firewallOf, natOf, type AddrSpec, type FirewallRule, type IfName, type PortSpec } from './schema.js';
-import { CARP_PROTO, SYNC_PORTS } from './ports.js';
+import { CARP_PROTO, SYNC_PORTS, peerPorts } from './ports.js';
 
 export const TABLE = 'duogate';
 export const FAMILY = 'inet';
@@ -194,13 +199,43 @@ export function compile(c: Config): Compiled {
     k.emit('  }');
   }
 
-  // duogate's own traffic between the two sync addresses. Comes before the user's rules: sync traffic never
-  // depends on them (`duogate check` warns about user rules that would otherwise block it).
+  // The node's own services, by interface. The user's interface rules govern forwarded traffic only: what the
+  // node itself answers is this fixed list, so a broad LAN pass rule (the default "LAN net to any") cannot open
+  // the peer-only services or anything else that happens to listen. docs/gateway.md "Ports each node opens".
+  const lan = c.interfaces.lan;
+  const lanOwn = `{ ${[parseCidr(lan.address).ip, ...vipsOn(c, 'lan')].join(', ')} }`;
+  const syncNet = parseCidr(sync.address);
+  const syncCidr = `${numIp(syncNet.net)}/${syncNet.prefix}`;
+
+  // duogate's own traffic between the two sync addresses, reached only from the peer's sync address on the sync
+  // NIC (the jump below). `duogate check` warns about user sync rules that claim to block it.
   k.emit('  chain sync_system {');
   k.emit(`    meta l4proto ${CARP_PROTO} counter accept comment "sync: CARP"`, sys('sync rule: CARP'));
-  for (const [name, p] of Object.entries(SYNC_PORTS)) {
-    k.emit(`    ${p.proto} dport ${p.port} counter accept comment ${q(`sync: ${name}`)}`, sys(`sync rule: ${name}`));
+  for (const p of peerPorts(c)) {
+    k.emit(`    ${p.proto} dport ${p.port} counter accept comment ${q(`sync: ${p.name}`)}`, sys(`sync rule: ${p.name}`));
   }
+  k.emit('    icmp type echo-request counter accept comment "sync: ping"', sys('sync rule: ping'));
+  k.emit('  }');
+
+  // What a LAN host may ask of the node: DHCP, DNS on the node's LAN addresses, ping of its LAN and WAN addresses.
+  const dns = c.dns as { port?: number; allow?: string[] } | undefined;
+  const peerCfg = c.peer as { port?: number; lan_path?: boolean } | undefined;
+  k.emit('  chain lan_services {');
+  if (c.dhcp) k.emit('    udp sport 68 udp dport 67 counter accept comment "DHCP server"', sys('DHCP on LAN'));
+  if (dns) {
+    const lanNet = parseCidr(lan.address);
+    const from = [`${numIp(lanNet.net)}/${lanNet.prefix}`, ...(dns.allow ?? []).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];
+    const src = from.length === 1 ? from[0]! : `{ ${from.join(', ')} }`;
+    k.emit(`    ip saddr ${src} ip daddr ${lanOwn} meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver"`, sys('DNS on LAN'));
+  }
+  // The heartbeat's LAN path: from the peer's LAN address to ours only (the heartbeat checks the source too).
+  if (peerCfg && peerCfg.lan_path !== false && lan.peer) {
+    k.emit(`    ip saddr ${lan.peer} ip daddr ${parseCidr(lan.address).ip} udp dport ${peerCfg.port ?? SYNC_PORTS.heartbeat.port} counter accept comment "peer heartbeat (LAN path)"`, sys('heartbeat on LAN'));
+  }
+  // Ping from the LAN reaches the gateway's LAN and WAN addresses (a user checks "is my gateway up", "is my
+  // public address up"), never the sync addresses; the WAN gets no answer at all.
+  const pingable = [parseCidr(lan.address).ip, ...vipsOn(c, 'lan'), parseCidr(c.interfaces.wan.address).ip, ...vipsOn(c, 'wan')];
+  k.emit(`    ip daddr { ${pingable.join(', ')} } icmp type echo-request counter accept comment "ping the gateway"`, sys('ping on LAN'));
   k.emit('  }');
 
   const stateful = (hook: string) => {
@@ -209,27 +244,37 @@ export function compile(c: Config): Compiled {
     // A flow the node has no state for (e.g. after a failover without state sync) must not be picked up mid-stream.
     k.emit('    tcp flags & (fin|syn|rst|ack) != syn ct state new counter drop comment "new-not-syn"', sys(`${hook}: new TCP must be SYN`));
   };
+  // The sync link is a cable between the two nodes, not a routed network: its subnet exists only on the sync NIC,
+  // whatever a LAN or WAN host routes towards a node (Linux would otherwise accept a LAN packet addressed to the
+  // node's sync address, or forward it to the peer).
+  const syncOnly = (hook: string) => {
+    k.emit(`    iifname != ${k.dev('sync')} ip daddr ${syncCidr} counter drop comment "sync subnet from outside the sync link"`, sys(`${hook}: sync subnet only on sync`));
+    k.emit(`    iifname != ${k.dev('sync')} ip saddr ${syncCidr} counter drop comment "sync source from outside the sync link"`, sys(`${hook}: sync source only on sync`));
+  };
 
   k.emit('  chain input {');
   k.emit('    type filter hook input priority filter; policy drop;');
   k.emit('    iif "lo" accept');
+  syncOnly('input');
   // CARP is always allowed on LAN/WAN (and sync), before anything else: the pair must keep hearing adverts.
   k.emit(`    meta l4proto ${CARP_PROTO} ip daddr 224.0.0.18 counter accept comment "CARP adverts"`, sys('CARP'));
   stateful('input');
   if (sync.peer) {
     k.emit(`    iifname ${k.dev('sync')} ip saddr ${sync.peer} ip daddr ${syncOwn} jump sync_system`, sys('sync rule'));
   }
-  if (c.dhcp) {
-    k.emit(`    iifname ${k.dev('lan')} udp sport 68 udp dport 67 counter accept comment "DHCP server"`, sys('DHCP on LAN'));
-  }
-  for (const i of IFS) k.emit(`    iifname ${k.dev(i)} jump rules_${i}`, sys(`input ${i}`));
+  k.emit(`    iifname ${k.dev('lan')} jump lan_services`, sys('input lan'));
+  k.emit('    counter drop comment "not a service of this node"', sys('input: drop the rest'));
   k.emit('  }');
 
   k.emit('  chain forward {');
   k.emit('    type filter hook forward priority filter; policy drop;');
+  syncOnly('forward');
+  k.emit(`    iifname ${k.dev('sync')} counter drop comment "nothing is routed from the sync link"`, sys('forward: not from sync'));
+  k.emit(`    oifname ${k.dev('sync')} counter drop comment "nothing is routed onto the sync link"`, sys('forward: not to sync'));
   stateful('forward');
   if (nat.port_forwards.length) k.emit('    ct status dnat counter accept comment "port forwards"', sys('port forwards'));
-  for (const i of IFS) k.emit(`    iifname ${k.dev(i)} jump rules_${i}`, sys(`forward ${i}`));
+  // rules_sync is compiled (its errors are reported) but never reached: nothing is forwarded from the sync NIC.
+  for (const i of ['lan', 'wan'] as const) k.emit(`    iifname ${k.dev(i)} jump rules_${i}`, sys(`forward ${i}`));
   k.emit('  }');
 
   k.emit('  chain output {');

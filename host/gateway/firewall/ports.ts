@@ -1,5 +1,8 @@
-// Fixed ports of duogate's own traffic between the two sync addresses. Other features import these, and the
-// firewall opens exactly these on the sync link (see docs/gateway.md "Sync rule").
+// Ports of duogate's own traffic between the two sync addresses. Other features import these, and the
+// firewall opens exactly these on the sync link, to the peer's sync address only (docs/gateway.md "Ports each
+// node opens").
+import type { Config } from '../../config/schema.js';
+
 export const SYNC_PORTS = {
   /** Connection-state sync (state-sync feature). */
   statesync: { proto: 'udp', port: 7200 },
@@ -13,3 +16,23 @@ export const SYNC_PORTS = {
 
 /** CARP is IP protocol 112. */
 export const CARP_PROTO = 112;
+
+export type SyncService = keyof typeof SYNC_PORTS;
+export interface PeerPort { name: SyncService; proto: 'udp' | 'tcp'; port: number }
+
+/**
+ * The inter-node ports as this config uses them: state sync, the heartbeat and config sync have a `port`
+ * setting, so the ruleset must follow it rather than the defaults above.
+ */
+export function peerPorts(c: Config): PeerPort[] {
+  const port = (section: string, name: SyncService): number => {
+    const p = (c[section] as { port?: unknown } | undefined)?.port;
+    return typeof p === 'number' ? p : SYNC_PORTS[name].port;
+  };
+  return [
+    { name: 'statesync', proto: 'udp', port: port('statesync', 'statesync') },
+    { name: 'heartbeat', proto: 'udp', port: port('peer', 'heartbeat') },
+    { name: 'configsync', proto: 'tcp', port: port('configsync', 'configsync') },
+    { name: 'kea_ha', proto: 'tcp', port: SYNC_PORTS.kea_ha.port },
+  ];
+}

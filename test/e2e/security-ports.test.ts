@@ -1,0 +1,210 @@
+// Issue 12 item 2, "only the peer reaches the peer's services", on the virtual board (prefix dgt-scan) with the
+// board's full default configs: a bounded TCP/UDP scan of both nodes' addresses (real, VIP, and the sync
+// addresses routed via a node's LAN or WAN address) from the LAN client and from the WAN server must show
+// exactly DNS on the LAN side and nothing on the WAN, while Kea HA, config sync, state sync and the heartbeat
+// keep working between the nodes over the sync link.
+import t from 'tap';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { VirtualBoard, sleep, type NodeName } from '../../board/virtual/board.js';
+import type { Hit, ScanResult } from '../../board/virtual/portscan.js';
+import { request } from '../../host/control/client.js';
+
+const PREFIX = 'dgt-scan';
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const CLI = path.join(ROOT, 'dist/host/cli.js');
+const SCAN = path.join(ROOT, 'dist/board/virtual/portscan.js');
+
+// 1-1024 plus every port a duogate node or its children use (docs/gateway.md "Ports each node opens"), and a
+// few a firmware might plausibly leave open (MQTT, alternative HTTP(S), Kea's control agent).
+const TCP_PORTS = '1-1024,1883,5353,7200,7201,7443,8000,8001,8080,8443,8883,9100';
+const UDP_PORTS = '53,67,68,123,161,500,514,1900,4500,5353,7200,7201,7443,8001';
+
+const LAN = { vip: '192.168.1.1', primary: '192.168.1.2', secondary: '192.168.1.3' };
+const WAN = { vip: '203.0.113.1', primary: '203.0.113.2', secondary: '203.0.113.3' };
+const SYNC = { primary: '172.16.1.1', secondary: '172.16.1.2' };
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'needs root (network namespaces)');
+} else {
+  const board = new VirtualBoard({ prefix: PREFIX });
+  const dir = board.runDir;
+  const cfg = (n: NodeName) => path.join(dir, `${n}.yaml`);
+  const sock = (n: NodeName) => path.join(dir, `${n}.sock`);
+  const status = (n: NodeName) => request(sock(n), { cmd: 'status' }, 3000);
+  const nodeCfg = (n: NodeName) => {
+    const c = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
+    c.control.socket = sock(n);
+    c.state_dir = path.join(dir, 'state', n);
+    return c;
+  };
+  async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms: number, step = 200): Promise<T> {
+    const until = Date.now() + ms;
+    for (let i = 0; i < 10_000 && Date.now() < until; i++) {
+      const v = await fn().catch(() => null);
+      if (v) return v;
+      await sleep(step);
+    }
+    throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+  }
+  /** Replace the host routes of a board host (the test's attacker steering packets at a node). */
+  const routeVia = (host: 'client' | 'server', routes: Record<string, string>) => {
+    for (const [dst, via] of Object.entries(routes)) {
+      const r = board.exec(host, 'ip', ['route', 'replace', `${dst}/32`, 'via', via]);
+      if (r.status !== 0) throw new Error(`ip route replace ${dst} via ${via} in ${host}: ${r.stderr}`);
+    }
+  };
+  const scan = async (host: 'client' | 'server', targets: string[]): Promise<ScanResult> => {
+    const r = await board.execAsync(host, process.execPath, [SCAN, '--targets', targets.join(','), '--tcp', TCP_PORTS, '--udp', UDP_PORTS, '--timeout-ms', '800', '--concurrency', '400'], { timeoutMs: 120_000 });
+    if (r.status !== 0) throw new Error(`portscan in ${host}: exit ${r.status}: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  };
+  const fmt = (hits: Hit[]) => hits.map((h) => `${h.addr}:${h.port} ${h.result}`);
+  /** An HTTP(S) POST to Kea's HA listener; the answer body, or null when the request fails or nothing answers. */
+  const keaPost = (from: NodeName | 'client', url: string, command: string, tls: string[] = []) => {
+    const r = board.exec(from, 'curl', ['-sS', '--max-time', '3', ...tls, '-H', 'Content-Type: application/json', '-d', JSON.stringify({ command, service: ['dhcp4'] }), url], { timeoutMs: 10_000 });
+    return r.status === 0 && r.stdout.trim() ? r.stdout : null;
+  };
+  const pairTls = (n: NodeName) => { const d = path.join(dir, 'state', n, 'kea', 'tls'); return { ca: path.join(d, 'ha.crt'), cert: path.join(d, 'ha.crt'), key: path.join(d, 'ha.key') }; };
+  /** Packets counted by the rule with this comment in a chain of the node's table. */
+  const counter = (n: NodeName, chain: string, comment: string): number => {
+    const text = board.exec(n, 'nft', ['list', 'chain', 'inet', 'duogate', chain]).stdout;
+    const m = new RegExp(`counter packets (\\d+) bytes \\d+ .*comment "${comment}"`).exec(text);
+    return m ? Number(m[1]) : -1;
+  };
+  const dhcpOffer = (host: 'client' | 'server') =>
+    // -s /bin/true: take an offer but configure nothing; -n: give up after the tries.
+    board.exec(host, 'busybox', ['udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-s', '/bin/true', '-t', '3', '-T', '1'], { timeoutMs: 15_000 }).status === 0;
+
+  t.teardown(async () => { await board.down(); });
+
+  t.before(async () => {
+    await board.up();
+    mkdirSync(dir, { recursive: true });
+    for (const n of ['primary', 'secondary'] as NodeName[]) writeFileSync(cfg(n), YAML.stringify(nodeCfg(n)));
+    board.startNode('primary', [CLI, 'run', '--config', cfg('primary')]);
+    await waitFor('primary MASTER', async () => (await status('primary')).vips.every((v: any) => v.state === 'MASTER'), 30_000);
+    board.startNode('secondary', [CLI, 'run', '--config', cfg('secondary')]);
+    await waitFor('secondary BACKUP hearing the primary', async () =>
+      (await status('secondary')).vips.every((v: any) => v.state === 'BACKUP' && v.adverts_rx > 0), 30_000);
+    await waitFor('Kea pair in hot-standby', async () => {
+      const [p, s] = [await status('primary'), await status('secondary')];
+      return p.dhcp?.ha_state === 'hot-standby' && s.dhcp?.ha_state === 'hot-standby';
+    }, 30_000, 250);
+  });
+
+  t.test('between the nodes, over the sync link, everything still works', async (t) => {
+    const p = await status('primary');
+    const s = await status('secondary');
+    t.equal(p.dhcp.ha_state, 'hot-standby', 'primary Kea hot-standby (its HA listener is reached by the peer)');
+    t.equal(s.dhcp.ha_state, 'hot-standby', 'secondary Kea hot-standby');
+    const hb = await waitFor('heartbeat on both paths', async () => {
+      const x = (await status('secondary')).peer;
+      return x?.sync_link === 'ok' && x?.lan_path === 'ok' ? x : null;
+    }, 10_000);
+    t.equal(hb.counters.unknown_source, 0, 'the heartbeat heard nothing from an unexpected source');
+    const ss = await waitFor('state sync hears its peer', async () => {
+      const x = (await status('secondary')).statesync;
+      return x?.peer?.last_heard_ms_ago !== null && x?.peer?.last_heard_ms_ago < 5000 ? x : null;
+    }, 20_000);
+    t.ok(ss, `state sync: the secondary heard the primary ${ss.peer.last_heard_ms_ago} ms ago`);
+    // Kea's HA listener speaks mutual TLS with the pair's identity (derived from a secret both nodes share): the
+    // peer gets in with it, and nothing gets in without it, not even from the peer's own sync address.
+    for (const [n, x] of [['primary', p], ['secondary', s]] as const) t.match(x.dhcp.ha_auth, /^mutual TLS \(pair identity from statesync\.key\)/, `${n}: ${x.dhcp.ha_auth}`);
+    const url = `https://${SYNC.primary}:8001/`;
+    const own = pairTls('secondary');
+    const beat = keaPost('secondary', url, 'ha-heartbeat', ['--cacert', own.ca, '--cert', own.cert, '--key', own.key]);
+    // Where Kea also checks basic auth (3.3.1+), a request with the certificate but without the password is refused.
+    if (/\+ basic/.test(p.dhcp.ha_auth)) t.match(beat ?? '', /401|[Uu]nauthorized/, 'with the pair certificate but no password: refused');
+    else t.match(beat ?? '', /"result": ?0/, `the peer's ha-heartbeat to ${url} with the pair certificate is answered`);
+    t.equal(keaPost('secondary', url, 'ha-heartbeat', ['--cacert', own.ca]), null, 'without a client certificate: refused');
+    t.equal(keaPost('secondary', `http://${SYNC.primary}:8001/`, 'ha-heartbeat'), null, 'plain HTTP: refused');
+    const forged = path.join(dir, 'forged');
+    mkdirSync(forged, { recursive: true });
+    const mk = board.exec('secondary', 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(forged, 'k'), '-out', path.join(forged, 'c'),
+      '-days', '2', '-subj', '/CN=duogate-kea-ha', '-addext', `subjectAltName=IP:${SYNC.primary},IP:${SYNC.secondary}`]);
+    t.equal(mk.status, 0, 'a forged certificate with the same name');
+    t.equal(keaPost('secondary', url, 'ha-heartbeat', ['-k', '--cert', path.join(forged, 'c'), '--key', path.join(forged, 'k')]), null, 'with a certificate of the same name but another key: refused');
+    // Config sync (XML-RPC on the secondary's 7443) still pushes: a new alias reaches the secondary's nftables.
+    const next = nodeCfg('primary');
+    next.firewall.aliases.scan_probe = { type: 'host', entries: ['203.0.113.77'], description: 'pushed by the scan test' };
+    const f = path.join(dir, 'primary-next.yaml');
+    writeFileSync(f, YAML.stringify(next));
+    const r = board.exec('primary', process.execPath, [CLI, 'config', 'apply', f, '-m', 'scan test', '--config', cfg('primary'), '--socket', sock('primary')], { timeoutMs: 20_000 });
+    t.equal(r.status, 0, `config apply on the primary: ${r.stderr.trim()}`);
+    const pushed = await waitFor('alias live on the secondary', async () =>
+      /alias_scan_probe[^}]*203\.0\.113\.77/.test(board.exec('secondary', 'nft', ['list', 'table', 'inet', 'duogate']).stdout), 15_000);
+    t.ok(pushed, 'config sync pushed the revision; the alias is in the secondary\'s ruleset');
+  });
+
+  t.test('every listening socket of each node, and what it is bound to', async (t) => {
+    // The ruleset is the guarantee; the binds are the second line. The heartbeat alone binds the wildcard (its
+    // LAN path); the firewall admits it only from the peer's sync and LAN addresses, and it checks the source.
+    const listeners = (n: NodeName) => board.exec(n, 'ss', ['-H', '-lntup']).stdout.trim().split('\n').filter(Boolean).map((l) => {
+      const f = l.split(/\s+/);
+      const proc = /users:\(\("([^"]+)"/.exec(l)?.[1] ?? '?';
+      return `${f[0]} ${f[4]} ${proc === 'MainThread' || proc.startsWith('node') ? 'duogate' : proc}`;
+    }).sort();
+    const expected = (own: { lan: string; sync: string }, secondary: boolean) => [
+      'tcp 127.0.0.1:53 unbound', `tcp ${LAN.vip}:53 unbound`, `tcp ${own.lan}:53 unbound`,
+      `tcp ${own.sync}:8001 kea-dhcp4`,
+      ...(secondary ? [`tcp ${own.sync}:7443 duogate`] : []),
+      'udp 127.0.0.1:53 unbound', `udp ${LAN.vip}:53 unbound`, `udp ${own.lan}:53 unbound`,
+      `udp ${own.lan}:67 kea-dhcp4`,
+      `udp ${own.sync}:7200 duogate`,
+      'udp 0.0.0.0:7201 duogate',
+    ].sort();
+    t.same(listeners('primary'), expected({ lan: LAN.primary, sync: SYNC.primary }, false), 'primary: only these listen');
+    t.same(listeners('secondary'), expected({ lan: LAN.secondary, sync: SYNC.secondary }, true), 'secondary: only these listen (it alone serves config sync)');
+  });
+
+  t.test('from the LAN client: DNS and DHCP answer, nothing else, not even with routes to the sync link', async (t) => {
+    // The attacker's routes: each sync address via the node that owns it (delivered locally there) ...
+    routeVia('client', { [SYNC.primary]: LAN.primary, [SYNC.secondary]: LAN.secondary });
+    const targets = [LAN.vip, LAN.primary, LAN.secondary, WAN.vip, WAN.primary, WAN.secondary, SYNC.primary, SYNC.secondary];
+    const a = await scan('client', targets);
+    t.comment(`LAN scan: ${a.probes} probes of ${targets.length} addresses in ${a.ms} ms`);
+    const dns = [LAN.vip, LAN.primary, LAN.secondary];
+    t.same(fmt(a.tcp), fmt(dns.map((addr) => ({ addr, port: 53, result: 'open' }))), 'TCP: only DNS on the LAN VIP and the nodes\' LAN addresses answer (no RST from anything else)');
+    t.same(fmt(a.udp), fmt(dns.map((addr) => ({ addr, port: 53, result: 'answer' }))), 'UDP: only DNS answers (no ICMP port unreachable from anything else)');
+    t.equal(keaPost('client', `http://${SYNC.primary}:8001/`, 'list-commands'), null, 'Kea HA control channel 172.16.1.1:8001 does not answer the LAN');
+    t.equal(keaPost('client', `https://${SYNC.primary}:8001/`, 'list-commands', ['-k']), null, 'not over HTTPS either');
+    t.equal(keaPost('client', `http://${SYNC.secondary}:8001/`, 'list-commands'), null, 'nor 172.16.1.2:8001');
+    t.ok(counter('primary', 'input', 'sync subnet from outside the sync link') > 0, 'the primary counted the drops of its sync address seen on the LAN');
+    // ... and each via the other node, which would forward it onto the sync link.
+    routeVia('client', { [SYNC.primary]: LAN.secondary, [SYNC.secondary]: LAN.primary });
+    const before = counter('primary', 'forward', 'sync subnet from outside the sync link');
+    const b = await scan('client', [SYNC.primary, SYNC.secondary]);
+    t.same([...fmt(b.tcp), ...fmt(b.udp)], [], 'nothing answers on the sync addresses when routed through the other node');
+    t.ok(counter('primary', 'forward', 'sync subnet from outside the sync link') > before, 'the primary refused to forward LAN traffic onto the sync link');
+    t.equal(keaPost('client', `http://${SYNC.secondary}:8001/`, 'list-commands'), null, 'Kea HA of the secondary is not reachable through the primary');
+    // Ping: the gateway's LAN and WAN addresses answer a LAN host; the sync addresses do not.
+    for (const a of [LAN.vip, LAN.primary, LAN.secondary, WAN.vip, WAN.primary]) t.ok(board.ping('client', a), `ping ${a} from the LAN answers`);
+    for (const a of [SYNC.primary, SYNC.secondary]) t.notOk(board.ping('client', a), `ping ${a} from the LAN gets no answer`);
+    t.ok(dhcpOffer('client'), 'DHCP answers on the LAN');
+  });
+
+  t.test('from the WAN server: nothing answers at all', async (t) => {
+    routeVia('server', {
+      [LAN.vip]: WAN.primary, [LAN.primary]: WAN.primary, [LAN.secondary]: WAN.secondary,
+      [SYNC.primary]: WAN.primary, [SYNC.secondary]: WAN.secondary,
+    });
+    const targets = [WAN.vip, WAN.primary, WAN.secondary, LAN.vip, LAN.primary, LAN.secondary, SYNC.primary, SYNC.secondary];
+    const a = await scan('server', targets);
+    t.comment(`WAN scan: ${a.probes} probes of ${targets.length} addresses in ${a.ms} ms`);
+    t.same(fmt(a.tcp), [], 'TCP: no answer of any kind');
+    t.same(fmt(a.udp), [], 'UDP: no answer of any kind');
+    routeVia('server', { [SYNC.primary]: WAN.secondary, [SYNC.secondary]: WAN.primary, [LAN.secondary]: WAN.primary });
+    const b = await scan('server', [SYNC.primary, SYNC.secondary, LAN.secondary]);
+    t.same([...fmt(b.tcp), ...fmt(b.udp)], [], 'nothing answers when routed through the other node either');
+    for (const a of [WAN.vip, WAN.primary, WAN.secondary]) t.notOk(board.ping('server', a), `ping ${a} from the WAN gets no answer`);
+    t.notOk(dhcpOffer('server'), 'no DHCP on the WAN');
+  });
+
+  t.test('the pair is unaffected by the scans', async (t) => {
+    t.ok((await status('primary')).vips.every((v: any) => v.state === 'MASTER'), 'primary still MASTER');
+    const p = await waitFor('Kea hot-standby', async () => ((await status('primary')).dhcp?.ha_state === 'hot-standby' ? true : null), 10_000);
+    t.ok(p, 'Kea pair still in hot-standby');
+  });
+}
