@@ -23,10 +23,10 @@
 // may change CARP state (the BACKUP never takes over); `status` on both control sockets, polled every 200 ms,
 // must answer within 500 ms each time; the daemons' RSS stays under 250 MB and grows by at most 64 MB.
 // The same adverts are also captured leaving the primary: the figures are equal, so any lateness is the
-// daemon's, not the virtual wire's. On this shared machine the daemon's lateness follows the load other
+// daemon's, not the virtual wire's. On this shared machine the daemon's lateness also follows the load other
 // sessions put on the CPUs (each flood prints the load with its figures): at a load average of 3-5 the
-// longest interval is under 1,010 ms in every flood, at 10-15 it reached 1,100-1,850 ms with the daemon
-// runnable but not running (its own CPU use stays 10-30 % of a core).
+// longest interval is under 1,010 ms in every flood; at 10-15 the garbage and TLS floods saw 1,080-1,160 ms
+// with the daemon runnable but not running (its own CPU use stays 10-30 % of a core).
 //
 // Why ~10 s per flood is enough: what a flood can break shows within a few advert intervals (each is 1 s; the
 // master-down interval is 3 s); a queue that grows without bound has grown by then (10 s at 10k/s is 100k
