@@ -21,7 +21,7 @@
 // While each runs: tcpdump (kernel timestamps) records the primary's CARP adverts on the LAN (client) and the
 // WAN (server), and the longest interval between two of them must stay within advbase + 50 ms; neither node
 // may change CARP state (the BACKUP never takes over); `status` on both control sockets, polled every 200 ms,
-// must answer within 500 ms each time; the daemons' RSS stays under 250 MB and grows by at most 64 MB.
+// must answer within 500 ms each time; the daemons' RSS stays under 250 MB and grows by at most 96 MB.
 // The same adverts are also captured leaving the primary: the figures are equal, so any lateness is the
 // daemon's, not the virtual wire's. On this shared machine the daemon's lateness also follows the load other
 // sessions put on the CPUs (each flood prints the load with its figures): at a load average of 3-5 the
@@ -49,7 +49,11 @@ const ADVBASE_MS = 1000;
 const ADVERT_SLACK_MS = 50;
 const STATUS_MAX_MS = 500;
 const RSS_MAX_MB = 250;
-const RSS_GROWTH_MAX_MB = 64;
+/**
+ * Under a high allocation rate (a flood of connections is one) V8 grows its young generation by up to ~50 MB and
+ * gives it back slowly; a leak grows with the flood instead (the unbounded XML-RPC server: +107 MB in 10 s).
+ */
+const RSS_GROWTH_MAX_MB = 96;
 const LAN_ADDRS = ['192.168.1.1', '192.168.1.2', '192.168.1.3'];
 const CLIENT = '192.168.1.100';
 

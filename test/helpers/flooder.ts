@@ -127,20 +127,20 @@ async function conns(ifname: string, src: string, gwmac: string, dst: string, pp
 }
 
 /** The bytes a Node TLS client sends first (its ClientHello), captured from a handshake with nobody. */
-async function clientHello(host: string): Promise<Buffer> {
+async function clientHello(): Promise<Buffer> {
   return await new Promise<Buffer>((resolve) => {
     const sink = new Duplex({
       read() {},
       write(chunk: Buffer, _e, cb) { resolve(Buffer.from(chunk)); cb(); },
     });
-    const s = tls.connect({ socket: sink as unknown as net.Socket, servername: host, rejectUnauthorized: false });
+    const s = tls.connect({ socket: sink as unknown as net.Socket, rejectUnauthorized: false });
     s.on('error', () => {});
     setTimeout(() => s.destroy(), 100);
   });
 }
 
 async function tlsFlood(host: string, port: number, parallel: number, hold: number, forMs: number, max: number): Promise<void> {
-  const hello = await clientHello(host);
+  const hello = await clientHello();
   const t0 = now();
   const end = t0 + forMs;
   const c = { started: 0, full: 0, half: 0, failed: 0, held: 0, held_closed_by_server: 0 };
