@@ -232,7 +232,7 @@ if (process.getuid?.() !== 0) {
     const tcpCand = [...new Set([53, ...cand.filter((x) => x.proto === 'tcp').map((x) => x.port)])];
     const udpPorts = [...new Set([53, 67, ...cand.filter((x) => x.proto === 'udp').map((x) => x.port)])];
     const open = async (a: string, p: number) => (await board.execAsync('client', 'socat', ['-T', '1', '/dev/null', `TCP:${a}:${p},connect-timeout=0.5`], { timeoutMs: 3000 })).status === 0;
-    const targets = [];
+    const targets: { ip: string; mac: string; tcp: number[]; udp: number[] }[] = [];
     for (const a of LAN_ADDRS) {
       const tcp = [];
       for (const p of tcpCand) if (await open(a, p)) tcp.push(p);
