@@ -2,9 +2,13 @@
 // limit on authentication failures, a body-size limit, and every refusal answered as an XML-RPC fault (plus
 // one log line) so the primary can say precisely what went wrong. Calls are serialized (pfSense holds a
 // global lock for each call): two pushes never interleave.
+//
+// Bounded under a flood of connections (docs/gateway.md "Under flood"): each TLS connection costs the daemon
+// ~50 KB and each handshake ~1 ms of the event loop CARP runs on, so connections are capped, admitted at a
+// bounded rate before any TLS work, and dropped when their handshake or their request stalls.
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { Fault, XmlRpcFault, decodeCall, encodeFault, encodeResponse, type XmlRpcValue } from './xmlrpc.js';
@@ -18,16 +22,33 @@ export interface SyncServerOptions {
   log: Logger;
 }
 
-export interface ServerCounters { calls: number; faults: number; auth_failures: number; rate_limited: number; malformed: number; too_large: number }
+export interface ServerCounters {
+  calls: number; faults: number; auth_failures: number; rate_limited: number; malformed: number; too_large: number;
+  /** Connections closed at accept: over MAX_CONNECTIONS open, or over the admission rate. */
+  refused_busy: number; refused_rate: number;
+}
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Connections open at once; the primary makes one call at a time on one connection. Node closes more at accept. */
+export const MAX_CONNECTIONS = 16;
+/** New connections admitted per second, in bursts of up to ACCEPT_BURST; the rest are closed before any TLS work. */
+export const ACCEPT_RATE = 20;
+export const ACCEPT_BURST = 40;
+/** A handshake not done by then frees its slot (Node's default is 120 s: 16 silent sockets would block syncing). */
+const HANDSHAKE_TIMEOUT_MS = 5000;
+/** A connection that sends nothing for this long is closed (a stalled request, an idle keep-alive). */
+const IDLE_TIMEOUT_MS = 30_000;
 
 export class SyncServer {
   private server: https.Server | null = null;
   private methods = new Map<string, Method>();
   private failures = new Map<string, number[]>();
   private queue: Promise<unknown> = Promise.resolve();
-  readonly counters: ServerCounters = { calls: 0, faults: 0, auth_failures: 0, rate_limited: 0, malformed: 0, too_large: 0 };
+  private tokens = ACCEPT_BURST;
+  private reopen: NodeJS.Timeout | null = null;
+  private tokensAt = 0;
+  readonly counters: ServerCounters = { calls: 0, faults: 0, auth_failures: 0, rate_limited: 0, malformed: 0, too_large: 0, refused_busy: 0, refused_rate: 0 };
 
   constructor(private readonly o: SyncServerOptions) {
     this.methods.set('system.listMethods', () => [...this.methods.keys()].sort());
@@ -36,19 +57,43 @@ export class SyncServer {
   method(name: string, m: Method): void { this.methods.set(name, m); }
 
   async listen(): Promise<number> {
-    this.server = https.createServer({ key: this.o.key, cert: this.o.cert, minVersion: 'TLSv1.2' }, (req, res) => void this.onRequest(req, res));
+    this.server = https.createServer({ key: this.o.key, cert: this.o.cert, minVersion: 'TLSv1.2', handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, (req, res) => void this.onRequest(req, res));
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 120_000;
+    this.server.timeout = IDLE_TIMEOUT_MS;
+    this.server.maxConnections = MAX_CONNECTIONS;
+    this.server.on('drop', () => { if (this.reopen) this.counters.refused_rate++; else this.counters.refused_busy++; });
+    // Before the TLS wrapper sees the socket: a refused connection costs no crypto.
+    this.server.prependListener('connection', (sock: Socket) => {
+      if (this.admit(Date.now())) return;
+      this.counters.refused_rate++;
+      sock.destroy();
+      // Until the bucket holds a token again, Node closes new connections right at accept, before it makes any
+      // objects for them: a flood of refused connections then leaves no garbage behind (which had grown the
+      // daemon's RSS by ~65 MB in 10 s).
+      this.server!.maxConnections = 1;
+      this.reopen ??= setTimeout(() => { this.reopen = null; if (this.server) this.server.maxConnections = MAX_CONNECTIONS; }, Math.ceil(1000 / ACCEPT_RATE));
+    });
     this.server.on('tlsClientError', (e, s) => { this.o.log.debug('sync TLS handshake failed', { from: s.remoteAddress, err: e }); });
     await new Promise<void>((res, rej) => { this.server!.once('error', rej); this.server!.listen(this.o.port, this.o.address, () => res()); });
     return (this.server.address() as AddressInfo).port;
   }
 
   async close(): Promise<void> {
+    if (this.reopen) { clearTimeout(this.reopen); this.reopen = null; }
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server!.close(() => r()));
     this.server = null;
+  }
+
+  /** Token bucket: ACCEPT_RATE connections per second, ACCEPT_BURST at once. */
+  private admit(now: number): boolean {
+    this.tokens = Math.min(ACCEPT_BURST, this.tokens + ((now - this.tokensAt) * ACCEPT_RATE) / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
   }
 
   private reply(res: ServerResponse, status: number, body: string): void {

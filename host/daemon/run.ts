@@ -3,9 +3,11 @@ import { Daemon } from './daemon.js';
 import { ControlServer } from '../control/server.js';
 import type { Config } from '../config/schema.js';
 import { loadServices } from './services.js';
+import { raisePriority } from './priority.js';
 
 export async function runDaemon(config: Config): Promise<number> {
   const d = new Daemon(config);
+  raisePriority(d.log);
   const control = new ControlServer(config.control.socket, d.log);
   control.handle('status', () => d.status());
   control.handle('maintenance', (req) => {

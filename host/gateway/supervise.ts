@@ -4,6 +4,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../log.js';
+import { atNormalPriority } from '../daemon/priority.js';
+
+/**
+ * Lines of a child's output logged per second, in bursts of up to OUTPUT_BURST. Kea logs an error for every
+ * malformed packet, so a LAN host sending garbage to port 67 would otherwise write hundreds of lines a second
+ * into the daemon's log (stdout writes are synchronous: on the event loop CARP runs on) and fill the disk.
+ * Lines over the budget are counted and summarised once a second.
+ */
+export const OUTPUT_RATE = 20;
+export const OUTPUT_BURST = 100;
 
 export interface SuperviseOptions {
   name: string;
@@ -27,6 +37,12 @@ export class Supervised {
   private timer: NodeJS.Timeout | null = null;
   private backoff: number;
   private startedAt = 0;
+  private tokens = OUTPUT_BURST;
+  private tokensAt = 0;
+  private suppressed = 0;
+  private summary: NodeJS.Timeout | null = null;
+  /** Output lines not logged because of the rate limit, ever. */
+  outputSuppressed = 0;
   restarts = 0;
   lastExit: { code: number | null; signal: string | null; at: string } | null = null;
 
@@ -44,17 +60,14 @@ export class Supervised {
   private launch(): void {
     if (this.stopping) return;
     try { this.o.beforeStart?.(); } catch (e) { this.o.log.error(`${this.o.name}: cannot start`, { err: e }); return; }
-    const cp = spawn(this.o.cmd, this.o.args, { env: { ...process.env, ...this.o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, args] = atNormalPriority(this.o.cmd, this.o.args);
+    const cp = spawn(cmd, args, { env: { ...process.env, ...this.o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.cp = cp;
     this.startedAt = Date.now();
     cp.on('error', (e) => this.o.log.error(`${this.o.name}: spawn failed`, { cmd: this.o.cmd, err: e }));
     if (cp.pid) writeFileSync(this.o.pidFile, String(cp.pid));
     for (const s of [cp.stdout!, cp.stderr!]) {
-      createInterface({ input: s }).on('line', (line) => {
-        // Kea writes "INFO  [..] CODE ...", unbound "info: ..." / "error: ...".
-        const lvl = /\b(ERROR|FATAL|WARN|error:|fatal|warning:)/.test(line) ? 'warn' : /\b(INFO|notice:)/.test(line) ? 'info' : 'debug';
-        this.o.log.log(lvl, `${this.o.name} output`, { line: line.slice(0, 500) });
-      });
+      createInterface({ input: s }).on('line', (line) => this.output(line));
     }
     this.o.log.info(`${this.o.name} started`, { pid: cp.pid, restarts: this.restarts });
     cp.once('exit', (code, signal) => {
@@ -68,12 +81,35 @@ export class Supervised {
     });
   }
 
+  private output(line: string): void {
+    const now = Date.now();
+    this.tokens = Math.min(OUTPUT_BURST, this.tokens + ((now - this.tokensAt) * OUTPUT_RATE) / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) {
+      this.suppressed++; this.outputSuppressed++;
+      this.summary ??= setTimeout(() => this.flushSuppressed(), 1000);
+      return;
+    }
+    this.tokens--;
+    // Kea writes "INFO  [..] CODE ...", unbound "info: ..." / "error: ...".
+    const lvl = /\b(ERROR|FATAL|WARN|error:|fatal|warning:)/.test(line) ? 'warn' : /\b(INFO|notice:)/.test(line) ? 'info' : 'debug';
+    this.o.log.log(lvl, `${this.o.name} output`, { line: line.slice(0, 500) });
+  }
+
+  private flushSuppressed(): void {
+    this.summary = null;
+    if (this.suppressed === 0) return;
+    this.o.log.warn(`${this.o.name} output suppressed`, { lines: this.suppressed, limit_per_s: OUTPUT_RATE, total: this.outputSuppressed });
+    this.suppressed = 0;
+  }
+
   /** Restart now (new config): stop, then start again at once. */
   async restart(): Promise<void> { await this.stop(); this.start(); }
 
   async stop(timeoutMs = 3000): Promise<void> {
     this.stopping = true;
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    if (this.summary) { clearTimeout(this.summary); this.flushSuppressed(); }
     const cp = this.cp;
     if (!cp || cp.exitCode !== null || cp.signalCode !== null) return;
     const gone = new Promise<void>((r) => cp.once('exit', () => r()));
@@ -84,7 +120,7 @@ export class Supervised {
   }
 
   status(): Record<string, unknown> {
-    return { running: this.running, pid: this.pid ?? null, restarts: this.restarts, last_exit: this.lastExit };
+    return { running: this.running, pid: this.pid ?? null, restarts: this.restarts, last_exit: this.lastExit, output_suppressed: this.outputSuppressed };
   }
 }
 

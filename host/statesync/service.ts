@@ -46,6 +46,12 @@ const NLTX_FLUSH = 48 * 1024;
  * long; a takeover before then re-creates at once (the entries are liberal then anyway).
  */
 const REINJECT_SETTLE_MS = 500;
+/**
+ * Time one read of the dump socket may take before it yields to the event loop (the socket stays readable, so
+ * the rest comes next turn). A dump datagram holds ~100 states: 256 of them, the count bound alone, took ~90 ms
+ * with the table near 200k states, and CARP's advert timer waited behind each such turn.
+ */
+const DUMP_SLICE_MS = 4;
 /** Received messages applied per turn of the event loop (~120 creates, under 1 ms of kernel work), so reads and acks go on. */
 const DRAIN_SLICE = 4;
 
@@ -232,11 +238,13 @@ export class StateSyncService implements Service {
   }
 
   /**
-   * Read up to `max` datagrams from a netlink socket into the core's receive buffer. `onData(len)` handles one
-   * (returning false stops early); `onOverrun` is called when the kernel dropped messages (ENOBUFS).
+   * Read up to `max` datagrams (and, with `sliceMs`, for at most that long) from a netlink socket into the core's
+   * receive buffer. `onData(len)` handles one (returning false stops early); `onOverrun` is called when the
+   * kernel dropped messages (ENOBUFS).
    */
-  private readSocket(fd: number, max: number, onData: (len: number) => boolean | void, onOverrun: () => void): void {
-    for (let i = 0; i < max; i++) {
+  private readSocket(fd: number, max: number, onData: (len: number) => boolean | void, onOverrun: () => void, sliceMs = Infinity): void {
+    const until = this.d.now() + sliceMs;
+    for (let i = 0; i < max && (i === 0 || this.d.now() < until); i++) {
       const rx = this.core.nlRx();
       const n = native.recvInto(fd, rx);
       if (n === -1) return;
@@ -282,7 +290,7 @@ export class StateSyncService implements Service {
         if (this.dumpAgain) { this.dumpAgain = false; this.startDump(); }
       }
       return this.dumping;
-    }, () => { /* a dump reply lost: the dump's end still comes, and the next refresh re-reads */ });
+    }, () => { /* a dump reply lost: the dump's end still comes, and the next refresh re-reads */ }, DUMP_SLICE_MS);
     this.afterCoreWork();
   }
 
