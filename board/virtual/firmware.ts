@@ -52,6 +52,16 @@ export class Firmware {
     return this.board.exec(node, process.execPath, [CLI, ...args, '--socket', this.socket(node), '--config', this.configFile(node), '--state-dir', this.stateDir(node)], { timeoutMs: 15_000 });
   }
 
+  /** Both daemons started (the primary first) and converged: primary MASTER, secondary BACKUP. */
+  async startPair(timeoutMs = 15_000): Promise<void> {
+    await this.start('primary');
+    await sleep(300);
+    await this.start('secondary');
+    if (!await this.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), timeoutMs)) {
+      throw new Error(`the pair did not converge to primary=MASTER, secondary=BACKUP within ${timeoutMs} ms\nprimary:\n${this.tail('primary')}\nsecondary:\n${this.tail('secondary')}`);
+    }
+  }
+
   /** Each VIP's state on a node: { '1': 'MASTER', '2': 'MASTER' } ({} when the daemon does not answer). */
   async states(node: NodeName): Promise<Record<string, string>> {
     try {
@@ -107,6 +117,17 @@ export class ReducedFirmware extends Firmware {
       writeFileSync(this.configFile(n), doc.toString({ lineWidth: 0 }));
     }
   }
+}
+
+/** Poll `fn` every `step` ms until it returns a truthy value (returned) or `ms` pass (throws, naming `what`). */
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms: number, step = 100): Promise<T> {
+  const until = Date.now() + ms;
+  for (let i = 0; i < 10_000 && Date.now() < until; i++) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    await sleep(step);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -45,10 +45,7 @@ if (process.getuid?.() !== 0) {
     await board.up();
     fw.resetState();
     fw.writeConfigs();
-    await fw.start('primary');
-    await sleep(300);
-    await fw.start('secondary');
-    t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 15_000), 'primary MASTER, secondary BACKUP');
+    await fw.startPair();
     await sleep(1500); // the secondary has accepted the primary's adverts (its replay window is set)
 
     const cap = await tool('client', 'eth0', ['capture', '1', '1', '5000'], 10_000);

@@ -40,10 +40,7 @@ if (process.getuid?.() !== 0) {
     await board.up();
     fw.resetState();
     fw.writeConfigs();
-    await fw.start('primary');
-    await sleep(300);
-    await fw.start('secondary');
-    if (!await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 15_000)) throw new Error('no convergence');
+    await fw.startPair();
     await sleep(1200);
   }
 

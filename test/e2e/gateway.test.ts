@@ -8,6 +8,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { VirtualBoard, sleep, type NodeName } from '../../board/virtual/board.js';
 import { GatewayProbes, BLOCKED_PORT, ECHO_PORT, TEST_ZONE, WHOAMI_PORT } from '../../board/virtual/demo/gateway.js';
+import { waitFor } from '../../board/virtual/firmware.js';
 import { request } from '../../host/control/client.js';
 
 const PREFIX = 'dgt-gw';
@@ -34,15 +35,6 @@ if (process.getuid?.() !== 0) {
     const m = new RegExp(`counter packets (\\d+) bytes \\d+ .*comment "${comment}"`).exec(text);
     return m ? Number(m[1]) : -1;
   };
-  async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms: number, step = 100): Promise<T> {
-    const until = Date.now() + ms;
-    for (let i = 0; i < 10_000 && Date.now() < until; i++) {
-      const v = await fn().catch(() => null);
-      if (v) return v;
-      await sleep(step);
-    }
-    throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-  }
   const master = async (n: NodeName) => (await status(n)).vips.every((v: any) => v.state === 'MASTER');
 
   t.teardown(async () => { probes.stopDhcpClient(); await board.down(); });

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { VirtualBoard, sleep, type NodeName } from '../../board/virtual/board.js';
+import { waitFor } from '../../board/virtual/firmware.js';
 import type { Hit, ScanResult } from '../../board/virtual/portscan.js';
 import { request } from '../../host/control/client.js';
 
@@ -39,15 +40,6 @@ if (process.getuid?.() !== 0) {
     c.state_dir = path.join(dir, 'state', n);
     return c;
   };
-  async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms: number, step = 200): Promise<T> {
-    const until = Date.now() + ms;
-    for (let i = 0; i < 10_000 && Date.now() < until; i++) {
-      const v = await fn().catch(() => null);
-      if (v) return v;
-      await sleep(step);
-    }
-    throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-  }
   /** Replace the host routes of a board host (the test's attacker steering packets at a node). */
   const routeVia = (host: 'client' | 'server', routes: Record<string, string>) => {
     for (const [dst, via] of Object.entries(routes)) {
@@ -84,10 +76,10 @@ if (process.getuid?.() !== 0) {
     mkdirSync(dir, { recursive: true });
     for (const n of ['primary', 'secondary'] as NodeName[]) writeFileSync(cfg(n), YAML.stringify(nodeCfg(n)));
     board.startNode('primary', [CLI, 'run', '--config', cfg('primary')]);
-    await waitFor('primary MASTER', async () => (await status('primary')).vips.every((v: any) => v.state === 'MASTER'), 30_000);
+    await waitFor('primary MASTER', async () => (await status('primary')).vips.every((v: any) => v.state === 'MASTER'), 30_000, 200);
     board.startNode('secondary', [CLI, 'run', '--config', cfg('secondary')]);
     await waitFor('secondary BACKUP hearing the primary', async () =>
-      (await status('secondary')).vips.every((v: any) => v.state === 'BACKUP' && v.adverts_rx > 0), 30_000);
+      (await status('secondary')).vips.every((v: any) => v.state === 'BACKUP' && v.adverts_rx > 0), 30_000, 200);
     await waitFor('Kea pair in hot-standby', async () => {
       const [p, s] = [await status('primary'), await status('secondary')];
       return p.dhcp?.ha_state === 'hot-standby' && s.dhcp?.ha_state === 'hot-standby';
@@ -134,7 +126,7 @@ if (process.getuid?.() !== 0) {
     const r = board.exec('primary', process.execPath, [CLI, 'config', 'apply', f, '-m', 'scan test', '--config', cfg('primary'), '--socket', sock('primary')], { timeoutMs: 20_000 });
     t.equal(r.status, 0, `config apply on the primary: ${r.stderr.trim()}`);
     const pushed = await waitFor('alias live on the secondary', async () =>
-      /alias_scan_probe[^}]*203\.0\.113\.77/.test(board.exec('secondary', 'nft', ['list', 'table', 'inet', 'duogate']).stdout), 15_000);
+      /alias_scan_probe[^}]*203\.0\.113\.77/.test(board.exec('secondary', 'nft', ['list', 'table', 'inet', 'duogate']).stdout), 15_000, 200);
     t.ok(pushed, 'config sync pushed the revision; the alias is in the secondary\'s ruleset');
   });
 
@@ -204,7 +196,7 @@ if (process.getuid?.() !== 0) {
 
   t.test('the pair is unaffected by the scans', async (t) => {
     t.ok((await status('primary')).vips.every((v: any) => v.state === 'MASTER'), 'primary still MASTER');
-    const p = await waitFor('Kea hot-standby', async () => ((await status('primary')).dhcp?.ha_state === 'hot-standby' ? true : null), 10_000);
+    const p = await waitFor('Kea hot-standby', async () => ((await status('primary')).dhcp?.ha_state === 'hot-standby' ? true : null), 10_000, 200);
     t.ok(p, 'Kea pair still in hot-standby');
   });
 }
