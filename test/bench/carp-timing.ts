@@ -23,8 +23,8 @@ import { CLI, allAre, sleep } from '../../board/virtual/firmware.js';
 import { FullBoard, NODE_ADDR, toolArgs } from './fullboard.js';
 import type { Bench } from './registry.js';
 
-const ADVBASE_MS = 1000;
-const TARGET_MS = ADVBASE_MS + 50;
+/** Allowed beyond the master's advert interval (advbase + advskew/256). */
+const SLACK_MS = 50;
 const BULK_STATES = 200_000;
 const RULES = 5000;
 const BODY_BYTES = 16 << 20;
@@ -72,7 +72,7 @@ export const carpTimingBench: Bench = async (say) => {
   if (process.getuid?.() !== 0) { say('carp_timing: needs root (network namespaces); skipped'); return { skipped: true }; }
   const fb = new FullBoard('dgb-timing');
   const loads: Record<string, Record<string, unknown>> = {};
-  const out: Record<string, unknown> = { target_max_ms: TARGET_MS };
+  const out: Record<string, unknown> = { target_slack_ms: SLACK_MS };
 
   /** Capture the master's adverts around `load` (from its start until TAIL_MS after it ends). */
   const measure = async (name: string, master: NodeName, what: string, load: () => Promise<Record<string, unknown> | void>): Promise<void> => {
@@ -99,7 +99,7 @@ export const carpTimingBench: Bench = async (say) => {
       load_ms: t1 - t0 - TAIL_MS, carp_timer_late_over_50ms: s.carp_counters.timer_late_over_50ms - lateBefore,
       carp_timer_late_ms: late, ...(extra ?? {}),
     };
-    const verdict = st.max_ms <= nominal + 50 ? 'ok' : 'OVER TARGET';
+    const verdict = st.max_ms <= nominal + SLACK_MS ? 'ok' : 'OVER TARGET';
     say(`  ${name} (${master} master, nominal ${nominal} ms): ${st.adverts} adverts, interval p50 ${st.p50_ms} ms, p99 ${st.p99_ms} ms, max ${st.max_ms} ms (${verdict}); `
       + `late CARP timer lines: ${late.length ? late.join(', ') + ' ms' : 'none'}${extra ? `; ${JSON.stringify(extra)}` : ''}`);
   };
@@ -111,7 +111,7 @@ export const carpTimingBench: Bench = async (say) => {
     await fb.startPair();
     await fb.until('primary', (s) => s.mqtt?.connected, 15_000, 'MQTT connected');
     await sleep(3000);
-    say(`master's CARP adverts on the LAN (tcpdump -tt in the client namespace); target max interval ${TARGET_MS} ms`);
+    say(`master's CARP adverts on the LAN (tcpdump -tt in the client namespace); target: every interval ≤ the master's advert interval + ${SLACK_MS} ms`);
 
     // ---- idle ----
     await measure('idle', 'primary', `no load, ${IDLE_MS / 1000} s`, async () => { await sleep(IDLE_MS - TAIL_MS); });
@@ -205,7 +205,7 @@ export const carpTimingBench: Bench = async (say) => {
       advert_late_idle_max_ms: loads.idle.over_nominal_max_ms, advert_late_loaded_max_ms: worstOver,
     };
     Object.assign(out, loads);
-    say(`advert interval max: idle ${loads.idle.max_ms} ms, loaded (worst of a–d) ${worst} ms; beyond the master's nominal interval: idle ${loads.idle.over_nominal_max_ms} ms, loaded ${worstOver} ms (target ≤ 50 ms)`);
+    say(`advert interval max: idle ${loads.idle.max_ms} ms, loaded (worst of a–d) ${worst} ms; beyond the master's nominal interval: idle ${loads.idle.over_nominal_max_ms} ms, loaded ${worstOver} ms (target ≤ ${SLACK_MS} ms)`);
   } finally {
     await fb.down();
   }
