@@ -77,14 +77,22 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
   return c;
 }
 
+/** How config YAML is parsed (also on the off-loop parser's thread: host/configsync/decode-worker.ts). */
+export const YAML_OPTIONS = { prettyErrors: true, uniqueKeys: true } as const;
+
+/** A YAML parse error as a ConfigError naming the line and column. */
+export function yamlConfigError(file: string, e: unknown): ConfigError {
+  const err = e as Error & { linePos?: { line: number; col: number }[] };
+  const at = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+  return new ConfigError(file, at, `not valid YAML: ${String(err.message).split('\n')[0]}`);
+}
+
 export function parseConfigText(text: string, file = '<config>'): Config {
   let doc: unknown;
   try {
-    doc = YAML.parse(text, { prettyErrors: true, uniqueKeys: true });
+    doc = YAML.parse(text, YAML_OPTIONS);
   } catch (e) {
-    const err = e as Error & { linePos?: { line: number; col: number }[] };
-    const at = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
-    throw new ConfigError(file, at, `not valid YAML: ${err.message.split('\n')[0]}`);
+    throw yamlConfigError(file, e);
   }
   return validateConfig(doc, file);
 }

@@ -11,7 +11,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
-import { Fault, XmlRpcFault, decodeCall, encodeFault, encodeResponse, type XmlRpcValue } from './xmlrpc.js';
+import { Fault, XmlRpcFault, encodeFault, encodeResponse, type XmlRpcValue } from './xmlrpc.js';
+import { OffLoopDecoder } from './decode-worker.js';
 
 export type Method = (params: XmlRpcValue[], from: string) => XmlRpcValue | Promise<XmlRpcValue>;
 
@@ -48,6 +49,8 @@ export class SyncServer {
   private tokens = ACCEPT_BURST;
   private reopen: NodeJS.Timeout | null = null;
   private tokensAt = 0;
+  /** Large bodies are parsed on a worker thread: seconds of parsing on the event loop would stall CARP. */
+  private readonly decoder = new OffLoopDecoder();
   readonly counters: ServerCounters = { calls: 0, faults: 0, auth_failures: 0, rate_limited: 0, malformed: 0, too_large: 0, refused_busy: 0, refused_rate: 0 };
 
   constructor(private readonly o: SyncServerOptions) {
@@ -82,6 +85,7 @@ export class SyncServer {
   async close(): Promise<void> {
     if (this.reopen) { clearTimeout(this.reopen); this.reopen = null; }
     if (!this.server) return;
+    await this.decoder.close();
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server!.close(() => r()));
     this.server = null;
@@ -182,7 +186,7 @@ export class SyncServer {
     }
 
     let call: { method: string; params: XmlRpcValue[] };
-    try { call = decodeCall(Buffer.concat(chunks).toString('utf8')); } catch (e) {
+    try { call = await this.decoder.decode(Buffer.concat(chunks)); } catch (e) {
       this.counters.malformed++;
       const f = e instanceof XmlRpcFault ? e : new XmlRpcFault(Fault.PARSE_ERROR, String(e));
       this.fault(res, from, f.faultCode, f.faultString);

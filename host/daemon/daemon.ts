@@ -17,6 +17,8 @@ const CARP_GROUP = '224.0.0.18';
 /** A VIP's lease: the master-down interval's whole seconds, so a dead master's VIP goes about when the peer takes it. */
 export const vipLifetimeS = (advbase: number) => Math.max(2, 3 * advbase);
 const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
+/** A CARP timer that fires this much late means the event loop was held up: logged with how late (advbase + 50 ms is the target). */
+const TIMER_LATE_LOG_MS = 50;
 const ETH_P_ARP = 0x0806;
 
 /** One CARP interface: a link number in the core, its sockets and its VIP groups. */
@@ -40,6 +42,8 @@ export class Daemon extends EventEmitter {
   private startedAt = Date.now();
   private stopped = false;
   private sendErrors = 0;
+  /** How late the CARP timer fired (event-loop stalls as CARP sees them): worst, and how often over the log threshold. */
+  private readonly timerLate = { max_ms: 0, over_50ms: 0 };
   /** Last transition per vhid, for status and telemetry. */
   readonly lastChange = new Map<number, Transition>();
   extraDemotions = new Set<number>();
@@ -140,6 +144,11 @@ export class Daemon extends EventEmitter {
   }
 
   private onCarpReadable(link: Link): void {
+    this.drainCarp(link);
+    this.run();
+  }
+
+  private drainCarp(link: Link): void {
     const rx = this.core.rxView();
     // Bounded drain: a flood cannot starve the timers.
     for (let i = 0; i < 256; i++) {
@@ -148,7 +157,6 @@ export class Daemon extends EventEmitter {
       const r = this.core.handleCarpInPlace(this.now(), link.n, Math.min(n, rx.length));
       if (r !== 0 && r !== 6) this.log.debug('advert dropped', { interface: link.role, reason: r });
     }
-    this.run();
   }
 
   private onLink(index: number, running: boolean): void {
@@ -255,8 +263,23 @@ export class Daemon extends EventEmitter {
     if (this.stopped) return;
     const t = this.core.pollTimeout();
     if (t >= 0) {
-      this.timer = setTimeout(() => { this.timer = null; this.core.handleTimeout(this.now()); this.run(); }, Math.max(0, t - this.now()));
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.noteLate(this.now() - t);
+        // Adverts that arrived while the loop was held up still wait in the sockets: take them first, or a
+        // BACKUP whose own loop stalled would declare a live master down (a false takeover).
+        for (const l of this.links) this.drainCarp(l);
+        this.core.handleTimeout(this.now());
+        this.run();
+      }, Math.max(0, t - this.now()));
     }
+  }
+
+  private noteLate(ms: number): void {
+    if (ms > this.timerLate.max_ms) this.timerLate.max_ms = Math.round(ms * 10) / 10;
+    if (ms <= TIMER_LATE_LOG_MS) return;
+    this.timerLate.over_50ms++;
+    this.log.warn('carp timer late: event loop held up (or the process not scheduled)', { late_ms: Math.round(ms), wall_ms: Date.now() });
   }
 
   private perform(a: Action): void {
@@ -346,7 +369,7 @@ export class Daemon extends EventEmitter {
           last_change: this.lastChange.get(s.vhid)?.at ?? null, last_change_why: this.lastChange.get(s.vhid)?.why ?? null,
         };
       }),
-      carp_counters: this.core.stats(),
+      carp_counters: { ...this.core.stats(), timer_late_max_ms: this.timerLate.max_ms, timer_late_over_50ms: this.timerLate.over_50ms },
       // Fingerprints, never values: compare them with the other node's to find a mismatched key.
       secrets: secretFingerprints(this.config),
       ...Object.fromEntries(this.services.map((s) => [s.name, s.status()])),

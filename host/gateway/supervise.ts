@@ -29,6 +29,8 @@ export interface SuperviseOptions {
   backoffMaxMs?: number;
   /** A run at least this long resets the backoff. */
   stableMs?: number;
+  /** Output lines the child writes all the time in normal operation: logged at debug, so an idle node's log stays small. */
+  routine?: RegExp;
 }
 
 export class Supervised {
@@ -92,7 +94,8 @@ export class Supervised {
     }
     this.tokens--;
     // Kea writes "INFO  [..] CODE ...", unbound "info: ..." / "error: ...".
-    const lvl = /\b(ERROR|FATAL|WARN|error:|fatal|warning:)/.test(line) ? 'warn' : /\b(INFO|notice:)/.test(line) ? 'info' : 'debug';
+    const lvl = /\b(ERROR|FATAL|WARN|error:|fatal|warning:)/.test(line) ? 'warn'
+      : this.o.routine?.test(line) ? 'debug' : /\b(INFO|notice:)/.test(line) ? 'info' : 'debug';
     this.o.log.log(lvl, `${this.o.name} output`, { line: line.slice(0, 500) });
   }
 

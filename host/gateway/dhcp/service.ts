@@ -64,6 +64,8 @@ export class DhcpService implements Service {
       env: { KEA_PIDFILE_DIR: p.dir, KEA_LOCKFILE_DIR: p.dir },
       // A power cut leaves Kea's pid file behind; Kea refuses to start if that pid is now another process.
       beforeStart: () => { rmSync(`${p.dir}/kea-dhcp4.kea-dhcp4.pid`, { force: true }); rmSync(p.socket, { force: true }); },
+      // Every HA heartbeat and lease update from the peer is a control command Kea logs at INFO: two lines a second.
+      routine: /\bCOMMAND_RECEIVED\b/,
     });
     this.proc.start();
     log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });

@@ -29,10 +29,11 @@ export class FirewallService implements Service {
     // A new config (config sync, reload): re-apply. A refused ruleset leaves the one in force and is reported.
     this.onConfig = (next: Config, prev: Config) => {
       if (sectionsOf(next) === sectionsOf(prev)) return;
-      this.apply(next, log).then(() => { this.error = null; }, (e: Error) => {
+      // Compiling a large ruleset takes tens of ms: not in the same turn of the event loop as the config change.
+      setImmediate(() => this.apply(next, log).then(() => { this.error = null; }, (e: Error) => {
         this.error = e.message;
         log.error('new ruleset refused; the previous one stays in force', { err: e });
-      });
+      }));
     };
     d.on('config', this.onConfig);
     this.daemon = d;
