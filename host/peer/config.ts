@@ -1,4 +1,5 @@
-// The `peer:` config section: the authenticated heartbeat between the two nodes (host/peer/heartbeat.ts).
+// The `peer:` config section: the authenticated heartbeat between the two nodes (host/peer/health.ts). Its key
+// also authenticates CARP between the pair (host/daemon/pair.ts).
 // Both nodes need the same key; the heartbeat runs between interfaces.sync.address and interfaces.sync.peer.
 import { extraChecks, type Finding } from '../config/check.js';
 import type { Config } from '../config/schema.js';

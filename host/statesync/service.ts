@@ -31,6 +31,13 @@ const RTO_BASE_MAX_MS = 80;
 /** Before the first RTT sample (the first bulk window can take the peer a while to inject). */
 const RTO_INITIAL_MS = 250;
 const RTO_MAX_MS = 1000;
+/**
+ * A peer not heard (no datagram, not even a keepalive HELLO) for this long is away: retransmissions shrink to
+ * one probe (the oldest message) backed off up to RTO_AWAY_MAX_MS, so a node alone for days costs nothing.
+ * The first datagram heard from it again resends the window at once.
+ */
+const PEER_AWAY_MS = 5000;
+const RTO_AWAY_MAX_MS = 30_000;
 /** Acknowledge after this many in-order messages, or this long after the first unacknowledged one. */
 const ACK_EVERY = 32;
 const ACK_DELAY_MS = 2;
@@ -477,17 +484,23 @@ export class StateSyncService implements Service {
     if (this.stopped || this.unacked.length === 0) return;
     const now = this.d.now();
     if (now - this.unacked[0].sentAt >= this.rto) {
-      this.resendAll(now);
+      const away = this.peerAway(now);
+      if (away) this.resend(now, this.unacked.slice(0, 1));
+      else this.resendAll(now);
       // Back off while nothing gets through (link down or dropping), so a dead link costs little.
-      this.rto = Math.min(this.rto * 2, RTO_MAX_MS);
+      this.rto = Math.min(this.rto * 2, away ? RTO_AWAY_MAX_MS : RTO_MAX_MS);
     }
     this.armRto();
   }
 
+  private peerAway(now: number): boolean { return this.peerHeardAt < 0 || now - this.peerHeardAt > PEER_AWAY_MS; }
+
   /** Go-back-N: the receiver only accepts in order, so everything after the gap goes again. */
-  private resendAll(now: number): void {
+  private resendAll(now: number): void { this.resend(now, this.unacked); }
+
+  private resend(now: number, which: Pending[]): void {
     this.lastResendAt = now;
-    for (const p of this.unacked) {
+    for (const p of which) {
       p.sentAt = now; p.resent = true;
       this.c.retransmitted++;
       this.sendRaw(this.codec.seal(this.header(Type.DATA, p.flags, p.seq, p.count, p.extra), p.payload));
@@ -513,7 +526,16 @@ export class StateSyncService implements Service {
     }
     if (v.kind === 'confirmed') this.onPeerSession(h.session, v.first);
     this.c.rx_msgs++; this.c.rx_bytes += m.length;
-    this.peerHeardAt = this.d.now();
+    const now = this.d.now();
+    const wasAway = this.peerAway(now);
+    this.peerHeardAt = now;
+    if (wasAway && this.unacked.length) {
+      // Back from away: no need to wait out a long backed-off RTO for what is still in flight.
+      this.rto = this.rtoBase();
+      if (this.rtoTimer) { clearTimeout(this.rtoTimer); this.rtoTimer = null; }
+      this.resendAll(now);
+      this.armRto();
+    }
     // Messages addressed to an earlier incarnation of ours carry nothing we can use.
     if (h.peerSession !== 0n && h.peerSession !== this.sessions.session) { this.drops.stale_session++; return; }
     // A HELLO's ack means nothing: it may be addressed to a session its sender has not confirmed yet, with the
