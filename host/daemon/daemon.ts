@@ -65,7 +65,8 @@ export class Daemon extends EventEmitter {
     const seed = randomBytes(8);
     this.core.reset([seed.readUInt32BE(0), seed.readUInt32BE(4)]);
     this.core.setPreempt(c.carp.preempt);
-    if (pairAuthKey(c)) this.core.setEpoch(nextEpoch(c.state_dir));
+    // Always, so a vhid added later by a live config apply counts from a fresh epoch too.
+    this.core.setEpoch(nextEpoch(c.state_dir));
     this.addrs = new AddressControl((what, errno) => this.log.error('address change failed', { what, errno }));
 
     // The node's own addresses first: on a real box the firmware owns its NICs.
@@ -241,6 +242,9 @@ export class Daemon extends EventEmitter {
     this.core.start(now); // only the added vhids are still INIT: they go to BACKUP
     this.core.collect();
     this.run();
+    if (pairAuthKey(next) !== pairAuthKey(prev)) {
+      this.log.warn('config change needs a restart to take effect', { section: 'peer.key / carp.pair_auth', applies_to: 'CARP pair authentication of the vhids already running' });
+    }
     for (const k of ['node', 'interfaces', 'control', 'state_dir'] as const) {
       if (JSON.stringify(next[k]) !== JSON.stringify(prev[k])) this.log.warn('config change needs a restart to take effect', { section: k });
     }
