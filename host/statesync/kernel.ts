@@ -7,13 +7,6 @@
 import { native } from '../io/native.js';
 
 const NETLINK_NETFILTER = 12;
-/** NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY as a bind mask: what the active node follows. */
-export const GROUPS_ALL = 0x1 | 0x2 | 0x4;
-/**
- * The passive node only needs to hear entries expire (DESTROY): every NEW/UPDATE it would hear is an echo
- * of its own injections, and with no listener on those groups the kernel does not even build them.
- */
-export const GROUPS_PASSIVE = 0x4;
 /** Largest single send() to the kernel; requests are split at message boundaries. */
 const SEND_CHUNK = 60 * 1024;
 
