@@ -404,3 +404,42 @@ t.test('status and the timer table', async (t) => {
   t.equal(p.b.m.counters.refreshes, 0);
   t.ok(p.converged());
 });
+
+t.test('a lying peer with the key: unknown type, count not matching the items, a bad item', async (t) => {
+  const p = synced(t, 5, { seed: 24 });
+  p.run(10);
+  const codec = new Codec(Buffer.from('syncpair-test-key-0123456789'));
+  const h = () => ({ session: p.a.m.sessions.session, peerSession: p.b.m.sessions.session, pn: p.a.m.sessions.nextPn(), ack: 0, extra: 0 });
+  const expect = (p.b.m.status(p.now) as any).link.expect_seq;
+  p.deliver(p.b, codec.seal({ ...h(), type: 9, flags: 0, seq: expect, count: 0 }, Buffer.alloc(0)));
+  t.equal(p.b.m.dropped.type, 1, 'unknown type');
+  const item = Buffer.alloc(48); item[0] = 1; item[1] = 99; // an upsert of protocol 99: well-shaped, invalid
+  p.deliver(p.b, codec.seal({ ...h(), type: Type.DATA, flags: 0, seq: expect, count: 2 }, item));
+  t.equal(p.b.m.dropped.count, 1, 'count 2 with one item: refused whole');
+  p.deliver(p.b, codec.seal({ ...h(), type: Type.DATA, flags: 0, seq: expect, count: 1 }, item));
+  p.run(5);
+  t.equal(p.b.m.dropped.bad_items, 1, 'the invalid item is counted, nothing applied');
+  t.equal(p.b.kernel.table.size, 5);
+  // DATA that names an earlier incarnation of b is stale.
+  p.deliver(p.b, codec.seal({ ...h(), peerSession: 12345n, type: Type.DATA, flags: 0, seq: expect + 1, count: 0 }, Buffer.alloc(0)));
+  t.equal(p.b.m.dropped.stale_session, 1);
+  // DATA before b knows a's session... from a session b never confirmed: unknown.
+  p.deliver(p.b, codec.seal({ ...h(), session: 777n, type: Type.DATA, flags: 0, seq: expect + 1, count: 0 }, Buffer.alloc(0)));
+  t.equal(p.b.m.dropped.unknown_session, 1);
+});
+
+t.test('immediate work makes the deadline "now"; a pass stops when the role moves on', async (t) => {
+  const p = new SyncPair({ seed: 25, turnMs: 5 }).start();
+  put(p.a, 500);
+  t.ok(p.runUntil(() => p.b.m.hasImmediateWork(), 2000));
+  t.ok(p.b.m.nextDeadline() <= p.now, 'a backlog to apply is due at once');
+  t.ok(p.runUntil(bulkDone(p.b), 2000));
+  // A strict pass that the next role change interrupts.
+  p.b.setRole(true);
+  p.run(stateSyncDefaults.liberal_ms - 1);
+  t.notOk(p.b.log(/strictly/));
+  p.run(1.5);
+  p.b.setRole(false);
+  p.run(2000);
+  t.ok(p.b.m.timer(T.LIBERAL) === Infinity, 'no strict pass armed once passive');
+});
