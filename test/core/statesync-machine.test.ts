@@ -132,7 +132,6 @@ t.test('peer restart mid-bulk: the sender restarts; its start-up dump re-sends e
   const startedAt = p.now;
   p.a.kill(); p.a.boot();
   t.ok(p.runUntil(() => p.b.m.counters.peer_restarts === 1 && p.converged(), 2000), 'the new incarnation\'s dump brings b every state at once');
-  t.ok(p.b.m.dropped.stale_session + p.b.m.dropped.unknown_session > 0 || p.b.m.counters.peer_restarts === 1);
   // A receiver mid-bulk does not ask the new incarnation for a bulk (it is not waiting): its bulk ends by the
   // timeout (bulk_timeout_ms + 50 ms per 1000 states announced), then it asks, and the bulk completes.
   t.equal(p.b.m.bulkState, 'receiving');
