@@ -645,6 +645,8 @@ export class SyncMachine {
     this.nextSeq = this.initialSeq;
     this.bulkEndPending = false; this.bulkStartPending = 0;
     if (!first) this.c.peer_restarts++;
+    // A bulk from the dead incarnation will never end: ask the new one at once rather than wait for the timeout.
+    if (!first && this.bulk === 'receiving') { this.bulk = 'waiting'; this.bulkGen++; }
     this.log('info', first ? 'statesync: peer found' : 'statesync: peer restarted', { peer: this.peerLabel, session: s.toString(16) });
   }
 
