@@ -16,22 +16,30 @@ import { CURRENT, RECORD_SIZE, clearQueue, pop } from './carp/actions';
 import { STATS, clearStats } from './carp/stats';
 import * as carp from './carp/node';
 import { buildGarp } from './arp/garp';
+import {
+  STATUS_VHID, STATUS_LINK, STATUS_STATE, STATUS_ADVBASE, STATUS_ADVSKEW, STATUS_ADVERTISED_SKEW, STATUS_DEMOTE,
+  STATUS_MASTER_SRC, STATUS_RX_ACCEPTED, STATUS_TX_ADVERTS, STATUS_TRANSITIONS, STATUS_LAST_CHANGE_AT,
+  STATUS_MASTER_HEARD_AT, STATUS_SIZE, CONFIG_KEY, CONFIG_KEY_MAX, CONFIG_VIPS, CONFIG_MAC, GARP_LEN, VHID_ERR_ARG,
+} from './carp/layout';
+
+// Codes, layouts and counter names as wasm globals: the host reads the ABI from here (assembly/abi.ts).
+export * from './abi';
 
 const RX_CAP: u32 = 65536;
 const RX = memory.data(RX_CAP, 16);
 const CONFIG_CAP: u32 = 4096;
 const CONFIG = memory.data(CONFIG_CAP, 16);
-const STATUS = memory.data(128, 16);
+const STATUS = memory.data(STATUS_SIZE, 16);
 
 /** Receive buffer (RX_CAP bytes): the host reads a datagram into it, then calls a handle* with its length. */
 export function rxPtr(): usize { return RX; }
 export function rxCap(): u32 { return RX_CAP; }
 /** Scratch region for configuration arguments (key bytes, address lists). */
 export function configPtr(): usize { return CONFIG; }
-/** The action record filled by pollAction() (RECORD_SIZE bytes, layout in carp/actions.ts). */
+/** The action record filled by pollAction() (ACTION_SIZE bytes, layout ACTION_* in assembly/abi.ts). */
 export function actionPtr(): usize { return CURRENT; }
 export function actionSize(): u32 { return RECORD_SIZE; }
-/** Counters, STAT_COUNT u32 words (indexes in carp/constants.ts). */
+/** Counters, STAT_COUNT u32 words (indexes CARP_STAT_* in assembly/abi.ts). */
 export function statsPtr(): usize { return STATS; }
 export function statsCount(): u32 { return STAT_COUNT; }
 export function statusPtr(): usize { return STATUS; }
@@ -46,21 +54,20 @@ export function carpSetPreempt(on: bool): void { carp.node.preempt = on; }
 /** The node's own IPv4 address on `link` (host order): the source of its adverts, used to spot loops. */
 export function carpSetLinkAddr(link: u32, addr: u32): void { if (link < carp.MAX_LINKS) carp.node.linkAddrs[link] = addr; }
 /**
- * Add a vhid. CONFIG holds the key at [0, keyLen) and `vipCount` IPv4 addresses as host-order u32 words
- * from offset 64. Returns the vhid's slot (>= 0) or a negative error: -1 bad vhid/link, -2 bad VIP count,
- * -3 too many vhids, -4 duplicate vhid on the link.
+ * Add a vhid. CONFIG holds the key at CONFIG_KEY (keyLen bytes) and `vipCount` IPv4 addresses as host-order
+ * u32 words at CONFIG_VIPS. Returns the vhid's slot (>= 0) or a negative VHID_ERR_* (carp/layout.ts).
  */
 export function carpAddVhid(vhid: u32, link: u32, advbase: u32, advskew: u32, keyLen: u32, vipCount: u32): i32 {
-  if (vhid > 255 || advbase > 255 || advskew > 255 || keyLen > 64) return -1;
-  return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG, keyLen, CONFIG + 64, vipCount);
+  if (vhid > 255 || advbase > 255 || advskew > 255 || keyLen > CONFIG_KEY_MAX) return VHID_ERR_ARG;
+  return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG + CONFIG_KEY, keyLen, CONFIG + CONFIG_VIPS, vipCount);
 }
 /**
- * Pair authentication for the vhid in `slot` (docs/security.md): CONFIG holds the trailer key at [0, keyLen)
+ * Pair authentication for the vhid in `slot` (docs/security.md): CONFIG holds the trailer key at CONFIG_KEY
  * (keyLen 0 = plain CARP); `peerAddr` (host order, 0 = any) is the only source accepted on its link.
  */
 export function carpSetPair(slot: i32, peerAddr: u32, keyLen: u32): bool {
-  if (keyLen > 64) return false;
-  return carp.setPair(slot, peerAddr, CONFIG, keyLen);
+  if (keyLen > CONFIG_KEY_MAX) return false;
+  return carp.setPair(slot, peerAddr, CONFIG + CONFIG_KEY, keyLen);
 }
 /** Paired counters start at epoch << 32; the host keeps the epoch growing across restarts. */
 export function carpSetEpoch(epoch: u32): void { carp.node.epoch = epoch; }
@@ -100,32 +107,29 @@ export function pollTimeout(): f64 { return carp.nextTimeout(); }
 // ---- status ----
 
 export function carpVhidCount(): i32 { return carp.node.vhids.length; }
-/**
- * Fill STATUS with slot `i`'s status as u32 words: 0 vhid, 1 link, 2 state, 3 advbase, 4 advskew,
- * 5 advertised skew, 6 demote byte, 7 master source (host order), 8 rx accepted, 9 tx adverts,
- * 10 transitions, then f64 at byte 48 last change time, at 56 master last heard time (ms, -1 never).
- */
+/** Fill STATUS with slot `i`'s status (layout STATUS_* in carp/layout.ts); false if there is no such slot. */
 export function carpStatus(i: i32): bool {
   if (i < 0 || i >= carp.node.vhids.length) return false;
   const v = carp.node.vhids[i];
-  store<u32>(STATUS, v.vhid, 0); store<u32>(STATUS, v.link, 4); store<u32>(STATUS, v.state, 8);
-  store<u32>(STATUS, v.advbase, 12); store<u32>(STATUS, v.advskew, 16); store<u32>(STATUS, v.advertisedSkew(), 20);
-  store<u32>(STATUS, v.demoteByte(), 24); store<u32>(STATUS, v.masterSrc, 28); store<u32>(STATUS, v.rxAccepted, 32);
-  store<u32>(STATUS, v.txAdverts, 36); store<u32>(STATUS, v.transitions, 40);
-  store<f64>(STATUS, v.lastChangeAt, 48); store<f64>(STATUS, v.masterHeardAt, 56);
+  const s = STATUS;
+  store<u32>(s + STATUS_VHID, v.vhid); store<u32>(s + STATUS_LINK, v.link); store<u32>(s + STATUS_STATE, v.state);
+  store<u32>(s + STATUS_ADVBASE, v.advbase); store<u32>(s + STATUS_ADVSKEW, v.advskew);
+  store<u32>(s + STATUS_ADVERTISED_SKEW, v.advertisedSkew()); store<u32>(s + STATUS_DEMOTE, v.demoteByte());
+  store<u32>(s + STATUS_MASTER_SRC, v.masterSrc); store<u32>(s + STATUS_RX_ACCEPTED, v.rxAccepted);
+  store<u32>(s + STATUS_TX_ADVERTS, v.txAdverts); store<u32>(s + STATUS_TRANSITIONS, v.transitions);
+  store<f64>(s + STATUS_LAST_CHANGE_AT, v.lastChangeAt); store<f64>(s + STATUS_MASTER_HEARD_AT, v.masterHeardAt);
   return true;
 }
 
 // ---- ARP codec ----
 
-/** Build a 28-byte gratuitous ARP request in RX's tail for `ip` (host order) from the 6-byte MAC at CONFIG. Returns its address. */
+/** Build a GARP_LEN-byte gratuitous ARP request in RX's tail for `ip` (host order) from the 6-byte MAC at CONFIG_MAC. Returns its address. */
 export function arpBuildGarp(ip: u32): usize {
   const out = RX + RX_CAP - 64;
-  buildGarp(out, CONFIG, ip);
+  buildGarp(out, CONFIG + CONFIG_MAC, ip);
   return out;
 }
 
-export { ACT_NONE };
 
 // =====================================================================================================
 // ---- State sync (conntrack replication; assembly/conntrack, assembly/statesync) ----
@@ -167,8 +171,8 @@ export function ssPolicyPtr(): usize { return ssp.POL; }
 export function ssSetPolicy(zones: u32, marks: u32, snat: u32, vips: u32, nets: u32): void { ssp.setPolicy(zones, marks, snat, vips, nets); }
 /** ctnetlink bytes in NLRX (`len`). queue: this node is active (changes go to the peer); dump: replies to our dump. */
 export function ssHandleNetlink(now: f64, len: u32, queue: bool, dump: bool): u32 { return sse.handleNetlink(now, len, queue, dump); }
-/** 1 = a dump's NLMSG_DONE was read, 2 = the barrier was answered (bits); cleared by ssResetFlags. */
-export function ssFlags(): u32 { return (sse.doneSeen ? 1 : 0) | (sse.barrierSeen ? 2 : 0); }
+/** SYNC_FLAG_DONE: a dump's NLMSG_DONE was read; SYNC_FLAG_BARRIER: the barrier was answered. Cleared by ssResetFlags. */
+export function ssFlags(): u32 { return (sse.doneSeen ? sse.FLAG_DONE : 0) | (sse.barrierSeen ? sse.FLAG_BARRIER : 0); }
 export function ssResetFlags(): void { sse.resetFlags(); }
 export function ssDumpBegin(): void { sse.dumpBegin(); }
 export function ssDumpEnd(queue: bool): u32 { return sse.dumpEnd(queue); }

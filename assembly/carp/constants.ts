@@ -75,6 +75,10 @@ export const DROP_NO_PAIR_AUTH: u32 = 15; // paired vhid, but the advert carries
 export const DROP_BAD_PAIR_AUTH: u32 = 16; // the pair trailer's HMAC does not cover this advert from this source
 export const DROP_REPLAY: u32 = 17; // counter not above the peer's last accepted one: a replayed advert
 export const STAT_COUNT: u32 = 24;
+/** Which stats indexes are drop reasons (bit i = index i): the rest are the result OK and events. */
+export const CARP_DROP_MASK: u32 = (1 << DROP_SHORT) | (1 << DROP_BAD_IP) | (1 << DROP_BAD_TTL) | (1 << DROP_BAD_CHECKSUM) |
+  (1 << DROP_BAD_VERSION) | (1 << DROP_UNKNOWN_VHID) | (1 << DROP_OWN_PACKET) | (1 << DROP_BAD_HMAC) | (1 << DROP_NOT_READY) |
+  (1 << DROP_NOT_PEER) | (1 << DROP_NO_PAIR_AUTH) | (1 << DROP_BAD_PAIR_AUTH) | (1 << DROP_REPLAY);
 
 // ---- Pair authentication (docs/security.md) ----
 // The CARP HMAC covers only the vhid, the VIPs and the counter: advbase, advskew, demote and the sender are

@@ -1,5 +1,6 @@
 // The node: its vhids, links, demotion and the receive pipeline. Receive checks run in verify-then-act
 // order (carp.md §1.5) and every drop has its own counter; nothing on the wire can trap the module.
+import { VHID_ERR_ARG, VHID_ERR_VIP_COUNT, VHID_ERR_FULL, VHID_ERR_DUPLICATE } from './layout';
 import { getU16, getU32, getU64 } from '../util/bytes';
 import { inetChecksum } from '../util/checksum';
 import { HmacKey } from '../crypto/hmac';
@@ -85,10 +86,10 @@ export function resetNode(): void { node = new CarpNode(); }
 
 /** Add a vhid. Key bytes at `key` (already truncated to 19 by the caller's validation), `vipCount` IPv4 addresses at `vips`. */
 export function addVhid(vhid: u8, link: u32, advbase: u8, advskew: u8, key: usize, keyLen: u32, vips: usize, vipCount: u32): i32 {
-  if (vhid == 0 || link >= MAX_LINKS) return -1;
-  if (vipCount == 0 || vipCount > <u32>MAX_VIPS_PER_VHID) return -2;
-  if (node.vhids.length >= MAX_VHIDS) return -3;
-  if (node.find(link, vhid) != null) return -4;
+  if (vhid == 0 || link >= MAX_LINKS) return VHID_ERR_ARG;
+  if (vipCount == 0 || vipCount > <u32>MAX_VIPS_PER_VHID) return VHID_ERR_VIP_COUNT;
+  if (node.vhids.length >= MAX_VHIDS) return VHID_ERR_FULL;
+  if (node.find(link, vhid) != null) return VHID_ERR_DUPLICATE;
   const list = new StaticArray<u32>(vipCount);
   for (let i: u32 = 0; i < vipCount; i++) list[i] = load<u32>(vips + (<usize>i << 2));
   // Sorted ascending as unsigned numbers: the HMAC input order every implementation uses.

@@ -30,7 +30,7 @@ export const PEER_CAP: u32 = 65536;
 export const PEER = memory.data(PEER_CAP, 16);
 export const TXB_CAP: u32 = 65536;
 export const TXB = memory.data(TXB_CAP, 16);
-const IGN_MAX: u32 = 64;
+export const IGN_MAX: u32 = 64;
 export const IGN = memory.data(IGN_MAX * 4, 16);
 
 /** Requests are flushed by the host once NLTX holds this much; a single call never adds more than the slack. */
@@ -51,6 +51,9 @@ let ownPid: u32 = 0;
 let ignCount: u32 = 0;
 let subnetAddr: u32 = 0;
 let subnetMask: u32 = 0;
+/** ssFlags() bits. */
+export const FLAG_DONE: u32 = 1;
+export const FLAG_BARRIER: u32 = 2;
 /** Set when an NLMSG_DONE (dump end) was read; cleared by the host. */
 export let doneSeen: bool = false;
 /** Set when the barrier's answer was read. */

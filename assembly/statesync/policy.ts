@@ -14,9 +14,10 @@ import { IPPROTO_TCP, IPPROTO_UDP, TCP_CONNTRACK_MAX } from '../conntrack/consta
 
 export const POL_SIZE: u32 = 640;
 export const POL = memory.data(POL_SIZE, 16);
-const P_TMAX: u32 = 0; const P_ZONES: u32 = 64; const P_MARKS: u32 = 96;
-const P_SNAT: u32 = 128; const P_VIPS: u32 = 384; const P_NETS: u32 = 512;
-const SNAT_MAX: u32 = 64; const VIPS_MAX: u32 = 32; const NETS_MAX: u32 = 16; const SET_MAX: u32 = 8;
+export const P_TMAX: u32 = 0; export const P_ZONES: u32 = 64; export const P_MARKS: u32 = 96;
+export const P_SNAT: u32 = 128; export const P_VIPS: u32 = 384; export const P_NETS: u32 = 512;
+export const TMAX_COUNT: u32 = 12;
+export const SNAT_MAX: u32 = 64; export const VIPS_MAX: u32 = 32; export const NETS_MAX: u32 = 16; export const SET_MAX: u32 = 8;
 
 export const POLICY_OK: u32 = 0;
 export const POLICY_TO_SELF: u32 = 1;
@@ -75,7 +76,7 @@ export function checkUpsert(ent: usize, own: bool): u32 {
 export function clampTimeout(ent: usize): bool {
   if (!enabled) return false;
   const proto = load<u8>(ent + O_PROTO);
-  const slot: u32 = proto == IPPROTO_TCP ? <u32>min(load<u8>(ent + O_TCPSTATE), TCP_CONNTRACK_MAX - 1) : proto == IPPROTO_UDP ? 10 : 11;
+  const slot: u32 = proto == IPPROTO_TCP ? <u32>min(load<u8>(ent + O_TCPSTATE), TCP_CONNTRACK_MAX - 1) : proto == IPPROTO_UDP ? TCP_CONNTRACK_MAX : TCP_CONNTRACK_MAX + 1;
   const bound = load<u32>(POL + P_TMAX + (slot << 2));
   if (bound == 0 || load<u32>(ent + O_TIMEOUT) <= bound) return false;
   store<u32>(ent + O_TIMEOUT, bound);

@@ -1,43 +1,33 @@
-// Loads the WebAssembly core and gives it a typed face. The ABI is numbers only (pointer + length into
-// fixed regions of the core's memory), so no generated bindings or loader are needed: see README
-// "Why no @assemblyscript/loader".
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+// A typed face on the CARP half of the WebAssembly core. Every offset, code and counter name used here is
+// read from the core's own exported globals (host/core/abi.ts), never written as a number.
+import { CoreError, instantiateCore, wasmPath } from './wasm.js';
+import { coreAbi, denseNames, group, readAbi, type Abi } from './abi.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+export { CoreError, wasmPath };
 
-/** Finds dist/wasm/<name> from host/core (tsx) and from dist/host/core (compiled). */
-export function wasmPath(name = 'core.wasm'): string {
-  for (const rel of ['../../dist/wasm', '../../wasm', '../../../dist/wasm']) {
-    const p = path.resolve(here, rel, name);
-    try { readFileSync(p, { flag: 'r' }).length; return p; } catch { /* try the next */ }
-  }
-  throw new CoreError('DG_ERR_CORE_MISSING', `core module ${name} not found next to ${here}: run "npm run build:core"`);
-}
-
-export class CoreError extends Error {
-  constructor(readonly code: string, message: string) { super(message); this.name = 'CoreError'; }
-}
-
-// Mirrors assembly/carp/constants.ts.
-export const State = { INIT: 0, BACKUP: 1, MASTER: 2 } as const;
-export const STATE_NAMES = ['INIT', 'BACKUP', 'MASTER'] as const;
-export type StateName = typeof STATE_NAMES[number];
-export const WHY_NAMES: Record<number, string> = {
-  1: 'start', 2: 'master-down timer expired', 3: 'preempted a worse master', 4: 'a better master was heard',
-  5: 'the master bowed out', 6: 'link down', 7: 'link up', 8: 'shutdown', 9: 'the master is more demoted',
-  10: 'removed from the config',
+const A = coreAbi();
+export const State = { INIT: A.STATE_INIT, BACKUP: A.STATE_BACKUP, MASTER: A.STATE_MASTER } as const;
+export type StateName = 'INIT' | 'BACKUP' | 'MASTER';
+export const STATE_NAMES = denseNames(A, 'STATE_').map((n) => n.toUpperCase()) as StateName[];
+/** How logs and telemetry say why a state changed, per WHY_* code of the core (test/core/abi.test.ts checks both ways). */
+export const WHY_TEXT: Record<string, string> = {
+  start: 'start', master_down: 'master-down timer expired', preempt: 'preempted a worse master',
+  better_master: 'a better master was heard', bow_out: 'the master bowed out', link_down: 'link down', link_up: 'link up',
+  shutdown: 'shutdown', demoted_peer: 'the master is more demoted', removed: 'removed from the config',
 };
-export const Demote = { LINK_DOWN: 0, MAINTENANCE: 1, BULK_SYNC: 2, SEND_ERRORS: 3, USER: 4 } as const;
-/** Stats block indexes (assembly/carp/constants.ts). */
-export const STAT_NAMES = [
-  'ok', 'short', 'bad_ip', 'bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'own_packet', 'bad_hmac',
-  'not_ready', 'accepted', 'sent', 'transitions', 'queue_overflow', 'not_peer', 'no_pair_auth', 'bad_pair_auth',
-  'replay',
-] as const;
-/** Every drop reason, in stats order (the events 'accepted' … 'queue_overflow' sit between the two runs). */
-export const DROP_NAMES: readonly string[] = [...STAT_NAMES.slice(1, 10), ...STAT_NAMES.slice(14)];
+export const WHY_NAMES: Record<number, string> = Object.fromEntries(group(A, 'WHY_').map((m) => [m.value, WHY_TEXT[m.name] ?? m.name]));
+export const Demote = {
+  LINK_DOWN: A.DEMOTE_LINK_DOWN, MAINTENANCE: A.DEMOTE_MAINTENANCE, BULK_SYNC: A.DEMOTE_BULK_SYNC,
+  SEND_ERRORS: A.DEMOTE_SEND_ERRORS, USER: A.DEMOTE_USER,
+} as const;
+/** Stats block names by index: handleCarp's result codes ('ok', drop reasons) and events. */
+export const STAT_NAMES: readonly string[] = denseNames(A, 'CARP_STAT_');
+/** Every drop reason, in stats order. */
+export const DROP_NAMES: readonly string[] = STAT_NAMES.filter((_n, i) => (A.CARP_DROP_MASK >>> i) & 1);
+const VHID_ERRORS: Record<number, string> = {
+  [A.VHID_ERR_ARG]: 'bad vhid, link, advbase or advskew', [A.VHID_ERR_VIP_COUNT]: `between 1 and ${A.CONFIG_VIPS_MAX} VIPs`,
+  [A.VHID_ERR_FULL]: 'too many vhids', [A.VHID_ERR_DUPLICATE]: 'vhid already on this link',
+};
 
 export type Action =
   | { type: 'advert'; vhid: number; link: number; bowOut: boolean; payload: Uint8Array }
@@ -70,8 +60,6 @@ interface Exports {
   __collect(): void;
 }
 
-const modules = new Map<string, WebAssembly.Module>();
-
 export function ipToNum(ip: string): number {
   const p = ip.split('.').map(Number);
   if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new CoreError('DG_ERR_BAD_ADDRESS', `not an IPv4 address: ${ip}`);
@@ -90,23 +78,15 @@ export interface VhidConfig {
 /** One instance of the core. Cheap: tests create several in one process to simulate a cluster. */
 export class Core {
   readonly x: Exports;
+  readonly abi: Abi;
   private u8!: Uint8Array;
   private dv!: DataView;
   private rx!: Uint8Array;
 
   constructor(opts: { debug?: boolean } = {}) {
-    const file = wasmPath(opts.debug ? 'core.debug.wasm' : 'core.wasm');
-    let mod = modules.get(file);
-    if (!mod) { mod = new WebAssembly.Module(readFileSync(file)); modules.set(file, mod); }
-    const inst = new WebAssembly.Instance(mod, {
-      env: {
-        // A trap inside the core is a bug: surface it; the host drops the instance and rebuilds (style.md 7).
-        abort: (_m: number, _f: number, line: number, col: number) => {
-          throw new CoreError('DG_ERR_CORE_TRAP', `core aborted at ${line}:${col}`);
-        },
-      },
-    });
-    this.x = inst.exports as unknown as Exports;
+    const exports = instantiateCore({ debug: opts.debug, what: 'core' });
+    this.abi = readAbi(exports);
+    this.x = exports as unknown as Exports;
     this.refresh();
   }
 
@@ -118,8 +98,10 @@ export class Core {
     this.rx = new Uint8Array(this.x.memory.buffer, this.x.rxPtr(), this.x.rxCap());
   }
   get memory(): Uint8Array { this.refresh(); return this.u8; }
-  /** The receive buffer as a view on core memory: read a datagram straight into it, then call handleCarp. */
-  /** Re-used across calls (no allocation per packet); a new one only after memory grew. */
+  /**
+   * The receive buffer as a view on core memory: read a datagram straight into it, then call handleCarp.
+   * Re-used across calls (no allocation per packet); a new one only after memory grew.
+   */
   rxView(): Uint8Array { this.refresh(); return this.rx; }
 
   reset(seed: [number, number]): void { this.x.carpReset(); this.x.carpSeed(seed[0] >>> 0, seed[1] >>> 0); }
@@ -130,21 +112,20 @@ export class Core {
 
   addVhid(c: VhidConfig): number {
     this.refresh();
-    const key = Buffer.from(c.password, 'utf8').subarray(0, 19);
+    const a = this.abi;
+    const key = Buffer.from(c.password, 'utf8').subarray(0, a.CONFIG_PASSWORD_MAX);
     const base = this.x.configPtr();
-    this.u8.fill(0, base, base + 64);
-    this.u8.set(key, base);
-    c.vips.forEach((ip, i) => this.dv.setUint32(base + 64 + i * 4, ipToNum(ip), true));
+    if (c.vips.length > a.CONFIG_VIPS_MAX) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${VHID_ERRORS[a.VHID_ERR_VIP_COUNT]}`);
+    this.u8.fill(0, base + a.CONFIG_KEY, base + a.CONFIG_KEY + a.CONFIG_KEY_MAX);
+    this.u8.set(key, base + a.CONFIG_KEY);
+    c.vips.forEach((ip, i) => this.dv.setUint32(base + a.CONFIG_VIPS + i * 4, ipToNum(ip), true));
     const slot = this.x.carpAddVhid(c.vhid, c.link, c.advbase, c.advskew, key.length, c.vips.length);
-    if (slot < 0) {
-      const why = { [-1]: 'bad vhid, link, advbase or advskew', [-2]: 'between 1 and 16 VIPs', [-3]: 'too many vhids', [-4]: 'vhid already on this link' }[slot];
-      throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${why}`);
-    }
+    if (slot < 0) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${VHID_ERRORS[slot] ?? `refused (${slot})`}`);
     if (c.peer || c.pairKey) {
       const k = c.pairKey ?? new Uint8Array(0);
-      if (k.length > 64) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: pair key longer than 64 bytes`);
+      if (k.length > a.CONFIG_KEY_MAX) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: pair key longer than ${a.CONFIG_KEY_MAX} bytes`);
       this.refresh();
-      this.u8.set(k, base);
+      this.u8.set(k, base + a.CONFIG_KEY);
       this.x.carpSetPair(slot, c.peer ? ipToNum(c.peer) : 0, k.length);
     }
     return slot;
@@ -175,24 +156,26 @@ export class Core {
   pollTimeout(): number { return this.x.pollTimeout(); }
 
   pollAction(): Action | null {
+    const a = this.abi;
     const t = this.x.pollAction();
-    if (t === 0) return null;
+    if (t === a.ACT_NONE) return null;
     this.refresh();
     const p = this.x.actionPtr();
-    const vhid = this.dv.getUint32(p + 4, true);
-    const link = this.dv.getUint32(p + 8, true);
-    const a0 = this.dv.getUint32(p + 12, true);
+    const word = (off: number) => this.dv.getUint32(p + off, true);
+    const vhid = word(a.ACTION_VHID);
+    const link = word(a.ACTION_LINK);
+    const a0 = word(a.ACTION_ARG0);
     switch (t) {
-      case 1: {
-        const len = this.dv.getUint32(p + 24, true);
-        return { type: 'advert', vhid, link, bowOut: a0 === 1, payload: this.u8.slice(p + 28, p + 28 + len) };
+      case a.ACT_SEND_ADVERT: {
+        const at = p + a.ACTION_PAYLOAD;
+        return { type: 'advert', vhid, link, bowOut: a0 === 1, payload: this.u8.slice(at, at + word(a.ACTION_LEN)) };
       }
-      case 2: return { type: 'take', vhid, link };
-      case 3: return { type: 'release', vhid, link };
-      case 4: return { type: 'announce', vhid, link };
-      case 5: return {
-        type: 'state', vhid, link, from: STATE_NAMES[a0], to: STATE_NAMES[this.dv.getUint32(p + 16, true)],
-        why: WHY_NAMES[this.dv.getUint32(p + 20, true)] ?? 'unknown',
+      case a.ACT_TAKE_VIPS: return { type: 'take', vhid, link };
+      case a.ACT_RELEASE_VIPS: return { type: 'release', vhid, link };
+      case a.ACT_ANNOUNCE: return { type: 'announce', vhid, link };
+      case a.ACT_STATE: return {
+        type: 'state', vhid, link, from: STATE_NAMES[a0], to: STATE_NAMES[word(a.ACTION_ARG1)],
+        why: WHY_NAMES[word(a.ACTION_ARG2)] ?? 'unknown',
       };
       default: throw new CoreError('DG_ERR_CORE_ACTION', `unknown action type ${t}`);
     }
@@ -219,22 +202,26 @@ export class Core {
       this.x.carpStatus(i);
       this.refresh();
       const p = this.x.statusPtr();
-      const w = (k: number) => this.dv.getUint32(p + k * 4, true);
+      const a = this.abi;
+      const w = (off: number) => this.dv.getUint32(p + off, true);
+      const src = w(a.STATUS_MASTER_SRC);
       out.push({
-        vhid: w(0), link: w(1), state: STATE_NAMES[w(2)], advbase: w(3), advskew: w(4), advertisedSkew: w(5),
-        demote: w(6), masterSrc: w(7) ? numToIp(w(7)) : null, rxAccepted: w(8), txAdverts: w(9), transitions: w(10),
-        lastChangeAt: this.dv.getFloat64(p + 48, true), masterHeardAt: this.dv.getFloat64(p + 56, true),
+        vhid: w(a.STATUS_VHID), link: w(a.STATUS_LINK), state: STATE_NAMES[w(a.STATUS_STATE)], advbase: w(a.STATUS_ADVBASE),
+        advskew: w(a.STATUS_ADVSKEW), advertisedSkew: w(a.STATUS_ADVERTISED_SKEW), demote: w(a.STATUS_DEMOTE),
+        masterSrc: src ? numToIp(src) : null, rxAccepted: w(a.STATUS_RX_ACCEPTED), txAdverts: w(a.STATUS_TX_ADVERTS),
+        transitions: w(a.STATUS_TRANSITIONS), lastChangeAt: this.dv.getFloat64(p + a.STATUS_LAST_CHANGE_AT, true),
+        masterHeardAt: this.dv.getFloat64(p + a.STATUS_MASTER_HEARD_AT, true),
       });
     }
     return out;
   }
 
-  /** 28-byte gratuitous ARP payload for `ip` from `mac` (a copy). */
+  /** Gratuitous ARP payload (28 bytes) for `ip` from `mac` (a copy). */
   garp(mac: Uint8Array, ip: string): Uint8Array {
     this.refresh();
-    this.u8.set(mac.subarray(0, 6), this.x.configPtr());
+    this.u8.set(mac.subarray(0, 6), this.x.configPtr() + this.abi.CONFIG_MAC);
     const p = this.x.arpBuildGarp(ipToNum(ip));
-    return this.u8.slice(p, p + 28);
+    return this.u8.slice(p, p + this.abi.GARP_LEN);
   }
 
   /** Reclaim garbage left by configuration (the minimal runtime collects only when asked, between calls). */

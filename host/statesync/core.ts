@@ -1,15 +1,11 @@
 // Typed face of the core's state-sync exports (assembly/index.ts, "State sync" section). Each SyncCore
-// is its own WebAssembly instance, so the state table never shares memory with CARP's core.
-import { readFileSync } from 'node:fs';
-import { wasmPath, CoreError } from '../core/core.js';
+// is its own WebAssembly instance, so the state table never shares memory with CARP's core. Offsets,
+// limits and counter names come from the core's exported globals (host/core/abi.ts).
+import { CoreError, instantiateCore } from '../core/wasm.js';
+import { coreAbi, denseNames, readAbi, type Abi } from '../core/abi.js';
 
-/** Counter names, in the order of assembly/statesync/stats.ts. */
-export const SYNC_STAT_NAMES = [
-  'nl_msgs', 'own_echo', 'filtered', 'unsupported', 'malformed', 'table_full', 'queued', 'tx_upserts', 'tx_deletes',
-  'rx_upserts', 'rx_deletes', 'rx_bad_items', 'kernel_creates', 'kernel_updates', 'kernel_deletes', 'kernel_errors',
-  'kernel_eexist_fixed', 'kernel_enoent_fixed', 'dump_entries', 'swept', 'events', 'last_errno',
-  'rx_to_self', 'rx_zone', 'rx_mark', 'rx_snat', 'rx_dnat', 'rx_timeout_clamped',
-] as const;
+/** Counter names by index: the core's SYNC_STAT_* globals, lower-cased. */
+export const SYNC_STAT_NAMES: readonly string[] = denseNames(coreAbi(), 'SYNC_STAT_');
 
 /** What a state received from the peer may be (assembly/statesync/policy.ts); addresses dotted quads. */
 export interface RxPolicy {
@@ -23,7 +19,7 @@ export interface RxPolicy {
   /** Internal networks, destination NAT may only lead into them: [network, prefix]. */
   dnatNets: [string, number][];
 }
-export type SyncStats = Record<typeof SYNC_STAT_NAMES[number], number>;
+export type SyncStats = Record<string, number>;
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -51,24 +47,21 @@ export interface CtEntry {
   live: number;
 }
 
-const modules = new Map<string, WebAssembly.Module>();
 const ip = (b: Uint8Array, o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 const port = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
+const ICMP = 1;
 
 export class SyncCore {
   readonly x: Exports;
+  readonly abi: Abi;
   private u8!: Uint8Array;
   private dv!: DataView;
 
   constructor(capacity: number, opts: { debug?: boolean } = {}) {
-    const file = wasmPath(opts.debug ? 'core.debug.wasm' : 'core.wasm');
-    let mod = modules.get(file);
-    if (!mod) { mod = new WebAssembly.Module(readFileSync(file)); modules.set(file, mod); }
-    const inst = new WebAssembly.Instance(mod, {
-      env: { abort: (_m: number, _f: number, line: number, col: number) => { throw new CoreError('DG_ERR_CORE_TRAP', `state sync core aborted at ${line}:${col}`); } },
-    });
-    this.x = inst.exports as unknown as Exports;
+    const exports = instantiateCore({ debug: opts.debug, what: 'state sync core' });
+    this.x = exports as unknown as Exports;
     if (typeof this.x.ssInit !== 'function') throw new CoreError('DG_ERR_CORE_OLD', 'core.wasm has no state sync exports: run "npm run build:core"');
+    this.abi = readAbi(exports);
     this.x.ssInit(capacity);
     this.refresh();
   }
@@ -93,31 +86,40 @@ export class SyncCore {
   setIgnore(addrs: string[], subnet: string | null, prefix: number): void {
     this.refresh();
     const p = this.x.ssIgnPtr();
+    const max = this.abi.IGN_MAX;
     // Raw words: the four network-order bytes read as a little-endian u32, as the core loads them.
     const raw = (bytes: number[]) => new DataView(Uint8Array.from(bytes).buffer).getUint32(0, true);
     const rawIp = (a: string) => raw(a.split('.').map(Number));
     const m = prefix <= 0 ? 0 : (0xffffffff << (32 - Math.min(32, prefix))) >>> 0;
-    addrs.slice(0, 64).forEach((a, i) => this.dv.setUint32(p + i * 4, rawIp(a), true));
-    this.x.ssSetIgnore(Math.min(addrs.length, 64), subnet ? rawIp(subnet) : 0, raw([m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255]));
+    addrs.slice(0, max).forEach((a, i) => this.dv.setUint32(p + i * 4, rawIp(a), true));
+    this.x.ssSetIgnore(Math.min(addrs.length, max), subnet ? rawIp(subnet) : 0, raw([m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255]));
   }
 
   /** Bound what the peer may send (without it, every well-formed item is applied). Lists longer than the block are cut. */
   setPolicy(p: RxPolicy): void {
     this.refresh();
+    const a = this.abi;
     const base = this.x.ssPolicyPtr();
-    this.u8.fill(0, base, base + 640);
+    this.u8.fill(0, base, base + a.POL_SIZE);
     const raw = (a: string) => new DataView(Uint8Array.from(a.split('.').map(Number)).buffer).getUint32(0, true);
     const maskRaw = (prefix: number) => { const m = prefix <= 0 ? 0 : (0xffffffff << (32 - Math.min(32, prefix))) >>> 0; return raw(`${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}`); };
-    p.timeoutMax.slice(0, 12).forEach((v, i) => this.dv.setUint32(base + i * 4, v >>> 0, true));
-    const zones = p.zones.slice(0, 8); const marks = p.marks.slice(0, 8);
-    const snat = p.snat.slice(0, 64); const vips = p.vips.slice(0, 32); const nets = p.dnatNets.slice(0, 16);
-    zones.forEach((v, i) => this.dv.setUint32(base + 64 + i * 4, v >>> 0, true));
-    marks.forEach((v, i) => this.dv.setUint32(base + 96 + i * 4, v >>> 0, true));
-    snat.forEach((a, i) => this.dv.setUint32(base + 128 + i * 4, raw(a), true));
-    vips.forEach((a, i) => this.dv.setUint32(base + 384 + i * 4, raw(a), true));
-    nets.forEach(([a, prefix], i) => { const m = maskRaw(prefix); this.dv.setUint32(base + 512 + i * 8, raw(a) & m, true); this.dv.setUint32(base + 516 + i * 8, m, true); });
+    const word = (off: number, i: number, v: number) => this.dv.setUint32(base + off + i * 4, v >>> 0, true);
+    p.timeoutMax.slice(0, a.POL_TMAX_MAX).forEach((v, i) => word(a.POL_TMAX, i, v));
+    const zones = p.zones.slice(0, a.POL_SET_MAX); const marks = p.marks.slice(0, a.POL_SET_MAX);
+    const snat = p.snat.slice(0, a.POL_SNAT_MAX); const vips = p.vips.slice(0, a.POL_VIPS_MAX); const nets = p.dnatNets.slice(0, a.POL_NETS_MAX);
+    zones.forEach((v, i) => word(a.POL_ZONES, i, v));
+    marks.forEach((v, i) => word(a.POL_MARKS, i, v));
+    snat.forEach((addr, i) => word(a.POL_SNAT, i, raw(addr)));
+    vips.forEach((addr, i) => word(a.POL_VIPS, i, raw(addr)));
+    // Each network is two words: the raw address already masked, then the raw mask.
+    nets.forEach(([addr, prefix], i) => { const m = maskRaw(prefix); word(a.POL_NETS, 2 * i, raw(addr) & m); word(a.POL_NETS, 2 * i + 1, m); });
     this.x.ssSetPolicy(zones.length, marks.length, snat.length, vips.length, nets.length);
   }
+
+  /** A dump's NLMSG_DONE was read since the last ssResetFlags(). */
+  dumpDone(): boolean { return (this.x.ssFlags() & this.abi.SYNC_FLAG_DONE) !== 0; }
+  /** The barrier was answered since the last ssResetFlags(). */
+  barrierAnswered(): boolean { return (this.x.ssFlags() & this.abi.SYNC_FLAG_BARRIER) !== 0; }
 
   stats(): SyncStats {
     this.refresh();
@@ -128,14 +130,18 @@ export class SyncCore {
   }
 
   private entAt(p: number): CtEntry {
-    const b = this.u8; const d = this.dv;
-    const proto = b[p + 1];
+    const b = this.u8; const d = this.dv; const a = this.abi;
+    const proto = b[p + a.ENT_PROTO];
     return {
-      live: b[p], proto, zone: d.getUint16(p + 2, true), src: ip(b, p + 4), dst: ip(b, p + 8),
-      sport: port(b, p + 12), dport: proto === 1 ? b[p + 14] : port(b, p + 14),
-      replySrc: ip(b, p + 16), replyDst: ip(b, p + 20), replySport: port(b, p + 24), replyDport: port(b, p + 26),
-      status: d.getUint32(p + 28, true), timeout: d.getUint32(p + 32, true), mark: d.getUint32(p + 36, true),
-      tcp: { state: b[p + 40], wscaleOrig: b[p + 41], wscaleReply: b[p + 42], flagsOrig: b[p + 43], flagsReply: b[p + 44] },
+      live: b[p + a.ENT_LIVE], proto, zone: d.getUint16(p + a.ENT_ZONE, true), src: ip(b, p + a.ENT_OSRC), dst: ip(b, p + a.ENT_ODST),
+      // ICMP keeps type and code where TCP/UDP keep the destination port: the type is the first byte.
+      sport: port(b, p + a.ENT_OSPORT), dport: proto === ICMP ? b[p + a.ENT_ODPORT] : port(b, p + a.ENT_ODPORT),
+      replySrc: ip(b, p + a.ENT_RSRC), replyDst: ip(b, p + a.ENT_RDST), replySport: port(b, p + a.ENT_RSPORT), replyDport: port(b, p + a.ENT_RDPORT),
+      status: d.getUint32(p + a.ENT_STATUS, true), timeout: d.getUint32(p + a.ENT_TIMEOUT, true), mark: d.getUint32(p + a.ENT_MARK, true),
+      tcp: {
+        state: b[p + a.ENT_TCPSTATE], wscaleOrig: b[p + a.ENT_WSCALE_ORIG], wscaleReply: b[p + a.ENT_WSCALE_REPLY],
+        flagsOrig: b[p + a.ENT_FLAGS_ORIG], flagsReply: b[p + a.ENT_FLAGS_REPLY],
+      },
     };
   }
 
@@ -147,7 +153,7 @@ export class SyncCore {
       if (!this.x.ssReadRecord(i)) continue;
       this.refresh();
       const e = this.entAt(this.x.ssEntPtr());
-      if (e.live === 1) out.push(e);
+      if (e.live === this.abi.ENT_LIVE_OK) out.push(e);
     }
     return out;
   }
@@ -155,11 +161,13 @@ export class SyncCore {
   /** Find a state by its original tuple. */
   lookup(proto: number, src: string, dst: string, sport: number, dport: number, zone = 0): CtEntry | null {
     this.refresh();
+    const a = this.abi;
     const p = this.x.ssEntPtr();
-    this.u8.fill(0, p, p + 64);
-    this.u8[p + 1] = proto; this.dv.setUint16(p + 2, zone, true);
-    this.u8.set(src.split('.').map(Number), p + 4); this.u8.set(dst.split('.').map(Number), p + 8);
-    this.dv.setUint16(p + 12, sport); this.dv.setUint16(p + 14, dport);
+    this.u8.fill(0, p, p + a.ENT_SIZE);
+    this.u8[p + a.ENT_PROTO] = proto; this.dv.setUint16(p + a.ENT_ZONE, zone, true);
+    this.u8.set(src.split('.').map(Number), p + a.ENT_OSRC); this.u8.set(dst.split('.').map(Number), p + a.ENT_ODST);
+    // Ports are raw network bytes in the record (big-endian), as ctnetlink carries them.
+    this.dv.setUint16(p + a.ENT_OSPORT, sport); this.dv.setUint16(p + a.ENT_ODPORT, dport);
     if (this.x.ssLookup() < 0) return null;
     this.refresh();
     return this.entAt(p);
