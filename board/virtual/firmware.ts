@@ -1,5 +1,6 @@
 // Running duogate on the virtual board: where each node's config, socket, state and log live, and the small
 // waits the demo and the end-to-end tests share.
+import { sleep, poll, waitFor } from './wait.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 import path from 'node:path';
@@ -31,14 +32,14 @@ export class Firmware {
   /** Start the daemon in the node and wait (bounded) until its control socket answers. */
   async start(node: NodeName, timeoutMs = 10_000): Promise<void> {
     this.board.startNode(node, this.argv(node));
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
+    const up = await poll(async () => {
       const p = this.board.nodeProcess(node);
       if (p && (p.exitCode !== null || p.signalCode !== null)) {
         throw new Error(`${node}: duogate exited (${p.exitCode ?? p.signalCode}) during start; log: ${this.board.logPath(node)}\n${this.tail(node)}`);
       }
-      try { await this.status(node); return; } catch { await sleep(100); }
-    }
+      try { await this.status(node); return true; } catch { return false; }
+    }, timeoutMs, 100);
+    if (up) return;
     throw new Error(`${node}: duogate did not answer on ${this.socket(node)} within ${timeoutMs} ms; log: ${this.board.logPath(node)}\n${this.tail(node)}`);
   }
 
@@ -72,13 +73,10 @@ export class Firmware {
 
   /** Wait until `pred` holds for the pair's states; returns them. Bounded by timeoutMs. */
   async waitStates(pred: (p: Record<string, string>, s: Record<string, string>) => boolean, timeoutMs: number, stepMs = 20): Promise<{ primary: Record<string, string>; secondary: Record<string, string> } | null> {
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
+    return await poll(async () => {
       const [p, s] = await Promise.all([this.states('primary'), this.states('secondary')]);
-      if (pred(p, s)) return { primary: p, secondary: s };
-      await sleep(stepMs);
-    }
-    return null;
+      return pred(p, s) ? { primary: p, secondary: s } : null;
+    }, timeoutMs, stepMs);
   }
 
   /** The daemon's transition log lines: [{vhid, from, to, wall_ms}]. */
@@ -119,16 +117,5 @@ export class ReducedFirmware extends Firmware {
   }
 }
 
-/** Poll `fn` every `step` ms until it returns a truthy value (returned) or `ms` pass (throws, naming `what`). */
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms: number, step = 100): Promise<T> {
-  const until = Date.now() + ms;
-  for (let i = 0; i < 10_000 && Date.now() < until; i++) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    await sleep(step);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep, poll, waitFor };
 export const allAre = (st: Record<string, string>, want: string, vhids = ['1', '2']) => vhids.every((v) => st[v] === want);

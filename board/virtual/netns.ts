@@ -3,6 +3,7 @@
 // host's namespace except `ip netns add/del` bookkeeping and `ip link add ...
 // netns A ... peer ... netns B`, which creates both veth ends directly inside
 // their namespaces.
+import { sleep } from './wait.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
@@ -125,7 +126,7 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
 
 /**
  * SIGKILL every process in the namespaces, repeating (bounded: 20 rounds, ~2 s)

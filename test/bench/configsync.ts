@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { VirtualBoard } from '../../board/virtual/board.js';
-import { sleep } from '../../board/virtual/firmware.js';
+import { poll, sleep } from '../../board/virtual/firmware.js';
 import { parseConfigText } from '../../host/config/load.js';
 import { outgoingSections } from '../../host/configsync/sections.js';
 import { decodeCall, encodeCall, type XmlRpcValue } from '../../host/configsync/xmlrpc.js';
@@ -57,7 +57,7 @@ export const configsyncBench: Bench = async (say) => {
     say(`config: ${RULES} rules, ${ALIASES} aliases; XML-RPC body ${(body.length / 1024).toFixed(0)} KiB, encode ${encodeMs.toFixed(1)} ms, decode ${decodeMs.toFixed(1)} ms`);
 
     await Promise.all([pair.start('primary', 20_000), pair.start('secondary', 20_000)]);
-    const inSync = () => pair.until(async () => (await pair.tryStatus('primary'))?.configsync?.peer?.state === 'in_sync', 20_000, 20);
+    const inSync = () => poll(async () => (await pair.tryStatus('primary'))?.configsync?.peer?.state === 'in_sync', 20_000, 20);
     if (!await inSync()) throw new Error('the pair did not get in sync at start');
 
     const revMs: number[] = []; const nftMs: number[] = []; const cliMs: number[] = [];

@@ -6,7 +6,7 @@
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { VirtualBoard, type NodeName } from '../../board/virtual/board.js';
-import { Firmware, ROOT, allAre, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, ROOT, allAre, sleep, waitFor } from '../../board/virtual/firmware.js';
 import { MqttLab } from '../../board/virtual/demo/telemetry.js';
 import { request } from '../../host/control/client.js';
 
@@ -51,13 +51,7 @@ export class FullBoard {
 
   /** Poll a node's status until `fn` holds (bounded); throws with the log's tail otherwise. */
   async until(n: NodeName, fn: (s: any) => boolean, ms: number, what: string): Promise<any> {
-    const end = Date.now() + ms;
-    let last: any = null;
-    for (let i = 0; i < 100_000 && Date.now() < end; i++) {
-      try { last = await this.status(n); if (fn(last)) return last; } catch { /* starting */ }
-      await sleep(100);
-    }
-    throw new Error(`${n}: ${what} not reached in ${ms} ms\n${this.fw.tail(n)}`);
+    return await waitFor(`${n}: ${what}`, async () => { const s = await this.status(n); return fn(s) ? s : null; }, ms, 100, () => this.fw.tail(n));
   }
 
   /** Both daemons up, primary MASTER, secondary BACKUP holding the primary's table. */

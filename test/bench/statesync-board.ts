@@ -2,6 +2,7 @@
 // stateful forward, invalid dropped, tcp_loose=0 (set by the caller), SNAT LAN→WAN to the WAN VIP — what the
 // firewall issue describes — so the tests do not depend on the full gateway (DHCP, DNS) being configured.
 import { join } from 'node:path';
+import { poll } from '../../board/virtual/wait.js';
 
 export type Node = 'primary' | 'secondary';
 
@@ -47,9 +48,5 @@ export function configYaml(runDir: string, node: Node, statesync: Record<string,
 
 /** Wait (bounded) until every NIC of the node has carrier, so CARP does not start on a link still coming up. */
 export async function linksUp(board: { linkState(role: string, ifname: string): { running: boolean } }, node: Node, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (['lan0', 'wan0', 'sync0'].every((i) => board.linkState(node, i).running)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await poll(() => ['lan0', 'wan0', 'sync0'].every((i) => board.linkState(node, i).running), ms, 20);
 }

@@ -12,6 +12,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VirtualBoard, sleep } from '../../board/virtual/board.js';
 import { request } from '../../host/control/client.js';
+import { waitFor } from '../../board/virtual/wait.js';
 import { configYaml, RULESET, linksUp } from './statesync-board.js';
 import type { Bench } from './registry.js';
 
@@ -34,9 +35,9 @@ export const statesyncBench: Bench = async (say) => {
   const sock = (n: Node) => join(board.runDir, `${n}.sock`);
   const status = async (n: Node) => (await request(sock(n), { cmd: 'status' }, 3000)) as any;
   const until = async (n: Node, fn: (s: any) => boolean, ms: number, what: string) => {
-    const end = Date.now() + ms; let last: any = null;
-    while (Date.now() < end) { try { last = await status(n); if (fn(last)) return last; } catch { /* starting */ } await sleep(50); }
-    throw new Error(`statesync bench: ${n}: ${what} not reached in ${ms} ms (last ${JSON.stringify(last?.statesync)?.slice(0, 400)})`);
+    let last: any = null;
+    return await waitFor(`statesync bench: ${n}: ${what}`, async () => { last = await status(n); return fn(last) ? last : null; }, ms, 50,
+      () => `last: ${JSON.stringify(last?.statesync)?.slice(0, 400)}`);
   };
   const kcount = (n: Node) => Number(board.exec(n, 'cat', ['/proc/sys/net/netfilter/nf_conntrack_count']).stdout.trim());
   const tool = (n: Node, args: string[]) => board.exec(n, process.execPath, [...nodeArgs('test/bench/statesync-tools'), ...args], { timeoutMs: 120000, check: true });

@@ -5,6 +5,7 @@ import t from 'tap';
 import { parseConfigText } from '../../host/config/load.js';
 import { getSection, outgoingSections, setSection, syncedHash, currentSections, unsyncable } from '../../host/configsync/sections.js';
 import { PushQueue } from '../../host/configsync/push.js';
+import { sleep } from '../../board/virtual/wait.js';
 
 const cfg = (skews: number[]) => parseConfigText(`schema: 1
 node: { name: a, role: primary }
@@ -87,4 +88,3 @@ t.test('push queue: kick never waits for a slow push', async (t) => {
   q.stop();
 });
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

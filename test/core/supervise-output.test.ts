@@ -8,8 +8,8 @@ import path from 'node:path';
 import { Logger } from '../../host/log.js';
 import { OUTPUT_BURST, OUTPUT_RATE, Supervised } from '../../host/gateway/supervise.js';
 import { atNormalPriority } from '../../host/daemon/priority.js';
+import { sleep } from '../../board/virtual/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('5,000 lines at once: the burst is logged, the rest counted in one summary', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dg-sup-'));

@@ -4,17 +4,12 @@ import t from 'tap';
 import { writeFileSync, chmodSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { VirtualBoard } from '../../board/virtual/board.js';
-import { Firmware, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, poll, sleep } from '../../board/virtual/firmware.js';
 
 const board = new VirtualBoard({ prefix: 'dgt-ucarp' });
 const fw = new Firmware(board);
 t.teardown(() => board.down());
 
-const until = async (pred: () => boolean | Promise<boolean>, ms: number) => {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (await pred()) return true; await sleep(50); }
-  return false;
-};
 const ucarpHasVip = () => board.addresses('secondary', 'lan0').includes('192.168.1.1');
 const duogateState = async () => (await fw.states('primary'))['1'];
 
@@ -32,7 +27,7 @@ t.test('duogate and ucarp elect, hand over on bow-out, and preempt back', async 
   writeFileSync(up, '#!/bin/sh\nip addr add "$2"/24 dev "$1"\n'); chmodSync(up, 0o755);
   writeFileSync(down, '#!/bin/sh\nip addr del "$2"/24 dev "$1"\n'); chmodSync(down, 0o755);
   await fw.start('primary');
-  t.ok(await until(async () => (await duogateState()) === 'MASTER', 6000), 'duogate alone becomes MASTER');
+  t.ok(await poll(async () => (await duogateState()) === 'MASTER', 6000), 'duogate alone becomes MASTER');
 
   // ucarp as the secondary: same vhid, password and VIP, advskew 100, preempt, scripts add/remove the VIP.
   const ucarp = board.spawn('secondary', 'ucarp', ['-i', 'lan0', '-s', '192.168.1.3', '-v', '1', '-p', 'lan-carp-secret',
@@ -43,12 +38,12 @@ t.test('duogate and ucarp elect, hand over on bow-out, and preempt back', async 
   t.notOk(ucarpHasVip(), 'ucarp stays BACKUP: it accepted duogate adverts (HMAC, checksum, TTL) and never took the VIP');
 
   await board.stopNode('primary', 'SIGTERM');
-  t.ok(await until(ucarpHasVip, 4000), 'ucarp takes over on duogate\'s bow-out advert');
-  const st = await until(() => !board.addresses('primary', 'lan0').includes('192.168.1.1'), 1000);
+  t.ok(await poll(ucarpHasVip, 4000), 'ucarp takes over on duogate\'s bow-out advert');
+  const st = await poll(() => !board.addresses('primary', 'lan0').includes('192.168.1.1'), 1000);
   t.ok(st, 'duogate released the VIP');
 
   await fw.start('primary');
-  t.ok(await until(async () => (await duogateState()) === 'MASTER' && !ucarpHasVip(), 8000), 'duogate hears ucarp adverts (they authenticate) and preempts; ucarp yields');
+  t.ok(await poll(async () => (await duogateState()) === 'MASTER' && !ucarpHasVip(), 8000), 'duogate hears ucarp adverts (they authenticate) and preempts; ucarp yields');
   const s = await fw.status('primary');
   t.ok(s.carp_counters.accepted >= 1, `duogate accepted ${s.carp_counters.accepted} ucarp adverts`);
   t.equal(s.carp_counters.bad_hmac, 0, 'no ucarp advert failed authentication');

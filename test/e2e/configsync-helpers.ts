@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { NodeName, VirtualBoard } from '../../board/virtual/board.js';
-import { CLI, sleep } from '../../board/virtual/firmware.js';
+import { CLI, poll } from '../../board/virtual/firmware.js';
 import { request } from '../../host/control/client.js';
 
 export const SYNC_PASSWORD = 'sync-secret-0123';
@@ -56,12 +56,12 @@ export class SyncPair {
 
   async start(node: NodeName, timeoutMs = 10_000): Promise<void> {
     this.board.startNode(node, [CLI, 'run', '--config', this.file(node)]);
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
+    const up = await poll(async () => {
       const p = this.board.nodeProcess(node);
       if (p && (p.exitCode !== null || p.signalCode !== null)) throw new Error(`${node}: duogate exited during start; see ${this.board.logPath(node)}`);
-      try { await this.status(node); return; } catch { await sleep(50); }
-    }
+      return await this.tryStatus(node);
+    }, timeoutMs, 50);
+    if (up) return;
     throw new Error(`${node}: no answer on ${this.socket(node)} within ${timeoutMs} ms; see ${this.board.logPath(node)}`);
   }
 
@@ -71,17 +71,6 @@ export class SyncPair {
   /** `duogate config ...` inside the node's namespace. */
   cli(node: NodeName, args: string[]): { status: number | null; stdout: string; stderr: string } {
     return this.board.exec(node, process.execPath, [CLI, 'config', ...args, '--config', this.file(node), '--socket', this.socket(node)], { timeoutMs: 20_000 });
-  }
-
-  /** Poll `fn` (bounded) until it returns a truthy value. */
-  async until<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number, stepMs = 20): Promise<T | null> {
-    const end = Date.now() + timeoutMs;
-    for (let i = 0; i < 100_000 && Date.now() < end; i++) {
-      const v = await fn();
-      if (v) return v as T;
-      await sleep(stepMs);
-    }
-    return null;
   }
 
   /** Run `python3` inside a namespace with the xmlrpc probe below; returns its JSON line. */

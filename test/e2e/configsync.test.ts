@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { VirtualBoard } from '../../board/virtual/board.js';
-import { CLI, sleep } from '../../board/virtual/firmware.js';
+import { CLI, poll, sleep } from '../../board/virtual/firmware.js';
 import { parseConfigText } from '../../host/config/load.js';
 import { ConfigStore, hashOf } from '../../host/configstore/store.js';
 import { BOARD_VIPS, SYNC_PASSWORD, SyncPair, nodeYaml, type VipSpec } from './configsync-helpers.js';
@@ -51,7 +51,7 @@ function applyPrimary(desc: string, sync = SYNC): { r: any; ms: number } {
   return { r: JSON.parse(res.stdout), ms };
 }
 const peer = async () => (await pair.tryStatus('primary'))?.configsync?.peer;
-const inSync = () => pair.until(async () => { const p = await peer(); return p?.state === 'in_sync' && p.revisions_behind === 0 ? p : null; }, 15_000);
+const inSync = () => poll(async () => { const p = await peer(); return p?.state === 'in_sync' && p.revisions_behind === 0 ? p : null; }, 15_000);
 const secVips = async () => Object.fromEntries(((await pair.tryStatus('secondary'))?.vips ?? []).map((v: any) => [v.vhid, v]));
 const secRev = async () => (await pair.status('secondary')).configsync.revision;
 
@@ -67,7 +67,7 @@ t.test('the secondary starts with no VIPs and gets them from the primary, BACKUP
   t.match(readFileSync(pair.file('secondary'), 'utf8'), /vips: \[\]/, 'the secondary config has no VIPs');
   const t0 = Date.now();
   await Promise.all([pair.start('primary'), pair.start('secondary')]);
-  const got = await pair.until(async () => {
+  const got = await poll(async () => {
     const v = await secVips();
     return v[1]?.state === 'BACKUP' && v[2]?.state === 'BACKUP' ? v : null;
   }, 10_000);
@@ -147,7 +147,7 @@ t.test('apply on the primary: live on both nodes, the unchanged VIP never flaps'
   t.ok(r.changed, `applied revision #${r.seq}`);
   t.same(r.live.added, [3], 'only vhid 3 is added on the primary');
   t.same(r.live.unchanged, [1, 2], 'vhids 1 and 2 untouched (a description is not CARP)');
-  const got = await pair.until(async () => { const v = await secVips(); return v[3]?.state === 'BACKUP' ? v : null; }, 5000, 5);
+  const got = await poll(async () => { const v = await secVips(); return v[3]?.state === 'BACKUP' ? v : null; }, 5000, 5);
   const syncMs = performance.now() - t0;
   t.ok(got, `vhid 3 BACKUP on the secondary ${syncMs.toFixed(0)} ms after apply (CLI took ${ms.toFixed(0)} ms)`);
   t.ok(syncMs < 2000, 'sync latency under 2 s');
@@ -157,7 +157,7 @@ t.test('apply on the primary: live on both nodes, the unchanged VIP never flaps'
   const pv1b = (await pair.status('primary')).vips.find((v: any) => v.vhid === 1);
   t.equal(pv1b.transitions, pv1.transitions, 'primary vhid 1: no transition');
   t.equal(pv1b.state, 'MASTER');
-  t.ok(await pair.until(() => board.addresses('primary', 'lan0').includes('192.168.1.10'), 5000, 100), 'the primary took the new VIP (master-down timer)');
+  t.ok(await poll(() => board.addresses('primary', 'lan0').includes('192.168.1.10'), 5000, 100), 'the primary took the new VIP (master-down timer)');
   t.match(readFileSync(pair.file('primary'), 'utf8'), /vhid: 3/, 'the primary\'s config file was rewritten (atomically)');
   t.ok(await inSync());
 });
@@ -167,7 +167,7 @@ t.test('the primary shows each failure class; the secondary keeps running its co
   // rejected: a VIP on the secondary's own LAN address passes the primary (no lan peer set) but not the secondary.
   vips.push({ iface: 'lan', vhid: 4, address: '192.168.1.3/24', password: 'lan4-secret', advskew: 0 });
   applyPrimary('bad: VIP on the secondary\'s address');
-  const rej = await pair.until(async () => { const p = await peer(); return p?.error?.class === 'rejected' ? p : null; }, 8000);
+  const rej = await poll(async () => { const p = await peer(); return p?.error?.class === 'rejected' ? p : null; }, 8000);
   t.ok(rej, 'class rejected');
   t.match(rej!.error.message, /192\.168\.1\.3 is this node's own address/, `reason shown: ${rej?.error.message}`);
   t.equal(rej!.state, 'failing');
@@ -180,7 +180,7 @@ t.test('the primary shows each failure class; the secondary keeps running its co
   // authentication: the primary's sync password changed.
   const wrong = `${SYNC}\n  username: someone`;
   applyPrimary('wrong sync user', wrong);
-  const auth = await pair.until(async () => { const p = await peer(); return p?.error?.class === 'authentication' ? p : null; }, 8000);
+  const auth = await poll(async () => { const p = await peer(); return p?.error?.class === 'authentication' ? p : null; }, 8000);
   t.ok(auth, `class authentication: ${auth?.error.message}`);
   applyPrimary('right sync user');
   t.ok(await inSync(), 'in sync again (after the rate-limit window)');
@@ -195,7 +195,7 @@ t.test('the primary shows each failure class; the secondary keeps running its co
     const imp = board.spawn('secondary', 'python3', ['-c', PY_SERVE, JSON.stringify({ cert, key })], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((res) => imp.stdout!.once('data', () => res()));
     t.equal(pair.cli('primary', ['sync']).status, 0, 'duogate config sync queues a push');
-    const p = await pair.until(async () => { const x = await peer(); return x?.error?.class === cls ? x : null; }, 8000);
+    const p = await poll(async () => { const x = await peer(); return x?.error?.class === cls ? x : null; }, 8000);
     t.ok(p, `class ${cls}: ${p?.error.message}`);
     t.match(p!.error.message, cls === 'version' ? /config schema 2.*refused/ : /is not the pinned/);
     imp.kill('SIGKILL');
@@ -212,13 +212,13 @@ t.test('secondary powered off: the primary keeps working; on return it converges
   vips.push({ iface: 'wan', vhid: 5, address: '203.0.113.5/24', password: 'wan5-secret', advskew: 0 });
   const b = applyPrimary('edit 2 while the secondary is off');
   t.ok(a.ms < 3000 && b.ms < 3000, `applies are not blocked by the dead peer (${a.ms.toFixed(0)} ms, ${b.ms.toFixed(0)} ms)`);
-  const p = await pair.until(async () => { const x = await peer(); return x?.error?.class === 'unreachable' && x.revisions_behind >= 2 ? x : null; }, 8000);
+  const p = await poll(async () => { const x = await peer(); return x?.error?.class === 'unreachable' && x.revisions_behind >= 2 ? x : null; }, 8000);
   t.ok(p, `failing: unreachable, ${p?.revisions_behind} revisions behind`);
   t.ok((await pair.status('primary')).vips.some((v: any) => v.vhid === 5 && v.state !== 'INIT'), 'the primary runs the new config');
   await board.powerOn('secondary');
   await pair.start('secondary');
   t.ok(await inSync(), 'converged without anyone touching it');
-  const v = await pair.until(async () => { const x = await secVips(); return x[5]?.state === 'BACKUP' ? x : null; }, 8000);
+  const v = await poll(async () => { const x = await secVips(); return x[5]?.state === 'BACKUP' ? x : null; }, 8000);
   t.ok(v, 'vhid 5 BACKUP on the secondary');
   t.equal(v![1].description, 'LAN gateway (edited while the secondary was off)');
 });
@@ -235,7 +235,7 @@ t.test('drift: a local edit of a synced section on the secondary is flagged on b
   const s = await pair.status('secondary');
   t.same(s.configsync.local_edits, ['vips'], 'the secondary flags its local edit of vips');
   t.ok(s.configsync.drift);
-  const p = await pair.until(async () => { const x = await peer(); return x?.state === 'drift' ? x : null; }, 6000);
+  const p = await poll(async () => { const x = await peer(); return x?.state === 'drift' ? x : null; }, 6000);
   t.ok(p, `the primary shows drift: ${p?.error.message}`);
   t.not(p!.synced_hash.local, p!.synced_hash.peer, 'the hashes differ');
   t.equal(pair.cli('primary', ['sync']).status, 0);
@@ -257,7 +257,7 @@ t.test('history, diff and revert on the primary', async (t) => {
   t.ok(r.changed);
   t.same(r.live.removed.sort(), [5], 'revert removes vhid 5 only');
   t.ok(await inSync());
-  const v = await pair.until(async () => { const x = await secVips(); return !x[5] ? x : null; }, 5000);
+  const v = await poll(async () => { const x = await secVips(); return !x[5] ? x : null; }, 5000);
   t.ok(v, 'the deletion propagated: vhid 5 is gone from the secondary');
   t.equal(JSON.parse(pair.cli('primary', ['history', '--json']).stdout).at(-1).origin, 'revert');
   vips = vips.filter((x) => x.vhid !== 5);

@@ -39,7 +39,7 @@ import YAML from 'yaml';
 import net from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { VirtualBoard, macFor, type NodeName, type Role } from '../../board/virtual/board.js';
-import { Firmware, ROOT, allAre, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, ROOT, allAre, poll, sleep } from '../../board/virtual/firmware.js';
 import { request } from '../../host/control/client.js';
 import { GatewayProbes, TEST_ZONE } from '../../board/virtual/demo/gateway.js';
 import { MAX_CONNECTIONS } from '../../host/configsync/server.js';
@@ -207,12 +207,10 @@ if (process.getuid?.() !== 0) {
     const ok = await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 20_000);
     if (!ok) throw new Error(`the pair did not converge: ${fw.tail('primary')}\n${fw.tail('secondary')}`);
     // The whole product in its steady state: Kea's HA pair serving, state sync's bulk done.
-    const until = Date.now() + 30_000;
-    for (let i = 0; i < 300 && Date.now() < until; i++) {
+    await poll(async () => {
       const [p, s] = [await fw.status('primary'), await fw.status('secondary')];
-      if (p.dhcp?.ha_state === 'hot-standby' && s.statesync?.bulk?.state === 'done' && p.dns?.unbound?.running) break;
-      await sleep(250);
-    }
+      return p.dhcp?.ha_state === 'hot-standby' && s.statesync?.bulk?.state === 'done' && p.dns?.unbound?.running;
+    }, 30_000, 250);
   });
 
   t.test('garbage at 10,000 packets/s to every port the LAN reaches', async (t) => {

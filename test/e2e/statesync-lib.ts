@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { VirtualBoard, sleep } from '../../board/virtual/board.js';
 import { request } from '../../host/control/client.js';
+import { waitFor } from '../../board/virtual/wait.js';
 
 export type Node = 'primary' | 'secondary';
 export const NODES: Node[] = ['primary', 'secondary'];
@@ -51,13 +52,9 @@ export class Lab {
 
   /** Poll until `fn(status)` holds (bounded). */
   async until(node: Node, fn: (s: any) => boolean, ms: number): Promise<any> {
-    const end = Date.now() + ms;
     let last: any = null;
-    for (let i = 0; i < 2000 && Date.now() < end; i++) {
-      try { last = await this.status(node); if (fn(last)) return last; } catch { /* not up yet */ }
-      await sleep(100);
-    }
-    throw new Error(`${node}: condition not met in ${ms} ms; last status: ${JSON.stringify(last?.statesync ?? last)?.slice(0, 600)}`);
+    return await waitFor(`${node}: a status condition`, async () => { last = await this.status(node); return fn(last) ? last : null; }, ms, 100,
+      () => `last status: ${JSON.stringify(last?.statesync ?? last)?.slice(0, 600)}`);
   }
 
   /** Both daemons up, primary MASTER of both vhids, secondary BACKUP. */

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import YAML from 'yaml';
 import { VirtualBoard } from '../../board/virtual/board.js';
-import { Firmware, ROOT, allAre, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, ROOT, allAre, poll, sleep } from '../../board/virtual/firmware.js';
 import { MqttLab, boardTelemetryConfig } from '../../board/virtual/demo/telemetry.js';
 import type { NodeName } from '../../board/virtual/board.js';
 
@@ -33,16 +33,6 @@ class TelemetryFirmware extends Firmware {
   }
 }
 
-async function until<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms: number, step = 50): Promise<T | null> {
-  const end = Date.now() + ms;
-  for (let i = 0; i < 5000; i++) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > end) return null;
-    await sleep(step);
-  }
-  return null;
-}
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'virtual board needs root');
@@ -64,7 +54,7 @@ if (process.getuid?.() !== 0) {
     await fw.start('secondary', 20_000);
     t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 8000), 'pair converged: primary MASTER');
 
-    const states = await until(() => {
+    const states = await poll(() => {
       const p = lab.json(lab.last('duogate/primary/state')); const s = lab.json(lab.last('duogate/secondary/state'));
       return p?.carp === 'MASTER' && s?.carp === 'BACKUP' && s?.peer?.connected === 'ON' ? { p, s } : null;
     }, 8000);
@@ -106,13 +96,13 @@ if (process.getuid?.() !== 0) {
     await board.powerOn('primary');
     await fw.start('primary', 20_000);
     t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 10_000), 'primary back as MASTER');
-    t.ok(await until(async () => (await alarms('secondary')).length === 0 && (await alarms('primary')).length === 0, 8000), 'no alarms once both are up');
+    t.ok(await poll(async () => (await alarms('secondary')).length === 0 && (await alarms('primary')).length === 0, 8000), 'no alarms once both are up');
     const mark = lab.msgs.length;
     board.isolate('primary', 'lan');
     const both = await fw.waitStates((p, s) => p['1'] === 'MASTER' && s['1'] === 'MASTER', 6000);
     t.ok(both, 'both nodes MASTER for vhid 1');
     const t0 = Date.now();
-    const seen = await until(async () => (await alarms('primary')).includes('split_brain:1') && (await alarms('secondary')).includes('split_brain:1'), 6000);
+    const seen = await poll(async () => (await alarms('primary')).includes('split_brain:1') && (await alarms('secondary')).includes('split_brain:1'), 6000);
     t.ok(seen, 'split_brain:1 in the status of both nodes');
     t.comment(`split brain raised on both ${Date.now() - t0} ms after both were seen MASTER`);
     t.notOk((await alarms('primary')).includes('split_brain:2'), 'vhid 2 (WAN) is not split');
@@ -121,21 +111,21 @@ if (process.getuid?.() !== 0) {
     t.ok(await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"name":"split_brain"/.test(m.payload), 3000, mark), 'secondary published the split_brain event');
     // The primary cannot reach the broker (it is on the LAN): its event waits in the queue and is sent on reconnect.
     board.reconnect('primary', 'lan');
-    t.ok(await until(async () => !(await alarms('primary')).includes('split_brain:1') && !(await alarms('secondary')).includes('split_brain:1'), 6000), 'split brain cleared after reconnect');
+    t.ok(await poll(async () => !(await alarms('primary')).includes('split_brain:1') && !(await alarms('secondary')).includes('split_brain:1'), 6000), 'split brain cleared after reconnect');
     const queued = await lab.waitFor((m) => m.topic === 'duogate/primary/event' && /"name":"split_brain"/.test(m.payload), 20_000, mark);
     t.ok(queued, 'the primary\'s split_brain event reached the broker after its LAN came back');
   });
 
   t.test('sync link down while the peer is alive on the LAN: both nodes alarm', async (t) => {
     board.isolate('primary', 'sync');
-    const seen = await until(async () => (await alarms('primary')).includes('sync_link_down') && (await alarms('secondary')).includes('sync_link_down'), 5000);
+    const seen = await poll(async () => (await alarms('primary')).includes('sync_link_down') && (await alarms('secondary')).includes('sync_link_down'), 5000);
     t.ok(seen, 'sync_link_down on both nodes');
     t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' }, 'CARP unaffected (adverts go over LAN/WAN)');
     const s = await fw.status('secondary');
     t.equal(s.peer.sync_link, 'silent');
     t.equal(s.peer.lan_path, 'ok');
     board.reconnect('primary', 'sync');
-    t.ok(await until(async () => (await alarms('primary')).length === 0 && (await alarms('secondary')).length === 0, 5000), 'cleared when the sync link is back');
+    t.ok(await poll(async () => (await alarms('primary')).length === 0 && (await alarms('secondary')).length === 0, 5000), 'cleared when the sync link is back');
   });
 
   t.test('heartbeat receiver: wrong source, forged HMAC and replays are dropped and counted', async (t) => {
@@ -155,7 +145,7 @@ if (process.getuid?.() !== 0) {
     const ok = encode(hb({}), key);
     send('secondary', '172.16.1.2', '172.16.1.1', ok);
     send('secondary', '172.16.1.2', '172.16.1.1', ok);
-    const c1 = await until(async () => { const c = await counters(); return c.replay - c0.replay >= 2 ? c : null; }, 3000);
+    const c1 = await poll(async () => { const c = await counters(); return c.replay - c0.replay >= 2 ? c : null; }, 3000);
     t.ok(c1, 'counted');
     // A LAN host never reaches the heartbeat: the input policy admits only the peer's addresses (docs/security.md).
     t.equal(c1.unknown_source - c0.unknown_source, 0, 'from the client: never reaches the daemon');
@@ -172,7 +162,7 @@ if (process.getuid?.() !== 0) {
     t.equal(lab.last('homeassistant/switch/duogate_primary/maintenance/config')?.payload ?? '', '', 'primary: no command entity');
     let mark = lab.msgs.length;
     pub('homeassistant/status', 'online');
-    const again = await until(() => {
+    const again = await poll(() => {
       const n = (node: string) => lab.msgs.slice(mark).filter((m) => m.topic.startsWith(`homeassistant/`) && m.topic.includes(`/duogate_${node}/`)).length;
       return n('primary') >= 10 && n('secondary') >= 10;
     }, 3000);
@@ -180,13 +170,13 @@ if (process.getuid?.() !== 0) {
 
     mark = lab.msgs.length;
     pub('duogate/secondary/cmd/maintenance', 'ON');
-    t.ok(await until(async () => (await fw.status('secondary')).maintenance.on, 3000), 'secondary entered maintenance from MQTT');
+    t.ok(await poll(async () => (await fw.status('secondary')).maintenance.on, 3000), 'secondary entered maintenance from MQTT');
     t.ok(await lab.waitFor((m) => m.topic === 'duogate/secondary/event' && /"type":"maintenance","on":true,"by":"mqtt"/.test(m.payload), 3000, mark), 'maintenance event (by mqtt)');
     t.ok(await lab.waitFor((m) => m.topic === 'duogate/secondary/state' && /"maintenance":"ON"/.test(m.payload), 3000, mark), 'state shows maintenance ON');
     pub('duogate/secondary/cmd/maintenance', 'reboot');
-    t.ok(await until(async () => (await fw.status('secondary')).mqtt.commands_rejected === 1, 3000), 'an unknown command is rejected and counted');
+    t.ok(await poll(async () => (await fw.status('secondary')).mqtt.commands_rejected === 1, 3000), 'an unknown command is rejected and counted');
     pub('duogate/secondary/cmd/maintenance', 'OFF');
-    t.ok(await until(async () => !(await fw.status('secondary')).maintenance.on, 3000), 'and left it');
+    t.ok(await poll(async () => !(await fw.status('secondary')).maintenance.on, 3000), 'and left it');
     pub('duogate/primary/cmd/maintenance', 'ON');
     await sleep(1000);
     t.notOk((await fw.status('primary')).maintenance.on, 'the primary (commands off) ignores its command topic');
@@ -203,7 +193,7 @@ if (process.getuid?.() !== 0) {
     const handover = Date.now() - t0;
     t.ok(moved && handover < 1500, `maintenance handover in ${handover} ms with the broker frozen (< 1500)`);
     t.comment(`maintenance handover with the broker frozen: ${handover} ms`);
-    const st = await until(async () => { const m = (await fw.status('primary')).mqtt; return m.state !== 'connected' && /Keepalive timeout|connack timeout/.test(m.last_error ?? '') ? m : null; }, 8000);
+    const st = await poll(async () => { const m = (await fw.status('primary')).mqtt; return m.state !== 'connected' && /Keepalive timeout|connack timeout/.test(m.last_error ?? '') ? m : null; }, 8000);
     t.ok(st, 'the primary noticed the dead broker (keepalive timeout) and backs off');
     await request(fw.socket('primary'), { cmd: 'maintenance', action: 'leave', by: 'test' });
     t.ok(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 5000, 10), 'and back, still without the broker');
@@ -212,7 +202,7 @@ if (process.getuid?.() !== 0) {
     // Either from the socket buffer the broker reads on thawing, or re-sent from the queue after the reconnect
     // ("queued": true): at least once, as QoS 1 promises.
     t.ok(ev, 'the maintenance event reached the broker after it thawed');
-    t.ok(await until(async () => (await fw.status('primary')).mqtt.connected && (await fw.status('secondary')).mqtt.connected, 10_000), 'both reconnected');
+    t.ok(await poll(async () => (await fw.status('primary')).mqtt.connected && (await fw.status('secondary')).mqtt.connected, 10_000), 'both reconnected');
   });
 
   t.test('daemon killed with SIGKILL (links up): offline at once', async (t) => {
@@ -226,7 +216,7 @@ if (process.getuid?.() !== 0) {
 
   t.test('a dead broker: backoff with the error in status, CARP carries on', async (t) => {
     await lab.stop();
-    const st = await until(async () => { const s = (await fw.status('primary')).mqtt; return s.state === 'backoff' && s.last_error ? s : null; }, 8000);
+    const st = await poll(async () => { const s = (await fw.status('primary')).mqtt; return s.state === 'backoff' && s.last_error ? s : null; }, 8000);
     t.ok(st, 'mqtt section shows backoff and the last error');
     t.comment(`last_error: ${st?.last_error}`);
     t.match(st?.last_error ?? '', /192\.168\.1\.100/);
@@ -246,7 +236,7 @@ if (process.getuid?.() !== 0) {
     const tryWith = async (mqtt: Record<string, unknown>, want: RegExp) => {
       fw.writeConfigs({ url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', keepalive_s: 1, backoff_max_s: 1, ...mqtt });
       await fw.start('secondary', 20_000);
-      const st = await until(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
+      const st = await poll(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
       t.ok(st, `last_error ${want}`);
       t.comment(`last_error: ${st?.last_error}`);
       t.equal(st?.connected, false);
@@ -283,13 +273,13 @@ if (process.getuid?.() !== 0) {
       fw.writeConfigs({ url, ca: mtls.caFile, keepalive_s: 1, backoff_max_s: 1, ...mqtt });
       const mark = mtls.msgs.length, logMark = log().length;
       await fw.start('secondary', 20_000);
-      const st = await until(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
+      const st = await poll(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
       t.ok(st, `${what}: last_error ${want}`);
       t.comment(`${what}: state ${st?.state}, last_error: ${st?.last_error}`);
       t.ok(['backoff', 'connecting'].includes(st?.state), `${what}: mqtt state ${st?.state} (backoff/connecting)`);
       t.equal(st?.connects, 0, `${what}: never connected`);
       t.equal(st?.connected, false);
-      if (brokerSays) t.ok(await until(() => brokerSays.test(log(logMark)), 3000), `${what}: the broker's log says ${brokerSays}`);
+      if (brokerSays) t.ok(await poll(() => brokerSays.test(log(logMark)), 3000), `${what}: the broker's log says ${brokerSays}`);
       await board.stopNode('secondary');
       t.notOk(mtls.msgs.slice(mark).some((m) => m.topic.startsWith('duogate/secondary/')), `${what}: nothing from the node reached the subscriber`);
     };

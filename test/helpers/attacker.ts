@@ -8,6 +8,7 @@
 //       (>= 1; bounded by FOR_MS and 1,000,000 datagrams); prints how many it sent
 import { native } from '../../host/io/native.js';
 import { checksum, ipBytes } from './carp.js';
+import { sleep } from '../../board/virtual/wait.js';
 
 const [ifname, verb, ...args] = process.argv.slice(2);
 const CARP_MAC = Uint8Array.from([0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]);
@@ -21,7 +22,6 @@ function datagram(payload: Buffer, src: string): Buffer {
   return Buffer.concat([h, payload]);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function capture(vhid: number, count: number, timeoutMs: number): Promise<void> {
   const fd = native.openRawIp({ proto: 112, ifname, group: '224.0.0.18', ttl: 255 });

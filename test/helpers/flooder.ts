@@ -20,9 +20,9 @@ import { Duplex } from 'node:stream';
 import { randomBytes, randomInt } from 'node:crypto';
 import { native } from '../../host/io/native.js';
 import { checksum, ipBytes } from './carp.js';
+import { sleep } from '../../board/virtual/wait.js';
 
 const [verb, ...args] = process.argv.slice(2);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
 const macBytes = (m: string) => Uint8Array.from(m.split(':').map((h) => parseInt(h, 16)));
 const CARP_MAC = macBytes('01:00:5e:00:00:12');

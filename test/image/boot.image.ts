@@ -10,7 +10,7 @@ import type * as Tap from 'tap';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sleep, stages, until, type Guest } from './lab.js';
+import { Lab, sleep, stages, waitFor, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE = process.env.DUOGATE_IMAGE ?? path.join(ROOT, 'board/minipc/out/duogate-minipc.img');
@@ -91,8 +91,8 @@ if (process.getuid?.() !== 0) {
     }
     for (const g of [a, b]) {
       // The hvc0 shell comes up alongside first boot, not after it.
-      const done = await until(`${g.spec.name}: first boot done`, 300_000, 2000, async () =>
-        (await g.run('cat /var/lib/duogate/firstboot.done 2>/dev/null || systemctl is-failed duogate-firstboot', 30_000)).out.match(/^\d{4}-|^failed/m));
+      const done = await waitFor(`${g.spec.name}: first boot done`, async () =>
+        (await g.run('cat /var/lib/duogate/firstboot.done 2>/dev/null || systemctl is-failed duogate-firstboot', 30_000)).out.match(/^\d{4}-|^failed/m), 300_000, 2000);
       t.notMatch(done[0], /failed/, `${g.spec.name}: first boot finished`);
     }
     figures.firstboot_done_s = secs(t0);
@@ -113,10 +113,10 @@ if (process.getuid?.() !== 0) {
 
   await stage('both run duogate and elect one MASTER', async (t) => {
     const t0 = Date.now();
-    const [s1, s2] = await until('A MASTER and B BACKUP', 240_000, 3000, async () => {
+    const [s1, s2] = await waitFor('A MASTER and B BACKUP', async () => {
       const [x, y] = [await status(a), await status(b)];
       return x.carp_role === 'MASTER' && y.carp_role === 'BACKUP' ? [x, y] as const : null;
-    });
+    }, 240_000, 3000);
     figures.election_s = secs(t0);
     t.equal(s1.node, 'gw-a'); t.equal(s2.node, 'gw-b');
     t.same(s1.vips.map((v: any) => v.state), ['MASTER', 'MASTER'], 'A is MASTER of both vhids');
@@ -125,11 +125,11 @@ if (process.getuid?.() !== 0) {
     t.ok((await addrs(a, 'lan0')).includes('192.168.1.1'), 'A holds the LAN VIP');
     t.ok((await addrs(a, 'wan0')).includes('203.0.113.1'), 'A holds the WAN VIP');
     t.notOk((await addrs(b, 'lan0')).includes('192.168.1.1'), 'B does not hold the LAN VIP');
-    const ok = await until('client pings the LAN VIP', 60_000, 1000, async () => lab.ping('client', '192.168.1.1'));
+    const ok = await waitFor('client pings the LAN VIP', async () => lab.ping('client', '192.168.1.1'), 60_000, 1000);
     t.ok(ok, 'the LAN client reaches its gateway VIP');
     // The default firewall drops pings from the WAN to the VIP (pfSense-like); ARP shows who answers for it.
     const wanA = await macOf(a, 'wan0');
-    const wanMac = await until('server resolves the WAN VIP', 60_000, 1000, async () => lab.resolve('server', '203.0.113.1'));
+    const wanMac = await waitFor('server resolves the WAN VIP', async () => lab.resolve('server', '203.0.113.1'), 60_000, 1000);
     t.ok(wanMac === wanA || /^00:00:5e:00:01:/.test(wanMac), `the WAN server resolves the WAN VIP to A (${wanMac})`);
     // The serial console is what a user sees: it logs root in and shows the duogate console.
     for (const g of [a, b]) t.match(g.serial(), /login: root \(automatic login\)[\s\S]*(== duogate|duogate console|CARP)/, `${g.spec.name}: serial console shows the duogate console`);
@@ -139,13 +139,13 @@ if (process.getuid?.() !== 0) {
 
   await stage('the secondary receives the config from the primary', async (t) => {
     const t0 = Date.now();
-    const s = await until('B has the primary\'s VIP description', 240_000, 3000, async () => {
+    const s = await waitFor('B has the primary\'s VIP description', async () => {
       const x = await status(b);
       return x.vips?.[0]?.description === 'LAN gateway (from gw-a)' ? x : null;
-    });
+    }, 240_000, 3000);
     figures.config_sync_s = secs(t0);
     t.ok(s.configsync?.received, `B recorded a revision received from A: ${JSON.stringify(s.configsync?.received)}`);
-    const p = await until('A reports in_sync', 120_000, 3000, async () => { const x = await status(a); return x.configsync?.peer?.state === 'in_sync' ? x : null; });
+    const p = await waitFor('A reports in_sync', async () => { const x = await status(a); return x.configsync?.peer?.state === 'in_sync' ? x : null; }, 120_000, 3000);
     t.equal(p.configsync.peer.state, 'in_sync', 'A: the peer is in sync');
   });
 
@@ -156,14 +156,14 @@ if (process.getuid?.() !== 0) {
     t.ok(before === macA || /^00:00:5e:00:01:/.test(before ?? ''), `client's VIP neighbour entry is A's (${before})`);
     const t0 = Date.now();
     await a.powerOff();
-    const s = await until('B MASTER', 120_000, 2000, async () => { const x = await status(b); return x.carp_role === 'MASTER' ? x : null; });
+    const s = await waitFor('B MASTER', async () => { const x = await status(b); return x.carp_role === 'MASTER' ? x : null; }, 120_000, 2000);
     figures.failover_detected_s = secs(t0);
     t.same(s.vips.map((v: any) => v.state), ['MASTER', 'MASTER'], 'B is MASTER of both vhids');
     t.ok((await addrs(b, 'lan0')).includes('192.168.1.1'), 'B holds the LAN VIP');
     t.ok((await addrs(b, 'wan0')).includes('203.0.113.1'), 'B holds the WAN VIP');
-    t.ok(await until('client pings the LAN VIP after failover', 60_000, 1000, async () => lab.ping('client', '192.168.1.1')), 'the LAN client reaches the VIP again');
+    t.ok(await waitFor('client pings the LAN VIP after failover', async () => lab.ping('client', '192.168.1.1'), 60_000, 1000), 'the LAN client reaches the VIP again');
     const wanB = await macOf(b, 'wan0');
-    const wanAfter = await until('server resolves the WAN VIP to B', 60_000, 1000, async () => { const m = lab.resolve('server', '203.0.113.1'); return m === wanB || /^00:00:5e:00:01:/.test(m ?? '') ? m : null; });
+    const wanAfter = await waitFor('server resolves the WAN VIP to B', async () => { const m = lab.resolve('server', '203.0.113.1'); return m === wanB || /^00:00:5e:00:01:/.test(m ?? '') ? m : null; }, 60_000, 1000);
     t.ok(wanAfter, `the WAN server resolves the WAN VIP to B (${wanAfter})`);
     figures.failover_pingable_s = secs(t0);
     const after = lab.neighbourMac('client', '192.168.1.1');

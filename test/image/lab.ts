@@ -16,18 +16,9 @@ import net from 'node:net';
 import path from 'node:path';
 import type * as Tap from 'tap';
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { sleep, waitFor } from '../../board/virtual/wait.js';
 
-/** Poll (bounded in count and time) until fn returns a value. */
-export async function until<T>(what: string, ms: number, step: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (let i = 0; i < 10_000 && Date.now() < end; i++) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await sleep(step);
-  }
-  throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
+export { sleep, waitFor };
 
 /**
  * Stages of one boot story: later stages need the earlier ones (a box that did not boot cannot fail over), so

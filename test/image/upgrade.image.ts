@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sleep, stages, until, type Guest } from './lab.js';
+import { Lab, sleep, stages, waitFor, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(ROOT, 'board/minipc/out');
@@ -54,7 +54,7 @@ if (process.getuid?.() !== 0) {
     lab.up();
     g.powerOn();
     await g.waitShell(300_000);
-    await until('duogate answers', 300_000, 3000, async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'));
+    await waitFor('duogate answers', async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'), 300_000, 3000);
     t.equal(await slot(g), 'a', 'running slot A');
     t.same(await entries(g), ['duogate-a.conf'], 'one boot entry, no counter');
     await g.run('echo "# kept across the upgrade" >> /etc/duogate/duogate.yaml', 30_000);
@@ -88,8 +88,8 @@ if (process.getuid?.() !== 0) {
     t.match((await g.run('tail -1 /etc/duogate/duogate.yaml', 30_000)).out, /# kept across the upgrade/, 'the config came along');
     t.equal((await g.run('sha256sum /var/lib/duogate/configsync/sync.crt', 30_000)).out.split(' ')[0], crtSum, 'the same TLS identity');
     t.match((await g.run('cat /etc/systemd/network/10-duogate-lan0.link; cat /sys/class/net/lan0/address', 30_000)).out, /MACAddress=52:54:00:d6:0c:02[\s\S]*52:54:00:d6:0c:02/, 'NIC roles kept');
-    await until('duogate answers on slot B', 300_000, 3000, async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'));
-    const blessed = await until('entry blessed', 300_000, 3000, async () => { const e = await entries(g); return e.includes('duogate-b.conf') ? e : null; });
+    await waitFor('duogate answers on slot B', async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'), 300_000, 3000);
+    const blessed = await waitFor('entry blessed', async () => { const e = await entries(g); return e.includes('duogate-b.conf') ? e : null; }, 300_000, 3000);
     t.same(blessed, ['duogate-a.conf', 'duogate-b.conf'], 'systemd-bless-boot marked slot B good once duogate-healthy passed');
   });
 

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { request } from '../../../host/control/client.js';
 import type { DemoContext, DemoPlugin } from './plugin.js';
+import { sleep } from '../wait.js';
 
 const RULE_NOTE = 'demo: added on the primary, synced';
 
@@ -76,4 +77,3 @@ export function configSyncPlugin(): DemoPlugin {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { VirtualBoard } from '../board.js';
 import type { DemoPlugin } from './plugin.js';
+import { sleep, poll } from '../wait.js';
 
 export const TEST_ZONE = { name: 'www.test.example', address: '203.0.113.80' } as const;
 export const WHOAMI_PORT = 9000;
@@ -14,7 +15,6 @@ export const BLOCKED_PORT = 8081;
 
 export interface DhcpEvent { event: string; ip: string; router: string; dns: string; serverid: string; lease: string; t: number }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class GatewayProbes {
   readonly dir: string;
@@ -98,13 +98,7 @@ exit 0
 
   /** Wait (bounded) for a bound/renew event after `since` (epoch ms). */
   async waitLease(since: number, timeoutMs: number): Promise<DhcpEvent | null> {
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
-      const e = this.dhcpEvents().find((x) => x.t >= since && (x.event === 'bound' || x.event === 'renew'));
-      if (e) return e;
-      await sleep(100);
-    }
-    return null;
+    return await poll(() => this.dhcpEvents().find((x) => x.t >= since && (x.event === 'bound' || x.event === 'renew')), timeoutMs, 100);
   }
 }
 

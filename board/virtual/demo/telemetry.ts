@@ -8,13 +8,13 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { VirtualBoard } from '../board.js';
 import type { DemoPlugin } from './plugin.js';
+import { sleep } from '../wait.js';
 
 export const BROKER = { host: '192.168.1.100', port: 1883 } as const;
 
 /** One message as the subscriber printed it; `rx` is this machine's wall clock (epoch ms) at receipt. */
 export interface Msg { rx: number; retained: boolean; topic: string; payload: string }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
 /** A new P-256 key, unencrypted (`openssl req` arguments). */
 const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
