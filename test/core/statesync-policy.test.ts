@@ -1,4 +1,4 @@
-// The authenticated peer is still bounded (issue 12, item 3): states received over state sync pass the same
+// The authenticated peer is still bounded: states received over state sync pass the same
 // kind of filter as local ones before they reach the table or the kernel (assembly/statesync/policy.ts, built by
 // host/statesync/policy.ts). Each refusal is counted under its own name.
 import t from 'tap';

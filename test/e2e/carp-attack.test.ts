@@ -1,7 +1,7 @@
-// Issue #12, item 1, on the virtual board: a LAN host (and a WAN host) without the CARP password or the pair
-// key captures the pair's adverts and sends what it likes: the plain replay from its own address that took the
-// LAN gateway away before pair authentication, the master's advert rewritten as a bow-out from the master's own
-// address (two masters before), and a 1,000/s mix of replays and rewrites from both nodes' addresses. While it
+// CARP under attack on the virtual board: a LAN host (and a WAN host) without the CARP password or the pair
+// key captures the pair's adverts and sends what it likes: the plain replay from its own address (which takes
+// the LAN gateway away from plain BSD CARP), the master's advert rewritten as a bow-out from the master's own
+// address (two masters, with plain CARP), and a 1,000/s mix of replays and rewrites from both nodes' addresses. While it
 // runs the client pings the LAN VIP every 10 ms with its ARP cache flushed every second (so it must ARP for the
 // gateway): no VIP moves, no ping is lost, the pair is never seen with two masters, and every packet is counted
 // under a named reason in `duogate status`.
@@ -62,9 +62,9 @@ if (process.getuid?.() !== 0) {
     const before = { primary: await counters('primary'), secondary: await counters('secondary') };
     const trans0 = [await transitions('primary'), await transitions('secondary')];
 
-    // 1. The replay that took the gateway away: the captured advert, unchanged, from the attacker's address.
+    // 1. The replay that takes the gateway away from plain CARP: the captured advert, unchanged, from the attacker's address.
     const a1 = await under(tool('client', 'eth0', ['send', '192.168.1.100', '500', '10000', adv.toString('hex')], 20_000));
-    // 2. The master's advert as a bow-out, from the master's own address (the backup used to take the VIP).
+    // 2. The master's advert as a bow-out, from the master's own address (without the pair trailer's source check the backup takes the VIP).
     const bow = rewrite(adv, { advbase: 255, advskew: 255 }).toString('hex');
     const a2 = await under(tool('client', 'eth0', ['send', '192.168.1.2', '500', '5000', bow], 15_000));
     // 3. 1,000/s: the unchanged replay from the master's address, a demote-255 rewrite and a plain (trailer-

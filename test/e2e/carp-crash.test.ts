@@ -1,4 +1,4 @@
-// Crash safety (issue #11): a master whose daemon is killed -9 or frozen (SIGSTOP, carrier up) must not keep
+// Crash safety: a master whose daemon is killed -9 or frozen (SIGSTOP, carrier up) must not keep
 // answering ARP for its VIPs while the peer takes them. The master leases its VIPs to the kernel for the
 // master-down interval (3 x advbase, whole seconds) and renews them with every advert; the kernel removes them
 // by itself when the renewals stop. Bound: the two nodes hold one VIP together for at most ~1 s (the kernel

@@ -1,4 +1,4 @@
-// Issue #2's headline: the demo's failover story on the virtual board, with real daemons, kernel and pings.
+// The demo's failover story on the virtual board, with real daemons, kernel and pings: the CARP promise end to end.
 import t from 'tap';
 import { runScenario } from '../../board/virtual/demo/scenario.js';
 

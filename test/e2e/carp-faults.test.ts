@@ -1,4 +1,4 @@
-// Issue #2 on the real board: cable pull, persistent maintenance mode, hostile adverts, and what a capture
+// CARP faults on the virtual board: cable pull, persistent maintenance mode, hostile adverts, and what a capture
 // (tshark) sees on the wire.
 import t from 'tap';
 import { VirtualBoard } from '../../board/virtual/board.js';

@@ -1,4 +1,4 @@
-// CARP timing (issue #11): a BACKUP whose event loop is held up longer than the master-down interval (here
+// CARP timing: a BACKUP whose event loop is held up longer than the master-down interval (here
 // frozen with SIGSTOP for 5 s, carrier up, the master adverting all along) must not take the VIPs when it
 // runs again: the master's adverts that arrived meanwhile wait in its socket and are taken before the late
 // master-down timer is acted on. The stall is reported (status carp_counters.timer_late_max_ms, a log line).

@@ -1,4 +1,4 @@
-// Issue #5 on the virtual board with real daemons: the secondary starts with no VIPs and gets them from the
+// Config sync on the virtual board with real daemons: the secondary starts with no VIPs and gets them from the
 // primary (BACKUP, advskew + 100); live apply without flapping; Python's xmlrpc.client against the server;
 // every refusal (password, rate limit, malformed XML, oversized body, unknown method, invalid section,
 // version); the primary's failure classes (rejected, authentication, version, tls, unreachable); the

@@ -1,5 +1,5 @@
 // `npm run demo -- --keep` returns to the shell with the board and both daemons running, and `-- --down` tears
-// that board down (issue #11). The CARP story alone (--no-plugins) on a board of its own name.
+// that board down. The CARP story alone (--no-plugins) on a board of its own name.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';

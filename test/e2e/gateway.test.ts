@@ -1,4 +1,4 @@
-// Issue 3's done-when list on the virtual board (prefix dgt-gw): DHCP lease from the primary with router/DNS =
+// The gateway features on the virtual board (prefix dgt-gw): DHCP lease from the primary with router/DNS =
 // the LAN VIP and renewed from the secondary after a power-off; outbound connections from the WAN VIP before
 // and after; DNS through the VIP before and after; block vs pass; a refused ruleset leaves the old one; a
 // mid-stream TCP segment without state is dropped.

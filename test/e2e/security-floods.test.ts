@@ -1,4 +1,4 @@
-// Issue #12, item 4, on the virtual board (prefix dgt-flood) with the board's full default configs (state sync's
+// Floods against the pair on the virtual board (prefix dgt-flood) with the board's full default configs (state sync's
 // periodic table re-read every 5 s instead of 30, see before()): three floods against the pair, each watched
 // the same way.
 //

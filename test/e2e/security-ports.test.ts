@@ -1,4 +1,4 @@
-// Issue 12 item 2, "only the peer reaches the peer's services", on the virtual board (prefix dgt-scan) with the
+// "Only the peer reaches the peer's services", on the virtual board (prefix dgt-scan) with the
 // board's full default configs: a bounded TCP/UDP scan of both nodes' addresses (real, VIP, and the sync
 // addresses routed via a node's LAN or WAN address) from the LAN client and from the WAN server must show
 // exactly DNS on the LAN side and nothing on the WAN, while Kea HA, config sync, state sync and the heartbeat

@@ -1,5 +1,5 @@
-// A master whose peer is away (powered off) must not keep resending its whole window to it for days (issue
-// #11, "cheap when idle"): once the peer has been silent for 5 s, retransmissions shrink to one probe backed off
+// A master whose peer is away (powered off) must not keep resending its whole window to it for days (a pair
+// left half-powered must stay cheap when idle): once the peer has been silent for 5 s, retransmissions shrink to one probe backed off
 // up to 30 s. When the peer is back it gets everything: its bulk on join, and the master's window at once.
 import t from 'tap';
 import { sleep } from '../../board/virtual/board.js';

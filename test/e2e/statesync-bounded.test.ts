@@ -1,4 +1,4 @@
-// Issue 12 item 3, "the authenticated peer is still bounded", in the real daemon and kernel: datagrams made with
+// "The authenticated peer is still bounded", in the real daemon and kernel: datagrams made with
 // the right key, in the peer's confirmed session and in sequence, carrying states the policy refuses (to the node
 // itself, foreign NAT, unconfigured zone or mark, an endless timeout) and a count that lies. Only the good state
 // reaches the secondary's kernel; each refusal is counted by name in `duogate status`. Needs root.

@@ -1,4 +1,4 @@
-// Issue 4 "Done when": 20 TCP echo sessions + a checksummed bulk download from the LAN client to the WAN
+// Sessions survive a failover: 20 TCP echo sessions + a checksummed bulk download from the LAN client to the WAN
 // server through SNAT on the WAN VIP survive the primary's power-off, and survive the failback when the
 // primary returns (bulk sync from the new master first, then preempt). Needs root (namespaces).
 import t from 'tap';

@@ -1,4 +1,4 @@
-// Issue 4 "Done when": sync traffic dropped for a while (a share, then all, then none) → once it flows
+// State sync recovers: sync traffic dropped for a while (a share, then all, then none) → once it flows
 // again the peer's kernel table matches the master's; forged, garbage, truncated and replayed datagrams
 // injected on the sync link are dropped, counted, and change nothing. Needs root (namespaces).
 import t from 'tap';

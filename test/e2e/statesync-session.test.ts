@@ -1,5 +1,5 @@
-// Issue 12 "Also fix", state sync sessions: a peer that restarts with its wall clock a day earlier is taken at
-// once (version 1 used the start time as the session and dropped it as a replay until this node restarted),
+// State sync sessions: a peer that restarts with its wall clock a day earlier is taken at once (a session
+// named by the start time alone would look like a replay until this node restarted),
 // and counters started near their limits (seq at 2^32, pn at 2^64) cross them without a stall. Needs root.
 import t from 'tap';
 import { join } from 'node:path';

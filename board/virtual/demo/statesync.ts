@@ -1,4 +1,4 @@
-// State sync's part of the demo (issue 4): 20 TCP echo sessions (a line every 50 ms, every echo checked) and a
+// State sync's part of the demo: 20 TCP echo sessions (a line every 50 ms, every echo checked) and a
 // paced, checksummed bulk download from the LAN client to the WAN server, through SNAT on the WAN VIP, across
 // each move. Move 1 (power-off): sessions opened at setup, download started just before the power cut.
 // Move 2 (failback): fresh sessions and a download started after the takeover, running while the primary
