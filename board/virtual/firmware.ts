@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import YAML from 'yaml';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import type { NodeName, VirtualBoard } from './board.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,6 +25,35 @@ export class Firmware {
 
   /** Forget persistent state (maintenance flag, config revisions) so a run starts from the committed configs. */
   resetState(): void { rmSync(path.join(this.board.runDir, 'state'), { recursive: true, force: true }); }
+
+  /** The board's committed config of `node`, parsed (a fresh copy each call). */
+  boardConfig(node: NodeName): NodeConfig {
+    return YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${node}.yaml`), 'utf8'));
+  }
+
+  /**
+   * The one way a test makes node configs: the board's committed ones, reduced to the core sections plus
+   * `keep` (a test of one feature runs without the others), then `edit`, written under runDir/`dir` and used
+   * by start() and cli() from then on. Sections the edit leaves alone keep their comments. Returns the files.
+   */
+  writeConfigs(dir: string, opts: WriteConfigs = {}): Partial<Record<NodeName, string>> {
+    mkdirSync(path.join(this.board.runDir, dir), { recursive: true });
+    const keep = opts.keep === 'all' ? null : new Set<string>([...CORE_SECTIONS, ...(opts.keep ?? [])]);
+    const out: Partial<Record<NodeName, string>> = {};
+    for (const n of opts.nodes ?? (['primary', 'secondary'] as NodeName[])) {
+      const doc = YAML.parseDocument(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
+      const orig = doc.toJSON() as NodeConfig;
+      const c: NodeConfig = structuredClone(keep ? Object.fromEntries(Object.entries(orig).filter(([k]) => keep.has(k))) : orig);
+      opts.edit?.(c, n);
+      for (const k of Object.keys(orig)) if (!(k in c)) doc.delete(k);
+      for (const [k, v] of Object.entries(c)) if (!isDeepStrictEqual(orig[k], v)) doc.set(k, v);
+      const file = path.join(this.board.runDir, dir, `${n}.yaml`);
+      writeFileSync(file, doc.toString({ lineWidth: 0 }));
+      this.configOverride[n] = file;
+      out[n] = file;
+    }
+    return out;
+  }
 
   argv(node: NodeName, extra: string[] = []): string[] {
     return [CLI, 'run', '--config', this.configFile(node), '--socket', this.socket(node), '--state-dir', this.stateDir(node), ...extra];
@@ -99,22 +129,16 @@ export class Firmware {
 /** The sections every node config has; the rest belong to features. */
 export const CORE_SECTIONS = ['schema', 'node', 'interfaces', 'carp', 'control', 'state_dir', 'log'] as const;
 
-/**
- * The board's own node configs (comments kept) reduced to the core sections plus `keep`, written under
- * runDir/`dir`: a test of one feature runs without the others.
- */
-export class ReducedFirmware extends Firmware {
-  constructor(board: VirtualBoard, readonly keep: string[], readonly dir: string) { super(board); }
-  override configFile(node: NodeName): string { return this.configOverride[node] ?? path.join(this.board.runDir, this.dir, `${node}.yaml`); }
-  writeConfigs(): void {
-    mkdirSync(path.join(this.board.runDir, this.dir), { recursive: true });
-    const keep = new Set<string>([...CORE_SECTIONS, ...this.keep]);
-    for (const n of ['primary', 'secondary'] as NodeName[]) {
-      const doc = YAML.parseDocument(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
-      for (const k of Object.keys(doc.toJSON())) if (!keep.has(k)) doc.delete(k);
-      writeFileSync(this.configFile(n), doc.toString({ lineWidth: 0 }));
-    }
-  }
+/** A node config as YAML gives it: sections by name. */
+export type NodeConfig = Record<string, any>;
+
+export interface WriteConfigs {
+  /** Sections kept besides CORE_SECTIONS ('all': every section of the board's config). Default: none. */
+  keep?: string[] | 'all';
+  /** Change the config in place (add, replace or delete sections). */
+  edit?: (c: NodeConfig, node: NodeName) => void;
+  /** Which nodes' files are (re)written. Default: both. */
+  nodes?: NodeName[];
 }
 
 export { sleep, poll, waitFor };

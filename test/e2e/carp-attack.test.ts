@@ -7,7 +7,7 @@
 // under a named reason in `duogate status`.
 import t from 'tap';
 import { VirtualBoard, type NodeName } from '../../board/virtual/board.js';
-import { ROOT, ReducedFirmware, allAre, sleep } from '../../board/virtual/firmware.js';
+import { ROOT, Firmware, allAre, sleep } from '../../board/virtual/firmware.js';
 import { Pinger } from '../../board/virtual/pinger.js';
 import { rewrite } from '../helpers/carp.js';
 
@@ -15,7 +15,7 @@ if (process.getuid?.() !== 0) {
   t.plan(0, 'virtual board needs root');
 } else {
   const board = new VirtualBoard({ prefix: 'dgt-atk' });
-  const fw = new ReducedFirmware(board, ['peer'], 'atk'); // peer.key makes the pair authenticate CARP
+  const fw = new Firmware(board);
   t.teardown(() => board.down());
 
   const tool = (ns: 'client' | 'server', ifname: string, args: string[], timeoutMs: number) =>
@@ -44,7 +44,7 @@ if (process.getuid?.() !== 0) {
   t.test('a LAN or WAN attacker replaying and rewriting adverts moves nothing', async (t) => {
     await board.up();
     fw.resetState();
-    fw.writeConfigs();
+    fw.writeConfigs('atk', { keep: ['peer'] }); // peer.key makes the pair authenticate CARP
     await fw.startPair();
     await sleep(1500); // the secondary has accepted the primary's adverts (its replay window is set)
 

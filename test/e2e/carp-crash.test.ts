@@ -5,7 +5,7 @@
 // checks lifetimes on a ~1 s timer; the peer takes over at 3 x advbase + skew/256).
 import t from 'tap';
 import { VirtualBoard, type NodeName } from '../../board/virtual/board.js';
-import { ReducedFirmware, allAre, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, allAre, sleep } from '../../board/virtual/firmware.js';
 
 const BOUND_MS = 1500;
 
@@ -13,7 +13,7 @@ if (process.getuid?.() !== 0) {
   t.plan(0, 'virtual board needs root');
 } else {
   const board = new VirtualBoard({ prefix: 'dgt-crash' });
-  const fw = new ReducedFirmware(board, ['peer'], 'crash');
+  const fw = new Firmware(board);
   t.teardown(() => board.down());
 
   const has = (n: NodeName, dev: 'lan0' | 'wan0', vip: string) => board.addresses(n, dev).includes(vip);
@@ -39,7 +39,7 @@ if (process.getuid?.() !== 0) {
   async function pairUp(): Promise<void> {
     await board.up();
     fw.resetState();
-    fw.writeConfigs();
+    fw.writeConfigs('crash', { keep: ['peer'] });
     await fw.startPair();
     await sleep(1200);
   }

@@ -4,19 +4,19 @@
 // master-down timer is acted on. The stall is reported (status carp_counters.timer_late_max_ms, a log line).
 import t from 'tap';
 import { VirtualBoard } from '../../board/virtual/board.js';
-import { ReducedFirmware, allAre, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, allAre, sleep } from '../../board/virtual/firmware.js';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'virtual board needs root');
 } else {
   const board = new VirtualBoard({ prefix: 'dgt-stall' });
-  const fw = new ReducedFirmware(board, [], 'stall');
+  const fw = new Firmware(board);
   t.teardown(() => board.down());
 
   t.test('a stalled BACKUP does not take over from a live master when it runs again', async (t) => {
     await board.up();
     fw.resetState();
-    fw.writeConfigs();
+    fw.writeConfigs('stall');
     await fw.start('primary');
     await sleep(300);
     await fw.start('secondary');

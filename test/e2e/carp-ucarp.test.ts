@@ -1,8 +1,7 @@
 // Interop: a duogate node and Debian's ucarp (another CARP implementation) share vhid 1 on the LAN.
 // duogate's adverts must authenticate at ucarp and ucarp's at duogate, and the roles must move both ways.
 import t from 'tap';
-import { writeFileSync, chmodSync, readFileSync } from 'node:fs';
-import YAML from 'yaml';
+import { writeFileSync, chmodSync } from 'node:fs';
 import { VirtualBoard } from '../../board/virtual/board.js';
 import { Firmware, poll, sleep } from '../../board/virtual/firmware.js';
 
@@ -18,11 +17,10 @@ t.test('duogate and ucarp elect, hand over on bow-out, and preempt back', async 
   fw.resetState();
   // CARP and the firewall only: no duogate peer exists here, so no state sync (whose bulk-sync demotion
   // would wait for a peer table), config sync, heartbeat or MQTT.
-  const doc = YAML.parse(readFileSync(fw.configFile('primary'), 'utf8'));
-  for (const k of ['statesync', 'configsync', 'peer', 'mqtt', 'dhcp', 'dns']) delete doc[k];
-  const cfg = `${board.runDir}/primary-carp-only.yaml`;
-  writeFileSync(cfg, YAML.stringify(doc));
-  fw.configOverride.primary = cfg;
+  fw.writeConfigs('ucarp', {
+    keep: 'all', nodes: ['primary'],
+    edit: (c) => { for (const k of ['statesync', 'configsync', 'peer', 'mqtt', 'dhcp', 'dns']) delete c[k]; },
+  });
   const up = `${board.runDir}/vip-up.sh`; const down = `${board.runDir}/vip-down.sh`;
   writeFileSync(up, '#!/bin/sh\nip addr add "$2"/24 dev "$1"\n'); chmodSync(up, 0o755);
   writeFileSync(down, '#!/bin/sh\nip addr del "$2"/24 dev "$1"\n'); chmodSync(down, 0o755);

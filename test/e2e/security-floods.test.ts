@@ -33,10 +33,7 @@
 // packets, at 30k/s the whole conntrack table); and the steady state, with socket buffers, connection slots
 // and the conntrack table full, is reached in the first seconds. Longer floods only heat the shared machine.
 import t, { type Test } from 'tap';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import YAML from 'yaml';
-import net from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { VirtualBoard, macFor, type NodeName, type Role } from '../../board/virtual/board.js';
 import { Firmware, ROOT, allAre, poll, sleep } from '../../board/virtual/firmware.js';
@@ -193,13 +190,7 @@ if (process.getuid?.() !== 0) {
     await probes.startServer(); // the DNS zone the LAN's resolver forwards to
     // The board's configs as they are, but for state sync's periodic re-read of the kernel table (30 s by
     // default): every 5 s, so that it runs, over a table of up to 262,144 states, while the conntrack flood does.
-    mkdirSync(path.join(board.runDir, 'flood'), { recursive: true });
-    for (const n of ['primary', 'secondary'] as NodeName[]) {
-      const c = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
-      c.statesync.refresh_s = 5;
-      fw.configOverride[n] = path.join(board.runDir, 'flood', `${n}.yaml`);
-      writeFileSync(fw.configOverride[n]!, YAML.stringify(c));
-    }
+    fw.writeConfigs('flood', { keep: 'all', edit: (c) => { c.statesync.refresh_s = 5; } });
     fw.resetState();
     await fw.start('primary');
     await sleep(300);

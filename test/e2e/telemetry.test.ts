@@ -3,34 +3,29 @@
 // the last will `offline` of a powered-off node, split brain and sync-link-down reported by both nodes, and a
 // dead broker shown in status while CARP carries on. Needs root; prefix 'dgt-tel'.
 import t from 'tap';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import YAML from 'yaml';
 import { VirtualBoard } from '../../board/virtual/board.js';
-import { Firmware, ROOT, allAre, poll, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, allAre, poll, sleep } from '../../board/virtual/firmware.js';
 import { MqttLab, boardTelemetryConfig } from '../../board/virtual/demo/telemetry.js';
 import type { NodeName } from '../../board/virtual/board.js';
 
 const PREFIX = 'dgt-tel';
-const CORE_KEYS = ['schema', 'node', 'interfaces', 'carp', 'control', 'state_dir', 'log'];
-
-/** The board's node configs reduced to CARP + this feature (other features have their own tests). */
-class TelemetryFirmware extends Firmware {
-  override configFile(node: NodeName): string { return path.join(this.board.runDir, 'tel', `${node}.yaml`); }
-  /** `secondaryMqtt` replaces the secondary's mqtt: section (and leaves the primary's file alone). */
-  writeConfigs(secondaryMqtt?: Record<string, unknown>): void {
-    mkdirSync(path.join(this.board.runDir, 'tel'), { recursive: true });
-    for (const n of (secondaryMqtt ? ['secondary'] : ['primary', 'secondary']) as NodeName[]) {
-      const full = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual', `${n}.yaml`), 'utf8'));
-      const c: Record<string, unknown> = Object.fromEntries(CORE_KEYS.filter((k) => k in full).map((k) => [k, full[k]]));
+/**
+ * The board's node configs reduced to CARP + this feature (other features have their own tests).
+ * `secondaryMqtt` replaces the secondary's mqtt: section (and leaves the primary's file alone).
+ */
+function writeConfigs(fw: Firmware, secondaryMqtt?: Record<string, unknown>): void {
+  fw.writeConfigs('tel', {
+    nodes: secondaryMqtt ? ['secondary'] : ['primary', 'secondary'],
+    edit: (c, n) => {
       Object.assign(c, boardTelemetryConfig());
       // Commands on the secondary only: the primary must ignore its command topic.
-      if (n === 'secondary') (c.mqtt as Record<string, unknown>).commands = true;
+      if (n === 'secondary') c.mqtt.commands = true;
       if (secondaryMqtt && n === 'secondary') c.mqtt = secondaryMqtt;
-      writeFileSync(this.configFile(n), YAML.stringify(c));
-    }
-  }
+    },
+  });
 }
 
 
@@ -38,7 +33,7 @@ if (process.getuid?.() !== 0) {
   t.plan(0, 'virtual board needs root');
 } else {
   const board = new VirtualBoard({ prefix: PREFIX });
-  const fw = new TelemetryFirmware(board);
+  const fw = new Firmware(board);
   const lab = new MqttLab(board);
   t.teardown(async () => { await lab.stop(); await board.down(); });
   const alarms = async (n: NodeName) => { try { return ((await fw.status(n)).peer?.alarms ?? []).map((a: any) => a.key); } catch { return []; } };
@@ -46,7 +41,7 @@ if (process.getuid?.() !== 0) {
   t.test('retained state and HA discovery of both nodes, takeover event, last will on power-off', async (t) => {
     await board.up();
     fw.resetState();
-    fw.writeConfigs();
+    writeConfigs(fw);
     await lab.startBroker();
     await lab.subscribe(['duogate/#', 'homeassistant/#']);
     await fw.start('primary', 20_000);
@@ -234,7 +229,7 @@ if (process.getuid?.() !== 0) {
     const other = path.join(board.runDir, 'mqtt-tls', 'other-ca.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', other + '.key', '-out', other, '-days', '2', '-subj', '/CN=other CA'], { stdio: 'pipe' });
     const tryWith = async (mqtt: Record<string, unknown>, want: RegExp) => {
-      fw.writeConfigs({ url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', keepalive_s: 1, backoff_max_s: 1, ...mqtt });
+      writeConfigs(fw, { url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', keepalive_s: 1, backoff_max_s: 1, ...mqtt });
       await fw.start('secondary', 20_000);
       const st = await poll(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
       t.ok(st, `last_error ${want}`);
@@ -244,7 +239,7 @@ if (process.getuid?.() !== 0) {
     };
     await tryWith({ password: 'wrong-password' }, /Not authorized|Bad user name or password/);
     await tryWith({ password: 'right-password', ca: other }, /certificate/);
-    fw.writeConfigs({ url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', password: 'right-password', keepalive_s: 1 });
+    writeConfigs(fw, { url: 'mqtts://192.168.1.100:8883', ca: tls.caFile, username: 'duogate', password: 'right-password', keepalive_s: 1 });
     await fw.start('secondary', 20_000);
     const st = await tls.waitFor((m) => m.topic === 'duogate/secondary/state' && m.retained === false, 8000);
     t.ok(st, 'state published over TLS with the right password and CA');
@@ -270,7 +265,7 @@ if (process.getuid?.() !== 0) {
     t.not(bare.status, 0, 'mosquitto_pub without a client certificate is refused');
     const url = 'mqtts://192.168.1.100:8884';
     const refused = async (what: string, mqtt: Record<string, unknown>, want: RegExp, brokerSays: RegExp | null) => {
-      fw.writeConfigs({ url, ca: mtls.caFile, keepalive_s: 1, backoff_max_s: 1, ...mqtt });
+      writeConfigs(fw, { url, ca: mtls.caFile, keepalive_s: 1, backoff_max_s: 1, ...mqtt });
       const mark = mtls.msgs.length, logMark = log().length;
       await fw.start('secondary', 20_000);
       const st = await poll(async () => { const m = (await fw.status('secondary')).mqtt; return want.test(m.last_error ?? '') ? m : null; }, 6000);
@@ -289,7 +284,7 @@ if (process.getuid?.() !== 0) {
     // A key that belongs to another certificate makes tls.connect() throw: reported, and the daemon stays up.
     await refused('the key of another certificate', { cert: mtls.clientCertFile, key: mtls.otherClientKeyFile }, /mqtt\.cert .*mqtt\.key .*not a usable client certificate and private key \(.*key values mismatch\)/, null);
 
-    fw.writeConfigs({ url, ca: mtls.caFile, cert: mtls.clientCertFile, key: mtls.clientKeyFile, keepalive_s: 1 });
+    writeConfigs(fw, { url, ca: mtls.caFile, cert: mtls.clientCertFile, key: mtls.clientKeyFile, keepalive_s: 1 });
     const mark = mtls.msgs.length;
     await fw.start('secondary', 20_000);
     t.ok(await mtls.waitFor((m) => m.topic === 'duogate/secondary/state', 8000, mark), 'state published over mutual TLS with the right certificate and key');
