@@ -66,7 +66,7 @@ export const configsyncBench: Bench = async (say) => {
       execFileSync('tee', [f], { input: primaryYaml(round), stdio: ['pipe', 'ignore', 'inherit'] });
       const port = String(30000 + round);
       const start = performance.now();
-      const res = await board.execAsync('primary', process.execPath, [path.resolve('dist/host/cli.js'), 'config', 'apply', f, '--json', '--config', pair.file('primary'), '--socket', pair.socket('primary')], { timeoutMs: 30_000 });
+      const res = await board.execAsync('primary', process.execPath, [path.resolve('dist/host/cli.js'), 'config', 'apply', f, '--json', '--config', pair.configFile('primary'), '--socket', pair.socket('primary')], { timeoutMs: 30_000 });
       cliMs.push(performance.now() - start);
       const seq = JSON.parse(res.stdout).seq;
       let rev: number | null = null; let nft: number | null = null;

@@ -3,8 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { NodeName, VirtualBoard } from '../../board/virtual/board.js';
-import { CLI, poll } from '../../board/virtual/firmware.js';
-import { request } from '../../host/control/client.js';
+import { CLI, Firmware } from '../../board/virtual/firmware.js';
 
 export const SYNC_PASSWORD = 'sync-secret-0123';
 
@@ -43,34 +42,23 @@ ${opts.extra ?? ''}
 `;
 }
 
-export class SyncPair {
+/** The board's pair running the config-sync tests' own configs (nodeYaml), all under runDir/configsync. */
+export class SyncPair extends Firmware {
   readonly dir: string;
-  constructor(readonly board: VirtualBoard) {
+  constructor(board: VirtualBoard) {
+    super(board);
     this.dir = path.join(board.runDir, 'configsync');
     mkdirSync(this.dir, { recursive: true });
   }
-  file(node: NodeName): string { return path.join(this.dir, `${node}.yaml`); }
-  socket(node: NodeName): string { return path.join(this.dir, `${node}.sock`); }
-  stateDir(node: NodeName): string { return path.join(this.dir, 'state', node); }
-  write(node: NodeName, yaml: string): void { writeFileSync(this.file(node), yaml); }
-
-  async start(node: NodeName, timeoutMs = 10_000): Promise<void> {
-    this.board.startNode(node, [CLI, 'run', '--config', this.file(node)]);
-    const up = await poll(async () => {
-      const p = this.board.nodeProcess(node);
-      if (p && (p.exitCode !== null || p.signalCode !== null)) throw new Error(`${node}: duogate exited during start; see ${this.board.logPath(node)}`);
-      return await this.tryStatus(node);
-    }, timeoutMs, 50);
-    if (up) return;
-    throw new Error(`${node}: no answer on ${this.socket(node)} within ${timeoutMs} ms; see ${this.board.logPath(node)}`);
-  }
-
-  async status(node: NodeName): Promise<any> { return await request(this.socket(node), { cmd: 'status' }, 3000); }
+  override configFile(node: NodeName): string { return path.join(this.dir, `${node}.yaml`); }
+  override socket(node: NodeName): string { return path.join(this.dir, `${node}.sock`); }
+  override stateDir(node: NodeName): string { return path.join(this.dir, 'state', node); }
+  write(node: NodeName, yaml: string): void { writeFileSync(this.configFile(node), yaml); }
   async tryStatus(node: NodeName): Promise<any> { try { return await this.status(node); } catch { return null; } }
 
-  /** `duogate config ...` inside the node's namespace. */
-  cli(node: NodeName, args: string[]): { status: number | null; stdout: string; stderr: string } {
-    return this.board.exec(node, process.execPath, [CLI, 'config', ...args, '--config', this.file(node), '--socket', this.socket(node)], { timeoutMs: 20_000 });
+  /** `duogate config ...` inside the node's namespace (the config sync tests run no other command). */
+  override cli(node: NodeName, args: string[]): { status: number | null; stdout: string; stderr: string } {
+    return this.board.exec(node, process.execPath, [CLI, 'config', ...args, '--config', this.configFile(node), '--socket', this.socket(node)], { timeoutMs: 20_000 });
   }
 
   /** Run `python3` inside a namespace with the xmlrpc probe below; returns its JSON line. */

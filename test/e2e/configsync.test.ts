@@ -64,7 +64,7 @@ t.before(async () => {
 });
 
 t.test('the secondary starts with no VIPs and gets them from the primary, BACKUP with advskew + 100', async (t) => {
-  t.match(readFileSync(pair.file('secondary'), 'utf8'), /vips: \[\]/, 'the secondary config has no VIPs');
+  t.match(readFileSync(pair.configFile('secondary'), 'utf8'), /vips: \[\]/, 'the secondary config has no VIPs');
   const t0 = Date.now();
   await Promise.all([pair.start('primary'), pair.start('secondary')]);
   const got = await poll(async () => {
@@ -158,7 +158,7 @@ t.test('apply on the primary: live on both nodes, the unchanged VIP never flaps'
   t.equal(pv1b.transitions, pv1.transitions, 'primary vhid 1: no transition');
   t.equal(pv1b.state, 'MASTER');
   t.ok(await poll(() => board.addresses('primary', 'lan0').includes('192.168.1.10'), 5000, 100), 'the primary took the new VIP (master-down timer)');
-  t.match(readFileSync(pair.file('primary'), 'utf8'), /vhid: 3/, 'the primary\'s config file was rewritten (atomically)');
+  t.match(readFileSync(pair.configFile('primary'), 'utf8'), /vhid: 3/, 'the primary\'s config file was rewritten (atomically)');
   t.ok(await inSync());
 });
 
@@ -224,7 +224,7 @@ t.test('secondary powered off: the primary keeps working; on return it converges
 });
 
 t.test('drift: a local edit of a synced section on the secondary is flagged on both nodes', async (t) => {
-  const cur = parseConfigText(readFileSync(pair.file('secondary'), 'utf8'));
+  const cur = parseConfigText(readFileSync(pair.configFile('secondary'), 'utf8'));
   const st = await pair.status('secondary');
   const local = structuredClone(cur) as any;
   local.carp.vips = st.vips.map((v: any) => ({ interface: v.interface, vhid: v.vhid, address: v.addresses[0], password: vips.find((x) => x.vhid === v.vhid)!.password, advbase: 1, advskew: 200 }));
@@ -268,7 +268,7 @@ t.test('history, diff and revert on the primary', async (t) => {
   t.equal(a.status, 0, `add-alias: ${a.stdout}${a.stderr}`);
   const r2 = pair.cli('primary', ['add-rule', 'lan', 'block', 'tcp', 'lan net', 'any', 'web_ports', '-m', 'no web from the LAN']);
   t.equal(r2.status, 0, `add-rule: ${r2.stdout}${r2.stderr}`);
-  const file = readFileSync(pair.file('primary'), 'utf8');
+  const file = readFileSync(pair.configFile('primary'), 'utf8');
   t.match(file, /^# written by the config-sync tests/, 'the file keeps its comments');
   const c = parseConfigText(file) as any;
   t.same(c.firewall.aliases.web_ports.entries, [80, 443]);
@@ -288,14 +288,14 @@ t.test('SIGKILL of either daemon in the middle of writes leaves a valid config (
         const f = path.join(pair.dir, `kill-${round}.yaml`);
         execFileSync('tee', [f], { input: nodeYaml('primary', pair.dir, { vips, sync: SYNC }), stdio: ['pipe', 'ignore', 'inherit'] });
         return f;
-      })(), '--config', pair.file('primary'), '--socket', pair.socket('primary')], { timeoutMs: 20_000 });
+      })(), '--config', pair.configFile('primary'), '--socket', pair.socket('primary')], { timeoutMs: 20_000 });
     await apply;
     await sleep(round * 10); // the push and the secondary's write are under way
     await board.stopNode('secondary', 'SIGKILL');
     const store = new ConfigStore(pair.stateDir('secondary'));
     const latest = store.latest();
     t.ok(latest && hashOf(latest.config) === latest.hash, `round ${round}: the secondary's current revision is whole`);
-    t.ok(parseConfigText(readFileSync(pair.file('secondary'), 'utf8')), 'and its config file parses');
+    t.ok(parseConfigText(readFileSync(pair.configFile('secondary'), 'utf8')), 'and its config file parses');
     await pair.start('secondary');
     t.ok(await inSync(), `round ${round}: converged after restart`);
     t.equal((await secVips())[3].advskew, 130 + round);
@@ -304,17 +304,17 @@ t.test('SIGKILL of either daemon in the middle of writes leaves a valid config (
   vips[2].advskew = 40;
   const f = path.join(pair.dir, 'kill-primary.yaml');
   execFileSync('tee', [f], { input: nodeYaml('primary', pair.dir, { vips, sync: SYNC }), stdio: ['pipe', 'ignore', 'inherit'] });
-  const apply = board.execAsync('primary', process.execPath, [CLI, 'config', 'apply', f, '--config', pair.file('primary'), '--socket', pair.socket('primary')], { timeoutMs: 20_000 });
+  const apply = board.execAsync('primary', process.execPath, [CLI, 'config', 'apply', f, '--config', pair.configFile('primary'), '--socket', pair.socket('primary')], { timeoutMs: 20_000 });
   await sleep(250); // the CLI has connected and the daemon is writing (or just wrote)
   await board.stopNode('primary', 'SIGKILL');
   await apply;
-  t.ok(parseConfigText(readFileSync(pair.file('primary'), 'utf8')), 'the primary\'s config file parses');
+  t.ok(parseConfigText(readFileSync(pair.configFile('primary'), 'utf8')), 'the primary\'s config file parses');
   const pl = new ConfigStore(pair.stateDir('primary')).latest();
   t.ok(pl && hashOf(pl.config) === pl.hash, 'its current revision is whole');
   await pair.start('primary');
   t.ok(await inSync(), 'the restarted primary pushes what its file says');
   const sv = await secVips();
-  const fileSkew = parseConfigText(readFileSync(pair.file('primary'), 'utf8')).carp.vips.find((v) => v.vhid === 3)!.advskew;
+  const fileSkew = parseConfigText(readFileSync(pair.configFile('primary'), 'utf8')).carp.vips.find((v) => v.vhid === 3)!.advskew;
   t.equal(sv[3].advskew, fileSkew + 100, 'and the secondary follows it');
 });
 
