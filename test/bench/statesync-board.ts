@@ -3,6 +3,7 @@
 // firewall issue describes — so the tests do not depend on the full gateway (DHCP, DNS) being configured.
 import { join } from 'node:path';
 import { poll } from '../../board/virtual/wait.js';
+import { nodeConfigText } from '../helpers/config.js';
 
 export type Node = 'primary' | 'secondary';
 
@@ -21,30 +22,21 @@ table inet ssfw {
 `;
 
 export function configYaml(runDir: string, node: Node, statesync: Record<string, unknown> | null): string {
-  const p = node === 'primary';
-  const me = p ? { wan: '203.0.113.2', lan: '192.168.1.2', sync: '172.16.1.1' } : { wan: '203.0.113.3', lan: '192.168.1.3', sync: '172.16.1.2' };
-  const peer = p ? { wan: '203.0.113.3', lan: '192.168.1.3', sync: '172.16.1.2' } : { wan: '203.0.113.2', lan: '192.168.1.2', sync: '172.16.1.1' };
-  const skew = p ? 0 : 100;
-  const lines = [
-    'schema: 1',
-    `node: { name: ${node}, role: ${node} }`,
-    'interfaces:',
-    `  wan: { device: wan0, address: ${me.wan}/24, peer: ${peer.wan} }`,
-    `  lan: { device: lan0, address: ${me.lan}/24, peer: ${peer.lan} }`,
-    `  sync: { device: sync0, address: ${me.sync}/30, peer: ${peer.sync} }`,
-    'carp:',
-    '  preempt: true',
-    '  vips:',
-    `    - { interface: lan, vhid: 1, address: 192.168.1.1/24, password: lan-secret, advbase: 1, advskew: ${skew} }`,
-    `    - { interface: wan, vhid: 2, address: 203.0.113.1/24, password: wan-secret, advbase: 1, advskew: ${skew} }`,
-    `control: { socket: ${join(runDir, node + '.sock')} }`,
-    `state_dir: ${join(runDir, node + '-state')}`,
-    'log: { level: info }',
-  ];
-  if (statesync) lines.push(`statesync: ${JSON.stringify(statesync)}`);
-  return lines.join('\n') + '\n';
+  const skew = node === 'primary' ? 0 : 100;
+  return nodeConfigText({
+    role: node, preempt: true,
+    vips: [
+      `{ interface: lan, vhid: 1, address: 192.168.1.1/24, password: lan-secret, advbase: 1, advskew: ${skew} }`,
+      `{ interface: wan, vhid: 2, address: 203.0.113.1/24, password: wan-secret, advbase: 1, advskew: ${skew} }`,
+    ],
+    extra: [
+      `control: { socket: ${join(runDir, node + '.sock')} }`,
+      `state_dir: ${join(runDir, node + '-state')}`,
+      'log: { level: info }',
+      ...(statesync ? [`statesync: ${JSON.stringify(statesync)}`] : []),
+    ].join('\n'),
+  });
 }
-
 
 /** Wait (bounded) until every NIC of the node has carrier, so CARP does not start on a link still coming up. */
 export async function linksUp(board: { linkState(role: string, ifname: string): { running: boolean } }, node: Node, ms = 3000): Promise<void> {

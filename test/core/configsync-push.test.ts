@@ -6,18 +6,13 @@ import { parseConfigText } from '../../host/config/load.js';
 import { getSection, outgoingSections, setSection, syncedHash, currentSections, unsyncable } from '../../host/configsync/sections.js';
 import { PushQueue } from '../../host/configsync/push.js';
 import { sleep } from '../../board/virtual/wait.js';
+import { nodeConfigText } from '../helpers/config.js';
 
-const cfg = (skews: number[]) => parseConfigText(`schema: 1
-node: { name: a, role: primary }
-interfaces:
-  wan:  { device: wan0,  address: 203.0.113.2/24 }
-  lan:  { device: lan0,  address: 192.168.1.2/24 }
-  sync: { device: sync0, address: 172.16.1.1/30, peer: 172.16.1.2 }
-carp:
-  vips:
-${skews.map((s, i) => `    - { interface: lan, vhid: ${i + 1}, address: 192.168.1.${i + 10}/24, password: pw${i}, advskew: ${s} }`).join('\n')}
-configsync: { password: 0123456789abcdef }
-`);
+const cfg = (skews: number[]) => parseConfigText(nodeConfigText({
+  name: 'a',
+  vips: skews.map((s, i) => `{ interface: lan, vhid: ${i + 1}, address: 192.168.1.${i + 10}/24, password: pw${i}, advskew: ${s} }`),
+  extra: 'configsync: { password: 0123456789abcdef }',
+}));
 
 t.test('advskew + 100, capped at 254; the primary config is not modified', async (t) => {
   const c = cfg([0, 100, 153, 154, 200, 254]);

@@ -11,18 +11,11 @@ import { ConfigStore, canonical, diffConfigs, hashOf } from '../../host/configst
 import { parseConfigText } from '../../host/config/load.js';
 import { writeFileAtomic } from '../../host/io/atomic.js';
 import type { Config } from '../../host/config/schema.js';
+import { nodeConfigText } from '../helpers/config.js';
 
-const BASE = `schema: 1
-node: { name: primary, role: primary }
-interfaces:
-  wan:  { device: wan0,  address: 203.0.113.2/24, peer: 203.0.113.3 }
-  lan:  { device: lan0,  address: 192.168.1.2/24, peer: 192.168.1.3 }
-  sync: { device: sync0, address: 172.16.1.1/30,  peer: 172.16.1.2 }
-carp:
-  vips:
-    - { interface: lan, vhid: 1, address: 192.168.1.1/24, password: lan-secret, advskew: SKEW, description: DESC }
-`;
-const text = (i: number) => BASE.replace('SKEW', String(i % 200)).replace('DESC', `revision ${i} ${'x'.repeat(150)}`);
+const text = (i: number) => nodeConfigText({
+  vips: [`{ interface: lan, vhid: 1, address: 192.168.1.1/24, password: lan-secret, advskew: ${i % 200}, description: revision ${i} ${'x'.repeat(150)} }`],
+});
 
 // ---- child mode: the writer that the crash test kills ----
 if (process.env.DG_CS_WRITER) {

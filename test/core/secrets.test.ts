@@ -13,6 +13,7 @@ import { ConfigStore, diffConfigs } from '../../host/configstore/store.js';
 import { NEVER_SYNCED, outgoingSections, unsyncable } from '../../host/configsync/sections.js';
 import { syncStatusNames, syncStatusOf } from '../../host/configsync/service.js';
 import { stateDocument } from '../../host/telemetry/state.js';
+import { nodeConfigText } from '../helpers/config.js';
 
 const S = {
   carp1: 'carp-lan-pw-1', carp2: 'carp-wan-pw-2', sync: 'configsync-password-0123', peer: 'peer-heartbeat-key-0123456789',
@@ -20,21 +21,17 @@ const S = {
 };
 const cfg = (o: Partial<typeof S> = {}) => {
   const s = { ...S, ...o };
-  return parseConfigText(`schema: 1
-node: { name: a, role: secondary }
-interfaces:
-  wan:  { device: wan0,  address: 203.0.113.2/24 }
-  lan:  { device: lan0,  address: 192.168.1.2/24 }
-  sync: { device: sync0, address: 172.16.1.2/30, peer: 172.16.1.1 }
-carp:
-  vips:
-    - { interface: lan, vhid: 1, address: 192.168.1.1/24, password: ${s.carp1} }
-    - { interface: wan, vhid: 2, address: 203.0.113.1/24, password: ${s.carp2} }
-configsync: { password: ${s.sync}, sections: [vips, firewall] }
+  return parseConfigText(nodeConfigText({
+    name: 'a', role: 'secondary',
+    vips: [
+      `{ interface: lan, vhid: 1, address: 192.168.1.1/24, password: ${s.carp1} }`,
+      `{ interface: wan, vhid: 2, address: 203.0.113.1/24, password: ${s.carp2} }`,
+    ],
+    extra: `configsync: { password: ${s.sync}, sections: [vips, firewall] }
 peer: { key: ${s.peer} }
 statesync: { key: ${s.state} }
-mqtt: { url: "mqtt://bob:${s.url}@192.168.1.100:1883", username: bob, password: ${s.mqtt}, key: /etc/duogate/mqtt.key, cert: /etc/duogate/mqtt.crt }
-`);
+mqtt: { url: "mqtt://bob:${s.url}@192.168.1.100:1883", username: bob, password: ${s.mqtt}, key: /etc/duogate/mqtt.key, cert: /etc/duogate/mqtt.crt }`,
+  }));
 };
 const values = Object.values(S);
 const leaks = (text: string) => values.filter((v) => text.includes(v));
@@ -62,15 +59,7 @@ t.test('a secret travels by config sync only where both nodes must share it', as
   }
   for (const n of ['statesync', 'peer', 'mqtt', 'configsync']) t.ok((NEVER_SYNCED as readonly string[]).includes(n), `${n} is node-local`);
   for (const n of ['peer', 'statesync', 'mqtt']) {
-    t.throws(() => parseConfigText(`schema: 1
-node: { name: a, role: primary }
-interfaces:
-  wan:  { device: wan0,  address: 203.0.113.2/24 }
-  lan:  { device: lan0,  address: 192.168.1.2/24 }
-  sync: { device: sync0, address: 172.16.1.1/30, peer: 172.16.1.2 }
-carp: { vips: [] }
-configsync: { password: ${S.sync}, sections: [vips, ${n}] }
-`), /configsync\.sections\[1\]/, `configsync.sections: [${n}] is refused by the schema`);
+    t.throws(() => parseConfigText(nodeConfigText({ name: 'a', extra: `configsync: { password: ${S.sync}, sections: [vips, ${n}] }` })), /configsync\.sections\[1\]/, `configsync.sections: [${n}] is refused by the schema`);
   }
   const out = JSON.stringify(outgoingSections(cfg(), ['vips', 'firewall']));
   t.same(leaks(out).sort(), [S.carp1, S.carp2].sort(), 'a push carries the CARP passwords and nothing else secret');

@@ -6,15 +6,9 @@ import { describeError } from '../../host/telemetry/publisher.js';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { nodeConfigText } from '../helpers/config.js';
 
-const base = (extra: string, peerAddrs = true) => `schema: 1
-node: {name: gw-a, role: primary}
-interfaces:
-  wan: {device: wan0, address: 203.0.113.2/24${peerAddrs ? ', peer: 203.0.113.3' : ''}}
-  lan: {device: lan0, address: 192.168.1.2/24${peerAddrs ? ', peer: 192.168.1.3' : ''}}
-  sync: {device: sync0, address: 172.16.1.1/30${peerAddrs ? ', peer: 172.16.1.2' : ''}}
-carp: {vips: []}
-${extra}`;
+const base = (extra: string, peerAddrs = true) => nodeConfigText({ name: 'gw-a', peers: peerAddrs, extra });
 const findings = (text: string, peerText?: string) => checkConfig(parseConfigText(text), peerText ? parseConfigText(peerText) : undefined)
   .filter((f) => /^(mqtt|peer)/.test(f.field) || /heartbeat/.test(f.message)).map((f) => `${f.level} ${f.field}`);
 

@@ -4,17 +4,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { NodeName, VirtualBoard } from '../../board/virtual/board.js';
 import { CLI, Firmware } from '../../board/virtual/firmware.js';
+import { nodeConfigText } from '../helpers/config.js';
 
 export const SYNC_PASSWORD = 'sync-secret-0123';
-
-const IFACES: Record<NodeName, string> = {
-  primary: `  wan:  { device: wan0,  address: 203.0.113.2/24, peer: 203.0.113.3 }
-  lan:  { device: lan0,  address: 192.168.1.2/24 }
-  sync: { device: sync0, address: 172.16.1.1/30,  peer: 172.16.1.2 }`,
-  secondary: `  wan:  { device: wan0,  address: 203.0.113.3/24, peer: 203.0.113.2 }
-  lan:  { device: lan0,  address: 192.168.1.3/24, peer: 192.168.1.2 }
-  sync: { device: sync0, address: 172.16.1.2/30,  peer: 172.16.1.1 }`,
-};
 
 export interface VipSpec { iface: 'lan' | 'wan'; vhid: number; address: string; password: string; advskew: number; description?: string }
 export const BOARD_VIPS: VipSpec[] = [
@@ -25,21 +17,18 @@ export const BOARD_VIPS: VipSpec[] = [
 /** A node config. The secondary gets only its interfaces and the HA sync settings (no VIPs). */
 export function nodeYaml(node: NodeName, dir: string, opts: { vips?: VipSpec[]; sync?: string; extra?: string } = {}): string {
   const vips = node === 'secondary' ? [] : (opts.vips ?? BOARD_VIPS);
-  return `# written by the config-sync tests
-schema: 1
-node: { name: ${node}, role: ${node} }
-interfaces:
-${IFACES[node]}
-carp:
-  vips:${vips.length ? '' : ' []'}
-${vips.map((v) => `    - { interface: ${v.iface}, vhid: ${v.vhid}, address: ${v.address}, password: ${v.password}, advbase: 1, advskew: ${v.advskew}${v.description ? `, description: "${v.description}"` : ''} }`).join('\n')}
-control: { socket: ${path.join(dir, `${node}.sock`)} }
-state_dir: ${path.join(dir, 'state', node)}
-configsync:
-  password: ${SYNC_PASSWORD}
-${opts.sync ?? ''}
-${opts.extra ?? ''}
-`;
+  return `# written by the config-sync tests\n${nodeConfigText({
+    role: node,
+    vips: vips.map((v) => `{ interface: ${v.iface}, vhid: ${v.vhid}, address: ${v.address}, password: ${v.password}, advbase: 1, advskew: ${v.advskew}${v.description ? `, description: "${v.description}"` : ''} }`),
+    extra: [
+      `control: { socket: ${path.join(dir, `${node}.sock`)} }`,
+      `state_dir: ${path.join(dir, 'state', node)}`,
+      'configsync:',
+      `  password: ${SYNC_PASSWORD}`,
+      opts.sync ?? '',
+      opts.extra ?? '',
+    ].join('\n'),
+  })}`;
 }
 
 /** The board's pair running the config-sync tests' own configs (nodeYaml), all under runDir/configsync. */
