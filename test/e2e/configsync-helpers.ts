@@ -18,7 +18,8 @@ export const BOARD_VIPS: VipSpec[] = [
 export function nodeYaml(node: NodeName, dir: string, opts: { vips?: VipSpec[]; sync?: string; extra?: string } = {}): string {
   const vips = node === 'secondary' ? [] : (opts.vips ?? BOARD_VIPS);
   return `# written by the config-sync tests\n${nodeConfigText({
-    role: node,
+    // The primary names no LAN peer: the tests move VIPs onto any LAN address, the secondary's included.
+    role: node, peers: node === 'primary' ? { lan: false } : true,
     vips: vips.map((v) => `{ interface: ${v.iface}, vhid: ${v.vhid}, address: ${v.address}, password: ${v.password}, advbase: 1, advskew: ${v.advskew}${v.description ? `, description: "${v.description}"` : ''} }`),
     extra: [
       `control: { socket: ${path.join(dir, `${node}.sock`)} }`,
