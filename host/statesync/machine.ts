@@ -279,7 +279,7 @@ export class SyncMachine {
     if (sock === 'dump') {
       if (!this.dumping) return false;
       x.ssHandleNetlink(now, len, this.dumpQueue ? 1 : 0, 1);
-      if (x.ssFlags() & 1) {
+      if (this.core.dumpDone()) {
         const swept = x.ssDumpEnd(this.dumpQueue ? 1 : 0);
         x.ssResetFlags();
         this.dumping = false;
@@ -290,7 +290,7 @@ export class SyncMachine {
       return this.dumping;
     }
     x.ssHandleNetlink(now, len, 0, 0);
-    if (x.ssFlags() & 2) {
+    if (this.core.barrierAnswered()) {
       x.ssResetFlags();
       // Only the barrier of the latest bulk completes it (a late answer for an earlier one does not).
       if (this.awaitingBarrier()) this.bulkComplete(now);

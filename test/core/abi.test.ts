@@ -3,12 +3,15 @@
 // has a hole, a layout does not fit its block, the host writes an offset as a number, or a field the core
 // writes lands somewhere the host does not read it.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readAbi, group, denseNames, coreAbi } from '../../host/core/abi.js';
 import { instantiateCore } from '../../host/core/wasm.js';
 import { Core, DROP_NAMES, STAT_NAMES, STATE_NAMES, WHY_NAMES, WHY_TEXT } from '../../host/core/core.js';
 import { SyncCore, SYNC_STAT_NAMES } from '../../host/statesync/core.js';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const release = readAbi(instantiateCore());
 const debug = readAbi(instantiateCore({ debug: true }));
 
@@ -100,4 +103,8 @@ t.test('host code that reads core memory names every offset', async (t) => {
       .filter(([, l]) => !/^\s*(\/\/|\*)/.test(l) && /\b(p|base|at)\s*\+\s*\d/.test(l));
     t.same(hits, [], `${f}: offsets as numbers`);
   }
+  // Flag bits are ABI too: SyncCore.dumpDone() and barrierAnswered() read them by name.
+  const users = (readdirSync(path.join(ROOT, 'host'), { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.ts') && /ssFlags\(\)\s*&\s*\d/.test(readFileSync(path.join(ROOT, 'host', f), 'utf8')));
+  t.same(users, [], 'no host file tests ssFlags() bits by number');
 });
