@@ -117,7 +117,7 @@ t.test('a flood of replayed HELLOs costs at most 100 challenges a second', async
 });
 
 t.test('packet numbers across 2^32 and up to 2^64: no stall', async (t) => {
-  // Version 1 carried a 32-bit pn: at 2^32 it wrapped to 0 and every later datagram was a "replay".
+  // A 32-bit pn would wrap to 0 at 2^32 and every later datagram would look like a replay: pn is 64 bits.
   const a = new Node('a', { initialPn: 0xffff_fff0n }); const b = new Node('b');
   pair(a, b, 0);
   let ok = 0;
