@@ -3,11 +3,10 @@
 import type { Config, IfRole } from './schema.js';
 import { inSubnet, isNetOrBroadcast, parseCidr } from './net.js';
 import { pairAuthKey } from '../daemon/pair.js';
+import { features } from '../features.js';
 
 export interface Finding { level: 'error' | 'warning'; field: string; message: string }
 
-/** Extra checks registered by features (e.g. the firewall checks that user rules let sync traffic through). */
-export const extraChecks: ((c: Config, peer?: Config) => Finding[])[] = [];
 
 export function checkConfig(c: Config, peer?: Config): Finding[] {
   const out: Finding[] = [];
@@ -90,6 +89,7 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
       if (primary.advbase * 256 + primary.advskew > secondary.advbase * 256 + secondary.advskew) warn(`${f}.advskew`, `the secondary advertises more often than the primary for vhid ${v.vhid}: it would be MASTER`);
     }
   }
-  for (const x of extraChecks) out.push(...x(c, peer));
+  // Each feature's own findings (e.g. the firewall checks that user rules let sync traffic through).
+  for (const f of features) if (f.check) out.push(...f.check(c, peer));
   return out;
 }

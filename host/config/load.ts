@@ -18,7 +18,7 @@ let validator: ReturnType<Ajv['compile']> | null = null;
 function validate(): ReturnType<Ajv['compile']> {
   if (!validator) {
     const schema = structuredClone(configSchema) as Record<string, any>;
-    schema.properties = { ...schema.properties, ...featureSections };
+    schema.properties = { ...schema.properties, ...featureSections() };
     schema.additionalProperties = false;
     validator = new Ajv({ allErrors: false, useDefaults: true, strict: false }).compile(schema);
   }

@@ -19,7 +19,7 @@ export interface SecretField { path: string; kind: SecretKind }
 /** The whole config schema (CARP plus every feature section), as the loader validates it. */
 export function fullSchema(): Record<string, any> {
   const s = structuredClone(configSchema) as Record<string, any>;
-  s.properties = { ...s.properties, ...structuredClone(featureSections) };
+  s.properties = { ...s.properties, ...structuredClone(featureSections()) };
   return s;
 }
 

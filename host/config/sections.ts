@@ -1,15 +1,10 @@
-// Top-level config sections owned by features other than CARP. Each feature exports its JSON Schema and
-// registers it here, so an unknown top-level key is still an error (a typo must not be ignored).
-import { configSyncSchema } from '../configsync/schema.js';
-import { gatewaySections } from '../gateway/sections.js';
-import { mqttSchema } from '../telemetry/config.js';
-import { peerSchema } from '../peer/config.js';
-import { stateSyncSchema } from '../statesync/config.js';
+// Top-level config sections owned by features other than CARP, from the feature list, so an unknown
+// top-level key is still an error (a typo must not be ignored).
+import { features } from '../features.js';
 
-export const featureSections: Record<string, object> = {
-  configsync: configSyncSchema,
-  ...gatewaySections,
-  mqtt: mqttSchema,
-  peer: peerSchema,
-  statesync: stateSyncSchema,
-};
+/** Section name → its JSON Schema, for every feature. */
+export function featureSections(): Record<string, object> {
+  const out: Record<string, object> = {};
+  for (const f of features) for (const [k, v] of Object.entries(f.sections)) out[k] = typeof v === 'function' ? v() : v;
+  return out;
+}

@@ -1,15 +1,5 @@
-// The `configsync:` config section (registered in host/config/sections.ts). Both nodes carry one; the
+// The `configsync:` config section (its feature: host/configsync/feature.ts). Both nodes carry one; the
 // primary pushes, the secondary listens on its sync address. Never synced itself.
-import { extraChecks } from '../config/check.js';
-import { checkConfigSync } from './check.js';
-
-extraChecks.push(checkConfigSync);
-
-/** Never synced, refused in `sections` and on the wire: the node's identity, NICs and runtime paths, the sync
- * settings and credentials themselves, and the keys of the links between the two nodes (statesync.key,
- * peer.key): a config-sync peer must not be able to set or learn them. mqtt is per node too (its client id,
- * client certificate and broker account). */
-export const NEVER_SYNCED = ['schema', 'node', 'interfaces', 'configsync', 'control', 'state_dir', 'log', 'carp', 'statesync', 'peer', 'mqtt'] as const;
 export interface ConfigSyncConfig {
   username: string;
   password: string;
@@ -35,7 +25,8 @@ export interface ConfigSyncConfig {
 
 const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
 
-export const configSyncSchema = {
+/** The section's schema; `neverSynced` are the names `sections` refuses (sections.ts neverSynced()). */
+export const configSyncSchema = (neverSynced: readonly string[]) => ({
   type: 'object', additionalProperties: false, required: ['password'],
   properties: {
     username: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,32}$', default: 'duogate' },
@@ -45,7 +36,7 @@ export const configSyncSchema = {
     peer_fingerprint: { type: 'string', pattern: '^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$' },
     sections: {
       type: 'array', uniqueItems: true, default: ['vips'],
-      items: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', not: { enum: NEVER_SYNCED } },
+      items: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', not: { enum: [...neverSynced] } },
     },
     history: { type: 'integer', minimum: 2, maximum: 1000, default: 50 },
     max_body_bytes: { type: 'integer', minimum: 4096, maximum: 268435456, default: 16777216 },
@@ -55,4 +46,4 @@ export const configSyncSchema = {
     auth_max_failures: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
     auth_window_s: { type: 'integer', minimum: 1, maximum: 86400, default: 60 },
   },
-} as const;
+}) as const;

@@ -1,12 +1,25 @@
 // What config sync carries, and how each section changes on its way to the secondary (configsync.md §1.5-1.7).
 // A category names a config section: `vips` is carp.vips, anything else is the top-level section of that name
-// (firewall, nat, aliases, dhcp, ... as the features register them). Sections travel whole and replace what
-// the secondary had, so deletions propagate; a section absent on the primary is deleted on the secondary.
+// (firewall, nat, dhcp, dns: the sections each feature marks `synced` in host/features.ts). Sections travel
+// whole and replace what the secondary had, so deletions propagate; a section absent on the primary is deleted
+// on the secondary.
 import type { Config } from '../config/schema.js';
 import { hashOf } from '../configstore/store.js';
-import { NEVER_SYNCED } from './schema.js';
+import { features } from '../features.js';
 
-export { NEVER_SYNCED };
+/** The node's identity, NICs, runtime paths and CARP settings: read by the core, never synced. */
+const CORE_LOCAL = ['schema', 'node', 'interfaces', 'control', 'state_dir', 'log', 'carp'] as const;
+
+/**
+ * Never synced, refused in `sections` and on the wire: the core's node-local sections and every feature section
+ * its feature does not mark synced, among them the sync settings and credentials themselves and the keys of the
+ * links between the two nodes (statesync.key, peer.key): a config-sync peer must not be able to set or learn
+ * them. mqtt is per node too (its client id, client certificate and broker account).
+ */
+export function neverSynced(): string[] {
+  const synced = new Set(features.flatMap((f) => f.synced ?? []));
+  return [...CORE_LOCAL, ...features.flatMap((f) => Object.keys(f.sections)).filter((s) => !synced.has(s))];
+}
 
 export function sectionPath(category: string): string[] { return category === 'vips' ? ['carp', 'vips'] : [category]; }
 
@@ -25,24 +38,28 @@ export function setSection(c: Config, category: string, value: unknown): void {
 
 /** Why a category cannot be synced, or null. */
 export function unsyncable(category: string): string | null {
-  if ((NEVER_SYNCED as readonly string[]).includes(category)) return `"${category}" is node-local and never synced (configsync.md §1.7)`;
+  if (neverSynced().includes(category)) return `"${category}" is node-local and never synced (configsync.md §1.7)`;
   if (!/^[a-z][a-z0-9_]{0,31}$/.test(category)) return `"${category}" is not a section name`;
   return null;
 }
 
-/** A per-node rewrite on the way to the secondary. Features register theirs (e.g. DHCP peers swap sides). */
+/** A per-node rewrite on the way to the secondary. Features declare theirs (Feature.transforms). */
 export type Transform = (value: unknown, from: Config) => unknown;
-export const transforms: Record<string, Transform> = {
+const coreTransforms: Record<string, Transform> = {
   // pfSense/OPNsense: the secondary is the backup because its advskew is the primary's + 100, capped at 254.
   vips: (v) => (v as Config['carp']['vips']).map((vip) => ({ ...vip, advskew: Math.min(vip.advskew + 100, 254) })),
 };
+export function transforms(): Record<string, Transform> {
+  return Object.assign({}, coreTransforms, ...features.map((f) => f.transforms ?? {}));
+}
 
 /** The sections as the secondary should end up with them (transforms applied). */
 export function outgoingSections(c: Config, categories: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const tf = transforms();
   for (const cat of categories) {
     const v = getSection(c, cat);
-    out[cat] = v === undefined ? null : transforms[cat] ? transforms[cat](structuredClone(v), c) : structuredClone(v);
+    out[cat] = v === undefined ? null : tf[cat] ? tf[cat](structuredClone(v), c) : structuredClone(v);
   }
   return out;
 }

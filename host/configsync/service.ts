@@ -6,16 +6,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import type { Daemon } from '../daemon/daemon.js';
-import type { Service } from '../daemon/service.js';
-import type { ControlServer } from '../control/server.js';
+import type { FeatureHost, Service } from '../feature.js';
 import { SCHEMA_VERSION, type Config } from '../config/schema.js';
 import { ConfigError, validateConfig, yamlConfigError } from '../config/load.js';
 import { checkConfig } from '../config/check.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { ConfigStore, diffConfigs, hashOf, type Origin, type Revision } from '../configstore/store.js';
 import type { ConfigSyncConfig } from './schema.js';
-import { NEVER_SYNCED, currentSections, getSection, outgoingSections, setSection, syncedHash, unsyncable } from './sections.js';
+import { currentSections, getSection, outgoingSections, setSection, syncedHash, unsyncable } from './sections.js';
 import { SyncServer } from './server.js';
 import { SyncClient, SyncError, type FailureClass } from './client.js';
 import { PushQueue } from './push.js';
@@ -44,7 +42,7 @@ interface PeerState {
 
 export class ConfigSyncService implements Service {
   readonly name = 'configsync';
-  private d!: Daemon;
+  private d!: FeatureHost;
   store!: ConfigStore;
   private server: SyncServer | null = null;
   private queue: PushQueue | null = null;
@@ -58,12 +56,10 @@ export class ConfigSyncService implements Service {
   /** The config file the daemon was started with (set by `duogate run`); local applies rewrite it. */
   private bootFile = process.env.DUOGATE_CONFIG_FILE ?? null;
 
-  constructor(private readonly control: ControlServer | null) {}
-
   private get cfg(): ConfigSyncConfig { return this.d.config.configsync as ConfigSyncConfig; }
   private get isPrimary(): boolean { return this.d.config.node.role === 'primary'; }
 
-  async start(d: Daemon): Promise<void> {
+  async start(d: FeatureHost): Promise<void> {
     this.d = d;
     this.store = new ConfigStore(d.config.state_dir, this.cfg.history);
     this.pins = new PinStore(d.config.state_dir);
@@ -132,8 +128,7 @@ export class ConfigSyncService implements Service {
   }
 
   private registerControl(): void {
-    const c = this.control;
-    if (!c) return;
+    const c = this.d;
     c.handle('config.apply', (req) => this.exclusive(async () => {
       const file = String(req.file ?? '<apply>');
       let doc: unknown;
@@ -397,5 +392,3 @@ const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
 function safeRead(f: string): string | undefined { try { return readFileSync(f, 'utf8'); } catch { return undefined; } }
 
-/** Node-local sections, for docs and tests. */
-export { NEVER_SYNCED };

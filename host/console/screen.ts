@@ -1,6 +1,7 @@
 // What the serial console shows: the status at a glance and the menu, laid out for an 80x24 terminal
 // (every line under 80 columns, at most 24 lines with the prompt). Pure: status in, lines out.
 import { featureFigures } from '../telemetry/state.js';
+import { features } from '../features.js';
 
 export const WIDTH = 79;
 /** Lines the status block may use: 24 minus the menu (5) and the prompt (1). */
@@ -90,7 +91,12 @@ export function statusLines(s: any, err: string | null, p: Paint, now = new Date
   if (f.state_sync_ok !== null || f.states !== null) parts.push(`states ${f.state_sync_ok === 'OFF' ? p.red('FAILING') : 'ok'}${f.states !== null ? ` (${f.states})` : ''}`);
   if (f.config_in_sync !== null) parts.push(`config ${f.config_in_sync === 'ON' ? 'in sync' : p.red('NOT in sync')}`);
   if (f.dhcp_ha_state !== null) parts.push(`dhcp ${f.dhcp_ha_state}`);
-  if (s.mqtt) parts.push(`mqtt ${s.mqtt.connected ? 'ok' : p.yellow(s.mqtt.state ?? 'down')}`);
+  // Then each feature's own part (telemetry's broker connection), read from its own section.
+  for (const feat of features) {
+    const sec = s[feat.name];
+    const text = feat.consoleText && sec && typeof sec === 'object' ? feat.consoleText(sec, p) : null;
+    if (text) parts.push(text);
+  }
   // Wrapped (at most two lines) rather than cut: every part of it matters.
   const syncLines = wrap(`Sync: ${parts.length ? parts.join(' | ') : 'no sync features configured'}`, WIDTH).slice(0, 2);
   // The VIP rows get what the 80x24 screen has left (the menu and the prompt take 6 lines).

@@ -7,6 +7,9 @@ import { CoreError, instantiateCore } from './wasm.js';
 /** Every global the host reads by name (the groups below are read by prefix and need not be listed). */
 const NAMES = [
   'STATE_INIT', 'STATE_BACKUP', 'STATE_MASTER',
+  // Transition reasons features act on by code (host/core/core.ts Why).
+  'WHY_START', 'WHY_MASTER_DOWN', 'WHY_PREEMPT', 'WHY_BETTER_MASTER', 'WHY_BOW_OUT', 'WHY_LINK_DOWN', 'WHY_LINK_UP',
+  'WHY_SHUTDOWN', 'WHY_DEMOTED_PEER', 'WHY_REMOVED',
   'DEMOTE_LINK_DOWN', 'DEMOTE_MAINTENANCE', 'DEMOTE_BULK_SYNC', 'DEMOTE_SEND_ERRORS', 'DEMOTE_USER',
   'ACT_NONE', 'ACT_SEND_ADVERT', 'ACT_TAKE_VIPS', 'ACT_RELEASE_VIPS', 'ACT_ANNOUNCE', 'ACT_STATE',
   'CARP_STATS_LEN', 'CARP_DROP_MASK',

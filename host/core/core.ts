@@ -16,6 +16,13 @@ export const WHY_TEXT: Record<string, string> = {
   shutdown: 'shutdown', demoted_peer: 'the master is more demoted', removed: 'removed from the config',
 };
 export const WHY_NAMES: Record<number, string> = Object.fromEntries(group(A, 'WHY_').map((m) => [m.value, WHY_TEXT[m.name] ?? m.name]));
+/** Why a vhid changed state, as a code (Transition.reason): features decide on these, never on WHY_NAMES' wording. */
+export const Why = {
+  START: A.WHY_START, MASTER_DOWN: A.WHY_MASTER_DOWN, PREEMPT: A.WHY_PREEMPT, BETTER_MASTER: A.WHY_BETTER_MASTER,
+  BOW_OUT: A.WHY_BOW_OUT, LINK_DOWN: A.WHY_LINK_DOWN, LINK_UP: A.WHY_LINK_UP, SHUTDOWN: A.WHY_SHUTDOWN,
+  DEMOTED_PEER: A.WHY_DEMOTED_PEER, REMOVED: A.WHY_REMOVED,
+} as const;
+export type WhyCode = number;
 export const Demote = {
   LINK_DOWN: A.DEMOTE_LINK_DOWN, MAINTENANCE: A.DEMOTE_MAINTENANCE, BULK_SYNC: A.DEMOTE_BULK_SYNC,
   SEND_ERRORS: A.DEMOTE_SEND_ERRORS, USER: A.DEMOTE_USER,
@@ -34,7 +41,7 @@ export type Action =
   | { type: 'take'; vhid: number; link: number }
   | { type: 'release'; vhid: number; link: number }
   | { type: 'announce'; vhid: number; link: number }
-  | { type: 'state'; vhid: number; link: number; from: StateName; to: StateName; why: string };
+  | { type: 'state'; vhid: number; link: number; from: StateName; to: StateName; reason: WhyCode; why: string };
 
 export interface VhidStatus {
   vhid: number; link: number; state: StateName; advbase: number; advskew: number; advertisedSkew: number;
@@ -173,10 +180,10 @@ export class Core {
       case a.ACT_TAKE_VIPS: return { type: 'take', vhid, link };
       case a.ACT_RELEASE_VIPS: return { type: 'release', vhid, link };
       case a.ACT_ANNOUNCE: return { type: 'announce', vhid, link };
-      case a.ACT_STATE: return {
-        type: 'state', vhid, link, from: STATE_NAMES[a0], to: STATE_NAMES[word(a.ACTION_ARG1)],
-        why: WHY_NAMES[word(a.ACTION_ARG2)] ?? 'unknown',
-      };
+      case a.ACT_STATE: {
+        const reason = word(a.ACTION_ARG2);
+        return { type: 'state', vhid, link, from: STATE_NAMES[a0], to: STATE_NAMES[word(a.ACTION_ARG1)], reason, why: WHY_NAMES[reason] ?? 'unknown' };
+      }
       default: throw new CoreError('DG_ERR_CORE_ACTION', `unknown action type ${t}`);
     }
   }

@@ -3,14 +3,16 @@
 // control socket. Everything protocol-shaped is decided by the core; this file only carries it out.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { Core, Demote, type Action, type StateName, type VhidConfig } from '../core/core.js';
+import { Core, Demote, type Action, type VhidConfig, type VhidStatus } from '../core/core.js';
 import { native } from '../io/native.js';
 import { AddressControl, LinkMonitor } from '../io/rtnetlink.js';
 import type { Config, IfRole, VipConfig } from '../config/schema.js';
 import { Logger } from '../log.js';
 import { MaintenanceFlag } from './maintenance.js';
 import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
-import type { Service } from './service.js';
+import type { FeatureHost, Service, Transition } from '../feature.js';
+import type { ControlServer, Handler } from '../control/server.js';
+import { FeatureRunner, FeatureStartError } from './services.js';
 import { secretFingerprints } from '../config/secrets.js';
 
 const CARP_GROUP = '224.0.0.18';
@@ -27,13 +29,16 @@ interface Link {
   carpFd: number; arpFd: number; watch: object;
 }
 
-export interface Transition { vhid: number; interface: IfRole; address: string[]; from: StateName; to: StateName; why: string; at: string; mono: number }
+export type { Transition };
 
-export class Daemon extends EventEmitter {
+/** The daemon is the FeatureHost the features run on (host/feature.ts); they see nothing else of it. */
+export class Daemon extends EventEmitter implements FeatureHost {
   readonly core = new Core();
   readonly log: Logger;
   readonly maintenance: MaintenanceFlag;
-  readonly services: Service[] = [];
+  /** The features beside CARP, started from the config and kept in step with it (services.ts). */
+  readonly features: FeatureRunner;
+  private control: ControlServer | null = null;
   private links: Link[] = [];
   private vhidVips = new Map<number, VipConfig[]>();
   private timer: NodeJS.Timeout | null = null;
@@ -54,11 +59,19 @@ export class Daemon extends EventEmitter {
     super();
     this.log = opts.log ?? new Logger({ node: config.node.name }, config.log.level);
     this.maintenance = new MaintenanceFlag(config.state_dir);
+    this.features = new FeatureRunner(this);
   }
 
   now(): number { return native.nowMs(); }
 
-  addService(s: Service): void { this.services.push(s); }
+  /** The control socket features register their commands on (set by `duogate run` before start). */
+  useControl(c: ControlServer): void { this.control = c; }
+  handle(cmd: string, h: Handler): void { this.control?.handle(cmd, h); }
+  vhidStatus(): VhidStatus[] { return this.core.vhidStatus(); }
+  maintenanceState(): { since: string; by: string } | null { return this.maintenance.get(); }
+  syncLinkUp(): boolean { return this.sync.running; }
+  /** The running services, in start order. */
+  get services(): Service[] { return this.features.services(); }
 
   async start(): Promise<void> {
     const c = this.config;
@@ -104,16 +117,15 @@ export class Daemon extends EventEmitter {
     this.applyDemotion(now);
     this.core.start(now);
     this.run();
-    for (const s of this.services) {
-      try {
-        await s.start(this);
-      } catch (e) {
-        // A node must not hold VIPs without a feature it is configured for (a refused ruleset, a DHCP config
-        // that does not build): stop CARP and every service already started, then fail the start.
-        this.log.error('service failed to start; stopping so the peer keeps the VIPs', { service: s.name, err: e });
-        await this.stop(true);
-        throw e;
-      }
+    try {
+      await this.features.startAll();
+    } catch (e) {
+      // A node must not hold VIPs without a feature it is configured for (a refused ruleset, a DHCP config
+      // that does not build): stop CARP and every service already started, then fail the start.
+      const fe = e instanceof FeatureStartError ? e : new FeatureStartError('(unknown)', e);
+      this.log.error('service failed to start; stopping so the peer keeps the VIPs', { service: fe.feature, err: fe.cause });
+      await this.stop(true);
+      throw fe.cause;
     }
     this.log.info('started', {
       role: c.node.role, vhids: [...this.vhidVips.keys()], preempt: c.carp.preempt, maintenance: !!this.maintenance.get(),
@@ -314,7 +326,7 @@ export class Daemon extends EventEmitter {
       case 'state': {
         const t: Transition = {
           vhid: a.vhid, interface: link.role, address: (this.vhidVips.get(a.vhid) ?? []).map((v) => v.address),
-          from: a.from, to: a.to, why: a.why, at: new Date().toISOString(), mono: this.now(),
+          from: a.from, to: a.to, reason: a.reason, why: a.why, at: new Date().toISOString(), mono: this.now(),
         };
         this.lastChange.set(a.vhid, t);
         // wall_ms: sub-millisecond wall clock, comparable across the processes of one machine (the demo uses it).
@@ -376,7 +388,7 @@ export class Daemon extends EventEmitter {
       carp_counters: { ...this.core.stats(), timer_late_max_ms: this.timerLate.max_ms, timer_late_over_50ms: this.timerLate.over_50ms },
       // Fingerprints, never values: compare them with the other node's to find a mismatched key.
       secrets: secretFingerprints(this.config),
-      ...Object.fromEntries(this.services.map((s) => [s.name, s.status()])),
+      ...this.features.status(),
     };
   }
 
@@ -385,9 +397,7 @@ export class Daemon extends EventEmitter {
     if (this.stopped) return;
     if (graceful) { this.core.shutdown(this.now()); this.run(); }
     this.stopped = true;
-    for (const s of [...this.services].reverse()) {
-      try { await s.stop(graceful); } catch (e) { this.log.error('service stop failed', { service: s.name, err: e }); }
-    }
+    await this.features.stopAll(graceful);
     if (this.timer) clearTimeout(this.timer);
     for (const l of this.links) { native.unwatch(l.watch); native.close(l.carpFd); native.close(l.arpFd); }
     this.linkMon?.close();

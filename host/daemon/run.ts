@@ -2,7 +2,6 @@
 import { Daemon } from './daemon.js';
 import { ControlServer } from '../control/server.js';
 import type { Config } from '../config/schema.js';
-import { loadServices } from './services.js';
 import { raisePriority } from './priority.js';
 
 export async function runDaemon(config: Config): Promise<number> {
@@ -16,7 +15,7 @@ export async function runDaemon(config: Config): Promise<number> {
     const m = d.maintenance.get();
     return m ? { on: true, since: m.since } : { on: false };
   });
-  for (const s of await loadServices(d, control)) d.addService(s);
+  d.useControl(control);
 
   let stopping = false;
   const stop = async (graceful: boolean, code: number) => {

@@ -1,25 +1,100 @@
-// Which services the daemon runs, from the config's sections. Each feature adds itself here.
-import type { Daemon } from './daemon.js';
-import type { ControlServer } from '../control/server.js';
-import type { Service } from './service.js';
-import { ConfigSyncService } from '../configsync/service.js';
-import { gatewayServices } from '../gateway/service.js';
-import { PeerHealth } from '../peer/health.js';
-import type { PeerConfig } from '../peer/config.js';
-import { MqttTelemetry } from '../telemetry/publisher.js';
-import type { MqttConfig } from '../telemetry/config.js';
-import { StateSyncService } from '../statesync/service.js';
-import { stateSyncConfig } from '../statesync/config.js';
-import { linkStartFromEnv } from '../statesync/session.js';
+// The features the daemon runs, kept in step with the running config: at start every feature the config asks
+// for, in the list's order (host/features.ts); after a live change (config sync, `duogate config apply`) a
+// feature whose section arrived is started and one whose section left is stopped, so a secondary configured
+// with only its own sections runs whatever the primary syncs to it. A changed section is the running
+// feature's own business (its 'config' listener reloads it).
+import type { Feature, FeatureHost, Service } from '../feature.js';
+import { features as allFeatures } from '../features.js';
 
-export async function loadServices(_d: Daemon, _control: ControlServer): Promise<Service[]> {
-  const out: Service[] = [];
-  out.push(...gatewayServices(_d, _control));
-  // After the firewall: the sync server must not accept a connection before the first ruleset is loaded
-  // (a connection older than conntrack's first rules is "invalid" and dropped mid-request).
-  if (_d.config.configsync) out.push(new ConfigSyncService(_control));
-  if (_d.config.peer) out.push(new PeerHealth(_d.config.peer as PeerConfig));
-  { const ss = stateSyncConfig(_d.config.statesync); if (ss?.enabled) out.push(new StateSyncService(ss, linkStartFromEnv(process.env.DUOGATE_STATESYNC_LINK_START))); }
-  if (_d.config.mqtt) out.push(new MqttTelemetry(_d.config.mqtt as MqttConfig));
-  return out;
+/** Thrown by startAll: which feature failed to start, and why. */
+export class FeatureStartError extends Error {
+  readonly code = 'DG_ERR_FEATURE_START';
+  constructor(readonly feature: string, override readonly cause: unknown) {
+    super(`${feature}: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'FeatureStartError';
+  }
+}
+
+export class FeatureRunner {
+  private readonly running = new Map<string, Service>();
+  /** Features a live change asked for that could not start: shown in status until they do. */
+  private readonly failed = new Map<string, string>();
+  /** Starts and stops one at a time, in the order the changes came. */
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly host: FeatureHost, private readonly list: readonly Feature[] = allFeatures) {
+    host.on('config', () => { this.chain = this.chain.then(() => this.follow()); });
+  }
+
+  /** Running services, in start order. */
+  services(): Service[] { return this.list.flatMap((f) => this.running.get(f.name) ?? []); }
+
+  /** At daemon start: every feature the config asks for. The first that throws ends it (FeatureStartError). */
+  startAll(): Promise<void> {
+    const run = this.chain.then(async () => {
+      for (const f of this.list) {
+        if (this.stopped || !f.wanted(this.host.config)) continue;
+        try { await this.startOne(f); } catch (e) { throw new FeatureStartError(f.name, e); }
+      }
+    });
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves when every start and stop asked for so far is done (tests, shutdown). */
+  settled(): Promise<void> { return this.chain; }
+
+  private async startOne(f: Feature): Promise<void> {
+    const s = await f.start(this.host);
+    if (!s) return;
+    // The daemon stopped while this one was starting: it must not run on alone.
+    if (this.stopped) { await s.stop(true); return; }
+    this.running.set(f.name, s);
+  }
+
+  private async follow(): Promise<void> {
+    if (this.stopped) return;
+    const c = this.host.config;
+    for (const f of [...this.list].reverse()) {
+      const s = this.running.get(f.name);
+      if (!s || f.wanted(c)) continue;
+      this.running.delete(f.name);
+      try { await s.stop(true); } catch (e) { this.host.log.error('service stop failed', { service: f.name, err: e }); }
+      this.host.log.info('feature stopped: its section left the config', { feature: f.name });
+    }
+    for (const f of this.list) {
+      if (!f.wanted(c)) { this.failed.delete(f.name); continue; }
+      if (this.running.has(f.name) || this.stopped) continue;
+      try {
+        await this.startOne(f);
+        this.failed.delete(f.name);
+        this.host.log.info('feature started: its section arrived in the config', { feature: f.name });
+      } catch (e) {
+        // The node keeps running what it has; the next config change tries again.
+        this.failed.set(f.name, (e as Error)?.message ?? String(e));
+        this.host.log.error('feature could not start with the new config; the node runs without it until the next config change', { feature: f.name, err: e });
+      }
+    }
+  }
+
+  /** Each feature's status section, in start order: a running one's own, one that failed to start its error. */
+  status(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const f of this.list) {
+      const s = this.running.get(f.name);
+      if (s) out[s.name] = s.status();
+      else if (this.failed.has(f.name)) out[f.name] = { running: false, error: this.failed.get(f.name) };
+    }
+    return out;
+  }
+
+  /** Stop every running feature, the last started first. */
+  async stopAll(graceful: boolean): Promise<void> {
+    this.stopped = true;
+    for (const s of this.services().reverse()) {
+      try { await s.stop(graceful); } catch (e) { this.host.log.error('service stop failed', { service: s.name, err: e }); }
+    }
+    this.running.clear();
+  }
 }

@@ -1,7 +1,7 @@
 // The `peer:` config section: the authenticated heartbeat between the two nodes (host/peer/health.ts). Its key
 // also authenticates CARP between the pair (host/daemon/pair.ts).
 // Both nodes need the same key; the heartbeat runs between interfaces.sync.address and interfaces.sync.peer.
-import { extraChecks, type Finding } from '../config/check.js';
+import type { Finding } from '../config/check.js';
 import type { Config } from '../config/schema.js';
 export interface PeerConfig {
   /** Shared HMAC-SHA256 key (both nodes). At least 16 characters; use `openssl rand -hex 32`. */
@@ -41,4 +41,3 @@ export function checkPeer(c: Config, peer?: Config): Finding[] {
   if (q && (q.port ?? 7201) !== (p.port ?? 7201)) out.push({ level: 'error', field: 'peer.port', message: `${p.port} here, ${q.port} on the other node: both must use the same port` });
   return out;
 }
-extraChecks.push(checkPeer);

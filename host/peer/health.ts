@@ -7,8 +7,7 @@
 // over < 1 KiB. Nothing here touches the CARP timers.
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import type { Daemon, Transition } from '../daemon/daemon.js';
-import type { Service } from '../daemon/service.js';
+import type { AlarmEvent, FeatureHost, Service, Transition } from '../feature.js';
 import { decode, encode, type CarpState, type DropReason, type Heartbeat, type Path } from './codec.js';
 import { AlarmTracker, type Alarm, type AlarmChange } from './alarms.js';
 import type { PeerConfig } from './config.js';
@@ -18,12 +17,11 @@ const NEW_BOOT_WINDOW_MS = 5 * 60_000;
 /** The alarm rules run this often (they are a few comparisons). */
 const EVAL_MS = 200;
 
-/** What `d.emit('alarm', ...)` carries; telemetry publishes it as an event. */
-export interface AlarmEvent { source: string; name: string; key: string; active: boolean; message: string; vhid?: number; at: string; node: string }
+export type { AlarmEvent };
 
 export class PeerHealth implements Service {
   readonly name = 'peer';
-  private d!: Daemon;
+  private d!: FeatureHost;
   private sock: dgram.Socket | null = null;
   private tick: NodeJS.Timeout | null = null;
   private evalTimer: NodeJS.Timeout | null = null;
@@ -42,7 +40,7 @@ export class PeerHealth implements Service {
 
   constructor(private readonly c: PeerConfig) {}
 
-  start(d: Daemon): void {
+  start(d: FeatureHost): void {
     this.d = d;
     const ifs = d.config.interfaces;
     this.addr.sync = ifs.sync.peer;
@@ -81,8 +79,8 @@ export class PeerHealth implements Service {
   private heartbeat(path: Path): Heartbeat {
     return {
       node: this.d.config.node.name, boot: this.boot, seq: ++this.seq, at: Date.now(), path,
-      vips: this.d.core.vhidStatus().map((v) => ({ vhid: v.vhid, state: v.state as CarpState, demote: v.demote })),
-      maintenance: !!this.d.maintenance.get(), alarms: this.tracker.list().map((a) => a.name),
+      vips: this.d.vhidStatus().map((v) => ({ vhid: v.vhid, state: v.state as CarpState, demote: v.demote })),
+      maintenance: !!this.d.maintenanceState(), alarms: this.tracker.list().map((a) => a.name),
     };
   }
 
@@ -129,7 +127,7 @@ export class PeerHealth implements Service {
   private evaluate(): void {
     if (!this.d) return;
     const now = this.d.now();
-    const st = this.d.core.vhidStatus();
+    const st = this.d.vhidStatus();
     const groups = new Map<number, string[]>();
     for (const v of this.d.config.carp.vips) groups.set(v.vhid, [...(groups.get(v.vhid) ?? []), v.address]);
     const changes = this.tracker.update({

@@ -7,8 +7,7 @@ import dgram from 'node:dgram';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { Demote } from '../core/core.js';
 import { native } from '../io/native.js';
-import type { Daemon, Transition } from '../daemon/daemon.js';
-import type { Service } from '../daemon/service.js';
+import type { FeatureHost, Service, Transition } from '../feature.js';
 import { CtSockets } from './kernel.js';
 import type { StateSyncConfig } from './config.js';
 import type { Config } from '../config/schema.js';
@@ -26,13 +25,15 @@ const DUMP_SLICE_MS = 4;
 
 export class StateSyncService implements Service {
   readonly name = 'statesync';
-  private d!: Daemon;
+  private d!: FeatureHost;
   private m!: SyncMachine;
   private ct!: CtSockets;
   private udp!: dgram.Socket;
   private watches: object[] = [];
   private evWatch: object | null = null;
   private stopped = false;
+  private readonly onConfig = (next: Config) => this.applyPolicy(next);
+  private readonly onCarp = (t: Transition) => this.onTransition(t);
   private peerAddr = '';
   /** The one timer: armed for the machine's next deadline (`timerAt`), or an immediate for its queued work. */
   private timer: NodeJS.Timeout | null = null;
@@ -41,7 +42,7 @@ export class StateSyncService implements Service {
 
   constructor(private readonly cfg: StateSyncConfig, private readonly link: LinkOptions = {}) {}
 
-  start(d: Daemon): void {
+  start(d: FeatureHost): void {
     this.d = d;
     const c = d.config;
     this.peerAddr = c.interfaces.sync.peer ?? '';
@@ -49,7 +50,7 @@ export class StateSyncService implements Service {
     this.m = new SyncMachine(this.cfg, { ...this.link, peer: this.peerAddr, meter: () => d.now() });
     this.applyPolicy(c);
     // VIPs and NAT rules can change live (config sync): the filters follow.
-    d.on('config', (next: Config) => this.applyPolicy(next));
+    d.on('config', this.onConfig);
 
     this.enableEvents();
     // Events first, then the dump (the machine asks for it at start): nothing can fall between them (statesync.md §0.6).
@@ -65,7 +66,7 @@ export class StateSyncService implements Service {
     this.udp.on('error', (e) => d.log.warn('statesync socket error', { err: e.message }));
     this.udp.bind(this.cfg.port, c.interfaces.sync.address.split('/')[0]);
 
-    d.on('transition', (t: Transition) => this.onTransition(t));
+    d.on('transition', this.onCarp);
     this.m.start(d.now(), active);
     this.carryOut();
     d.log.info('statesync started', { peer: this.peerAddr, port: this.cfg.port, capacity: this.m.core.x.ssCapacity(), inject_pid: this.ct.injectPid });
@@ -225,6 +226,9 @@ export class StateSyncService implements Service {
 
   stop(_graceful: boolean): void {
     this.stopped = true;
+    // The feature can stop while the daemon runs (its section removed by a live apply): leave nothing behind.
+    this.d?.off('config', this.onConfig);
+    this.d?.off('transition', this.onCarp);
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.m?.stop();

@@ -1,7 +1,7 @@
 // The `mqtt:` config section: where and how a node publishes its telemetry (host/telemetry/publisher.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { extraChecks, type Finding } from '../config/check.js';
+import type { Finding } from '../config/check.js';
 import type { Config } from '../config/schema.js';
 export interface MqttConfig {
   /** Broker URL: mqtt://host:1883 or mqtts://host:8883 (TLS). */
@@ -94,4 +94,3 @@ export function checkMqtt(c: Config): Finding[] {
   if ((m.backoff_min_s ?? 1) > (m.backoff_max_s ?? 30)) out.push({ level: 'error', field: 'mqtt.backoff_min_s', message: 'is larger than mqtt.backoff_max_s' });
   return out;
 }
-extraChecks.push(checkMqtt);

@@ -13,8 +13,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Daemon, Transition } from '../daemon/daemon.js';
-import type { Service } from '../daemon/service.js';
+import type { AlarmEvent, FeatureHost, Service, Transition } from '../feature.js';
 import { native } from '../io/native.js';
 import { clientCertProblem, type MqttConfig } from './config.js';
 import { urlWithoutCredentials } from '../config/secrets.js';
@@ -61,7 +60,7 @@ const redact = urlWithoutCredentials;
 
 export class MqttTelemetry implements Service {
   readonly name = 'mqtt';
-  private d!: Daemon;
+  private d!: FeatureHost;
   private client: MqttClient | null = null;
   private readonly version = packageVersion();
   private base = '';
@@ -83,8 +82,8 @@ export class MqttTelemetry implements Service {
     published_states: 0, published_events: 0, events_dropped: 0, commands_accepted: 0, commands_rejected: 0,
   };
   private readonly onTransition = (t: Transition) => this.event({ type: 'transition', vhid: t.vhid, interface: t.interface, address: t.address, from: t.from, to: t.to, why: t.why, at: t.at });
-  private readonly onMaintenance = (on: boolean) => this.event({ type: 'maintenance', on, by: this.d.maintenance.get()?.by ?? null, at: new Date().toISOString() });
-  private readonly onAlarm = (a: Record<string, unknown>) => this.event({ ...a, type: 'alarm' });
+  private readonly onMaintenance = (on: boolean) => this.event({ type: 'maintenance', on, by: this.d.maintenanceState()?.by ?? null, at: new Date().toISOString() });
+  private readonly onAlarm = (a: AlarmEvent) => this.event({ ...a, type: 'alarm' });
   /** A live config apply may add or remove VIPs: their entities follow. The mqtt: section itself is read at start. */
   private readonly onConfig = (next: Record<string, unknown>, prev: Record<string, unknown>) => {
     if (JSON.stringify(next.mqtt) !== JSON.stringify(prev?.mqtt)) this.d.log.warn('mqtt: section changed: it takes effect when the daemon restarts');
@@ -98,7 +97,7 @@ export class MqttTelemetry implements Service {
 
   constructor(private readonly c: MqttConfig) {}
 
-  start(d: Daemon): void {
+  start(d: FeatureHost): void {
     this.d = d;
     this.base = `${this.c.prefix}/${d.config.node.name}`;
     d.on('transition', this.onTransition);
@@ -231,7 +230,7 @@ export class MqttTelemetry implements Service {
       }
       this.st.commands_accepted++;
       this.d.log.warn('mqtt command', { topic, command: on ? 'maintenance enter' : 'maintenance leave' });
-      if (!!this.d.maintenance.get() !== on) this.d.setMaintenance(on, 'mqtt');
+      if (!!this.d.maintenanceState() !== on) this.d.setMaintenance(on, 'mqtt');
       else this.publishState(true);
     }
   }

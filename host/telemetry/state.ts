@@ -2,14 +2,16 @@
 // Flat, template-friendly fields for Home Assistant (strings ON/OFF for binary sensors, as HA compares text),
 // plus each feature's own status section unchanged under `services`.
 //
-// Feature figures come from the features' status() sections: statesync (healthy = the peer heard within 3 s
-// and no bulk timeout; states = states_table), configsync (primary: peer.state in_sync; secondary: no drift),
-// dhcp (ha_state, leases). A future feature is read by convention without a change here: a section whose
-// name contains "config" with a boolean `in_sync`; one whose name contains "state" with a boolean `healthy`
-// (or `ok`) and a number `states` (or `entries`); one whose name contains "dhcp" with `ha_state` and `leases`.
+// Feature figures come from the features themselves (Feature.figures in host/features.ts), each reading its
+// own status section: statesync (healthy = the peer heard within 3 s and no bulk timeout; states =
+// states_table), configsync (primary: peer.state in_sync; secondary: no drift), dhcp (ha_state, leases).
 // Absent figures are null (Home Assistant shows "unknown"). Any section's `alarms` array feeds `alarms`.
 
 import { DROP_NAMES } from '../core/core.js';
+import type { Figures } from '../feature.js';
+import { features } from '../features.js';
+
+export type { Figures };
 
 export const onOff = (b: boolean | null | undefined): 'ON' | 'OFF' | null => (b === null || b === undefined ? null : b ? 'ON' : 'OFF');
 
@@ -19,38 +21,14 @@ export const vhidKey = (vhid: number) => `vhid${vhid}`;
 // secrets (fingerprints of this node's keys) is for comparing the two nodes by hand, not for the broker.
 const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters', 'secrets']);
 
-function section(s: Record<string, any>, nameRe: RegExp, pick: (x: any) => boolean): any {
-  for (const [k, v] of Object.entries(s)) if (!CORE_KEYS.has(k) && nameRe.test(k) && v && typeof v === 'object' && pick(v)) return v;
-  return null;
-}
-const num = (...xs: unknown[]) => { for (const x of xs) if (typeof x === 'number' && Number.isFinite(x)) return x; return null; };
-const bool = (...xs: unknown[]) => { for (const x of xs) if (typeof x === 'boolean') return x; return null; };
-
-export interface Figures { config_in_sync: 'ON' | 'OFF' | null; state_sync_ok: 'ON' | 'OFF' | null; states: number | null; dhcp_ha_state: string | null; dhcp_leases: number | null }
-
+/** The pair's figures from a `duogate status` object: each feature reads its own section (by its name). */
 export function featureFigures(s: Record<string, any>): Figures {
   const f: Figures = { config_in_sync: null, state_sync_ok: null, states: null, dhcp_ha_state: null, dhcp_leases: null };
-  // The features as they report today (host/statesync, host/configsync, host/gateway/dhcp) ...
-  const ss = s.statesync;
-  if (ss && typeof ss === 'object' && ss.enabled) {
-    const heard = ss.peer?.last_heard_ms_ago;
-    f.state_sync_ok = onOff(ss.running !== false && typeof heard === 'number' && heard <= 3000 && ss.bulk?.state !== 'timeout');
-    f.states = num(ss.states_table);
+  for (const feat of features) {
+    const sec = s[feat.name];
+    if (!feat.figures || !sec || typeof sec !== 'object') continue;
+    for (const [k, v] of Object.entries(feat.figures(sec))) if (v !== null && v !== undefined) (f as unknown as Record<string, unknown>)[k] = v;
   }
-  const cs = s.configsync;
-  if (cs && typeof cs === 'object') {
-    if (typeof cs.peer?.state === 'string') f.config_in_sync = onOff(cs.peer.state === 'in_sync'); // primary: the secondary is up to date
-    else if (typeof cs.drift === 'boolean') f.config_in_sync = onOff(!cs.drift); // secondary: no local edits beside the primary's
-  }
-  // ... and by convention for anything else (see the header).
-  const cfg = section(s, /config/i, (v) => typeof v.in_sync === 'boolean');
-  const st = section(s, /state/i, (v) => typeof v.healthy === 'boolean' || typeof v.ok === 'boolean');
-  const dhcp = section(s, /dhcp/i, () => true);
-  f.config_in_sync ??= onOff(bool(cfg?.in_sync));
-  f.state_sync_ok ??= onOff(bool(st?.healthy, st?.ok));
-  f.states ??= num(st?.states, st?.entries);
-  f.dhcp_ha_state = typeof dhcp?.ha_state === 'string' ? dhcp.ha_state : typeof dhcp?.state === 'string' ? dhcp.state : null;
-  f.dhcp_leases = num(dhcp?.leases);
   return f;
 }
 

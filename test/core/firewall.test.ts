@@ -15,7 +15,6 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import '../../host/gateway/sections.js';
 
 const raw = (n = 'primary') => YAML.parse(readFileSync(`board/virtual/${n}.yaml`, 'utf8'));
 const load = (doc: unknown) => parseConfigText(YAML.stringify(doc), 'test.yaml');

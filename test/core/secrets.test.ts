@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseConfigText } from '../../host/config/load.js';
 import { fingerprint, fullSchema, urlWithoutCredentials, redactConfig, secretFields, secretFingerprints, walkSchema } from '../../host/config/secrets.js';
 import { ConfigStore, diffConfigs } from '../../host/configstore/store.js';
-import { NEVER_SYNCED, outgoingSections, unsyncable } from '../../host/configsync/sections.js';
+import { neverSynced, outgoingSections, unsyncable } from '../../host/configsync/sections.js';
 import { syncStatusNames, syncStatusOf } from '../../host/configsync/service.js';
 import { stateDocument } from '../../host/telemetry/state.js';
 import { nodeConfigText } from '../helpers/config.js';
@@ -57,7 +57,7 @@ t.test('a secret travels by config sync only where both nodes must share it', as
     if (SHARED_BY_SYNC.includes(f.path)) t.equal(unsyncable(category), null, `${f.path} is synced`);
     else t.match(unsyncable(category), /never synced/, `${f.path}: section ${category} is never synced`);
   }
-  for (const n of ['statesync', 'peer', 'mqtt', 'configsync']) t.ok((NEVER_SYNCED as readonly string[]).includes(n), `${n} is node-local`);
+  for (const n of ['statesync', 'peer', 'mqtt', 'configsync']) t.ok(neverSynced().includes(n), `${n} is node-local`);
   for (const n of ['peer', 'statesync', 'mqtt']) {
     t.throws(() => parseConfigText(nodeConfigText({ name: 'a', extra: `configsync: { password: ${S.sync}, sections: [vips, ${n}] }` })), /configsync\.sections\[1\]/, `configsync.sections: [${n}] is refused by the schema`);
   }

@@ -24,8 +24,9 @@ function status(over: Record<string, unknown> = {}): Record<string, any> {
     ],
     carp_counters: { accepted: 5, sent: 100, bad_hmac: 2, short: 1 },
     peer: { peer: 'gw-b', sync_link: 'ok', lan_path: 'ok', alarms: [] },
-    configsync: { in_sync: true, revision: 7 },
-    statesync: { healthy: false, states: 1234 },
+    // Each feature's section as it reports it: the primary's view of config sync, state sync with a silent peer.
+    configsync: { revision: { seq: 7 }, peer: { state: 'in_sync', revisions_behind: 0 } },
+    statesync: { enabled: true, mode: 'active', states_table: 1234, peer: { last_heard_ms_ago: 9000 }, bulk: { state: 'done' } },
     dhcp: { ha_state: 'hot-standby', leases: 17 },
     mqtt: { connected: true },
     ...over,
@@ -122,7 +123,7 @@ t.test('absent features delete their entities; commands swap the maintenance sen
   t.notOk(discoveryMessages(input()).some((m) => m.topic.includes('/switch/') && m.payload !== ''), 'no command entity unless commands are on');
 });
 
-t.test('state document: figures by convention, alarms, null when a feature is absent', async (t) => {
+t.test('state document: figures from the features, alarms, null when a feature is absent', async (t) => {
   const withAlarm = status({ peer: { peer: 'gw-b', sync_link: 'silent', lan_path: 'ok', alarms: [{ name: 'sync_link_down', key: 'sync_link_down', message: 'sync link down: ...', since: 'x' }] } });
   const doc = stateDocument(withAlarm, { version: '1', self: 'mqtt' }) as any;
   t.equal(doc.problem, 'ON');

@@ -1,15 +1,13 @@
 // DHCP as a daemon service: writes this node's Kea config under state_dir/kea, runs kea-dhcp4 supervised,
 // and polls its control socket for the HA state and lease count shown by `duogate status`.
 import { mkdirSync, rmSync } from 'node:fs';
-import type { Daemon } from '../../daemon/daemon.js';
-import type { Service } from '../../daemon/service.js';
+import type { AlarmEvent, FeatureHost, Service, Transition } from '../../feature.js';
+import { Why } from '../../core/core.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
 import { ensureHaTls, pairSecret } from './hatls.js';
-import type { Transition } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
-import type { AlarmEvent } from '../../peer/health.js';
 
 const POLL_MS = 1000;
 
@@ -20,7 +18,7 @@ export class DhcpService implements Service {
   private last: KeaStatus | null = null;
   private pollError: string | null = null;
   private onTransition: ((t: Transition) => void) | null = null;
-  private daemon: Daemon | null = null;
+  private daemon: FeatureHost | null = null;
   private onConfig: ((next: Config) => void) | null = null;
   private written = '';
   private onAlarm: ((ev: AlarmEvent) => void) | null = null;
@@ -41,7 +39,7 @@ export class DhcpService implements Service {
     return `mutual TLS (pair identity from ${this.tlsSource})${this.haAuth ? ' + basic' : `; basic auth not checked by Kea ${this.version ?? '?'}`}`;
   }
 
-  async start(d: Daemon): Promise<void> {
+  async start(d: FeatureHost): Promise<void> {
     const log = d.log.child({ service: 'dhcp' });
     const p = keaPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
@@ -56,7 +54,7 @@ export class DhcpService implements Service {
       if (this.haAuth) writeFileAtomic(p.haPassword, haAuthPassword(c)!, 0o600);
       return JSON.stringify(keaConfig(c, c.state_dir, { tls: this.tls, basicAuth: this.haAuth }), null, 2);
     };
-    this.written = config(d.config); // throws naming the field; the daemon then stops (Service.start)
+    this.written = config(d.config); // throws naming the field; the daemon then stops (Feature.start)
     writeFileAtomic(p.config, this.written);
     this.proc = new Supervised({
       name: 'kea-dhcp4', cmd: 'kea-dhcp4', args: ['-c', p.config], log, pidFile: p.pid,
@@ -98,7 +96,7 @@ export class DhcpService implements Service {
     d.on('alarm', this.onAlarm);
     this.onTransition = (t: Transition) => {
       if (t.interface === 'lan') { this.lanMaster = t.to === 'MASTER'; reconcile(); }
-      if (t.interface !== 'lan' || t.to !== 'MASTER' || !/master-down/.test(t.why)) return;
+      if (t.interface !== 'lan' || t.to !== 'MASTER' || t.reason !== Why.MASTER_DOWN) return;
       // Only a standby that was in touch with its partner (HOT-STANDBY, not serving the primary's scope):
       // a Kea still WAITING/SYNCING at boot must finish its own handshake first.
       keaStatus(p.socket).then(async (s) => {

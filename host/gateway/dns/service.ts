@@ -3,9 +3,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
-import type { Daemon } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
-import type { Service } from '../../daemon/service.js';
+import type { FeatureHost, Service } from '../../feature.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { unboundConfig, unboundPaths } from './unbound.js';
@@ -33,14 +32,14 @@ export class DnsService implements Service {
   readonly name = 'dns';
   private proc: Supervised | null = null;
   private onConfig: ((next: Config) => void) | null = null;
-  private daemon: Daemon | null = null;
+  private daemon: FeatureHost | null = null;
   private written = '';
 
-  async start(d: Daemon): Promise<void> {
+  async start(d: FeatureHost): Promise<void> {
     const log = d.log.child({ service: 'dns' });
     const p = unboundPaths(d.config.state_dir);
     mkdirSync(p.dir, { recursive: true, mode: 0o750 });
-    this.written = await writeChecked(d.config, p.config); // a throw stops the daemon (Service.start)
+    this.written = await writeChecked(d.config, p.config); // a throw stops the daemon (Feature.start)
     this.proc = new Supervised({
       name: 'unbound', cmd: 'unbound', args: ['-d', '-c', p.config], log, pidFile: p.pid,
       beforeStart: () => rmSync(p.unboundPid, { force: true }),

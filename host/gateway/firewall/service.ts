@@ -1,9 +1,9 @@
 // The firewall as a daemon service: compiles the config's firewall/nat sections and applies them at start.
 // Stopping the daemon leaves the ruleset in force on purpose: a gateway must never fail open.
 import path from 'node:path';
-import type { Daemon } from '../../daemon/daemon.js';
 import type { Config } from '../../config/schema.js';
-import type { Service } from '../../daemon/service.js';
+import type { FeatureHost, Service } from '../../feature.js';
+import type { Logger } from '../../log.js';
 import { compile } from './compile.js';
 import { applyRuleset, firewallApplied } from './apply.js';
 
@@ -16,15 +16,15 @@ export class FirewallService implements Service {
   readonly name = 'firewall';
   private error: string | null = null;
   private onConfig: ((next: Config, prev: Config) => void) | null = null;
-  private daemon: Daemon | null = null;
+  private daemon: FeatureHost | null = null;
 
-  async start(d: Daemon): Promise<void> {
+  async start(d: FeatureHost): Promise<void> {
     const log = d.log.child({ service: 'firewall' });
     try {
       await this.apply(d.config, log);
     } catch (e) {
       this.error = (e as Error).message;
-      throw e; // a gateway without its ruleset must not take the VIPs: the daemon stops (Service.start)
+      throw e; // a gateway without its ruleset must not take the VIPs: the daemon stops (Feature.start)
     }
     // A new config (config sync, reload): re-apply. A refused ruleset leaves the one in force and is reported.
     this.onConfig = (next: Config, prev: Config) => {
@@ -39,7 +39,7 @@ export class FirewallService implements Service {
     this.daemon = d;
   }
 
-  private async apply(c: Config, log: Daemon['log']): Promise<void> {
+  private async apply(c: Config, log: Logger): Promise<void> {
     const compiled = compile(c);
     const info = await applyRuleset(compiled, rulesetFile(c.state_dir));
     log.info('ruleset applied', { lines: compiled.text.split('\n').length, apply_ms: info.applyMs, file: info.file });
