@@ -1,4 +1,4 @@
-// The `statesync:` config section: its type, JSON Schema (registered in host/config/sections.ts) and defaults.
+// The `statesync:` config section: its type, JSON Schema (the statesync feature: feature.ts) and defaults.
 export interface StateSyncConfig {
   /** false: the section is kept but nothing is replicated (the failover test's control run). */
   enabled: boolean;

@@ -1,4 +1,4 @@
-// The `firewall:` and `nat:` config sections: types and JSON Schemas (registered in host/config/sections.ts).
+// The `firewall:` and `nat:` config sections: types and JSON Schemas (the firewall feature: feature.ts).
 // Rules follow pfSense's model: a list per interface, evaluated top-down for traffic *entering* that
 // interface, first match wins; what no rule passes is blocked.
 import type { Config } from '../../config/schema.js';

@@ -1,0 +1,101 @@
+// The feature list (host/features.ts) and the runner that keeps the running features in step with the config
+// (host/daemon/services.ts): sections owned once, what config sync may carry, reason codes as the core sends
+// them, and features started, stopped and retried as sections arrive and leave.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { features } from '../../host/features.js';
+import { featureSections } from '../../host/config/sections.js';
+import { neverSynced, unsyncable } from '../../host/configsync/sections.js';
+import { parseConfigText } from '../../host/config/load.js';
+import { Why } from '../../host/core/core.js';
+import { FeatureRunner } from '../../host/daemon/services.js';
+import { Logger } from '../../host/log.js';
+import type { Config } from '../../host/config/schema.js';
+import type { Feature, FeatureHost, Service } from '../../host/feature.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+t.test('each section belongs to one feature; the loader knows them all', async (t) => {
+  const seen = new Map<string, string>();
+  for (const f of features) for (const s of Object.keys(f.sections)) {
+    t.notOk(seen.has(s), `${s} is owned by ${f.name} only${seen.has(s) ? ` (also ${seen.get(s)})` : ''}`);
+    seen.set(s, f.name);
+  }
+  t.same(Object.keys(featureSections()).sort(), [...seen.keys()].sort());
+  t.same(new Set(features.map((f) => f.name)).size, features.length, 'feature names are unique');
+  for (const f of features) for (const s of f.synced ?? []) t.ok(s in f.sections, `${f.name} syncs only its own section ${s}`);
+  // The board's full config uses every feature and loads.
+  const c = parseConfigText(readFileSync(path.join(ROOT, 'board/virtual/primary.yaml'), 'utf8'));
+  for (const f of features) t.ok(f.wanted(c), `the board's primary config asks for ${f.name}`);
+});
+
+t.test('what config sync carries comes from the features', async (t) => {
+  t.same(new Set(neverSynced()), new Set(['schema', 'node', 'interfaces', 'configsync', 'control', 'state_dir', 'log', 'carp', 'statesync', 'peer', 'mqtt']));
+  for (const s of ['firewall', 'nat', 'dhcp', 'dns', 'vips']) t.equal(unsyncable(s), null, `${s} may be synced`);
+  t.match(unsyncable('statesync'), /node-local/);
+  // The configsync schema refuses node-local names at load, as before.
+  const yaml = readFileSync(path.join(ROOT, 'board/virtual/primary.yaml'), 'utf8').replace('sections: [vips, firewall, nat]', 'sections: [vips, peer]');
+  t.throws(() => parseConfigText(yaml), { field: 'configsync.sections[1]' });
+});
+
+t.test('transition reason codes are the core\'s', async (t) => {
+  const src = readFileSync(path.join(ROOT, 'assembly/carp/constants.ts'), 'utf8');
+  const codes = Object.fromEntries([...src.matchAll(/export const WHY_([A-Z_]+): u8 = (\d+);/g)].map((m) => [m[1], Number(m[2])]));
+  t.same(codes, { ...Why }, 'host Why = assembly WHY_*');
+});
+
+/** A FeatureHost as the runner needs it: a config, events and a log (the runner touches nothing else). */
+function host(config: Record<string, unknown>): FeatureHost & { config: Config; lines: string[] } {
+  const lines: string[] = [];
+  const e = new EventEmitter();
+  return Object.assign(e, {
+    config: config as Config, lines, log: new Logger({}, 'info', (l) => lines.push(l)),
+  }) as unknown as FeatureHost & { config: Config; lines: string[] };
+}
+
+/** A feature that runs while its section is present; `failFirst` throws on its first start. */
+function toy(name: string, events: string[], opts: { failFirst?: boolean } = {}): Feature {
+  let starts = 0;
+  return {
+    name, sections: { [name]: { type: 'object' } },
+    wanted: (c) => c[name] !== undefined,
+    async start(h) {
+      if (!this.wanted(h.config)) return null;
+      if (opts.failFirst && starts++ === 0) throw new Error(`${name} refused`);
+      events.push(`start ${name}`);
+      const s: Service = { name, stop: () => { events.push(`stop ${name}`); }, status: () => ({ running: true }) };
+      return s;
+    },
+  };
+}
+
+t.test('the runner follows the config: sections arriving start features, leaving ones stop them', async (t) => {
+  const ev: string[] = [];
+  const h = host({ a: {}, c: {} });
+  const r = new FeatureRunner(h, [toy('a', ev), toy('b', ev, { failFirst: true }), toy('c', ev)]);
+  await r.startAll();
+  t.same(ev.splice(0), ['start a', 'start c'], 'at start: the wanted ones, in list order');
+  t.same(Object.keys(r.status()), ['a', 'c']);
+
+  const change = async (next: Record<string, unknown>) => { const prev = h.config; h.config = next as Config; h.emit('config', h.config, prev); await r.settled(); };
+  await change({ a: {}, b: {} });
+  t.same(ev.splice(0), ['stop c'], 'c left: stopped; b failed to start');
+  t.same(r.status(), { a: { running: true }, b: { running: false, error: 'b refused' } }, 'the failure shows in status');
+  t.match(h.lines.join('\n'), /feature could not start.*"feature":"b"/);
+  await change({ a: {}, b: { x: 1 }, c: {} });
+  t.same(ev.splice(0), ['start b', 'start c'], 'the next change starts b and c again');
+  t.same(r.services().map((s) => s.name), ['a', 'b', 'c']);
+  await r.stopAll(true);
+  t.same(ev.splice(0), ['stop c', 'stop b', 'stop a'], 'stopped last first');
+  await change({ a: {}, b: {}, c: {}, d: {} });
+  t.same(ev, [], 'nothing starts after the daemon stopped');
+});
+
+t.test('a feature that fails at daemon start names itself', async (t) => {
+  const ev: string[] = [];
+  const r = new FeatureRunner(host({ a: {}, b: {} }), [toy('a', ev), toy('b', ev, { failFirst: true })]);
+  await t.rejects(r.startAll(), { code: 'DG_ERR_FEATURE_START', feature: 'b', message: 'b: b refused' });
+  t.same(ev, ['start a']);
+});
