@@ -109,6 +109,7 @@ export class DhcpService implements Service {
     // A new config: rewrite Kea's file and have Kea reload it (config-reload keeps the HA relationship and
     // the leases; a restart only if Kea refuses). A config this node cannot serve is logged, Kea keeps the old one.
     this.onConfig = (next: Config) => {
+      if (next.dhcp === undefined) return; // the section left: the daemon stops this feature (daemon/services.ts)
       let text: string;
       const tlsBefore = this.tlsId;
       try { text = config(next); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }

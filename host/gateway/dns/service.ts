@@ -49,6 +49,7 @@ export class DnsService implements Service {
     // Applies run one after another, so an older config never lands after a newer one.
     let chain: Promise<void> = Promise.resolve();
     this.onConfig = (next: Config) => {
+      if (next.dns === undefined) return; // the section left: the daemon stops this feature (daemon/services.ts)
       chain = chain.then(async () => {
         try {
           if (unboundConfig(next) === this.written) return;
