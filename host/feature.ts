@@ -55,7 +55,7 @@ export interface FeatureHost {
   readonly log: Logger;
   /** Monotonic milliseconds (the CARP core's clock). */
   now(): number;
-  /** Register a control-socket command (`duogate ...` and the console talk to it); null when there is no socket. */
+  /** Register a control-socket command (`duogate ...` and the console talk to it); ignored without a socket. */
   handle(cmd: string, h: Handler): void;
   on<E extends keyof HostEvents>(event: E, fn: (...a: HostEvents[E]) => void): unknown;
   off<E extends keyof HostEvents>(event: E, fn: (...a: HostEvents[E]) => void): unknown;
