@@ -3,7 +3,8 @@
 // (running with the schema's defaults until then) loads the primary's rules when the primary's
 // firewall/nat/dhcp/dns sections arrive, a section removed on the primary stops its feature on
 // the secondary and one added back starts it again, and after the primary is powered off the secondary serves
-// DHCP (renewing the client's lease), DNS on the LAN VIP and NAT to the WAN VIP.
+// DHCP (renewing the client's lease), DNS on the LAN VIP and NAT to the WAN VIP, also after its own restart
+// (from the sections it last received).
 import t from 'tap';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -139,5 +140,23 @@ if (process.getuid?.() !== 0) {
     t.ok(renewed, 'the client renewed its lease from the secondary');
     t.equal(renewed?.ip, lease?.ip, 'and kept its address');
     t.equal(renewed?.router, '192.168.1.1', 'router = the LAN VIP');
+  });
+
+  t.test('restarted while the primary is off, the secondary runs the features from the sections it last received', async (t) => {
+    const r = await board.stopNode('secondary', 'SIGTERM', 8000);
+    t.equal(r.forced, false, 'the secondary stopped on SIGTERM');
+    const t0 = Date.now();
+    board.startNode('secondary', [CLI, 'run', '--config', cfg('secondary'), '--socket', sock('secondary'), '--state-dir', state('secondary')]);
+    const st = await waitFor('secondary running the stored features', async () => {
+      const s = await status('secondary');
+      return s.dhcp?.kea?.running && s.dns?.unbound?.running && s.vips.every((v: any) => v.state === 'MASTER') ? s : null;
+    }, 20_000, 100);
+    t.comment(`secondary MASTER with Kea and unbound ${Date.now() - t0} ms after its restart`);
+    t.ok(st.firewall.applied, 'the firewall is applied');
+    const log = board.logSinceStart('secondary');
+    for (const f of ['dhcp', 'dns']) t.match(log, new RegExp(`"msg":"feature started: its section arrived in the config".*"feature":"${f}"`), `${f} started from the stored sections`);
+    t.notMatch(log, /config received from the primary/, 'with no push from the (powered-off) primary');
+    t.same(await waitFor('dns', async () => { const a = await probes.dns(); return a.length ? a : null; }, 5000, 200), [TEST_ZONE.address], 'DNS answered on the LAN VIP');
+    t.equal(await waitFor('whoami', () => probes.whoami(), 5000, 200), '203.0.113.1', 'NAT to the WAN VIP');
   });
 }
