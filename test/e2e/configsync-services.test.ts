@@ -6,41 +6,42 @@
 // DHCP (renewing the client's lease), DNS on the LAN VIP and NAT to the WAN VIP, also after its own restart
 // (from the sections it last received).
 import t from 'tap';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { VirtualBoard, type NodeName } from '../../board/virtual/board.js';
 import { GatewayProbes, TEST_ZONE } from '../../board/virtual/demo/gateway.js';
-import { CLI, ROOT, waitFor } from '../../board/virtual/firmware.js';
-import { request } from '../../host/control/client.js';
+import { Firmware } from '../../board/virtual/firmware.js';
+import { waitFor } from '../../board/virtual/wait.js';
 
 const PREFIX = process.env.DG_PREFIX_CONFIGSYNC_SERVICES ?? 'dgh';
 const SYNCED = ['vips', 'firewall', 'nat', 'dhcp', 'dns'];
-/** What the secondary's own file keeps: the core sections and its node-local features. */
-const SECONDARY_OWN = ['schema', 'node', 'interfaces', 'carp', 'control', 'state_dir', 'log', 'configsync', 'peer'];
+const GATEWAY = ['firewall', 'nat', 'dhcp', 'dns'];
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root (network namespaces)');
 } else {
   const board = new VirtualBoard({ prefix: PREFIX });
   const dir = board.runDir;
+  const fw = new Firmware(board);
   const probes = new GatewayProbes(board);
-  const cfg = (n: NodeName) => path.join(dir, `${n}.yaml`);
-  const sock = (n: NodeName) => path.join(dir, `${n}.sock`);
-  const state = (n: NodeName) => path.join(dir, 'state', n);
-  const status = (n: NodeName) => request(sock(n), { cmd: 'status' }, 2000);
-  const cli = (n: NodeName, args: string[]) =>
-    board.exec(n, process.execPath, [CLI, ...args, '--config', cfg(n), '--socket', sock(n), '--state-dir', state(n)], { timeoutMs: 20_000 });
+  const status = (n: NodeName) => fw.status(n);
+  const start = (n: NodeName) => board.startNode(n, fw.argv(n));
   const master = async (n: NodeName) => (await status(n)).vips.every((v: any) => v.state === 'MASTER');
   const nftTable = (n: NodeName) => board.exec(n, 'nft', ['list', 'table', 'inet', 'duogate']);
   const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
-  /** The primary's config: the board's own, syncing the gateway sections too; `edit` changes it first. */
-  const primaryDoc = (edit: (c: any) => void = () => {}) => {
-    const c = YAML.parse(readFileSync(path.join(ROOT, 'board/virtual/primary.yaml'), 'utf8'));
+  /** The primary's config: the board's own, syncing the gateway sections too (state sync and MQTT are not
+   * under test here, and this board has no broker). */
+  const primaryEdit = (c: any) => {
     c.dhcp.lease_time = 120;
     c.configsync.sections = SYNCED;
     c.configsync.retry_min_ms = 200; c.configsync.retry_max_ms = 1000;
-    delete c.statesync; delete c.mqtt; // not under test here (and no broker on this board)
+  };
+  /** The primary's config as text for `config apply`, after `edit`. */
+  const primaryDoc = (edit: (c: any) => void = () => {}) => {
+    const c = fw.boardConfig('primary') as any;
+    delete c.statesync; delete c.mqtt;
+    primaryEdit(c);
     edit(c);
     return YAML.stringify(c);
   };
@@ -49,7 +50,7 @@ if (process.getuid?.() !== 0) {
   const applyPrimary = async (text: string, what: string) => {
     const f = path.join(dir, `edit-${++edits}.yaml`);
     writeFileSync(f, text);
-    const r = cli('primary', ['config', 'apply', f, '-m', what, '--json']);
+    const r = fw.cli('primary', ['config', 'apply', f, '-m', what, '--json']);
     if (r.status !== 0) throw new Error(`config apply (${what}) failed: ${r.stderr}${r.stdout}`);
     const seq = JSON.parse(r.stdout).seq;
     await waitFor(`secondary acknowledges #${seq}`, async () => {
@@ -62,22 +63,22 @@ if (process.getuid?.() !== 0) {
 
   t.before(async () => {
     await board.up();
-    rmSync(path.join(dir, 'state'), { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(cfg('primary'), primaryDoc());
-    const s = YAML.parseDocument(readFileSync(path.join(ROOT, 'board/virtual/secondary.yaml'), 'utf8'));
-    for (const k of Object.keys(s.toJSON())) if (!SECONDARY_OWN.includes(k)) s.delete(k);
-    writeFileSync(cfg('secondary'), s.toString({ lineWidth: 0 }));
+    fw.resetState();
+    // The secondary keeps only its own sections: the core's, config sync and the peer heartbeat.
+    fw.writeConfigs('configsync-services', {
+      keep: ['configsync', 'peer', ...GATEWAY],
+      edit: (c: any, n) => { if (n === 'primary') primaryEdit(c); else for (const k of GATEWAY) delete c[k]; },
+    });
     await probes.startServer();
   });
 
   t.test('the secondary starts the features whose sections arrive by sync', async (t) => {
-    const own = YAML.parse(readFileSync(cfg('secondary'), 'utf8'));
+    const own = YAML.parse(readFileSync(fw.configFile('secondary'), 'utf8'));
     t.same(Object.keys(own).filter((k) => ['firewall', 'nat', 'dhcp', 'dns'].includes(k)), [], 'the secondary\'s file has no gateway section');
-    board.startNode('primary', [CLI, 'run', '--config', cfg('primary'), '--socket', sock('primary'), '--state-dir', state('primary')]);
+    start('primary');
     await waitFor('primary MASTER', () => master('primary'), 10_000);
     const t0 = Date.now();
-    board.startNode('secondary', [CLI, 'run', '--config', cfg('secondary'), '--socket', sock('secondary'), '--state-dir', state('secondary')]);
+    start('secondary');
     const st = await waitFor('secondary running the synced features', async () => {
       const s = await status('secondary');
       return s.firewall?.applied && s.dhcp?.kea?.running && s.dns?.unbound?.running ? s : null;
@@ -146,7 +147,7 @@ if (process.getuid?.() !== 0) {
     const r = await board.stopNode('secondary', 'SIGTERM', 8000);
     t.equal(r.forced, false, 'the secondary stopped on SIGTERM');
     const t0 = Date.now();
-    board.startNode('secondary', [CLI, 'run', '--config', cfg('secondary'), '--socket', sock('secondary'), '--state-dir', state('secondary')]);
+    start('secondary');
     const st = await waitFor('secondary running the stored features', async () => {
       const s = await status('secondary');
       return s.dhcp?.kea?.running && s.dns?.unbound?.running && s.vips.every((v: any) => v.state === 'MASTER') ? s : null;
