@@ -44,7 +44,10 @@ function describe(e: ErrorObject): { field: string; reason: string } {
   } else if (e.keyword === 'enum') {
     reason = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
   } else if (e.keyword === 'pattern') {
-    reason = field.endsWith('address') ? 'must be an IPv4 address with a prefix, like 192.168.1.2/24' : `does not match ${(e.params as { pattern: string }).pattern}`;
+    const pattern = (e.params as { pattern: string }).pattern;
+    reason = pattern.endsWith('/([0-9]|[12][0-9]|3[0-2])$') ? 'must be an IPv4 address with a prefix of 0-32, like 192.168.1.2/24'
+      : pattern.endsWith('(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$') ? 'must be an IPv4 address, like 192.168.1.20'
+      : `does not match ${pattern}`;
   } else if (e.keyword === 'const' && field === 'schema') {
     reason = `this duogate reads config schema ${(e.params as { allowedValue: number }).allowedValue}`;
   }

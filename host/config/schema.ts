@@ -25,7 +25,8 @@ const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\
 const iface = {
   type: 'object', additionalProperties: false, required: ['device', 'address'],
   properties: {
-    device: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'kernel interface name (IFNAMSIZ-1)' },
+    // The kernel refuses "." and ".." as interface names (dev_valid_name).
+    device: { type: 'string', pattern: '^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,15}$', description: 'kernel interface name (IFNAMSIZ-1)' },
     address: { type: 'string', pattern: cidr, description: "this node's own address/prefix" },
     peer: { type: 'string', pattern: ipv4, description: "the other node's address on this segment" },
     mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },

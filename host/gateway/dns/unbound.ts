@@ -20,7 +20,8 @@ export function unboundPaths(stateDir: string) {
   return { dir, config: path.join(dir, 'unbound.conf'), pid: path.join(dir, 'supervised.pid'), unboundPid: path.join(dir, 'unbound.pid') };
 }
 
-const quote = (s: string) => `"${s.replace(/["\\]/g, '')}"`;
+// unbound's quoted strings have no escapes and end at the line: no quotes, backslashes or control characters.
+const quote = (s: string) => `"${s.replace(/["\\]/g, '').replace(/[\x00-\x1f\x7f]/g, ' ')}"`;
 
 export function unboundConfig(c: Config, stateDir = c.state_dir): string {
   const d = dnsOf(c);

@@ -42,7 +42,24 @@ export const DEFAULT_RULES: Record<IfName, FirewallRule[]> = {
   sync: [],
 };
 
-const q = (s: string) => `"${s.replace(/["\\]/g, '').slice(0, 120)}"`;
+/**
+ * A quoted nft string (a comment, a log prefix, a device name). nft strings have no escapes, so quotes and
+ * backslashes are dropped; a control character (newline, NUL, ...) would break the line or the listing, so it
+ * becomes a space; and nft refuses a comment longer than 128 bytes, so the text is cut at 127 bytes on a
+ * character boundary (a description of 100 four-byte characters is 400 bytes).
+ */
+export function nftString(s: string, maxBytes = 127): string {
+  let out = '';
+  let bytes = 0;
+  for (const ch of s.replace(/["\\]/g, '').replace(/[\x00-\x1f\x7f]/g, ' ')) {
+    const b = Buffer.byteLength(ch);
+    if (bytes + b > maxBytes) break;
+    out += ch;
+    bytes += b;
+  }
+  return `"${out}"`;
+}
+const q = (s: string) => nftString(s);
 const setName = (alias: string) => `alias_${alias}`;
 
 /** The VIP addresses (no prefix) configured on an interface. */
