@@ -11,6 +11,7 @@ import type { Finding } from './config/check.js';
 import type { Logger } from './log.js';
 import type { Handler } from './control/server.js';
 import type { StateName, VhidStatus, WhyCode } from './core/core.js';
+import type { ApplyTracker } from './daemon/apply.js';
 
 /** A running feature, as the daemon keeps it. */
 export interface Service {
@@ -34,8 +35,11 @@ export interface AlarmEvent { source: string; name: string; key: string; active:
 export interface HostEvents {
   /** A CARP state change (one per vhid). */
   transition: [t: Transition];
-  /** The running config changed (live apply, config sync): the new one and the one before. */
-  config: [next: Config, prev: Config];
+  /**
+   * The running config changed (live apply, config sync): the new one and the one before, and when the change
+   * must be answered for (config sync), a tracker each service registers its apply with (daemon/apply.ts).
+   */
+  config: [next: Config, prev: Config, tracker?: ApplyTracker];
   /** Persistent maintenance mode entered (true) or left. */
   maintenance: [on: boolean];
   /** A pair-health alarm raised or cleared (the peer feature emits them). */
@@ -72,7 +76,7 @@ export interface FeatureHost {
   /** Carrier of the dedicated sync link (a hint that the peer is alive). */
   syncLinkUp(): boolean;
   /** Take a new config live (the daemon applies CARP's part and emits 'config'); config sync calls it. */
-  reconfigure(next: Config): { added: number[]; removed: number[]; unchanged: number[] };
+  reconfigure(next: Config, tracker?: ApplyTracker): { added: number[]; removed: number[]; unchanged: number[] };
   /** The whole `duogate status` object (telemetry publishes it). */
   status(): Record<string, unknown>;
 }

@@ -27,6 +27,14 @@ export function formatStatus(s: any): string {
   const alarms = new Map<string, string>();
   for (const [, v] of sections) for (const a of (v as any)?.alarms ?? []) alarms.set(a.name ?? a.key, a.message ?? String(a));
   lines.splice(2, 0, ...(alarms.size ? ['ALARMS:', ...[...alarms].map(([n, m]) => `  ! ${n}: ${m}`)] : ['alarms: none']));
+  // Sections of a config push that a tool refused: in force is still their previous config (docs/configsync.md).
+  const cs = s.configsync;
+  const refused: any[] = cs?.rejected?.sections ?? cs?.peer?.rejected ?? [];
+  if (refused.length) {
+    const where = cs?.rejected ? `from the primary's #${cs.rejected.primary_seq} here` : 'on the secondary';
+    lines.splice(2 + (alarms.size ? alarms.size + 1 : 1), 0, `CONFIG SYNC: sections refused ${where}, their previous config stays in force:`,
+      ...refused.map((r) => `  ! ${r.section} (${r.service}) ${r.code}: ${r.reason}`));
+  }
   lines.push('');
   const kw = Math.max(...sections.map(([k]) => k.length), 0) + 1;
   for (const [k, v] of sections) lines.push(`${(k + ':').padEnd(kw)} ${flatten(v).join(' ')}`);

@@ -20,6 +20,7 @@ import { PushQueue } from './push.js';
 import { PinStore, loadOrCreateIdentity, normalizeFingerprint } from './tls.js';
 import { Fault, XmlRpcFault, type XmlRpcValue } from './xmlrpc.js';
 import { OffLoopDecoder } from './decode-worker.js';
+import { ApplyTracker, type SectionRejection } from '../daemon/apply.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export function firmwareVersion(): string {
@@ -28,6 +29,12 @@ export function firmwareVersion(): string {
   }
   return 'unknown';
 }
+
+/** How long the secondary waits for its services to apply a push before it answers (the primary waits 20 s). */
+const APPLY_WAIT_MS = 15_000;
+
+/** A section of the last push that a service refused (secondary; shown by status and sent to the primary). */
+export interface RejectedSection { section: string; service: string; code: string; reason: string }
 
 /** Sections read only at start: a live apply that changes them is refused (restart with the new file). */
 const RESTART_ONLY = ['schema', 'node', 'interfaces', 'control', 'state_dir'] as const;
@@ -38,6 +45,8 @@ interface PeerState {
   peerSyncedHash: string | null;
   localEdits: string[];
   attempts: number;
+  /** What the secondary refused of the last push (its previous config of those sections stays in force there). */
+  rejected: RejectedSection[];
 }
 
 export class ConfigSyncService implements Service {
@@ -49,7 +58,9 @@ export class ConfigSyncService implements Service {
   private checkTimer: NodeJS.Timeout | null = null;
   private pins!: PinStore;
   private fingerprint: string | null = null;
-  private peer: PeerState = { acked: null, lastError: null, peerSyncedHash: null, localEdits: [], attempts: 0 };
+  private peer: PeerState = { acked: null, lastError: null, peerSyncedHash: null, localEdits: [], attempts: 0, rejected: [] };
+  /** Secondary: the sections of the last push that kept their previous config, or null when all applied. */
+  private rejected: { at: string; primary_seq: number; sections: RejectedSection[] } | null = null;
   private applying: Promise<unknown> = Promise.resolve();
   /** A large config file is parsed off the event loop (a 5,000-rule file: ~0.5 s of YAML parsing). */
   private readonly yaml = new OffLoopDecoder();
@@ -215,6 +226,12 @@ export class ConfigSyncService implements Service {
       schema: SCHEMA_VERSION, seq: target.seq, revision: target.hash, description: target.description,
       from: this.d.config.node.name, synced_hash: hash,
     }]) as Record<string, XmlRpcValue>;
+    const rejected = Array.isArray(res?.rejected) ? (res.rejected as unknown as RejectedSection[]) : [];
+    this.peer.rejected = rejected;
+    if (rejected.length) {
+      throw new SyncError('rejected', `the secondary applied #${target.seq} except ${rejected.map((r) => `${r.section} (${r.code}: ${r.reason})`).join('; ')}: `
+        + 'those sections keep their previous config there; fix them here and apply again');
+    }
     if (res?.synced_hash !== hash) {
       throw new SyncError('rejected', `the secondary answered synced-sections hash ${String(res?.synced_hash).slice(0, 12)}, expected ${hash.slice(0, 12)}: it did not apply what was sent`);
     }
@@ -270,7 +287,7 @@ export class ConfigSyncService implements Service {
     return syncStatusOf(this.d.config, this.store.latest(), this.lastFromPrimary(), cats);
   }
 
-  private receive(params: XmlRpcValue[], from: string): XmlRpcValue {
+  private async receive(params: XmlRpcValue[], from: string): Promise<XmlRpcValue> {
     const [sections, meta] = params as [Record<string, XmlRpcValue>, Record<string, XmlRpcValue>];
     const isStruct = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof Date);
     if (params.length !== 2 || !isStruct(sections) || !isStruct(meta)) {
@@ -299,25 +316,49 @@ export class ConfigSyncService implements Service {
       this.d.log.warn('config from the primary refused: it fails the checks on this node', { from, field: errors[0].field, reason: errors[0].message });
       throw new XmlRpcFault(Fault.INVALID_CONFIG, `refused, nothing changed: ${errors[0].field}: ${errors[0].message}`);
     }
-    const synced = syncedHash(currentSections(next, cats));
-    const hash = hashOf(next);
-    const latest = this.store.latest();
-    if (hash !== hashOf(prev)) {
-      try { this.d.reconfigure(next); } catch (e) {
+    let rejected: SectionRejection[] = [];
+    if (hashOf(next) !== hashOf(prev)) {
+      const tracker = new ApplyTracker();
+      try { this.d.reconfigure(next, tracker); } catch (e) {
         this.d.log.error('applying the config from the primary failed; back to the previous one', { err: e });
         try { this.d.reconfigure(prev); } catch { /* already logged by the daemon */ }
         throw new XmlRpcFault(Fault.APPLY_FAILED, `apply failed, previous config restored: ${(e as Error).message}`);
       }
+      // The services apply on their own time (nft, unbound-checkconf, Kea): wait for them, so the answer says
+      // what is in force. A section a tool refused keeps its previous config here, in the store and after a
+      // restart; the rest of the push stays applied. The daemon keeps running either way.
+      rejected = await tracker.settle(APPLY_WAIT_MS);
+      if (rejected.length) {
+        const kept = structuredClone(next);
+        for (const r of rejected) for (const sec of r.sections) setSection(kept, sec, structuredClone(getSection(prev, sec) ?? null));
+        for (const r of rejected) {
+          this.d.log.error('a section from the primary was refused; its previous config stays in force', { from, sections: r.sections, service: r.service, code: r.code, reason: r.reason });
+        }
+        const back = new ApplyTracker();
+        this.d.reconfigure(kept, back);
+        for (const r of await back.settle(APPLY_WAIT_MS)) {
+          this.d.log.error('putting the previous section back failed too', { sections: r.sections, service: r.service, code: r.code, reason: r.reason });
+        }
+        next = kept;
+      }
     }
+    this.rejected = rejected.length ? {
+      at: new Date().toISOString(), primary_seq: Number(meta.seq),
+      sections: rejected.flatMap((r) => (r.sections.length ? r.sections : [r.service]).map((section) => ({ section, service: r.service, code: r.code, reason: r.reason }))),
+    } : null;
+    const synced = syncedHash(currentSections(next, cats));
+    const hash = hashOf(next);
+    const latest = this.store.latest();
     let rev = latest;
     if (!latest || latest.hash !== hash || latest.origin !== 'primary' || latest.primary_revision?.seq !== meta.seq) {
       rev = this.store.record(next, {
         description: `received from the primary ${meta.from ?? from} (its #${meta.seq} ${String(meta.revision).slice(0, 12)}: ${meta.description ?? ''})`,
         origin: 'primary', synced: cats, synced_hash: synced, primary_revision: { seq: Number(meta.seq), hash: String(meta.revision) },
       });
-      this.d.log.info('config received from the primary and applied', { seq: rev.seq, hash: hash.slice(0, 12), primary_seq: meta.seq, sections: cats });
+      this.d.log.info(rejected.length ? 'config received from the primary and applied in part' : 'config received from the primary and applied',
+        { seq: rev.seq, hash: hash.slice(0, 12), primary_seq: meta.seq, sections: cats, ...(rejected.length ? { kept_previous: this.rejected!.sections.map((x) => x.section) } : {}) });
     }
-    return { revision: rev!.hash, seq: rev!.seq, synced_hash: synced };
+    return { revision: rev!.hash, seq: rev!.seq, synced_hash: synced, rejected: (this.rejected?.sections ?? []) as unknown as XmlRpcValue };
   }
 
   // ---- status ----
@@ -332,6 +373,7 @@ export class ConfigSyncService implements Service {
         ...base, listening: this.server ? `${this.d.config.interfaces.sync.address.split('/')[0]}:${this.cfg.port}` : null,
         certificate: this.fingerprint, received: s.received, synced_hash: String(s.synced_hash).slice(0, 12),
         local_edits: s.local_edits, drift: (s.local_edits as string[]).length > 0, server: this.server?.counters,
+        rejected: this.rejected,
       };
     }
     const p = this.peer;
@@ -349,7 +391,7 @@ export class ConfigSyncService implements Service {
         error: p.lastError, last_success: p.acked?.at ?? null, acked_seq: p.acked?.seq ?? null,
         peer_revision: p.acked?.peer_revision.slice(0, 12) ?? null,
         synced_hash: { local: local?.slice(0, 12) ?? null, peer: p.peerSyncedHash?.slice(0, 12) ?? null },
-        certificate: pinned, sections: this.cfg.sections, attempts: p.attempts,
+        certificate: pinned, sections: this.cfg.sections, attempts: p.attempts, rejected: p.rejected,
         next_retry_in_ms: this.queue?.nextRetryAt ? Math.max(0, this.queue.nextRetryAt - Date.now()) : null,
       },
     };

@@ -13,6 +13,7 @@ import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
 import type { FeatureHost, Service, Transition } from '../feature.js';
 import type { ControlServer, Handler } from '../control/server.js';
 import { FeatureRunner, FeatureStartError } from './services.js';
+import type { ApplyTracker } from './apply.js';
 import { secretFingerprints } from '../config/secrets.js';
 
 const CARP_GROUP = '224.0.0.18';
@@ -218,7 +219,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
    * control socket and state_dir are read at start only: a change there needs a restart. Emits 'config'
    * (next, previous) for the other services (firewall, DHCP, ...).
    */
-  reconfigure(next: Config): { added: number[]; removed: number[]; unchanged: number[] } {
+  reconfigure(next: Config, tracker?: ApplyTracker): { added: number[]; removed: number[]; unchanged: number[] } {
     const prev = this.config;
     // What CARP runs on; a description change alone must not flap the VIP.
     const fp = (vips: VipConfig[]) => JSON.stringify([vips[0].interface, vips[0].password, vips[0].advbase, vips[0].advskew,
@@ -261,7 +262,8 @@ export class Daemon extends EventEmitter implements FeatureHost {
       if (JSON.stringify(next[k]) !== JSON.stringify(prev[k])) this.log.warn('config change needs a restart to take effect', { section: k });
     }
     this.log.info('config applied live', { ...out, removed: out.removed.filter((v) => !out.added.includes(v)), changed: out.added.filter((v) => out.removed.includes(v)) });
-    this.emit('config', next, prev);
+    // The tracker (config sync) learns from each service whether its part is in force.
+    this.emit('config', next, prev, tracker);
     return out;
   }
 

@@ -5,6 +5,7 @@
 // feature's own business (its 'config' listener reloads it).
 import type { Feature, FeatureHost, Service } from '../feature.js';
 import { features as allFeatures } from '../features.js';
+import type { SectionRejection } from './apply.js';
 
 /** Thrown by startAll: which feature failed to start, and why. */
 export class FeatureStartError extends Error {
@@ -24,7 +25,12 @@ export class FeatureRunner {
   private stopped = false;
 
   constructor(private readonly host: FeatureHost, private readonly list: readonly Feature[] = allFeatures) {
-    host.on('config', () => { this.chain = this.chain.then(() => this.follow()); });
+    host.on('config', (_next, _prev, tracker) => {
+      const step = this.chain.then(() => this.follow());
+      this.chain = step.then(() => {}, () => {});
+      // A feature a synced section asks for that cannot start: config sync keeps that section's previous value.
+      tracker?.trackMany(step);
+    });
   }
 
   /** Running services, in start order. */
@@ -53,8 +59,10 @@ export class FeatureRunner {
     this.running.set(f.name, s);
   }
 
-  private async follow(): Promise<void> {
-    if (this.stopped) return;
+  /** Stop and start features to match the config; returns the ones that could not start. */
+  private async follow(): Promise<SectionRejection[]> {
+    const refused: SectionRejection[] = [];
+    if (this.stopped) return refused;
     const c = this.host.config;
     for (const f of [...this.list].reverse()) {
       const s = this.running.get(f.name);
@@ -73,9 +81,11 @@ export class FeatureRunner {
       } catch (e) {
         // The node keeps running what it has; the next config change tries again.
         this.failed.set(f.name, (e as Error)?.message ?? String(e));
+        refused.push({ sections: Object.keys(f.sections), service: f.name, code: 'DG_ERR_FEATURE_START', reason: (e as Error)?.message ?? String(e) });
         this.host.log.error('feature could not start with the new config; the node runs without it until the next config change', { feature: f.name, err: e });
       }
     }
+    return refused;
   }
 
   /** Each feature's status section, in start order: a running one's own, one that failed to start its error. */

@@ -1,7 +1,10 @@
 // DHCP as a daemon service: writes this node's Kea config under state_dir/kea, runs kea-dhcp4 supervised,
 // and polls its control socket for the HA state and lease count shown by `duogate status`.
-import { mkdirSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { AlarmEvent, FeatureHost, Service, Transition } from '../../feature.js';
+import type { ApplyTracker } from '../../daemon/apply.js';
 import { Why } from '../../core/core.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
@@ -10,6 +13,8 @@ import { ensureHaTls, pairSecret } from './hatls.js';
 import type { Config } from '../../config/schema.js';
 
 const POLL_MS = 1000;
+const execFileP = promisify(execFile);
+const coded = (e: Error, code: string) => Object.assign(e, { code });
 
 export class DhcpService implements Service {
   readonly name = 'dhcp';
@@ -19,7 +24,7 @@ export class DhcpService implements Service {
   private pollError: string | null = null;
   private onTransition: ((t: Transition) => void) | null = null;
   private daemon: FeatureHost | null = null;
-  private onConfig: ((next: Config) => void) | null = null;
+  private onConfig: ((next: Config, prev: Config, tracker?: ApplyTracker) => void) | null = null;
   private written = '';
   private onAlarm: ((ev: AlarmEvent) => void) | null = null;
   // Sync link down while the peer is alive on the LAN: Kea's HA heartbeats (over the sync link) fail, both
@@ -106,24 +111,51 @@ export class DhcpService implements Service {
       }).catch((e: Error) => log.error('ha-scopes failed; Kea takes over when its heartbeat times out', { err: e }));
     };
     d.on('transition', this.onTransition);
-    // A new config: rewrite Kea's file and have Kea reload it (config-reload keeps the HA relationship and
-    // the leases; a restart only if Kea refuses). A config this node cannot serve is logged, Kea keeps the old one.
-    this.onConfig = (next: Config) => {
+    // A new config: check it with `kea-dhcp4 -t`, put it in place and have Kea reload it (config-reload keeps the
+    // HA relationship and the leases). A config Kea refuses leaves the previous one in force and is reported.
+    // Applies run one after another, so an older config never lands after a newer one.
+    let chain: Promise<void> = Promise.resolve();
+    this.onConfig = (next: Config, _prev: Config, tracker?: ApplyTracker) => {
       if (next.dhcp === undefined) return; // the section left: the daemon stops this feature (daemon/services.ts)
-      let text: string;
-      const tlsBefore = this.tlsId;
-      try { text = config(next); } catch (e) { log.error('new dhcp config refused; Kea keeps the previous one', { err: e }); return; }
-      // A new pair secret changes the TLS files, not the config text: Kea must reload them too.
-      if (text === this.written && this.tlsId === tlsBefore) return;
-      writeFileAtomic(p.config, text);
-      this.written = text;
-      keaCommand(p.socket, 'config-reload', undefined, 10_000).then((r) => {
-        if (r?.result === 0) log.info('kea reloaded its config', { text: r.text });
-        else { log.warn('kea refused config-reload; restarting it', { result: r?.result, text: r?.text }); void this.proc?.restart(); }
-      }, (e: Error) => { log.warn('config-reload failed; restarting kea', { err: e }); void this.proc?.restart(); });
+      const step = chain.then(() => this.reload(next, config, p, log));
+      step.catch((e) => log.error('new dhcp config refused; Kea keeps the previous one', { err: e }));
+      chain = step.catch(() => {});
+      tracker?.track(this.name, ['dhcp'], step);
     };
     d.on('config', this.onConfig);
     this.daemon = d;
+  }
+
+  private async reload(next: Config, config: (c: Config) => string, p: ReturnType<typeof keaPaths>, log: FeatureHost['log']): Promise<void> {
+    let text: string;
+    const tlsBefore = this.tlsId;
+    try { text = config(next); } catch (e) { throw coded(e as Error, 'DG_ERR_DHCP_CONFIG'); }
+    // A new pair secret changes the TLS files, not the config text: Kea must reload them too.
+    if (text === this.written && this.tlsId === tlsBefore) return;
+    const candidate = `${p.config}.next`;
+    writeFileAtomic(candidate, text);
+    const t = await execFileP('kea-dhcp4', ['-t', candidate], { timeout: 20_000, env: { ...process.env, KEA_PIDFILE_DIR: p.dir, KEA_LOCKFILE_DIR: p.dir } })
+      .then(() => null, (e: any) => String(e.stdout ?? '') + String(e.stderr ?? e.message));
+    if (t !== null) {
+      const why = t.split('\n').filter((l) => /ERROR|rror encountered|FATAL/.test(l)).slice(0, 3).join(' | ') || t.trim().slice(-300);
+      throw coded(new Error(`kea-dhcp4 -t refuses the generated ${candidate}: ${why} (check the dhcp section)`), 'DG_ERR_DHCP_REFUSED');
+    }
+    const before = this.written;
+    renameSync(candidate, p.config);
+    this.written = text;
+    let r: any;
+    try { r = await keaCommand(p.socket, 'config-reload', undefined, 10_000); } catch (e) {
+      // Kea is not answering (starting, or held stopped): it reads the checked file when it starts.
+      log.warn('config-reload failed; kea reads the new config when it (re)starts', { err: e });
+      if (!this.held) void this.proc?.restart();
+      return;
+    }
+    if (r?.result === 0) { log.info('kea reloaded its config', { text: r.text }); return; }
+    // Kea refused what -t accepted (e.g. a resource at run time): put the previous file back and keep Kea on it.
+    writeFileAtomic(p.config, before);
+    this.written = before;
+    await keaCommand(p.socket, 'config-reload', undefined, 10_000).catch(() => { if (!this.held) void this.proc?.restart(); });
+    throw coded(new Error(`kea refused config-reload: ${r?.text ?? JSON.stringify(r)} (check the dhcp section)`), 'DG_ERR_DHCP_REFUSED');
   }
 
   async stop(): Promise<void> {

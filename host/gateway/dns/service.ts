@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { Config } from '../../config/schema.js';
 import type { FeatureHost, Service } from '../../feature.js';
+import type { ApplyTracker } from '../../daemon/apply.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { unboundConfig, unboundPaths } from './unbound.js';
@@ -22,7 +23,8 @@ async function writeChecked(c: Config, file: string): Promise<string> {
   try {
     await execFileP('unbound-checkconf', [next], { timeout: 10_000 });
   } catch (e) {
-    throw new Error(`unbound rejects the generated ${next}: ${String((e as any).stderr ?? (e as any).stdout ?? e).trim()} (check the dns section)`);
+    throw Object.assign(new Error(`unbound rejects the generated ${next}: ${String((e as any).stderr ?? (e as any).stdout ?? e).trim()} (check the dns section)`),
+      { code: 'DG_ERR_DNS_REFUSED' });
   }
   renameSync(next, file);
   return text;
@@ -31,7 +33,7 @@ async function writeChecked(c: Config, file: string): Promise<string> {
 export class DnsService implements Service {
   readonly name = 'dns';
   private proc: Supervised | null = null;
-  private onConfig: ((next: Config) => void) | null = null;
+  private onConfig: ((next: Config, prev: Config, tracker?: ApplyTracker) => void) | null = null;
   private daemon: FeatureHost | null = null;
   private written = '';
 
@@ -48,16 +50,17 @@ export class DnsService implements Service {
     // A new config: write, check, restart unbound (a second or so; the cache is rebuilt from the forwarders).
     // Applies run one after another, so an older config never lands after a newer one.
     let chain: Promise<void> = Promise.resolve();
-    this.onConfig = (next: Config) => {
+    this.onConfig = (next: Config, _prev: Config, tracker?: ApplyTracker) => {
       if (next.dns === undefined) return; // the section left: the daemon stops this feature (daemon/services.ts)
-      chain = chain.then(async () => {
-        try {
-          if (unboundConfig(next) === this.written) return;
-          this.written = await writeChecked(next, p.config);
-          await this.proc?.restart();
-          log.info('unbound restarted with the new config');
-        } catch (e) { log.error('new dns config refused; unbound keeps the previous one', { err: e }); }
+      const step = chain.then(async () => {
+        if (unboundConfig(next) === this.written) return;
+        this.written = await writeChecked(next, p.config);
+        await this.proc?.restart();
+        log.info('unbound restarted with the new config');
       });
+      step.catch((e) => log.error('new dns config refused; unbound keeps the previous one', { err: e }));
+      chain = step.catch(() => {});
+      tracker?.track(this.name, ['dns'], step);
     };
     d.on('config', this.onConfig);
     this.daemon = d;

@@ -1,0 +1,120 @@
+// A pushed section the secondary cannot put in force, on the virtual board with real daemons: a network alias
+// whose entries overlap (10.0.0.0/8 and 10.1.2.3) passes `duogate check` but the kernel's nftables refuses it
+// ("conflicting intervals"). The secondary keeps its previous ruleset, applies the rest of the push, records
+// what is in force, answers the primary which section failed and why (stable code), shows it in its status,
+// and keeps running with CARP untouched. Then a good push applies and clears the report on both nodes.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { VirtualBoard } from '../../board/virtual/board.js';
+import { CLI } from '../../board/virtual/firmware.js';
+import { parseConfigText } from '../../host/config/load.js';
+import { checkConfig } from '../../host/config/check.js';
+import { ConfigStore } from '../../host/configstore/store.js';
+import '../../host/gateway/sections.js';
+import { BOARD_VIPS, SyncPair, nodeYaml, type VipSpec } from './configsync-helpers.js';
+
+const board = new VirtualBoard({ prefix: 'dgf' });
+const pair = new SyncPair(board);
+t.teardown(() => board.down());
+
+const SYNC = `  sections: [vips, firewall, nat]
+  retry_min_ms: 200
+  retry_max_ms: 2000
+  check_interval_s: 1`;
+
+/** The firewall section with a network alias (entries as given) that a LAN rule blocks. */
+const firewall = (entries: string[]) => `firewall:
+  aliases:
+    blocked_nets: { type: network, entries: [${entries.join(', ')}], description: networks the LAN may not reach }
+  rules:
+    lan:
+      - { action: block, source: lan net, destination: blocked_nets, description: block the alias }
+      - { action: pass, source: lan net, destination: any, description: LAN to any }
+`;
+let edits = 0;
+function primaryYaml(entries: string[], vips: VipSpec[]): string {
+  return nodeYaml('primary', pair.dir, { vips, sync: SYNC, extra: firewall(entries) });
+}
+function applyPrimary(yaml: string, desc: string): any {
+  const f = path.join(pair.dir, `edit-${++edits}.yaml`);
+  execFileSync('tee', [f], { input: yaml, stdio: ['pipe', 'ignore', 'inherit'] });
+  const r = pair.cli('primary', ['apply', f, '-m', desc, '--json']);
+  if (r.status !== 0) throw new Error(`config apply failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+const ruleset = (node: 'primary' | 'secondary') => board.exec(node, 'nft', ['list', 'set', 'inet', 'duogate', 'alias_blocked_nets']).stdout;
+const peer = async () => (await pair.tryStatus('primary'))?.configsync?.peer;
+
+t.before(async () => {
+  await board.up();
+  rmSync(pair.dir, { recursive: true, force: true });
+  mkdirSync(pair.dir, { recursive: true });
+  pair.write('primary', primaryYaml(['10.1.0.0/16'], BOARD_VIPS));
+  // The secondary's own file: interfaces, sync settings and an empty firewall (the synced one replaces it).
+  pair.write('secondary', nodeYaml('secondary', pair.dir, { sync: SYNC, extra: 'firewall: {}\n' }));
+  await pair.start('primary');
+  await pair.start('secondary');
+});
+
+t.test('a section the secondary cannot apply keeps its previous config there and is reported to the primary', async (t) => {
+  const synced = await pair.until(async () => { const p = await peer(); return p?.state === 'in_sync' ? p : null; }, 20_000, 100);
+  t.ok(synced, 'the first push is in sync');
+  t.ok(await pair.until(() => /10\.1\.0\.0\/16/.test(ruleset('secondary')), 5000, 100), 'the secondary runs the synced alias (10.1.0.0/16)');
+  t.ok(await pair.until(async () => (await pair.tryStatus('primary'))?.vips?.every((v: any) => v.state === 'MASTER'), 10_000, 100), 'the primary is MASTER of both VIPs');
+  const before = await pair.status('secondary');
+  const transitions = Object.fromEntries(before.vips.map((v: any) => [v.vhid, v.transitions]));
+  const pid = board.nodeProcess('secondary')!.pid;
+
+  // The bad alias passes check: what nft refuses here is the kernel's business, and check cannot run nft.
+  const vips = structuredClone(BOARD_VIPS);
+  vips[1]!.description = 'WAN VIP, renamed with the bad push';
+  const bad = primaryYaml(['10.0.0.0/8', '10.1.2.3'], vips);
+  t.same(checkConfig(parseConfigText(bad)).filter((f) => f.level === 'error'), [], 'duogate check accepts the config');
+  const res = applyPrimary(bad, 'overlapping alias entries');
+  t.ok(res.changed, `the primary recorded #${res.seq}`);
+
+  const p = await pair.until(async () => { const x = await peer(); return x?.rejected?.length ? x : null; }, 20_000, 100);
+  t.ok(p, 'the primary learns of the rejection from the XML-RPC answer');
+  const fw = p?.rejected.find((r: any) => r.section === 'firewall');
+  t.equal(fw?.code, 'DG_ERR_FIREWALL_REFUSED', 'stable code for the firewall section');
+  t.match(fw?.reason, /conflicting intervals/, `the reason is nft's: ${fw?.reason}`);
+  t.match(fw?.reason, /firewall\.aliases\.blocked_nets/, 'the reason names the config field');
+  t.equal(p?.state, 'failing', 'the primary shows the push failing');
+  t.equal(p?.error?.class, 'rejected');
+  t.match(p?.error?.message, /firewall \(DG_ERR_FIREWALL_REFUSED/, 'the error says which section');
+
+  const sec = await pair.status('secondary');
+  t.same(sec.configsync.rejected?.sections.map((r: any) => [r.section, r.code]), [['firewall', 'DG_ERR_FIREWALL_REFUSED'], ['nat', 'DG_ERR_FIREWALL_REFUSED']],
+    'the secondary\'s status shows the sections it kept');
+  t.equal(sec.configsync.rejected?.primary_seq, res.seq, '... for the primary\'s revision');
+  const human = board.exec('secondary', process.execPath, [CLI, 'status', '--socket', pair.socket('secondary')]).stdout;
+  t.match(human, /CONFIG SYNC: sections refused .*\n\s+! firewall \(firewall\) DG_ERR_FIREWALL_REFUSED/, '`duogate status` says it loud');
+  const rs = ruleset('secondary');
+  t.match(rs, /10\.1\.0\.0\/16/, 'the secondary keeps its previous ruleset in force');
+  t.notMatch(rs, /10\.0\.0\.0\/8/, 'nothing of the refused one');
+  t.equal(sec.vips.find((v: any) => v.vhid === 2)?.description, 'WAN VIP, renamed with the bad push', 'the rest of the push (vips) was applied');
+  const stored = new ConfigStore(pair.stateDir('secondary'), 50).latest()!.config as any;
+  t.same(stored.firewall.aliases.blocked_nets.entries, ['10.1.0.0/16'], 'the secondary recorded what is in force: a restart starts with the previous firewall');
+  t.equal(board.nodeProcess('secondary')?.pid, pid, 'the secondary daemon still runs (same process)');
+  t.equal(board.nodeProcess('secondary')?.exitCode, null);
+  t.same(Object.fromEntries(sec.vips.map((v: any) => [v.vhid, v.transitions])), transitions, 'no CARP transition on the secondary');
+  t.same(sec.vips.map((v: any) => v.state), ['BACKUP', 'BACKUP'], 'the secondary stays BACKUP');
+  t.ok((await pair.status('primary')).vips.every((v: any) => v.state === 'MASTER'), 'the primary stays MASTER');
+
+  // The primary keeps retrying (backed off); each retry is refused the same way and changes nothing.
+  const attempts = p!.attempts;
+  t.ok(await pair.until(async () => ((await peer())?.attempts ?? 0) > attempts, 10_000, 100), 'the push is retried');
+  t.match(ruleset('secondary'), /10\.1\.0\.0\/16/, 'still the previous ruleset after a retry');
+  t.equal(board.nodeProcess('secondary')?.pid, pid, 'still the same daemon');
+
+  // A good push applies and clears the report on both nodes.
+  const good = applyPrimary(primaryYaml(['10.0.0.0/8'], vips), 'the alias fixed');
+  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === good.seq ? x : null; }, 20_000, 100);
+  t.ok(ok, `the fixed revision #${good.seq} is in sync`);
+  t.same(ok?.rejected, [], 'the primary shows no rejected section');
+  t.match(ruleset('secondary'), /10\.0\.0\.0\/8/, 'the secondary runs the fixed ruleset');
+  t.equal((await pair.status('secondary')).configsync.rejected, null, 'the secondary\'s status is clear');
+  t.equal(board.nodeProcess('secondary')?.pid, pid, 'the same daemon all along');
+});
