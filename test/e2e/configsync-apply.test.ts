@@ -5,7 +5,7 @@
 // and keeps running with CARP untouched. Then a good push applies and clears the report on both nodes.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { VirtualBoard } from '../../board/virtual/board.js';
 import { CLI } from '../../board/virtual/firmware.js';
@@ -17,15 +17,20 @@ import { BOARD_VIPS, SyncPair, nodeYaml, type VipSpec } from './configsync-helpe
 
 const board = new VirtualBoard({ prefix: 'dgf' });
 const pair = new SyncPair(board);
-t.teardown(() => board.down());
+const unboundDir = () => path.join(pair.stateDir('secondary'), 'unbound');
+// An immutable directory cannot be removed: take the flag off before the board empties its run directory.
+t.teardown(async () => { try { execFileSync('chattr', ['-i', unboundDir()]); } catch { /* not set */ } await board.down(); });
 
-const SYNC = `  sections: [vips, firewall, nat]
+const SYNC = `  sections: [vips, firewall, nat, dns]
   retry_min_ms: 200
   retry_max_ms: 2000
   check_interval_s: 1`;
 
-/** The firewall section with a network alias (entries as given) that a LAN rule blocks. */
-const firewall = (entries: string[]) => `firewall:
+/** The firewall section with a network alias (entries as given) that a LAN rule blocks; DNS with local names. */
+const firewall = (entries: string[], hosts = 'one.lan: 192.168.1.51') => `dns:
+  forwarders: [203.0.113.10]
+  hosts: { ${hosts} }
+firewall:
   aliases:
     blocked_nets: { type: network, entries: [${entries.join(', ')}], description: networks the LAN may not reach }
   rules:
@@ -34,8 +39,8 @@ const firewall = (entries: string[]) => `firewall:
       - { action: pass, source: lan net, destination: any, description: LAN to any }
 `;
 let edits = 0;
-function primaryYaml(entries: string[], vips: VipSpec[]): string {
-  return nodeYaml('primary', pair.dir, { vips, sync: SYNC, extra: firewall(entries) });
+function primaryYaml(entries: string[], vips: VipSpec[], hosts?: string): string {
+  return nodeYaml('primary', pair.dir, { vips, sync: SYNC, extra: firewall(entries, hosts) });
 }
 function applyPrimary(yaml: string, desc: string): any {
   const f = path.join(pair.dir, `edit-${++edits}.yaml`);
@@ -52,8 +57,9 @@ t.before(async () => {
   rmSync(pair.dir, { recursive: true, force: true });
   mkdirSync(pair.dir, { recursive: true });
   pair.write('primary', primaryYaml(['10.1.0.0/16'], BOARD_VIPS));
-  // The secondary's own file: interfaces, sync settings and an empty firewall (the synced one replaces it).
-  pair.write('secondary', nodeYaml('secondary', pair.dir, { sync: SYNC, extra: 'firewall: {}\n' }));
+  // The secondary's own file: interfaces, sync settings, an empty firewall and a plain resolver (the synced
+  // sections replace them).
+  pair.write('secondary', nodeYaml('secondary', pair.dir, { sync: SYNC, extra: 'firewall: {}\ndns: { forwarders: [203.0.113.10] }\n' }));
   await pair.start('primary');
   await pair.start('secondary');
 });
@@ -115,6 +121,39 @@ t.test('a section the secondary cannot apply keeps its previous config there and
   t.ok(ok, `the fixed revision #${good.seq} is in sync`);
   t.same(ok?.rejected, [], 'the primary shows no rejected section');
   t.match(ruleset('secondary'), /10\.0\.0\.0\/8/, 'the secondary runs the fixed ruleset');
+  t.equal((await pair.status('secondary')).configsync.rejected, null, 'the secondary\'s status is clear');
+  t.equal(board.nodeProcess('secondary')?.pid, pid, 'the same daemon all along');
+});
+
+t.test('any error while applying (unbound\'s directory cannot be written) keeps the section and heals on a retry', async (t) => {
+  const synced = await pair.until(async () => { const p = await peer(); return p?.state === 'in_sync' ? p : null; }, 20_000, 100);
+  t.ok(synced, 'in sync to begin with');
+  const conf = path.join(unboundDir(), 'unbound.conf');
+  t.ok(await pair.until(() => /one\.lan\./.test(readFileSync(conf, 'utf8')), 5000, 100), 'the secondary\'s unbound serves the synced local name');
+  const pid = board.nodeProcess('secondary')!.pid;
+  const unbound = (await pair.status('secondary')).dns.unbound.pid;
+  // What a full or read-only disk would do: no file can be written there, even by root.
+  execFileSync('chattr', ['+i', unboundDir()]);
+  const vips = structuredClone(BOARD_VIPS);
+  vips[1]!.description = 'WAN VIP, renamed with the bad push';
+  const res = applyPrimary(primaryYaml(['10.0.0.0/8'], vips, 'one.lan: 192.168.1.51, two.lan: 192.168.1.52'), 'a second local name');
+  const p = await pair.until(async () => { const x = await peer(); return x?.rejected?.length ? x : null; }, 20_000, 100);
+  const dns = p?.rejected.find((r: any) => r.section === 'dns');
+  t.equal(dns?.code, 'DG_ERR_APPLY_FAILED', 'a thrown error has the generic stable code');
+  t.match(dns?.reason, /EPERM|not permitted/, `the reason is the error: ${dns?.reason}`);
+  const sec = await pair.status('secondary');
+  t.same(sec.configsync.rejected?.sections.map((r: any) => r.section), ['dns'], 'only dns was kept');
+  t.notMatch(readFileSync(conf, 'utf8'), /two\.lan/, 'unbound\'s config is the previous one');
+  t.equal(sec.dns.unbound.pid, unbound, 'unbound was not restarted');
+  t.equal(board.nodeProcess('secondary')?.pid, pid, 'the daemon still runs');
+  const stored = new ConfigStore(pair.stateDir('secondary'), 50).latest()!.config as any;
+  t.same(Object.keys(stored.dns.hosts), ['one.lan'], 'the store has the dns section in force');
+
+  // The disk is writable again: the primary's next retry applies the same revision, nothing else needed.
+  execFileSync('chattr', ['-i', unboundDir()]);
+  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
+  t.ok(ok, `revision #${res.seq} in sync after a retry`);
+  t.match(readFileSync(conf, 'utf8'), /two\.lan\./, 'unbound runs the new config');
   t.equal((await pair.status('secondary')).configsync.rejected, null, 'the secondary\'s status is clear');
   t.equal(board.nodeProcess('secondary')?.pid, pid, 'the same daemon all along');
 });
