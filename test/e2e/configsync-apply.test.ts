@@ -2,7 +2,9 @@
 // whose entries overlap (10.0.0.0/8 and 10.1.2.3) passes `duogate check` but the kernel's nftables refuses it
 // ("conflicting intervals"). The secondary keeps its previous ruleset, applies the rest of the push, records
 // what is in force, answers the primary which section failed and why (stable code), shows it in its status,
-// and keeps running with CARP untouched. Then a good push applies and clears the report on both nodes.
+// and keeps running with CARP untouched. Then a good push applies and clears the report on both nodes. Also: an
+// apply that throws (a directory that cannot be written) heals on the primary's retry, and a dhcp change is
+// checked with kea-dhcp4 -t and reloaded into the running Kea.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -21,13 +23,17 @@ const unboundDir = () => path.join(pair.stateDir('secondary'), 'unbound');
 // An immutable directory cannot be removed: take the flag off before the board empties its run directory.
 t.teardown(async () => { try { execFileSync('chattr', ['-i', unboundDir()]); } catch { /* not set */ } await board.down(); });
 
-const SYNC = `  sections: [vips, firewall, nat, dns]
+const SYNC = `  sections: [vips, firewall, nat, dns, dhcp]
   retry_min_ms: 200
   retry_max_ms: 2000
   check_interval_s: 1`;
 
-/** The firewall section with a network alias (entries as given) that a LAN rule blocks; DNS with local names. */
-const firewall = (entries: string[], hosts = 'one.lan: 192.168.1.51') => `dns:
+/** The firewall section with a network alias (entries as given) that a LAN rule blocks; DNS with local names; DHCP. */
+const DHCP = (leaseTime: number) => `dhcp:
+  range: { from: 192.168.1.150, to: 192.168.1.199 }
+  lease_time: ${leaseTime}
+`;
+const firewall = (entries: string[], hosts = 'one.lan: 192.168.1.51', leaseTime = 3600) => `${DHCP(leaseTime)}dns:
   forwarders: [203.0.113.10]
   hosts: { ${hosts} }
 firewall:
@@ -39,8 +45,8 @@ firewall:
       - { action: pass, source: lan net, destination: any, description: LAN to any }
 `;
 let edits = 0;
-function primaryYaml(entries: string[], vips: VipSpec[], hosts?: string): string {
-  return nodeYaml('primary', pair.dir, { vips, sync: SYNC, extra: firewall(entries, hosts) });
+function primaryYaml(entries: string[], vips: VipSpec[], hosts?: string, leaseTime?: number): string {
+  return nodeYaml('primary', pair.dir, { vips, sync: SYNC, extra: firewall(entries, hosts, leaseTime) });
 }
 function applyPrimary(yaml: string, desc: string): any {
   const f = path.join(pair.dir, `edit-${++edits}.yaml`);
@@ -59,7 +65,9 @@ t.before(async () => {
   pair.write('primary', primaryYaml(['10.1.0.0/16'], BOARD_VIPS));
   // The secondary's own file: interfaces, sync settings, an empty firewall and a plain resolver (the synced
   // sections replace them).
-  pair.write('secondary', nodeYaml('secondary', pair.dir, { sync: SYNC, extra: 'firewall: {}\ndns: { forwarders: [203.0.113.10] }\n' }));
+  // Its own VIPs too: Kea needs the LAN VIP (router, DNS) to start.
+  pair.write('secondary', nodeYaml('secondary', pair.dir, { sync: SYNC, extra: `firewall: {}\ndns: { forwarders: [203.0.113.10] }\n${DHCP(3600)}` })
+    .replace('  vips: []\n', `  vips:\n${BOARD_VIPS.map((v) => `    - { interface: ${v.iface}, vhid: ${v.vhid}, address: ${v.address}, password: ${v.password}, advbase: 1, advskew: 100 }`).join('\n')}\n`));
   await pair.start('primary');
   await pair.start('secondary');
 });
@@ -156,4 +164,20 @@ t.test('any error while applying (unbound\'s directory cannot be written) keeps 
   t.match(readFileSync(conf, 'utf8'), /two\.lan\./, 'unbound runs the new config');
   t.equal((await pair.status('secondary')).configsync.rejected, null, 'the secondary\'s status is clear');
   t.equal(board.nodeProcess('secondary')?.pid, pid, 'the same daemon all along');
+});
+
+t.test('a synced dhcp change is checked with kea-dhcp4 -t and reloaded into the running Kea', async (t) => {
+  const vips = structuredClone(BOARD_VIPS);
+  vips[1]!.description = 'WAN VIP, renamed with the bad push';
+  const kea = (await pair.status('secondary')).dhcp.kea.pid;
+  t.ok(kea, `Kea runs on the secondary (pid ${kea})`);
+  const logFrom = readFileSync(board.logPath('secondary')).length;
+  const res = applyPrimary(primaryYaml(['10.0.0.0/8'], vips, 'one.lan: 192.168.1.51, two.lan: 192.168.1.52', 1800), 'shorter leases');
+  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
+  t.ok(ok, `revision #${res.seq} in sync`);
+  const file = JSON.parse(readFileSync(path.join(pair.stateDir('secondary'), 'kea', 'kea-dhcp4.json'), 'utf8'));
+  t.equal(file.Dhcp4['valid-lifetime'], 1800, 'the secondary\'s Kea config has the new lease time');
+  t.ok(await pair.until(() => /kea reloaded its config/.test(readFileSync(board.logPath('secondary')).subarray(logFrom).toString('utf8')), 5000, 100), 'Kea reloaded it');
+  t.equal((await pair.status('secondary')).dhcp.kea.pid, kea, 'the same Kea process (no restart)');
+  t.equal((await pair.status('secondary')).configsync.rejected, null, 'nothing refused');
 });
