@@ -49,7 +49,9 @@ const NASTY = ['', ' ', 'a"b', "a'b", 'a\\b', 'a\nb', 'a\r\nb', 'a;b', '{}', '}'
 const NETS = ['1.2.3.4/99', '300.1.1.1/24', '1.2.3.4/33', '1.2.3.4/-1', '1.2.3.4/', '/24', '1.2.3', '1.2.3.4.5', '01.2.3.4/24', '1.2.3.04',
   '1.2.3.4 /24', ' 1.2.3.4/24', '1.2.3.4/24\n', '1.2.3.4/24;', '0.0.0.0/0', '255.255.255.255/32', '::1', '::/0', '10.0.0.0/8', '!10.0.0.0/8',
   '192.168.1.0/24', '192.168.1.50', '203.0.113.10', '256.256.256.256', '1.2.3.4/2 4', '1.2.3.4/24/8', '-1.2.3.4', '1e3.1.1.1/8', '0x7f.0.0.1',
-  '192.168.1.1', '192.168.1.2', '203.0.113.1', '172.16.1.1', '8.8.8.8', '127.0.0.1/8', '10.0.0.0/8,11.0.0.0/8', '10.0.0.1-10.0.0.9'];
+  '192.168.1.1', '192.168.1.2', '203.0.113.1', '172.16.1.1', '8.8.8.8', '127.0.0.1/8', '10.0.0.0/8,11.0.0.0/8', '10.0.0.1-10.0.0.9',
+  // overlapping the other alias entries
+  '10.20.0.0/16', '10.10.1.1', '10.20.0.1', '10.10.0.0/16', '9150', '8081'];
 
 /** Free text of a length in code points (what the schema's maxLength counts) around the field's limit. */
 function text(max: number): string {
@@ -201,6 +203,33 @@ t.test('every network and address field refuses malformed networks, naming the f
     }
   }
   t.same(accepted, [], 'each refused, for its own section');
+});
+
+t.test('alias entries that overlap are refused by check, as nft would; repeated and adjacent ones pass nft', async (t) => {
+  const cases: [string, 'network' | 'host' | 'port', (string | number)[], boolean][] = [
+    ['net inside net', 'network', ['10.0.0.0/8', '10.1.0.0/16'], false],
+    ['host inside net', 'network', ['10.1.2.3', '10.0.0.0/8'], false],
+    ['same host twice', 'host', ['203.0.113.10', '203.0.113.10'], true],
+    ['port inside range', 'port', [9100, '9100-9199', 8081], false],
+    ['ranges overlapping', 'port', ['80-90', '85-95'], false],
+    ['same port twice', 'port', [443, '443'], true],
+    ['adjacent networks', 'network', ['10.0.0.0/24', '10.0.1.0/24', '10.0.2.1'], true],
+    ['adjacent ranges', 'port', ['80-90', '91-95', 96], true],
+  ];
+  for (const [what, type, entries, ok] of cases) {
+    const d = base('secondary.yaml');
+    d.firewall.aliases.probe = { type, entries };
+    const v = check(YAML.stringify(d));
+    if (!ok) {
+      t.notOk(v.ok, `${what}: refused`);
+      if (!v.ok) t.match(`${v.field}: ${v.reason}`, /^firewall\.aliases\.probe: entries .* overlap/, `${what}: ${v.field}: ${v.reason}`);
+      // ... and rightly: nft refuses the set.
+      t.not(await toolCheck('nft', compile(parseConfigText(YAML.stringify(d))).text, ''), null, `${what}: nft refuses it too`);
+    } else {
+      t.ok(v.ok, `${what}: accepted`);
+      if (v.ok) t.same(await render(v.c), [], `${what}: nft accepts it`);
+    }
+  }
 });
 
 t.test(`${CASES} mutated configs (seed ${SEED}): accepted ones start, refused ones name the field`, { timeout: 240_000 }, async (t) => {

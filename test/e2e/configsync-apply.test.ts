@@ -1,13 +1,13 @@
-// A pushed section the secondary cannot put in force, on the virtual board with real daemons: a network alias
-// whose entries overlap (10.0.0.0/8 and 10.1.2.3) passes `duogate check` but the kernel's nftables refuses it
-// ("conflicting intervals"). The secondary keeps its previous ruleset, applies the rest of the push, records
-// what is in force, answers the primary which section failed and why (stable code), shows it in its status,
-// and keeps running with CARP untouched. Then a good push applies and clears the report on both nodes. Also: an
-// apply that throws (a directory that cannot be written) heals on the primary's retry, and a dhcp change is
-// checked with kea-dhcp4 -t and reloaded into the running Kea.
+// A pushed section the secondary cannot put in force, on the virtual board with real daemons. Overlapping alias
+// entries, which nft would refuse, are refused by check on the primary already; what check cannot foresee is the
+// node itself: here a ruleset file, then unbound's directory, that cannot be written (immutable: what a failing
+// disk does). The secondary keeps that section's previous config, applies the rest of the push, records what is
+// in force, answers the primary which section failed and why (stable code), shows it in its status, and keeps
+// running with CARP untouched; once the disk is writable the primary's next retry applies it and clears the
+// reports. Also: a dhcp change is checked with kea-dhcp4 -t and reloaded into the running Kea.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VirtualBoard } from '../../board/virtual/board.js';
 import { CLI } from '../../board/virtual/firmware.js';
@@ -20,8 +20,12 @@ import { BOARD_VIPS, SyncPair, nodeYaml, type VipSpec } from './configsync-helpe
 const board = new VirtualBoard({ prefix: 'dgf' });
 const pair = new SyncPair(board);
 const unboundDir = () => path.join(pair.stateDir('secondary'), 'unbound');
-// An immutable directory cannot be removed: take the flag off before the board empties its run directory.
-t.teardown(async () => { try { execFileSync('chattr', ['-i', unboundDir()]); } catch { /* not set */ } await board.down(); });
+const rulesetNext = () => path.join(pair.stateDir('secondary'), 'firewall', 'ruleset.nft.next');
+// An immutable file cannot be removed: take the flag off before the board empties its run directory.
+t.teardown(async () => {
+  for (const f of [unboundDir(), rulesetNext()]) { try { execFileSync('chattr', ['-i', f], { stdio: 'ignore' }); } catch { /* not set */ } }
+  await board.down();
+});
 
 const SYNC = `  sections: [vips, firewall, nat, dns, dhcp]
   retry_min_ms: 200
@@ -81,30 +85,39 @@ t.test('a section the secondary cannot apply keeps its previous config there and
   const transitions = Object.fromEntries(before.vips.map((v: any) => [v.vhid, v.transitions]));
   const pid = board.nodeProcess('secondary')!.pid;
 
-  // The bad alias passes check: what nft refuses here is the kernel's business, and check cannot run nft.
+  // Overlapping alias entries: nft would refuse the set, so check refuses them first, on the primary.
   const vips = structuredClone(BOARD_VIPS);
   vips[1]!.description = 'WAN VIP, renamed with the bad push';
-  const bad = primaryYaml(['10.0.0.0/8', '10.1.2.3'], vips);
-  t.same(checkConfig(parseConfigText(bad)).filter((f) => f.level === 'error'), [], 'duogate check accepts the config');
-  const res = applyPrimary(bad, 'overlapping alias entries');
+  const overlap = path.join(pair.dir, 'overlap.yaml');
+  writeFileSync(overlap, primaryYaml(['10.0.0.0/8', '10.1.2.3'], vips));
+  const r0 = pair.cli('primary', ['apply', overlap, '--json']);
+  t.not(r0.status, 0, 'config apply refuses overlapping alias entries');
+  t.match(r0.stderr, /firewall\.aliases\.blocked_nets: entries 10\.0\.0\.0\/8 and 10\.1\.2\.3 overlap/, `naming the alias: ${r0.stderr.trim()}`);
+
+  // A change that passes every check, but this secondary cannot write its ruleset file (what a failing disk
+  // does: even root cannot write an immutable file).
+  const good = primaryYaml(['10.0.0.0/8'], vips);
+  t.same(checkConfig(parseConfigText(good)).filter((f) => f.level === 'error'), [], 'duogate check accepts the config');
+  execFileSync('chattr', ['+i', rulesetNext()]);
+  const res = applyPrimary(good, 'a wider alias');
   t.ok(res.changed, `the primary recorded #${res.seq}`);
 
   const p = await pair.until(async () => { const x = await peer(); return x?.rejected?.length ? x : null; }, 20_000, 100);
   t.ok(p, 'the primary learns of the rejection from the XML-RPC answer');
   const fw = p?.rejected.find((r: any) => r.section === 'firewall');
-  t.equal(fw?.code, 'DG_ERR_FIREWALL_REFUSED', 'stable code for the firewall section');
-  t.match(fw?.reason, /conflicting intervals/, `the reason is nft's: ${fw?.reason}`);
-  t.match(fw?.reason, /firewall\.aliases\.blocked_nets/, 'the reason names the config field');
+  t.equal(fw?.code, 'DG_ERR_APPLY_FAILED', 'stable code for the firewall section');
+  t.match(fw?.reason, /EPERM|not permitted/, `the reason is the error: ${fw?.reason}`);
+  t.match(fw?.reason, /ruleset\.nft\.next/, 'naming the file');
   t.equal(p?.state, 'failing', 'the primary shows the push failing');
   t.equal(p?.error?.class, 'rejected');
-  t.match(p?.error?.message, /firewall \(DG_ERR_FIREWALL_REFUSED/, 'the error says which section');
+  t.match(p?.error?.message, /firewall \(DG_ERR_APPLY_FAILED/, 'the error says which section');
 
   const sec = await pair.status('secondary');
-  t.same(sec.configsync.rejected?.sections.map((r: any) => [r.section, r.code]), [['firewall', 'DG_ERR_FIREWALL_REFUSED'], ['nat', 'DG_ERR_FIREWALL_REFUSED']],
+  t.same(sec.configsync.rejected?.sections.map((r: any) => [r.section, r.code]), [['firewall', 'DG_ERR_APPLY_FAILED'], ['nat', 'DG_ERR_APPLY_FAILED']],
     'the secondary\'s status shows the sections it kept');
   t.equal(sec.configsync.rejected?.primary_seq, res.seq, '... for the primary\'s revision');
   const human = board.exec('secondary', process.execPath, [CLI, 'status', '--socket', pair.socket('secondary')]).stdout;
-  t.match(human, /CONFIG SYNC: sections refused .*\n\s+! firewall \(firewall\) DG_ERR_FIREWALL_REFUSED/, '`duogate status` says it loud');
+  t.match(human, /CONFIG SYNC: sections refused .*\n\s+! firewall \(firewall\) DG_ERR_APPLY_FAILED/, '`duogate status` says it loud');
   const rs = ruleset('secondary');
   t.match(rs, /10\.1\.0\.0\/16/, 'the secondary keeps its previous ruleset in force');
   t.notMatch(rs, /10\.0\.0\.0\/8/, 'nothing of the refused one');
@@ -123,12 +136,12 @@ t.test('a section the secondary cannot apply keeps its previous config there and
   t.match(ruleset('secondary'), /10\.1\.0\.0\/16/, 'still the previous ruleset after a retry');
   t.equal(board.nodeProcess('secondary')?.pid, pid, 'still the same daemon');
 
-  // A good push applies and clears the report on both nodes.
-  const good = applyPrimary(primaryYaml(['10.0.0.0/8'], vips), 'the alias fixed');
-  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === good.seq ? x : null; }, 20_000, 100);
-  t.ok(ok, `the fixed revision #${good.seq} is in sync`);
+  // The file is writable again: the primary's next retry applies the same revision and clears both reports.
+  execFileSync('chattr', ['-i', rulesetNext()]);
+  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
+  t.ok(ok, `revision #${res.seq} in sync after a retry`);
   t.same(ok?.rejected, [], 'the primary shows no rejected section');
-  t.match(ruleset('secondary'), /10\.0\.0\.0\/8/, 'the secondary runs the fixed ruleset');
+  t.match(ruleset('secondary'), /10\.0\.0\.0\/8/, 'the secondary runs the new ruleset');
   t.equal((await pair.status('secondary')).configsync.rejected, null, 'the secondary\'s status is clear');
   t.equal(board.nodeProcess('secondary')?.pid, pid, 'the same daemon all along');
 });

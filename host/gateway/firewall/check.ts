@@ -94,6 +94,45 @@ export function checkFirewall(c: Config): Finding[] {
     }
   }
   out.push(...ownAddressRules(c));
+  out.push(...overlappingAliasEntries(c));
+  return out;
+}
+
+/**
+ * An alias is a named nftables interval set, and nft refuses a set whose entries overlap ("conflicting
+ * intervals"): 10.0.0.0/8 with 10.1.2.3, or ports 9100-9199 with 9150 (an exact repeat it takes). Only nft would notice, at
+ * apply time, so on a secondary after a sync, or at the next start. (Entries that do not parse are reported by
+ * the compile step above.)
+ */
+function overlappingAliasEntries(c: Config): Finding[] {
+  const out: Finding[] = [];
+  for (const [name, a] of Object.entries(firewallOf(c).aliases)) {
+    const spans: { lo: number; hi: number; entry: string }[] = [];
+    for (const e of a.entries) {
+      const s = String(e).trim();
+      if (a.type === 'port') {
+        const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(s);
+        if (m) spans.push({ lo: Number(m[1]), hi: Number(m[2] ?? m[1]), entry: s });
+      } else {
+        const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/.exec(s);
+        if (!m || m[1]!.split('.').some((o) => Number(o) > 255) || Number(m[2] ?? 32) > 32) continue;
+        const p = parseCidr(`${m[1]}/${m[2] ?? 32}`);
+        spans.push({ lo: p.net, hi: (p.net | ~p.mask) >>> 0, entry: s });
+      }
+    }
+    spans.sort((x, y) => x.lo - y.lo || y.hi - x.hi);
+    for (let i = 1, widest = 0; i < spans.length; i++) {
+      if (spans[i]!.lo === spans[widest]!.lo && spans[i]!.hi === spans[widest]!.hi) continue; // nft takes a repeat
+      if (spans[i]!.lo <= spans[widest]!.hi) {
+        out.push({
+          level: 'error', field: `firewall.aliases.${name}`,
+          message: `entries ${spans[widest]!.entry} and ${spans[i]!.entry} overlap: nftables refuses overlapping entries in one alias; keep the wider one`,
+        });
+        break;
+      }
+      if (spans[i]!.hi > spans[widest]!.hi) widest = i;
+    }
+  }
   return out;
 }
 
