@@ -83,6 +83,18 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
 /** How config YAML is parsed (also on the off-loop parser's thread: host/configsync/decode-worker.ts). */
 export const YAML_OPTIONS = { prettyErrors: true, uniqueKeys: true } as const;
 
+/**
+ * A config as YAML text for a file, that reads back as the same config. Two yaml-package traps avoided: folding
+ * a long double-quoted string can cut a 4-byte character (a surrogate pair) at the fold, which a UTF-8 file
+ * stores as two U+FFFD, a longer string than was validated (a description at its maxLength would not load at
+ * the next start); a block scalar loses the leading spaces of a line of only spaces (" \n" reads back as "\n");
+ * and a double-quoted string written over several lines mangles a line that starts with a space. So no
+ * folding, no block scalars, and double-quoted strings in JSON's syntax (one line, every break escaped).
+ */
+export function configYaml(doc: unknown): string {
+  return YAML.stringify(doc, { lineWidth: 0, blockQuote: false, doubleQuotedAsJSON: true });
+}
+
 /** A YAML parse error as a ConfigError naming the line and column. */
 export function yamlConfigError(file: string, e: unknown): ConfigError {
   const err = e as Error & { linePos?: { line: number; col: number }[] };

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { FeatureHost, Service } from '../feature.js';
 import { SCHEMA_VERSION, type Config } from '../config/schema.js';
-import { ConfigError, validateConfig, yamlConfigError } from '../config/load.js';
+import { ConfigError, configYaml, validateConfig, yamlConfigError } from '../config/load.js';
 import { checkConfig } from '../config/check.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { ConfigStore, diffConfigs, hashOf, type Origin, type Revision } from '../configstore/store.js';
@@ -155,7 +155,7 @@ export class ConfigSyncService implements Service {
       const next = structuredClone(rev.config);
       // Node-local sections stay as they run: a revert changes configuration, not identity or NICs.
       for (const k of RESTART_ONLY) (next as Record<string, unknown>)[k] = structuredClone(this.d.config[k]);
-      const text = rev.text && hashOf(validateConfig(YAML.parse(rev.text))) === hashOf(next) ? rev.text : YAML.stringify(next);
+      const text = rev.text && hashOf(validateConfig(YAML.parse(rev.text))) === hashOf(next) ? rev.text : configYaml(next);
       return this.applyLocal(validateConfig(next), text, String(req.description || `revert to #${rev.seq} (${rev.hash.slice(0, 12)})`), 'revert');
     }));
     c.handle('config.history', () => this.store.list());

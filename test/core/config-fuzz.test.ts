@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ConfigError, parseConfigText } from '../../host/config/load.js';
+import { ConfigError, configYaml, parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
 import type { Config } from '../../host/config/schema.js';
 import { compile } from '../../host/gateway/firewall/compile.js';
@@ -136,7 +136,8 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string }
 }
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'dg-cfgfuzz-'));
-t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+// DUOGATE_FUZZ_KEEP=1 keeps the rendered files and the CLI's inputs for a look.
+t.teardown(() => { if (!process.env.DUOGATE_FUZZ_KEEP) rmSync(tmp, { recursive: true, force: true }); });
 let files = 0;
 const verdicts = new Map<string, Promise<string | null>>();
 /** null when the tool accepts the text; its complaint otherwise. The same text is checked once. */
@@ -150,7 +151,7 @@ function toolCheck(tool: 'nft' | 'unbound' | 'kea', body: string, lanDevice: str
     const r = tool === 'nft' ? await run('unshare', ['--net', 'nft', '-c', '-f', file])
       : tool === 'unbound' ? await run('unbound-checkconf', [file])
       // Kea refuses a config whose interface does not exist: give it the LAN device in a throwaway namespace.
-      : await run('unshare', ['--net', 'sh', '-c', 'ip link add "$1" type veth peer name "$2" && exec kea-dhcp4 -t "$3"', 'sh',
+      : await run('unshare', ['--net', 'sh', '-c', 'ip link add name "$1" type veth peer name "$2" && exec kea-dhcp4 -t "$3"', 'sh',
         lanDevice, lanDevice === 'dgfzpeer' ? 'dgfzpeer1' : 'dgfzpeer', file]);
     return r.code === 0 ? null : `${tool} refused ${file}: ${r.out.trim().split('\n').filter((l) => /error|fail/i.test(l)).slice(0, 3).join(' | ') || r.out.slice(-400)}`;
   })();
@@ -180,10 +181,21 @@ async function render(c: Config): Promise<string[]> {
 
 t.test('the base configs pass check and every tool', async (t) => {
   for (const f of ['primary.yaml', 'secondary.yaml']) {
-    const v = check(YAML.stringify(base(f)));
+    const v = check(configYaml(base(f)));
     t.ok(v.ok, `${f}: ${v.ok ? 'accepted' : `${v.field}: ${v.reason}`}`);
     if (v.ok) t.same(await render(v.c), [], `${f}: nft, unbound and kea accept it`);
   }
+});
+
+t.test('a config written as YAML reads back from a UTF-8 file unchanged (the yaml package\'s folding and block-scalar traps)', async (t) => {
+  const bad: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const d = base('primary.yaml');
+    d.firewall.rules.lan[0].description = text(100);
+    const back = YAML.parse(Buffer.from(configYaml(d), 'utf8').toString('utf8'));
+    if (back.firewall.rules.lan[0].description !== d.firewall.rules.lan[0].description) bad.push(JSON.stringify(d.firewall.rules.lan[0].description));
+  }
+  t.same(bad, [], 'every description survives the file');
 });
 
 t.test('every network and address field refuses malformed networks, naming the field', async (t) => {
@@ -197,7 +209,7 @@ t.test('every network and address field refuses malformed networks, naming the f
     for (const b of bad) {
       const d = base('secondary.yaml');
       mutate(d, f, b);
-      const v = check(YAML.stringify(d));
+      const v = check(configYaml(d));
       if (v.ok) accepted.push(`${fieldName(f.path)} = ${JSON.stringify(b)}`);
       else if (!v.field.startsWith(fieldName(f.path).replace(/\[\d+\]$/, '').split('.')[0]!)) accepted.push(`${fieldName(f.path)} = ${JSON.stringify(b)} refused for another field: ${v.field}: ${v.reason}`);
     }
@@ -219,12 +231,12 @@ t.test('alias entries that overlap are refused by check, as nft would; repeated 
   for (const [what, type, entries, ok] of cases) {
     const d = base('secondary.yaml');
     d.firewall.aliases.probe = { type, entries };
-    const v = check(YAML.stringify(d));
+    const v = check(configYaml(d));
     if (!ok) {
       t.notOk(v.ok, `${what}: refused`);
       if (!v.ok) t.match(`${v.field}: ${v.reason}`, /^firewall\.aliases\.probe: entries .* overlap/, `${what}: ${v.field}: ${v.reason}`);
       // ... and rightly: nft refuses the set.
-      t.not(await toolCheck('nft', compile(parseConfigText(YAML.stringify(d))).text, ''), null, `${what}: nft refuses it too`);
+      t.not(await toolCheck('nft', compile(parseConfigText(configYaml(d))).text, ''), null, `${what}: nft refuses it too`);
     } else {
       t.ok(v.ok, `${what}: accepted`);
       if (v.ok) t.same(await render(v.c), [], `${what}: nft accepts it`);
@@ -254,7 +266,7 @@ t.test(`${CASES} mutated configs (seed ${SEED}): accepted ones start, refused on
       changes.push(`${f.key ? 'key ' : ''}${name} = ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…(${value.length})` : value)}`);
       if (f.key) break; // a renamed key moves the paths below it
     }
-    const yaml = YAML.stringify(doc);
+    const yaml = configYaml(doc);
     const what = `case ${n} (${file}: ${changes.join('; ')})`;
     let v: Verdict;
     try { v = check(yaml); } catch (e) { failures.push(`${what}: check crashed: ${(e as Error).message}`); continue; }
