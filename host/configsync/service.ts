@@ -335,9 +335,11 @@ export class ConfigSyncService implements Service {
           this.d.log.error('a section from the primary was refused; its previous config stays in force', { from, sections: r.sections, service: r.service, code: r.code, reason: r.reason });
         }
         const back = new ApplyTracker();
-        this.d.reconfigure(kept, back);
+        try { this.d.reconfigure(kept, back); } catch (e) { this.d.log.error('putting the previous sections back failed', { err: e }); }
+        // The tools refused the new config, so what they run is still the previous one; a second refusal here
+        // (the disk still failing) changes nothing in force.
         for (const r of await back.settle(APPLY_WAIT_MS)) {
-          this.d.log.error('putting the previous section back failed too', { sections: r.sections, service: r.service, code: r.code, reason: r.reason });
+          this.d.log.warn('re-applying the previous section failed too; it is still in force', { sections: r.sections, service: r.service, code: r.code, reason: r.reason });
         }
         next = kept;
       }
