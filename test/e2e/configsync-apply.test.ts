@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VirtualBoard } from '../../board/virtual/board.js';
 import { CLI } from '../../board/virtual/firmware.js';
+import { poll } from '../../board/virtual/wait.js';
 import { parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
 import { ConfigStore } from '../../host/configstore/store.js';
@@ -77,10 +78,10 @@ t.before(async () => {
 });
 
 t.test('a section the secondary cannot apply keeps its previous config there and is reported to the primary', async (t) => {
-  const synced = await pair.until(async () => { const p = await peer(); return p?.state === 'in_sync' ? p : null; }, 20_000, 100);
+  const synced = await poll(async () => { const p = await peer(); return p?.state === 'in_sync' ? p : null; }, 20_000, 100);
   t.ok(synced, 'the first push is in sync');
-  t.ok(await pair.until(() => /10\.1\.0\.0\/16/.test(ruleset('secondary')), 5000, 100), 'the secondary runs the synced alias (10.1.0.0/16)');
-  t.ok(await pair.until(async () => (await pair.tryStatus('primary'))?.vips?.every((v: any) => v.state === 'MASTER'), 10_000, 100), 'the primary is MASTER of both VIPs');
+  t.ok(await poll(() => /10\.1\.0\.0\/16/.test(ruleset('secondary')), 5000, 100), 'the secondary runs the synced alias (10.1.0.0/16)');
+  t.ok(await poll(async () => (await pair.tryStatus('primary'))?.vips?.every((v: any) => v.state === 'MASTER'), 10_000, 100), 'the primary is MASTER of both VIPs');
   const before = await pair.status('secondary');
   const transitions = Object.fromEntries(before.vips.map((v: any) => [v.vhid, v.transitions]));
   const pid = board.nodeProcess('secondary')!.pid;
@@ -102,7 +103,7 @@ t.test('a section the secondary cannot apply keeps its previous config there and
   const res = applyPrimary(good, 'a wider alias');
   t.ok(res.changed, `the primary recorded #${res.seq}`);
 
-  const p = await pair.until(async () => { const x = await peer(); return x?.rejected?.length ? x : null; }, 20_000, 100);
+  const p = await poll(async () => { const x = await peer(); return x?.rejected?.length ? x : null; }, 20_000, 100);
   t.ok(p, 'the primary learns of the rejection from the XML-RPC answer');
   const fw = p?.rejected.find((r: any) => r.section === 'firewall');
   t.equal(fw?.code, 'DG_ERR_APPLY_FAILED', 'stable code for the firewall section');
@@ -132,13 +133,13 @@ t.test('a section the secondary cannot apply keeps its previous config there and
 
   // The primary keeps retrying (backed off); each retry is refused the same way and changes nothing.
   const attempts = p!.attempts;
-  t.ok(await pair.until(async () => ((await peer())?.attempts ?? 0) > attempts, 10_000, 100), 'the push is retried');
+  t.ok(await poll(async () => ((await peer())?.attempts ?? 0) > attempts, 10_000, 100), 'the push is retried');
   t.match(ruleset('secondary'), /10\.1\.0\.0\/16/, 'still the previous ruleset after a retry');
   t.equal(board.nodeProcess('secondary')?.pid, pid, 'still the same daemon');
 
   // The file is writable again: the primary's next retry applies the same revision and clears both reports.
   execFileSync('chattr', ['-i', rulesetNext()]);
-  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
+  const ok = await poll(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
   t.ok(ok, `revision #${res.seq} in sync after a retry`);
   t.same(ok?.rejected, [], 'the primary shows no rejected section');
   t.match(ruleset('secondary'), /10\.0\.0\.0\/8/, 'the secondary runs the new ruleset');
@@ -147,10 +148,10 @@ t.test('a section the secondary cannot apply keeps its previous config there and
 });
 
 t.test('any error while applying (unbound\'s directory cannot be written) keeps the section and heals on a retry', async (t) => {
-  const synced = await pair.until(async () => { const p = await peer(); return p?.state === 'in_sync' ? p : null; }, 20_000, 100);
+  const synced = await poll(async () => { const p = await peer(); return p?.state === 'in_sync' ? p : null; }, 20_000, 100);
   t.ok(synced, 'in sync to begin with');
   const conf = path.join(unboundDir(), 'unbound.conf');
-  t.ok(await pair.until(() => /one\.lan\./.test(readFileSync(conf, 'utf8')), 5000, 100), 'the secondary\'s unbound serves the synced local name');
+  t.ok(await poll(() => /one\.lan\./.test(readFileSync(conf, 'utf8')), 5000, 100), 'the secondary\'s unbound serves the synced local name');
   const pid = board.nodeProcess('secondary')!.pid;
   const unbound = (await pair.status('secondary')).dns.unbound.pid;
   // What a full or read-only disk would do: no file can be written there, even by root.
@@ -158,7 +159,7 @@ t.test('any error while applying (unbound\'s directory cannot be written) keeps 
   const vips = structuredClone(BOARD_VIPS);
   vips[1]!.description = 'WAN VIP, renamed with the bad push';
   const res = applyPrimary(primaryYaml(['10.0.0.0/8'], vips, 'one.lan: 192.168.1.51, two.lan: 192.168.1.52'), 'a second local name');
-  const p = await pair.until(async () => { const x = await peer(); return x?.rejected?.length ? x : null; }, 20_000, 100);
+  const p = await poll(async () => { const x = await peer(); return x?.rejected?.length ? x : null; }, 20_000, 100);
   const dns = p?.rejected.find((r: any) => r.section === 'dns');
   t.equal(dns?.code, 'DG_ERR_APPLY_FAILED', 'a thrown error has the generic stable code');
   t.match(dns?.reason, /EPERM|not permitted/, `the reason is the error: ${dns?.reason}`);
@@ -172,7 +173,7 @@ t.test('any error while applying (unbound\'s directory cannot be written) keeps 
 
   // The disk is writable again: the primary's next retry applies the same revision, nothing else needed.
   execFileSync('chattr', ['-i', unboundDir()]);
-  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
+  const ok = await poll(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
   t.ok(ok, `revision #${res.seq} in sync after a retry`);
   t.match(readFileSync(conf, 'utf8'), /two\.lan\./, 'unbound runs the new config');
   t.equal((await pair.status('secondary')).configsync.rejected, null, 'the secondary\'s status is clear');
@@ -186,11 +187,11 @@ t.test('a synced dhcp change is checked with kea-dhcp4 -t and reloaded into the 
   t.ok(kea, `Kea runs on the secondary (pid ${kea})`);
   const logFrom = readFileSync(board.logPath('secondary')).length;
   const res = applyPrimary(primaryYaml(['10.0.0.0/8'], vips, 'one.lan: 192.168.1.51, two.lan: 192.168.1.52', 1800), 'shorter leases');
-  const ok = await pair.until(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
+  const ok = await poll(async () => { const x = await peer(); return x?.state === 'in_sync' && x.acked_seq === res.seq ? x : null; }, 20_000, 100);
   t.ok(ok, `revision #${res.seq} in sync`);
   const file = JSON.parse(readFileSync(path.join(pair.stateDir('secondary'), 'kea', 'kea-dhcp4.json'), 'utf8'));
   t.equal(file.Dhcp4['valid-lifetime'], 1800, 'the secondary\'s Kea config has the new lease time');
-  t.ok(await pair.until(() => /kea reloaded its config/.test(readFileSync(board.logPath('secondary')).subarray(logFrom).toString('utf8')), 5000, 100), 'Kea reloaded it');
+  t.ok(await poll(() => /kea reloaded its config/.test(readFileSync(board.logPath('secondary')).subarray(logFrom).toString('utf8')), 5000, 100), 'Kea reloaded it');
   t.equal((await pair.status('secondary')).dhcp.kea.pid, kea, 'the same Kea process (no restart)');
   t.equal((await pair.status('secondary')).configsync.rejected, null, 'nothing refused');
 });
