@@ -18,7 +18,6 @@ import { compile } from '../../host/gateway/firewall/compile.js';
 import { keaConfig } from '../../host/gateway/dhcp/kea.js';
 import { pairSecret } from '../../host/gateway/dhcp/hatls.js';
 import { unboundConfig } from '../../host/gateway/dns/unbound.js';
-import '../../host/gateway/sections.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'dist/host/cli.js');

@@ -11,6 +11,7 @@ import { neverSynced, unsyncable } from '../../host/configsync/sections.js';
 import { parseConfigText } from '../../host/config/load.js';
 import { Why } from '../../host/core/core.js';
 import { FeatureRunner } from '../../host/daemon/services.js';
+import { ApplyTracker } from '../../host/daemon/apply.js';
 import { Logger } from '../../host/log.js';
 import type { Config } from '../../host/config/schema.js';
 import type { Feature, FeatureHost, Service } from '../../host/feature.js';
@@ -98,4 +99,21 @@ t.test('a feature that fails at daemon start names itself', async (t) => {
   const r = new FeatureRunner(host({ a: {}, b: {} }), [toy('a', ev), toy('b', ev, { failFirst: true })]);
   await t.rejects(r.startAll(), { code: 'DG_ERR_FEATURE_START', feature: 'b', message: 'b: b refused' });
   t.same(ev, ['start a']);
+});
+
+t.test('a feature a tracked change asks for that cannot start is reported with its sections', async (t) => {
+  const ev: string[] = [];
+  const h = host({ a: {} });
+  const r = new FeatureRunner(h, [toy('a', ev), toy('b', ev, { failFirst: true })]);
+  await r.startAll();
+  const change = async (next: Record<string, unknown>) => {
+    const k = new ApplyTracker();
+    const prev = h.config; h.config = next as Config; h.emit('config', h.config, prev, k);
+    return await k.settle(1000);
+  };
+  t.same(await change({ a: {}, b: {} }), [{ sections: ['b'], service: 'b', code: 'DG_ERR_FEATURE_START', reason: 'b refused' }],
+    'config sync learns which section to keep');
+  t.same(await change({ a: {}, b: { x: 1 } }), [], 'a start that works reports nothing');
+  t.same(ev, ['start a', 'start b']);
+  await r.stopAll(true);
 });

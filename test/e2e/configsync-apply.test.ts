@@ -15,7 +15,6 @@ import { poll } from '../../board/virtual/wait.js';
 import { parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
 import { ConfigStore } from '../../host/configstore/store.js';
-import '../../host/gateway/sections.js';
 import { BOARD_VIPS, SyncPair, nodeYaml, type VipSpec } from './configsync-helpers.js';
 
 const board = new VirtualBoard({ prefix: 'dgf' });
