@@ -6,7 +6,7 @@
 //      fingerprint printed for pinning on the peer
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../../host/io/atomic.js';
 import { loadConfig } from '../../host/config/load.js';
 import type { Config, IfRole } from '../../host/config/schema.js';
 import { configFromSeed, parseSeed, seedMacs, SeedError, ROLES, type Seed } from './seed.js';
-import { applyRoles, assignRoles, listNics, LINK_DIR } from './nics.js';
+import { applyRoles, assignRoles, listNics, rolesPersisted } from './nics.js';
 
 const SEED = '/boot/efi/duogate-seed.yaml';
 const CONFIG = '/etc/duogate/duogate.yaml';
@@ -83,8 +83,7 @@ export function main(argv: string[]): number {
     if (!ROLES.includes(r as IfRole) || !mac) throw new Error(`--nic ${n}: use ROLE=MAC with ROLE wan, lan or sync`);
     pinned[r as IfRole] = mac.toLowerCase();
   }
-  const haveLinks = existsSync(LINK_DIR) && readdirSync(LINK_DIR).some((f) => f.startsWith('10-duogate-'));
-  if (!haveLinks || values['assign-nics'] || Object.keys(pinned).length) {
+  if (!rolesPersisted() || values['assign-nics'] || Object.keys(pinned).length) {
     const roles = assignRoles(listNics(), pinned);
     applyRoles(roles);
     for (const r of ROLES) say(`NIC ${roles[r].mac} -> ${r}0`);

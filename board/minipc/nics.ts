@@ -50,6 +50,17 @@ export function linkFile(role: IfRole, mac: string): string {
     `[Match]\nMACAddress=${mac}\n\n[Link]\nName=${role}0\n`;
 }
 
+/**
+ * True when all three roles are persisted, each .link naming a MAC. A power cut while applyRoles wrote them can
+ * leave one or two: those must not count as "NIC roles done", or the next first boot would skip the assignment
+ * and the missing ports would keep their kernel names.
+ */
+export function rolesPersisted(dir = LINK_DIR): boolean {
+  return ROLES.every((r) => {
+    try { return /^MACAddress=\S+$/m.test(readFileSync(path.join(dir, `10-duogate-${r}0.link`), 'utf8')); } catch { return false; }
+  });
+}
+
 /** Persist the roles as .link files (applied by udev at every boot) and rename the ports now. */
 export function applyRoles(roles: Record<IfRole, Nic>, dir = LINK_DIR): void {
   for (const f of existsSync(dir) ? readdirSync(dir) : []) if (/^10-duogate-.*\.link$/.test(f)) rmSync(path.join(dir, f));

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { configFromSeed, parseSeed, seedMacs, SeedError } from '../../board/minipc/seed.js';
-import { assignRoles, linkFile, listNics, type Nic } from '../../board/minipc/nics.js';
+import { assignRoles, linkFile, listNics, rolesPersisted, type Nic } from '../../board/minipc/nics.js';
 
 t.test('seed: the short form gives a valid config per role', async (t) => {
   const p = configFromSeed(parseSeed('role: primary\ncarp_password: s3cret\n', 'seed.yaml'), 'seed.yaml').config;
@@ -98,4 +98,17 @@ t.test('NIC discovery reads sysfs: Ethernet ports with a bus device, sorted by b
   writeFileSync(path.join(net, 'enp2s0', 'carrier'), '1\n');
   const got = listNics(net);
   t.same(got.map((n) => [n.name, n.mac, n.carrier]), [['enp2s0', 'aa:00:00:00:00:02', true], ['enp5s0', 'aa:00:00:00:00:05', false]]);
+});
+
+t.test('NIC roles count as persisted only when all three .link files are whole (a power cut can leave one)', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dg-links-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.notOk(rolesPersisted(dir), 'none');
+  writeFileSync(path.join(dir, '10-duogate-wan0.link'), linkFile('wan', '00:00:00:00:00:01'));
+  t.notOk(rolesPersisted(dir), 'wan only: first boot must assign again');
+  writeFileSync(path.join(dir, '10-duogate-lan0.link'), linkFile('lan', '00:00:00:00:00:02'));
+  writeFileSync(path.join(dir, '10-duogate-sync0.link'), '');
+  t.notOk(rolesPersisted(dir), 'an empty sync0 file does not count');
+  writeFileSync(path.join(dir, '10-duogate-sync0.link'), linkFile('sync', '00:00:00:00:00:03'));
+  t.ok(rolesPersisted(dir), 'all three');
 });
