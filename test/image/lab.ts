@@ -75,7 +75,12 @@ export class Guest {
       'netns', 'exec', this.lab.ns('lab'), 'qemu-system-x86_64', '-name', `duogate-${n}`,
       '-nodefaults', '-display', 'none', '-accel', 'tcg,tb-size=64', '-smp', '1', '-m', '512', '-machine', 'q35',
       '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${d}/efivars.fd`,
-      '-drive', `file=${d}/disk.img,format=raw,if=none,id=d0`, '-device', 'virtio-blk-pci,drive=d0,addr=0x6',
+      // cache=writeback, spelled out because the power-cut test (powercut.image.ts) rests on it: the guest sees a
+      // volatile write cache and its flushes (fsync, journal commits) reach the image file's host page cache;
+      // qemu holds no data of its own for a raw file, so SIGKILL of qemu loses what a power cut loses from the
+      // guest's side: its page cache and writes not yet submitted. (A real disk can also lose writes it acked but
+      // was not told to flush; no cache mode reproduces that on a qemu kill.) Not cache=unsafe: it drops flushes.
+      '-drive', `file=${d}/disk.img,format=raw,if=none,id=d0,cache=writeback`, '-device', 'virtio-blk-pci,drive=d0,addr=0x6',
       ...(this.spec.extraDisk ? ['-drive', `file=${this.spec.extraDisk},format=raw,if=none,id=d1,readonly=on`, '-device', 'virtio-blk-pci,drive=d1,addr=0x8'] : []),
       ...this.spec.nics.flatMap((c) => [
         '-netdev', `tap,id=${c.role},ifname=${this.tap(c.role)},script=no,downscript=no`,
