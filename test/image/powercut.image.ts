@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sleep, stages, until, type Guest } from './lab.js';
+import { Lab, sleep, stages, waitFor, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(ROOT, 'board/minipc/out');
@@ -93,12 +93,12 @@ if (process.getuid?.() !== 0) {
   async function healthy(t: Tap.Test, label: string): Promise<any> {
     const t0 = Date.now();
     await g.waitShell(420_000);
-    const done = await until(`${label}: first boot done`, 300_000, 2000, async () =>
-      (await g.run('cat /var/lib/duogate/firstboot.done 2>/dev/null || systemctl is-failed duogate-firstboot', 30_000)).out.match(/^\d{4}-|^failed/m));
+    const done = await waitFor(`${label}: first boot done`, async () =>
+      (await g.run('cat /var/lib/duogate/firstboot.done 2>/dev/null || systemctl is-failed duogate-firstboot', 30_000)).out.match(/^\d{4}-|^failed/m), 300_000, 2000);
     t.notMatch(done[0], /failed/, `${label}: first boot is done`);
     const chk = await g.run(`duogate check --config ${CONFIG}`, 120_000);
     t.equal(chk.code, 0, `${label}: the config in force passes duogate check\n${chk.out}`);
-    const s = await until(`${label}: duogate MASTER`, 300_000, 3000, async () => { const x = await status(g); return x.carp_role === 'MASTER' ? x : null; });
+    const s = await waitFor(`${label}: duogate MASTER`, async () => { const x = await status(g); return x.carp_role === 'MASTER' ? x : null; }, 300_000, 3000);
     t.same(s.vips.map((v: any) => v.state), ['MASTER', 'MASTER'], `${label}: MASTER of both vhids`);
     const failed = (await g.run('systemctl --failed --no-legend --plain | cut -d" " -f1', 30_000)).out.split(/\s+/).filter(Boolean);
     t.same(failed.filter((u) => u.startsWith('duogate')), [], `${label}: no duogate unit failed (failed units: ${failed.join(' ') || 'none'})`);
@@ -117,7 +117,7 @@ if (process.getuid?.() !== 0) {
     const t0 = Date.now();
     powerOn();
     // First boot writes NIC roles, then the config (and says so), then makes the TLS key: cut right there.
-    await until('first boot wrote the config', 600_000, 50, async () => /duogate-firstboot: wrote \/etc\/duogate\/duogate\.yaml/.test(g.serial()));
+    await waitFor('first boot wrote the config', async () => /duogate-firstboot: wrote \/etc\/duogate\/duogate\.yaml/.test(g.serial()), 600_000, 50);
     await cut('first boot, after "wrote duogate.yaml", while the TLS key is made', { after_poweron_s: secs(t0) });
     // Console output passes through journald, so the keys may be done by the time the line is seen; the next
     // boot's "present, kept" below proves the cut still came before first boot had finished.
@@ -203,7 +203,7 @@ if (process.getuid?.() !== 0) {
     // In the background, its output to a file on tmpfs; the cut comes 20 s into writing slot B.
     await sh(g, '(duogate-upgrade /mnt/stick/duogate-minipc.root.zst --force > /run/pc-upgrade.log 2>&1 &)');
     const t0 = Date.now();
-    await until('the upgrade writes slot B', 300_000, 1000, async () => (await g.run('cat /run/pc-upgrade.log', 30_000)).out.includes('writing'));
+    await waitFor('the upgrade writes slot B', async () => (await g.run('cat /run/pc-upgrade.log', 30_000)).out.includes('writing'), 300_000, 1000);
     await sleep(20_000);
     const log = (await g.run('cat /run/pc-upgrade.log', 30_000)).out;
     t.notMatch(log, /written and read back|FAILED/, `still writing slot B when the power goes: ${log.split('\n').at(-1)}`);
@@ -227,7 +227,7 @@ if (process.getuid?.() !== 0) {
     await healthy(t, 'after the cut that followed the upgrade');
     t.equal(await slot(g), 'b', 'booted the new slot B');
     t.equal(await sum(g, CONFIG), cfgSum, 'the config came along');
-    const blessed = await until('entry blessed', 300_000, 3000, async () => { const e = await entries(g); return e.includes('duogate-b.conf') ? e : null; });
+    const blessed = await waitFor('entry blessed', async () => { const e = await entries(g); return e.includes('duogate-b.conf') ? e : null; }, 300_000, 3000);
     t.same(blessed, ['duogate-a.conf', 'duogate-b.conf'], 'slot B blessed once duogate answered');
   });
 }
