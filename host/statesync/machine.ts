@@ -195,6 +195,11 @@ export class SyncMachine {
   private dumpQueue = false;
   private dumpAgain = false;
   private dumpSeq = 1;
+  /**
+   * Started passive: the kernel may hold entries from before this daemon's start (a crash, a restart) whose window
+   * tracking went stale while the peer forwarded. Re-create them once the start-up dump has read them.
+   */
+  private reinjectAfterStartDump = false;
 
   private c = {
     tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
@@ -224,6 +229,7 @@ export class SyncMachine {
     this.started = true;
     this.lastNow = now;
     this.master = active;
+    this.reinjectAfterStartDump = !active;
     this.startDump();
     this.bulk = 'waiting';
     this.bulkStartedAt = now;
@@ -284,6 +290,12 @@ export class SyncMachine {
         x.ssResetFlags();
         this.dumping = false;
         this.log('debug', 'statesync: kernel table read', { states: x.ssCount(), gone: swept, queued: x.ssQueueLen() });
+        if (this.reinjectAfterStartDump) {
+          this.reinjectAfterStartDump = false;
+          // Passive: the node forwards nothing, so no settle delay. Active by now: the takeover's own pass ran
+          // over a table still being read, so run it again over the whole table.
+          if (!this.master) this.arm(T.REINJECT, now); else this.reinjectTcp(() => this.master);
+        }
         if (this.dumpAgain) { this.dumpAgain = false; this.startDump(); }
       }
       this.afterCoreWork(now);

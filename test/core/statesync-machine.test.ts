@@ -293,6 +293,22 @@ t.test('takeover within 500 ms of turning passive: TCP re-created at once, then 
   t.ok(p.converged());
 });
 
+t.test('a daemon restarted passive on a kernel that kept its entries re-creates its TCP states (stale windows)', async (t) => {
+  const p = synced(t, 300, { seed: 21 });
+  // a (MASTER) dies; its kernel keeps every entry, whose window tracking goes stale while b forwards.
+  p.a.kill();
+  p.b.setRole(true);
+  p.run(3000);
+  p.a.active = false;
+  const deletesBefore = p.a.kernel.deletes, createsBefore = p.a.kernel.creates;
+  p.a.boot();
+  t.ok(p.runUntil(() => p.a.log(/re-created/), 1000), 'the restarted daemon re-creates its TCP states');
+  t.equal(p.a.logs.find((l) => /re-created/.test(l.msg))!.fields?.at, 'passive');
+  t.ok(p.a.kernel.deletes - deletesBefore >= 300 && p.a.kernel.creates - createsBefore >= 300,
+    `every kept entry was deleted and created afresh (${p.a.kernel.deletes - deletesBefore} / ${p.a.kernel.creates - createsBefore})`);
+  t.ok(p.runUntil(() => bulkDone(p.a)() && p.converged(), 5000), 'and the bulk from b completes');
+});
+
 t.test('event overrun: the active node re-dumps and diffs; vanished entries go to the peer as deletes', async (t) => {
   const p = synced(t, 300, { seed: 17 });
   const keys = [...p.a.kernel.table.keys()].slice(0, 25);
