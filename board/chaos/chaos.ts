@@ -94,7 +94,8 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       tasks.push((async () => {
         await sleep(Math.max(0, t0 + f.atMs - Date.now()));
         while (!stopping && busy.has(KINDS[f.kind].cls) && Date.now() < t0 + windowMs) await sleep(100);
-        if (stopping || Date.now() > t0 + windowMs) return;
+        // It must be over and settled before the run ends.
+        if (stopping || Date.now() > t0 + windowMs || Date.now() + f.holdMs + KINDS[f.kind].settleMs + 2_000 > endAt) return;
         await run(f);
       })());
     }
@@ -103,7 +104,7 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       for (const f of faults.filter((x) => KINDS[x.kind].cls === 'node')) {
         await waitUntil(async () => stopping || await healthy(fw, false), 60_000);
         await sleep(f.atMs);
-        if (stopping || Date.now() + f.holdMs + 5_000 > t0 + windowMs) return;
+        if (stopping || Date.now() + f.holdMs + 5_000 > t0 + windowMs || Date.now() + f.holdMs + KINDS[f.kind].settleMs + 5_000 > endAt) continue;
         await run(f);
       }
     })());
@@ -131,6 +132,11 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       await sleep(Math.max(50, 500 - (Date.now() - t)));
     }
     stopping = true;
+    // Not vacuous: the settled checks must have run, and the run must end settled (the tail outlasts every bound).
+    const last = await observe(board, fw, traffic, Date.now(), activeAt(Date.now()).length === 0, false);
+    if (!last.settled) inv.record('never_settled', last.t, `faults still active or settling at the end: ${activeAt(last.t).map((a) => `#${a.n} ${a.kind}`).join(', ')}`, activeAt(last.t).map((a) => a.n));
+    else inv.observe(last, lastSettled(last.t));
+    if (inv.settledObservations < 10) inv.record('never_settled', last.t, `only ${inv.settledObservations} settled observations: the invariants were hardly checked`, []);
     await Promise.race([Promise.all(tasks), sleep(30_000)]);
     await traffic.stop();
 
@@ -148,7 +154,7 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       `${shortsOk}/${traffic.shorts.length} short connections ok; ${traffic.dns.filter((d) => d.ok).length}/${traffic.dns.length} DNS answers; ` +
       `${traffic.renewsAsked} DHCP renewals asked, ${traffic.dhcpEvents().filter((e) => e.event === 'renew').length} renewed`);
     say(`max RSS MB: duogate ${inv.max.rss_mb.duogate.toFixed(0)}, kea ${inv.max.rss_mb.kea.toFixed(0)}, unbound ${inv.max.rss_mb.unbound.toFixed(0)}; max conntrack ${inv.max.conntrack}, state sync table ${inv.max.table}`);
-    say(`violations: ${inv.violations.length}`);
+    say(`invariants: ${inv.observations} observations, ${inv.settledObservations} of them settled (every check ran); violations: ${inv.violations.length}`);
     for (const v of inv.violations.slice(0, 50)) say(`  ${v.invariant} at +${((v.t - t0) / 1000).toFixed(1)} s (faults ${v.faults.join(',') || '-'}): ${v.detail}`);
     return {
       minutes: o.minutes, seed: o.seed, faults_injected: records.length,
@@ -158,6 +164,7 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       per_fault: kinds,
       max_rss_mb: { duogate: round(inv.max.rss_mb.duogate), kea: round(inv.max.rss_mb.kea), unbound: round(inv.max.rss_mb.unbound) },
       rss_first_last_mb: Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, [round(v[0]!), round(v[v.length - 1]!)]])),
+      observations: inv.observations, settled_observations: inv.settledObservations,
       max_conntrack: inv.max.conntrack, max_statesync_table: inv.max.table,
       pings_received: traffic.pinger.replies.length, sessions_opened: traffic.opened,
       sessions_lost: traffic.losses.filter((l) => l.established).length,

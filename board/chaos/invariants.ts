@@ -63,6 +63,9 @@ export class Invariants {
   /** Invariants currently failing (one violation per episode, not per sample). */
   private readonly open = new Map<string, number>();
   readonly max = { rss_mb: { duogate: 0, kea: 0, unbound: 0 }, conntrack: 0, table: 0 };
+  /** Observations taken, and how many of them were settled (the settled checks ran on those). */
+  observations = 0;
+  settledObservations = 0;
 
   /** Record a failing check; `key` identifies the episode (the same key is not counted again until it clears). */
   private fail(key: string, invariant: string, t: number, detail: string, faults: number[]): void {
@@ -78,6 +81,7 @@ export class Invariants {
   /** Feed one observation; `blame` = the faults a failure is attributed to (the latest to settle). */
   observe(o: Observation, blame: number[] = []): void {
     const nodes: NodeName[] = ['primary', 'secondary'];
+    this.observations++;
     // Bounds, all the time.
     for (const n of nodes) {
       const ob = o.nodes[n];
@@ -98,6 +102,7 @@ export class Invariants {
       }
     }
     if (!o.settled) return;
+    this.settledObservations++;
     const p = o.nodes.primary; const s = o.nodes.secondary;
     const check = (key: string, ok: boolean, detail: () => string) => {
       if (ok) this.pass(key); else this.fail(key, key, o.t, detail(), blame);
