@@ -117,6 +117,8 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       const blame = active.length ? active.map((a) => a.n) : lastSettled(t);
       const heavy = tick++ % 10 === 0;
       const obs = await observe(board, fw, traffic, t, active.length === 0 && t > t0, heavy);
+      // Settled for the whole observation: a fault that started while it was being taken makes it unsettled.
+      obs.settled &&= activeAt(Date.now()).length === 0;
       if (heavy) for (const n of NODES) for (const [k, v] of Object.entries(obs.nodes[n].rssMb ?? {})) (rss[`${n}.${k}`] ??= []).push(v!);
       inv.observe(obs, blame);
       for (; lossIdx < traffic.losses.length; lossIdx++) {
@@ -140,6 +142,14 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
     await Promise.race([Promise.all(tasks), sleep(30_000)]);
     await traffic.stop();
 
+    // No false takeover: the secondary becomes MASTER only while a node fault (of either node) is in progress or
+    // settling. Sync, service and config faults alone must never move the VIPs (a stalled event loop would).
+    // Transitions stamped by a stepped clock (more than an hour off) happened during a clock step, a node fault.
+    for (const tr of fw.transitions('secondary')) {
+      if (tr.to !== 'MASTER' || tr.wall_ms < t0 || tr.wall_ms > endAt + 3_600_000) continue;
+      const node = activeAt(tr.wall_ms).filter((a) => KINDS[a.kind as keyof typeof KINDS].cls === 'node');
+      if (!node.length) inv.record('false_takeover', tr.wall_ms, `the secondary took vhid ${tr.vhid} (${tr.why}) with no node fault in progress or settling (active: ${activeAt(tr.wall_ms).map((a) => `#${a.n} ${a.kind}`).join(', ') || 'none'})`, activeAt(tr.wall_ms).map((a) => a.n));
+    }
     for (const r of records) {
       const to = Math.min(r.settleUntil ?? endAt, endAt);
       r.outageMs = traffic.pinger.outage(r.start, to).gap_ms;
@@ -154,6 +164,8 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       `${shortsOk}/${traffic.shorts.length} short connections ok; ${traffic.dns.filter((d) => d.ok).length}/${traffic.dns.length} DNS answers; ` +
       `${traffic.renewsAsked} DHCP renewals asked, ${traffic.dhcpEvents().filter((e) => e.event === 'renew').length} renewed`);
     say(`max RSS MB: duogate ${inv.max.rss_mb.duogate.toFixed(0)}, kea ${inv.max.rss_mb.kea.toFixed(0)}, unbound ${inv.max.rss_mb.unbound.toFixed(0)}; max conntrack ${inv.max.conntrack}, state sync table ${inv.max.table}`);
+    const lost = traffic.losses.filter((l) => l.established);
+    for (const l of lost.slice(0, 20)) say(`  session ${l.id} lost at +${((l.since - t0) / 1000).toFixed(1)} s (opened +${((l.opened - t0) / 1000).toFixed(1)} s) during [${activeAt(l.since).map((a) => `#${a.n} ${a.kind}`).join(', ') || 'no fault'}]: ${l.why}`);
     say(`invariants: ${inv.observations} observations, ${inv.settledObservations} of them settled (every check ran); violations: ${inv.violations.length}`);
     for (const v of inv.violations.slice(0, 50)) say(`  ${v.invariant} at +${((v.t - t0) / 1000).toFixed(1)} s (faults ${v.faults.join(',') || '-'}): ${v.detail}`);
     return {
@@ -171,7 +183,8 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
       short_connections: traffic.shorts.length, short_connections_ok: shortsOk,
       dns_queries: traffic.dns.length, dns_ok: traffic.dns.filter((d) => d.ok).length,
       dhcp_renewals_asked: traffic.renewsAsked, dhcp_renewed: traffic.dhcpEvents().filter((e) => e.event === 'renew').length,
-      faults: records.map((r) => ({ n: r.n, kind: r.kind, node: r.node, at_s: Math.round((r.start - t0) / 100) / 10, held_s: r.end ? Math.round((r.end - r.start) / 100) / 10 : null, outage_ms: r.outageMs, sessions_lost: r.sessionsLost, inject: r.inject, undo: r.undo })),
+      session_losses: lost.slice(0, 100).map((l) => ({ id: l.id, at_s: Math.round((l.since - t0) / 100) / 10, opened_s: Math.round((l.opened - t0) / 100) / 10, why: l.why, during: activeAt(l.since).map((a) => a.n) })),
+      faults: records.map((r) => ({ n: r.n, kind: r.kind, node: r.node, overlapped: records.filter((x) => x !== r && x.start <= (r.settleUntil ?? endAt) && (x.settleUntil ?? endAt) >= r.start).map((x) => x.n), at_s: Math.round((r.start - t0) / 100) / 10, held_s: r.end ? Math.round((r.end - r.start) / 100) / 10 : null, outage_ms: r.outageMs, sessions_lost: r.sessionsLost, inject: r.inject, undo: r.undo })),
     };
   } finally {
     stopping = true;
