@@ -91,11 +91,13 @@ export function plan(seed: number, windowMs: number): PlannedFault[] {
       }
       continue;
     }
-    // The first round spread evenly over the first 80 % of the window, then random gaps until it is full.
+    // The first round spread evenly (over 80 % of a short window, about a minute per kind in a long one), then
+    // random gaps until the window is full.
+    const span = short ? windowMs * 0.8 : Math.min(windowMs * 0.8, order.length * 60_000);
     let t = 0;
     for (let i = 0; ; i++) {
       const at = i < order.length
-        ? Math.floor((windowMs * 0.8 * i) / order.length) + rng.int(1_000, Math.max(1_000, Math.floor((windowMs * 0.4) / order.length)))
+        ? Math.floor((span * i) / order.length) + rng.int(1_000, Math.max(1_000, Math.floor((span * 0.5) / order.length)))
         : t + rng.int(short ? 3_000 : 10_000, short ? 10_000 : 60_000);
       if (at > windowMs - 5_000) break;
       const f = fault(i < order.length ? order[i]! : rng.pick(kinds), at, rng, short);
@@ -111,7 +113,9 @@ export function plan(seed: number, windowMs: number): PlannedFault[] {
 }
 
 function fault(kind: FaultKind, atMs: number, rng: Rng, short: boolean): PlannedFault {
-  return { n: 0, kind, node: rng.pick(['primary', 'secondary'] as const), atMs, holdMs: holdFor(kind, rng, short), param: paramFor(kind, rng) };
+  const node = rng.pick(['primary', 'secondary'] as const);
+  // Config is edited on the primary (it pushes to the secondary), whatever node was drawn.
+  return { n: 0, kind, node: KINDS[kind].cls === 'config' ? 'primary' : node, atMs, holdMs: holdFor(kind, rng, short), param: paramFor(kind, rng) };
 }
 
 function holdFor(kind: FaultKind, rng: Rng, short: boolean): number {
