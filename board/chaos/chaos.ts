@@ -9,12 +9,12 @@ import { parseArgs } from 'node:util';
 import { VirtualBoard, NODES, type NodeName } from '../virtual/board.js';
 import { allAre } from '../virtual/firmware.js';
 import { MqttLab } from '../virtual/demo/telemetry.js';
-import { ip } from '../virtual/netns.js';
+import { deleteNetns, ip, killAllIn } from '../virtual/netns.js';
 import { ChaosFirmware, inject, undo, undoAll, type FaultCtx } from './faults.js';
 import { Invariants, parseKeaLeases, type ActiveFault, type NodeObs, type Observation } from './invariants.js';
 import { rows, table, type FaultRecord } from './report.js';
 import { KINDS, Rng, plan, type FaultClass, type PlannedFault } from './schedule.js';
-import { Traffic } from './traffic.js';
+import { DHCP_CLIENTS, Traffic } from './traffic.js';
 
 /** The last part of the run injects nothing: every fault's settle bound (≤ 20 s) ends inside it. */
 const TAIL_MS = 25_000;
@@ -267,7 +267,11 @@ if (isMain) {
   if (!(minutes > 0) || !Number.isInteger(seed)) { console.error('usage: npm run chaos -- --minutes N [--seed S] [--json] [--prefix P]   (minutes > 0, seed an integer)'); process.exit(2); }
   if (process.getuid?.() !== 0) { console.error('duogate chaos: run as root (it creates network namespaces)'); process.exit(2); }
   const prefix = values.prefix!;
-  process.once('SIGINT', () => { console.error('\nduogate chaos: interrupted; tearing the board down'); void new VirtualBoard({ prefix }).down().finally(() => process.exit(130)); });
+  process.once('SIGINT', () => {
+    console.error('\nduogate chaos: interrupted; tearing the board down');
+    const dhcp = Array.from({ length: DHCP_CLIENTS }, (_, i) => `${prefix}-dhc${i + 1}`);
+    void new VirtualBoard({ prefix }).down().then(() => killAllIn(dhcp)).then(() => deleteNetns(dhcp)).finally(() => process.exit(130));
+  });
   const t0 = Date.now();
   try {
     const r = await runChaos({ minutes, seed, prefix, say: (l) => console.log(l) });
