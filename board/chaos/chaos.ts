@@ -13,13 +13,13 @@ import { deleteNetns, ip, killAllIn } from '../virtual/netns.js';
 import { ChaosFirmware, inject, undo, undoAll, type FaultCtx } from './faults.js';
 import { Invariants, parseKeaLeases, type ActiveFault, type NodeObs, type Observation } from './invariants.js';
 import { rows, table, type FaultRecord } from './report.js';
-import { KINDS, Rng, plan, type FaultClass, type PlannedFault } from './schedule.js';
+import { ALL_KINDS, KINDS, Rng, plan, type FaultClass, type FaultKind, type PlannedFault } from './schedule.js';
 import { DHCP_CLIENTS, Traffic } from './traffic.js';
 
 /** The last part of the run injects nothing: every fault's settle bound (≤ 20 s) ends inside it. */
 const TAIL_MS = 25_000;
 
-export interface ChaosOptions { minutes: number; seed: number; prefix: string; say: (line: string) => void }
+export interface ChaosOptions { minutes: number; seed: number; prefix: string; say: (line: string) => void; only?: FaultKind[] }
 
 export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>> {
   const say = o.say;
@@ -54,7 +54,7 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
     await sleep(2_000);
     const t0 = Date.now();
     const endAt = t0 + runMs;
-    const faults = plan(o.seed, windowMs);
+    const faults = plan(o.seed, windowMs, o.only);
     say(`traffic running (${traffic.alive} sessions, ${Object.values(traffic.dhcpBound()).filter(Boolean).length} DHCP clients bound); ${faults.length} faults planned over ${Math.round(windowMs / 1000)} s, then ${TAIL_MS / 1000} s to settle`);
 
     const activeAt = (t: number): ActiveFault[] => records
@@ -262,9 +262,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 // ---------------------------------------------------------------- command line
 const isMain = process.argv[1] && path.resolve(process.argv[1]).replace(/\.ts$/, '.js').endsWith(path.join('board', 'chaos', 'chaos.js'));
 if (isMain) {
-  const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' }, json: { type: 'boolean', default: false }, prefix: { type: 'string', default: 'chaos' } } });
+  const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' }, json: { type: 'boolean', default: false }, prefix: { type: 'string', default: 'chaos' }, only: { type: 'string' } } });
   const minutes = Number(values.minutes); const seed = Number(values.seed);
-  if (!(minutes > 0) || !Number.isInteger(seed)) { console.error('usage: npm run chaos -- --minutes N [--seed S] [--json] [--prefix P]   (minutes > 0, seed an integer)'); process.exit(2); }
+  const only = values.only ? values.only.split(',').map((k) => k.trim()) : undefined;
+  const unknown = (only ?? []).filter((k) => !(ALL_KINDS as string[]).includes(k));
+  if (!(minutes > 0) || !Number.isInteger(seed) || unknown.length) {
+    console.error(`usage: npm run chaos -- --minutes N [--seed S] [--json] [--prefix P] [--only KIND,...]   (minutes > 0, seed an integer${unknown.length ? `; unknown kind ${unknown.join(', ')}; kinds: ${ALL_KINDS.join(' ')}` : ''})`);
+    process.exit(2);
+  }
   if (process.getuid?.() !== 0) { console.error('duogate chaos: run as root (it creates network namespaces)'); process.exit(2); }
   const prefix = values.prefix!;
   process.once('SIGINT', () => {
@@ -274,7 +279,7 @@ if (isMain) {
   });
   const t0 = Date.now();
   try {
-    const r = await runChaos({ minutes, seed, prefix, say: (l) => console.log(l) });
+    const r = await runChaos({ minutes, seed, prefix, say: (l) => console.log(l), only: only as FaultKind[] | undefined });
     console.log(`(chaos run took ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     if (values.json) console.log(JSON.stringify(r));
     process.exit(r.violations === 0 ? 0 : 1);

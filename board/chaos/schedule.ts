@@ -71,14 +71,15 @@ export class Rng {
 /**
  * The plan for a fault window of `windowMs`. Every kind comes once, in a seeded order, before any comes twice,
  * so a short run still injects all of them; then kinds are drawn at random until the window is full. Short
- * windows (< 5 min) use short holds and gaps so all kinds fit.
+ * windows (< 5 min) use short holds and gaps so all kinds fit. `only` restricts the plan to some kinds (a
+ * reproduction: `--only kill9`).
  */
-export function plan(seed: number, windowMs: number): PlannedFault[] {
+export function plan(seed: number, windowMs: number, only: readonly FaultKind[] = ALL_KINDS): PlannedFault[] {
   const rng = new Rng(seed);
   const short = windowMs < 300_000;
   const out: PlannedFault[] = [];
   const perClass = new Map<FaultClass, FaultKind[]>();
-  for (const k of ALL_KINDS) perClass.set(KINDS[k].cls, [...(perClass.get(KINDS[k].cls) ?? []), k]);
+  for (const k of ALL_KINDS.filter((x) => only.includes(x))) perClass.set(KINDS[k].cls, [...(perClass.get(KINDS[k].cls) ?? []), k]);
   for (const [cls, kinds] of perClass) {
     const order = rng.shuffle([...kinds]);
     if (cls === 'node') {

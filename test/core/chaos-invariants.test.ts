@@ -110,6 +110,8 @@ t.test('the plan: the same for a seed, every kind in a 2-minute run, node faults
     const timed = p.filter((f) => KINDS[f.kind].cls !== 'node');
     t.ok(timed.every((f) => f.atMs <= window - 5_000), `seed ${seed}: timed faults inside the window`);
   }
+  const only = plan(3, 180_000, ['kill9']);
+  t.ok(only.length >= 5 && only.every((f) => f.kind === 'kill9'), `--only kill9: ${only.length} kill9 faults, nothing else`);
   const long = plan(1, 30 * 60_000);
   t.ok(long.length > 100, `30 min: ${long.length} faults`);
   t.ok(long.filter((f) => f.kind === 'sync_loss').every((f) => f.param >= 1 && f.param <= 30), 'loss 1-30 %');
