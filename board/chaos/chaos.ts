@@ -3,13 +3,13 @@
 // sync, state sync, peer heartbeat, MQTT to a broker in the LAN client), traffic through it (traffic.ts), faults
 // injected at seeded random times, several overlapping (schedule.ts, faults.ts), invariants checked all the
 // time (invariants.ts), then the table (report.ts) and with --json one line of figures. docs/chaos.md.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtualBoard, NODES, type NodeName } from '../virtual/board.js';
 import { allAre } from '../virtual/firmware.js';
 import { MqttLab } from '../virtual/demo/telemetry.js';
-import { deleteNetns, ip, killAllIn } from '../virtual/netns.js';
+import { deleteNetns, ip, killAllIn, pidAlive } from '../virtual/netns.js';
 import { ChaosFirmware, inject, undo, undoAll, type FaultCtx } from './faults.js';
 import { Invariants, parseKeaLeases, type ActiveFault, type NodeObs, type Observation } from './invariants.js';
 import { rows, table, type FaultRecord } from './report.js';
@@ -36,6 +36,12 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
   let stopping = false;
   const tasks: Promise<void>[] = [];
   const rss: Record<string, number[]> = {};
+  // One run per board: a second one would tear this one's board down under it (and vice versa).
+  const lock = path.join(path.dirname(board.runDir), `${o.prefix}.chaos.pid`);
+  const holder = Number((() => { try { return readFileSync(lock, 'utf8'); } catch { return '0'; } })());
+  if (holder && holder !== process.pid && pidAlive(holder)) throw new Error(`another chaos run (pid ${holder}) uses board ${o.prefix}; wait for it, or stop it with kill -INT ${holder}, or use another --prefix`);
+  mkdirSync(path.dirname(lock), { recursive: true });
+  writeFileSync(lock, String(process.pid));
   try {
     say(`== chaos: ${o.minutes} min, seed ${o.seed}, board ${o.prefix} ==`);
     await board.up();
@@ -192,6 +198,7 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
     await traffic.stop().catch(() => {});
     await lab.stop().catch(() => {});
     await board.down();
+    rmSync(lock, { force: true });
   }
 }
 
