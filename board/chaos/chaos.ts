@@ -159,7 +159,13 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
     for (const r of records) {
       const to = Math.min(r.settleUntil ?? endAt, endAt);
       r.outageMs = traffic.pinger.outage(r.start, to).gap_ms;
-      r.sessionsLost = traffic.losses.filter((l) => l.established && l.since >= r.start && l.since <= to).length;
+    }
+    // Each lost session counts once, for the latest fault started before it died (of those active then).
+    for (const l of traffic.losses) {
+      if (!l.established) continue;
+      const a = activeAt(l.since).sort((x, y) => y.start - x.start)[0];
+      const rec = a && records.find((r) => r.n === a.n);
+      if (rec) rec.sessionsLost++;
     }
     const kinds = rows(records, inv.violations);
     say('');
