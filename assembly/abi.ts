@@ -1,6 +1,6 @@
 // The ABI as data: every number the host needs to read or write the core's memory, exported as an immutable
 // wasm global (AssemblyScript turns an exported `const` into one). The host reads these at instantiation
-// (host/core/abi.ts), so no offset, code or name is written twice; test/core/abi.test.ts checks both sides.
+// (host/core/abi.ts), so no offset, code or name is written twice; test/unit/abi.test.ts checks both sides.
 //
 // Names are grouped by prefix; the host derives lists from the groups (a counter's telemetry name is its
 // global's name after the prefix, lower-cased), so adding a drop reason or counter here is all it takes:

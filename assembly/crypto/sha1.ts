@@ -1,7 +1,7 @@
 // SHA-1 (FIPS 180-4) for CARP's HMAC-SHA1. Written here rather than called from node:crypto because the
 // core verifies adverts before it acts on them (verify-then-act) and must stay sans-IO: a host round-trip
 // per packet would put I/O in the middle of the receive pipeline and double the cost per advert.
-// Tested against node:crypto (test/helpers/carp.ts) and captured ucarp adverts in test/core/carp-advert.test.ts.
+// Tested against node:crypto (test/helpers/carp.ts) and captured ucarp adverts in test/unit/carp-advert.test.ts.
 
 const W = memory.data(80 * 4, 16);
 

@@ -3,7 +3,7 @@
 //   secret: 'url'   a URL whose userinfo may carry a password (mqtt.url = mqtts://user:pass@host)
 //   secret: false   named like a secret but is not one (mqtt.key is the *path* of a PEM file)
 // What shows config values (config diff on the CLI and the control socket, the `secrets` section of status)
-// redacts from the list derived here, so a new secret field only needs its marking; test/core/secrets.test.ts
+// redacts from the list derived here, so a new secret field only needs its marking; test/unit/secrets.test.ts
 // walks the schema and fails on a field named like a secret (password, key, secret, token, psk) without one.
 // Where a user must compare the two nodes, a secret is shown as a fingerprint: "sha256:" and 8 hex digits of
 // SHA-256 over a domain-separated string (no precomputed table of plain SHA-256 matches it). A fingerprint

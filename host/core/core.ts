@@ -9,7 +9,7 @@ const A = coreAbi();
 export const State = { INIT: A.STATE_INIT, BACKUP: A.STATE_BACKUP, MASTER: A.STATE_MASTER } as const;
 export type StateName = 'INIT' | 'BACKUP' | 'MASTER';
 export const STATE_NAMES = denseNames(A, 'STATE_').map((n) => n.toUpperCase()) as StateName[];
-/** How logs and telemetry say why a state changed, per WHY_* code of the core (test/core/abi.test.ts checks both ways). */
+/** How logs and telemetry say why a state changed, per WHY_* code of the core (test/unit/abi.test.ts checks both ways). */
 export const WHY_TEXT: Record<string, string> = {
   start: 'start', master_down: 'master-down timer expired', preempt: 'preempted a worse master',
   better_master: 'a better master was heard', bow_out: 'the master bowed out', link_down: 'link down', link_up: 'link up',

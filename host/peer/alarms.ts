@@ -1,6 +1,6 @@
 // Pair-health alarms, decided from what this node sees (its CARP state, the peer's CARP adverts on the LAN)
 // and what the peer says over the heartbeat. Pure: time is an argument, so the rules are unit-tested without
-// sockets (test/core/telemetry-peer.test.ts).
+// sockets (test/unit/telemetry-peer.test.ts).
 import type { CarpState } from './codec.js';
 
 /** After a start, silence alarms wait this long (or a dead interval, if longer). */
