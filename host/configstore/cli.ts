@@ -11,6 +11,8 @@ import { request, ControlError } from '../control/client.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { ConfigStore, diffConfigs } from './store.js';
 
+/** The daemon waits up to 15 s for its services to apply a change, and as long again to put a refused one back. */
+const APPLY_ANSWER_MS = 45_000;
 const USAGE = 'usage: duogate config apply FILE [-m DESCRIPTION] | history | diff [A [B]] | revert REV | sync\n' +
   '       duogate config add-rule IFACE ACTION PROTO SOURCE DESTINATION [DPORT] [-m DESCRIPTION] | add-alias NAME host|network|port ENTRY...';
 
@@ -28,7 +30,7 @@ export async function configCommand(x: ConfigCliContext): Promise<number> {
       const text = readFileSync(file, 'utf8');
       const description = x.message ?? `duogate config apply ${path.basename(file)}`;
       try {
-        const r = await request(x.socket(), { cmd: 'config.apply', text, file, description }, 30_000);
+        const r = await request(x.socket(), { cmd: 'config.apply', text, file, description }, APPLY_ANSWER_MS);
         out(r, () => r.changed
           ? `applied revision #${r.seq} ${r.hash.slice(0, 12)}: vhids added ${JSON.stringify(r.live.added)}, removed ${JSON.stringify(r.live.removed)}, unchanged ${JSON.stringify(r.live.unchanged)}; sync: ${r.sync}\n`
           : `no change: the running config is already ${r.hash.slice(0, 12)}\n`);
@@ -72,7 +74,7 @@ export async function configCommand(x: ConfigCliContext): Promise<number> {
         doc.setIn(['firewall', 'aliases', name], doc.createNode({ type, entries: entries.map((e) => (/^\d+$/.test(e) ? Number(e) : e)) }, { flow: true }));
         what = `add-alias ${name} (${type}): ${entries.join(' ')}`;
       }
-      const r = await request(x.socket(), { cmd: 'config.apply', text: doc.toString(), file: x.configFile, description: x.message ? `${what} (${x.message})` : what }, 30_000);
+      const r = await request(x.socket(), { cmd: 'config.apply', text: doc.toString(), file: x.configFile, description: x.message ? `${what} (${x.message})` : what }, APPLY_ANSWER_MS);
       out(r, () => r.changed ? `${what}: revision #${r.seq} ${r.hash.slice(0, 12)} applied; sync: ${r.sync}\n` : 'no change\n');
       return 0;
     }
@@ -93,7 +95,7 @@ export async function configCommand(x: ConfigCliContext): Promise<number> {
     }
     case 'revert': {
       if (!args[0]) throw new ControlError('DG_ERR_USAGE', USAGE);
-      const r = await request(x.socket(), { cmd: 'config.revert', ref: args[0], description: x.message }, 30_000);
+      const r = await request(x.socket(), { cmd: 'config.revert', ref: args[0], description: x.message }, APPLY_ANSWER_MS);
       out(r, () => r.changed ? `reverted: new revision #${r.seq} ${r.hash.slice(0, 12)}; sync: ${r.sync}\n` : 'no change: that revision is what runs\n');
       return 0;
     }

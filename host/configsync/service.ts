@@ -114,8 +114,20 @@ export class ConfigSyncService implements Service {
     return run;
   }
 
-  /** Validate, write the config file, record the revision, apply live, push. */
-  applyLocal(next: Config, text: string | undefined, description: string, origin: Origin, writeFile = true): Record<string, unknown> {
+  /**
+   * Put `cfg` (what was in force) back live after a refused apply. The tools refused the new config, so what they
+   * run is still the previous one; a second refusal here (the disk still failing) changes nothing in force.
+   */
+  private async putBack(cfg: Config): Promise<void> {
+    const back = new ApplyTracker();
+    try { this.d.reconfigure(cfg, back); } catch (e) { this.d.log.error('putting the previous config back failed', { err: e }); }
+    for (const r of await back.settle(APPLY_WAIT_MS)) {
+      this.d.log.warn('re-applying the previous section failed too; it is still in force', { sections: r.sections, service: r.service, code: r.code, reason: r.reason });
+    }
+  }
+
+  /** Validate, apply live and wait for the services (all or nothing), then write the config file, record the revision, push. */
+  async applyLocal(next: Config, text: string | undefined, description: string, origin: Origin, writeFile = true): Promise<Record<string, unknown>> {
     const cur = this.d.config;
     // Runtime paths may be overridden on the command line (--socket, --state-dir): keep what runs.
     next.control = structuredClone(cur.control);
@@ -129,10 +141,27 @@ export class ConfigSyncService implements Service {
     if (hash === hashOf(cur)) return { changed: false, seq: this.store.latest()?.seq ?? null, hash };
     const errors = checkConfig(next).filter((f) => f.level === 'error');
     if (errors.length) throw new ConfigError('<apply>', errors[0].field, `${errors[0].message} (duogate check lists all ${errors.length})`);
+    // Live first, and all or nothing: a config a service's tool refuses (nft, unbound, Kea) is put back and never
+    // written, recorded or pushed, so neither node can start from it. A crash before the file is written leaves
+    // the previous file, which is what ran until the apply answered.
+    const tracker = new ApplyTracker();
+    let live: ReturnType<FeatureHost['reconfigure']>;
+    try { live = this.d.reconfigure(next, tracker); } catch (e) {
+      this.d.log.error('config apply failed; back to the previous config', { err: e });
+      await this.putBack(cur);
+      throw Object.assign(new Error(`apply failed, nothing changed: ${(e as Error).message}`), { code: 'DG_ERR_APPLY_FAILED' });
+    }
+    const rejected = await tracker.settle(APPLY_WAIT_MS);
+    if (rejected.length) {
+      await this.putBack(cur);
+      const r = rejected[0];
+      const what = r.sections.length ? r.sections.join(', ') : r.service;
+      this.d.log.error('config apply refused by a service; the previous config stays in force', { description, rejected });
+      throw Object.assign(new Error(`${what} refused by ${r.service}: ${r.reason}; nothing changed (the previous config stays in force, nothing written or synced)`), { code: r.code });
+    }
     // The file first: a crash after it and before the revision is recorded at the next start ("changed while stopped").
     if (writeFile && this.bootFile && text !== undefined) writeFileAtomic(this.bootFile, text, 0o600);
     const rev = this.store.record(next, { description, origin, text });
-    const live = this.d.reconfigure(next);
     this.d.log.info('config revision applied', { seq: rev.seq, hash: rev.hash.slice(0, 12), description, origin });
     this.queue?.kick();
     return { changed: true, seq: rev.seq, hash: rev.hash, live, sync: this.queue ? 'queued' : 'none (secondary)' };
@@ -334,13 +363,7 @@ export class ConfigSyncService implements Service {
         for (const r of rejected) {
           this.d.log.error('a section from the primary was refused; its previous config stays in force', { from, sections: r.sections, service: r.service, code: r.code, reason: r.reason });
         }
-        const back = new ApplyTracker();
-        try { this.d.reconfigure(kept, back); } catch (e) { this.d.log.error('putting the previous sections back failed', { err: e }); }
-        // The tools refused the new config, so what they run is still the previous one; a second refusal here
-        // (the disk still failing) changes nothing in force.
-        for (const r of await back.settle(APPLY_WAIT_MS)) {
-          this.d.log.warn('re-applying the previous section failed too; it is still in force', { sections: r.sections, service: r.service, code: r.code, reason: r.reason });
-        }
+        await this.putBack(kept);
         next = kept;
       }
     }

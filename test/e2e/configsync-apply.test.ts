@@ -194,3 +194,33 @@ t.test('a synced dhcp change is checked with kea-dhcp4 -t and reloaded into the 
   t.equal((await pair.status('secondary')).dhcp.kea.pid, kea, 'the same Kea process (no restart)');
   t.equal((await pair.status('secondary')).configsync.rejected, null, 'nothing refused');
 });
+
+t.test('on the primary, a config its own firewall cannot apply is refused whole: nothing written, recorded or pushed', async (t) => {
+  const rulesetPrimary = path.join(pair.stateDir('primary'), 'firewall', 'ruleset.nft.next');
+  const fileBefore = readFileSync(pair.configFile('primary'), 'utf8');
+  const storeBefore = new ConfigStore(pair.stateDir('primary'), 50).latest()!;
+  const acked = (await peer())?.acked_seq;
+  const pid = board.nodeProcess('primary')!.pid;
+  const vips = structuredClone(BOARD_VIPS);
+  vips[1]!.description = 'WAN VIP, renamed with the refused apply';
+  const f = path.join(pair.dir, 'primary-refused.yaml');
+  writeFileSync(f, primaryYaml(['172.16.99.0/24'], vips, 'one.lan: 192.168.1.51, two.lan: 192.168.1.52', 1800));
+  execFileSync('chattr', ['+i', rulesetPrimary]);
+  t.teardown(() => { try { execFileSync('chattr', ['-i', rulesetPrimary], { stdio: 'ignore' }); } catch { /* already off */ } });
+  const r = pair.cli('primary', ['apply', f, '--json']);
+  execFileSync('chattr', ['-i', rulesetPrimary]);
+  t.not(r.status, 0, 'config apply fails');
+  t.match(r.stderr, /DG_ERR_APPLY_FAILED/, `with the stable code: ${r.stderr.trim()}`);
+  t.match(r.stderr, /firewall.*refused by firewall.*ruleset\.nft\.next.*nothing changed/s, 'naming the section, the file and what happened');
+  t.notMatch(ruleset('primary'), /172\.16\.99\.0\/24/, 'the primary\'s ruleset is the previous one');
+  t.equal((await pair.status('primary')).vips.find((v: any) => v.vhid === 2)?.description, 'WAN VIP, renamed with the bad push', 'the rest of the refused config was put back too');
+  t.equal(readFileSync(pair.configFile('primary'), 'utf8'), fileBefore, 'the config file is unchanged: the next start is safe');
+  t.equal(new ConfigStore(pair.stateDir('primary'), 50).latest()!.seq, storeBefore.seq, 'no revision recorded');
+  t.equal((await peer())?.acked_seq, acked, 'nothing pushed');
+  t.notMatch(ruleset('secondary'), /172\.16\.99\.0\/24/, 'the secondary never saw it');
+  t.equal(board.nodeProcess('primary')?.pid, pid, 'the primary daemon still runs');
+  // Writable again: the same file applies.
+  const ok = applyPrimary(readFileSync(f, 'utf8'), 'the same config, disk writable');
+  t.ok(ok.changed, `applied as #${ok.seq}`);
+  t.ok(await poll(() => /172\.16\.99\.0\/24/.test(ruleset('secondary')), 10_000, 100), 'and synced to the secondary');
+});
