@@ -84,7 +84,7 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
 export const YAML_OPTIONS = { prettyErrors: true, uniqueKeys: true } as const;
 
 /**
- * A config as YAML text for a file, that reads back as the same config. Two yaml-package traps avoided: folding
+ * A config as YAML text for a file, that reads back as the same config. Three yaml-package traps avoided: folding
  * a long double-quoted string can cut a 4-byte character (a surrogate pair) at the fold, which a UTF-8 file
  * stores as two U+FFFD, a longer string than was validated (a description at its maxLength would not load at
  * the next start); a block scalar loses the leading spaces of a line of only spaces (" \n" reads back as "\n");

@@ -367,7 +367,7 @@ export class SyncMachine {
     // Messages addressed to an earlier incarnation of ours carry nothing we can use.
     if (h.peerSession !== 0n && h.peerSession !== this.sessions.session) { this.drops.stale_session++; return; }
     // A HELLO's ack means nothing: it may be addressed to a session its sender has not confirmed yet, with the
-    // sequence numbers of the link before (an old ack there once emptied a fresh window).
+    // sequence numbers of the link before (an old ack there would empty a fresh window).
     if (h.peerSession === this.sessions.session && h.type !== Type.HELLO) this.onAck(now, h.ack, (h.flags & F_NACK) !== 0 && h.type === Type.ACK);
     if (hello) {
       this.c.hellos_rx++;
