@@ -35,26 +35,30 @@ export class ApplyTracker {
   /** Wait for every tracked apply (at most timeoutMs each, counted from now) and list the failed ones. */
   async settle(timeoutMs: number): Promise<SectionRejection[]> {
     const out: SectionRejection[] = [];
+    const timeoutError = (what: string) => Object.assign(new Error(what), { code: 'DG_ERR_APPLY_TIMEOUT' });
     await Promise.all(this.jobs.map(async (j) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, rej) => {
-        timer = setTimeout(() => rej(Object.assign(new Error(`${j.service} did not finish applying within ${timeoutMs} ms; it may still apply the new config`), { code: 'DG_ERR_APPLY_TIMEOUT' })), timeoutMs);
-      });
-      try { await Promise.race([j.done, timeout]); } catch (e) {
+      try {
+        await withTimeout(j.done, timeoutMs, () => { throw timeoutError(`${j.service} did not finish applying within ${timeoutMs} ms; it may still apply the new config`); });
+      } catch (e) {
         const err = e as Error & { code?: unknown };
         const code = typeof err.code === 'string' && err.code.startsWith('DG_ERR_') ? err.code : 'DG_ERR_APPLY_FAILED';
         out.push({ sections: j.sections, service: j.service, code, reason: err?.message ?? String(e) });
-      } finally { clearTimeout(timer); }
+      }
     }));
     await Promise.all(this.many.map(async (m) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<SectionRejection[]>((res) => {
-        timer = setTimeout(() => res([{ sections: [], service: 'features', code: 'DG_ERR_APPLY_TIMEOUT', reason: `starting the features the change asks for took over ${timeoutMs} ms` }]), timeoutMs);
-      });
-      try { out.push(...await Promise.race([m, timeout])); } catch (e) {
+      try {
+        out.push(...await withTimeout(m, timeoutMs, () => [{ sections: [], service: 'features', code: 'DG_ERR_APPLY_TIMEOUT', reason: `starting the features the change asks for took over ${timeoutMs} ms` }]));
+      } catch (e) {
         out.push({ sections: [], service: 'features', code: 'DG_ERR_APPLY_FAILED', reason: (e as Error)?.message ?? String(e) });
-      } finally { clearTimeout(timer); }
+      }
     }));
     return out;
   }
+}
+
+/** `p`, or what `onTimeout` returns (or throws) if `p` has not settled within `ms`. The timer never outlives it. */
+async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((res, rej) => { timer = setTimeout(() => { try { res(onTimeout()); } catch (e) { rej(e); } }, ms); });
+  try { return await Promise.race([p, late]); } finally { clearTimeout(timer); }
 }
