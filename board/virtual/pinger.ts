@@ -44,13 +44,17 @@ export class Pinger {
     for (let i = 1; i < r.length; i++) {
       if (r[i].recv >= from && r[i - 1].recv <= to) gap = Math.max(gap, r[i].recv - r[i - 1].recv);
     }
-    const inWindow = r.filter((x) => x.sent >= from && x.sent <= to).map((x) => x.seq);
+    // Loops, not Math.max(...xs): a long run holds hundreds of thousands of replies, more than a call's arguments.
+    let inLo = Infinity, inHi = -Infinity, beforeHi = -Infinity, afterLo = Infinity;
+    for (const x of r) {
+      if (x.sent < from) beforeHi = Math.max(beforeHi, x.seq);
+      else if (x.sent > to) afterLo = Math.min(afterLo, x.seq);
+      else { inLo = Math.min(inLo, x.seq); inHi = Math.max(inHi, x.seq); }
+    }
     let lost = 0;
-    if (inWindow.length) {
-      const before = r.filter((x) => x.sent < from).map((x) => x.seq);
-      const after = r.filter((x) => x.sent > to).map((x) => x.seq);
-      const lo = before.length ? Math.max(...before) : Math.min(...inWindow);
-      const hi = after.length ? Math.min(...after) : Math.max(...inWindow);
+    if (inHi >= inLo) {
+      const lo = beforeHi > -Infinity ? beforeHi : inLo;
+      const hi = afterLo < Infinity ? afterLo : inHi;
       const got = new Set(r.map((x) => x.seq));
       for (let s = lo + 1; s < hi; s++) if (!got.has(s)) lost++;
     }
