@@ -54,6 +54,13 @@ export class AlarmTracker {
 
   list(): Alarm[] { return [...this.active.values()]; }
 
+  /** Forget every alarm (nobody watches any more); returns the ones that were active, to report them cleared. */
+  clear(): Alarm[] {
+    const was = this.list();
+    this.active.clear(); this.bothMasterSince.clear(); this.lanVisibleSince = null;
+    return was;
+  }
+
   /** Re-evaluate every rule; returns the alarms raised and cleared by this observation. */
   update(o: Observation): AlarmChange[] {
     const want = new Map<string, Omit<Alarm, 'since'>>();

@@ -69,6 +69,9 @@ export class PeerHealth implements Service {
     if (this.evalTimer) clearInterval(this.evalTimer);
     try { this.sock?.close(); } catch { /* already closed */ }
     this.sock = null;
+    // Nobody watches the pair's health any more: what was raised is cleared, or its listeners (telemetry's
+    // events, dhcp's hold) keep it for as long as the daemon runs. The socket is closed: report() sends nothing.
+    for (const alarm of this.tracker.clear()) this.report({ alarm, active: false });
   }
 
   /** Active alarms (for other services, e.g. telemetry's problem sensor). */

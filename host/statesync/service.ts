@@ -32,6 +32,8 @@ export class StateSyncService implements Service {
   private watches: object[] = [];
   private evWatch: object | null = null;
   private stopped = false;
+  /** Whether this service holds CARP's BULK_SYNC demotion (raised at start until the peer's table is here). */
+  private demoted = false;
   private readonly onConfig = (next: Config) => this.applyPolicy(next);
   private readonly onCarp = (t: Transition) => this.onTransition(t);
   private peerAddr = '';
@@ -173,7 +175,7 @@ export class StateSyncService implements Service {
     const m = this.m;
     for (let a = m.pollAction(); a; a = m.pollAction()) {
       switch (a.kind) {
-        case 'demote': this.d.demote(Demote.BULK_SYNC, a.on); break;
+        case 'demote': this.demoted = a.on; this.d.demote(Demote.BULK_SYNC, a.on); break;
         case 'dump': this.ct.requestDump(a.seq); break;
         case 'log': this.d.log[a.level](a.msg, a.fields); break;
         case 'subscribe':
@@ -232,6 +234,8 @@ export class StateSyncService implements Service {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.m?.stop();
+    // A stop during the bulk (the feature removed live) must not leave the node demoted until its next start.
+    if (this.demoted) { this.demoted = false; this.d.demote(Demote.BULK_SYNC, false); }
     for (const w of this.watches) native.unwatch(w);
     if (this.evWatch) native.unwatch(this.evWatch);
     this.ct?.close();
