@@ -59,8 +59,11 @@ export interface FeatureHost {
   readonly log: Logger;
   /** Monotonic milliseconds (the CARP core's clock). */
   now(): number;
-  /** Register a control-socket command (`duogate ...` and the console talk to it); ignored without a socket. */
-  handle(cmd: string, h: Handler): void;
+  /**
+   * Register a control-socket command (`duogate ...` and the console talk to it); ignored without a socket.
+   * Returns what unregisters it: call it in the service's stop(), or the command reaches a stopped service.
+   */
+  handle(cmd: string, h: Handler): () => void;
   on<E extends keyof HostEvents>(event: E, fn: (...a: HostEvents[E]) => void): unknown;
   off<E extends keyof HostEvents>(event: E, fn: (...a: HostEvents[E]) => void): unknown;
   emit<E extends keyof HostEvents>(event: E, ...a: HostEvents[E]): boolean;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { FeatureHost, Service } from '../feature.js';
+import type { Handler } from '../control/server.js';
 import { SCHEMA_VERSION, type Config } from '../config/schema.js';
 import { ConfigError, configYaml, validateConfig, yamlConfigError } from '../config/load.js';
 import { checkConfig } from '../config/check.js';
@@ -62,6 +63,8 @@ export class ConfigSyncService implements Service {
   /** Secondary: the sections of the last push that kept their previous config, or null when all applied. */
   private rejected: { at: string; primary_seq: number; sections: RejectedSection[] } | null = null;
   private applying: Promise<unknown> = Promise.resolve();
+  /** What unregisters each control command this service registered. */
+  private readonly unhandle: (() => void)[] = [];
   /** A large config file is parsed off the event loop (a 5,000-rule file: ~0.5 s of YAML parsing). */
   private readonly yaml = new OffLoopDecoder();
   /** The config file the daemon was started with (set by `duogate run`); local applies rewrite it. */
@@ -168,7 +171,7 @@ export class ConfigSyncService implements Service {
   }
 
   private registerControl(): void {
-    const c = this.d;
+    const c = { handle: (cmd: string, h: Handler) => { this.unhandle.push(this.d.handle(cmd, h)); } };
     c.handle('config.apply', (req) => this.exclusive(async () => {
       const file = String(req.file ?? '<apply>');
       let doc: unknown;
@@ -423,6 +426,8 @@ export class ConfigSyncService implements Service {
   }
 
   async stop(): Promise<void> {
+    // The feature can stop while the daemon runs (its section removed): its commands must not reach it.
+    for (const off of this.unhandle.splice(0)) off();
     await this.yaml.close();
     this.queue?.stop();
     if (this.checkTimer) clearInterval(this.checkTimer);

@@ -14,7 +14,11 @@ export class ControlServer {
 
   constructor(readonly socketPath: string, private readonly log: Logger) {}
 
-  handle(cmd: string, h: Handler): void { this.handlers.set(cmd, h); }
+  /** Register `cmd`; the function returned unregisters it (only if it is still this handler). */
+  handle(cmd: string, h: Handler): () => void {
+    this.handlers.set(cmd, h);
+    return () => { if (this.handlers.get(cmd) === h) this.handlers.delete(cmd); };
+  }
 
   async listen(): Promise<void> {
     mkdirSync(path.dirname(this.socketPath), { recursive: true });

@@ -67,7 +67,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
 
   /** The control socket features register their commands on (set by `duogate run` before start). */
   useControl(c: ControlServer): void { this.control = c; }
-  handle(cmd: string, h: Handler): void { this.control?.handle(cmd, h); }
+  handle(cmd: string, h: Handler): () => void { return this.control?.handle(cmd, h) ?? (() => {}); }
   vhidStatus(): VhidStatus[] { return this.core.vhidStatus(); }
   maintenanceState(): { since: string; by: string } | null { return this.maintenance.get(); }
   syncLinkUp(): boolean { return this.sync.running; }
