@@ -76,6 +76,11 @@ export interface FeatureHost {
   /** Persistent maintenance mode: when and by whom it was entered, or null. */
   maintenanceState(): { since: string; by: string } | null;
   setMaintenance(on: boolean, by: string): void;
+  /**
+   * The alarms raised through emit('alarm') and not cleared since: a feature started while the daemon runs
+   * learns what it missed (the events came before it listened).
+   */
+  activeAlarms(): AlarmEvent[];
   /** Carrier of the dedicated sync link (a hint that the peer is alive). */
   syncLinkUp(): boolean;
   /** Take a new config live (the daemon applies CARP's part and emits 'config'); config sync calls it. */

@@ -10,7 +10,7 @@ import type { Config, IfRole, VipConfig } from '../config/schema.js';
 import { Logger } from '../log.js';
 import { MaintenanceFlag } from './maintenance.js';
 import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
-import type { FeatureHost, Service, Transition } from '../feature.js';
+import type { AlarmEvent, FeatureHost, Service, Transition } from '../feature.js';
 import type { ControlServer, Handler } from '../control/server.js';
 import { FeatureRunner, FeatureStartError } from './services.js';
 import type { ApplyTracker } from './apply.js';
@@ -53,6 +53,8 @@ export class Daemon extends EventEmitter implements FeatureHost {
   /** Last transition per vhid, for status and telemetry. */
   readonly lastChange = new Map<number, Transition>();
   extraDemotions = new Set<number>();
+  /** Alarms raised through emit('alarm') and not cleared since, by source and key. */
+  private readonly alarms = new Map<string, AlarmEvent>();
   /** The dedicated sync link (no vhid on it): its carrier is a hint that the peer is alive. */
   readonly sync = { index: -1, running: true };
 
@@ -61,6 +63,10 @@ export class Daemon extends EventEmitter implements FeatureHost {
     this.log = opts.log ?? new Logger({ node: config.node.name }, config.log.level);
     this.maintenance = new MaintenanceFlag(config.state_dir);
     this.features = new FeatureRunner(this);
+    this.on('alarm', (ev: AlarmEvent) => {
+      const k = `${ev.source}/${ev.key}`;
+      if (ev.active) this.alarms.set(k, ev); else this.alarms.delete(k);
+    });
   }
 
   now(): number { return native.nowMs(); }
@@ -68,6 +74,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
   /** The control socket features register their commands on (set by `duogate run` before start). */
   useControl(c: ControlServer): void { this.control = c; }
   handle(cmd: string, h: Handler): () => void { return this.control?.handle(cmd, h) ?? (() => {}); }
+  activeAlarms(): AlarmEvent[] { return [...this.alarms.values()]; }
   vhidStatus(): VhidStatus[] { return this.core.vhidStatus(); }
   maintenanceState(): { since: string; by: string } | null { return this.maintenance.get(); }
   syncLinkUp(): boolean { return this.sync.running; }

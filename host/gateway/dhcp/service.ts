@@ -8,6 +8,7 @@ import type { ApplyTracker } from '../../daemon/apply.js';
 import { Why } from '../../core/core.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
+import { KeaHold, type HoldChange } from './hold.js';
 import { haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
 import { ensureHaTls, pairSecret } from './hatls.js';
 import type { Config } from '../../config/schema.js';
@@ -27,12 +28,8 @@ export class DhcpService implements Service {
   private onConfig: ((next: Config, prev: Config, tracker?: ApplyTracker) => void) | null = null;
   private written = '';
   private onAlarm: ((ev: AlarmEvent) => void) | null = null;
-  // Sync link down while the peer is alive on the LAN: Kea's HA heartbeats (over the sync link) fail, both
-  // Kea servers would go PARTNER-DOWN and hand out leases from one pool without telling each other. Only the
-  // LAN MASTER's Kea may serve then; the other node's Kea is held stopped until the sync link is back.
-  private syncDown = false;
-  private lanMaster = false;
-  private held = false;
+  /** Whether Kea is held stopped (sync link down, the peer the LAN MASTER): hold.ts. */
+  private hold = new KeaHold();
   private version: string | null = null;
   private haAuth = false;
   private tls = false;
@@ -70,8 +67,11 @@ export class DhcpService implements Service {
       // Every HA heartbeat and lease update from the peer is a control command Kea logs at INFO: two lines a second.
       routine: /\bCOMMAND_RECEIVED\b/,
     });
-    this.proc.start();
-    log.info('kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
+    // What the pair looks like now (this feature can start while the daemon runs): a held Kea does not start.
+    this.hold = KeaHold.from(d);
+    if (this.hold.held) log.warn('sync link down while the peer is alive on the LAN: Kea does not start here (the LAN MASTER serves alone) so two servers never lease from one pool');
+    else this.proc.start();
+    log.info(this.hold.held ? 'kea configured (held)' : 'kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
     if (!this.tls) log.warn('kea HA listener without authentication: no statesync.key, peer.key or configsync.password to derive the pair\'s TLS identity from; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out');
     this.poll = setInterval(() => {
       keaStatus(p.socket).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
@@ -81,26 +81,20 @@ export class DhcpService implements Service {
     // SYN goes unanswered). CARP knows sooner: when this node takes the LAN VIP because the peer went silent,
     // make the local Kea serve the primary's scope now. Kea resets the scopes itself at its next HA transition
     // (partner-down, or hot-standby again once the peer is back and synced).
-    const reconcile = () => {
-      const hold = this.syncDown && !this.lanMaster;
-      if (hold === this.held || !this.proc) return;
-      this.held = hold;
-      if (hold) {
+    const reconcile = (change: HoldChange) => {
+      if (!change || !this.proc) return;
+      if (change === 'hold') {
         log.warn('sync link down while the peer is alive on the LAN: Kea stops here (the LAN MASTER serves alone) so two servers never lease from one pool');
         void this.proc.stop();
       } else {
-        log.info(this.syncDown ? 'this node is now the LAN MASTER: Kea starts (its partner is unreachable: it serves alone)' : 'sync link back: Kea starts again and takes the leases made meanwhile from its partner');
+        log.info(this.hold.syncDown ? 'this node is now the LAN MASTER: Kea starts (its partner is unreachable: it serves alone)' : 'sync link back: Kea starts again and takes the leases made meanwhile from its partner');
         this.proc.start();
       }
     };
-    this.onAlarm = (ev: AlarmEvent) => {
-      if (ev.name !== 'sync_link_down' || ev.active === this.syncDown) return;
-      this.syncDown = ev.active;
-      reconcile();
-    };
+    this.onAlarm = (ev: AlarmEvent) => reconcile(this.hold.alarm(ev));
     d.on('alarm', this.onAlarm);
     this.onTransition = (t: Transition) => {
-      if (t.interface === 'lan') { this.lanMaster = t.to === 'MASTER'; reconcile(); }
+      reconcile(this.hold.transition(t));
       if (t.interface !== 'lan' || t.to !== 'MASTER' || t.reason !== Why.MASTER_DOWN) return;
       // Only a standby that was in touch with its partner (HOT-STANDBY, not serving the primary's scope):
       // a Kea still WAITING/SYNCING at boot must finish its own handshake first.
@@ -147,14 +141,14 @@ export class DhcpService implements Service {
     try { r = await keaCommand(p.socket, 'config-reload', undefined, 10_000); } catch (e) {
       // Kea is not answering (starting, or held stopped): it reads the checked file when it starts.
       log.warn('config-reload failed; kea reads the new config when it (re)starts', { err: e });
-      if (!this.held) void this.proc?.restart();
+      if (!this.hold.held) void this.proc?.restart();
       return;
     }
     if (r?.result === 0) { log.info('kea reloaded its config', { text: r.text }); return; }
     // Kea refused what -t accepted (e.g. a resource at run time): put the previous file back and keep Kea on it.
     writeFileAtomic(p.config, before);
     this.written = before;
-    await keaCommand(p.socket, 'config-reload', undefined, 10_000).catch(() => { if (!this.held) void this.proc?.restart(); });
+    await keaCommand(p.socket, 'config-reload', undefined, 10_000).catch(() => { if (!this.hold.held) void this.proc?.restart(); });
     throw coded(new Error(`kea refused config-reload: ${r?.text ?? JSON.stringify(r)} (check the dhcp section)`), 'DG_ERR_DHCP_REFUSED');
   }
 
@@ -171,7 +165,7 @@ export class DhcpService implements Service {
       ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
       leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null, kea_version: this.version,
       ha_auth: this.authText(),
-      ...(this.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
+      ...(this.hold.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
     };
   }
 }
