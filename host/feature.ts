@@ -114,10 +114,41 @@ export interface Feature {
   check?(c: Config, peer?: Config): Finding[];
   /** Whether the config asks for the feature to run (its section present and enabled). */
   wanted(c: Config): boolean;
-  /** Start it on `host`; null when the config does not ask for it. A throw fails the daemon's start. */
+  /**
+   * Start it on `host`; null when the config does not ask for it. A throw fails the daemon's start, and must
+   * leave nothing running (startService below stops a half-started service).
+   */
   start(host: FeatureHost): Promise<Service | null>;
+  /**
+   * Its node-local sections (the ones config sync does not carry) are read at start only. When one changes
+   * live: true, the daemon stops and starts the feature; otherwise it logs and shows that a restart is needed.
+   */
+  readonly restartOnChange?: boolean;
   /** Figures for telemetry and the console from its own status section (absent when it does not run). */
   figures?(section: Record<string, any>): Partial<Figures>;
   /** Its own part of the console's "Sync:" line (after the figures above), or null for none. */
   consoleText?(section: Record<string, any>, p: Paint): string | null;
+}
+
+/** A service before it runs: what startService starts. */
+export interface Startable extends Service { start(host: FeatureHost): Promise<void> | void }
+
+/**
+ * A Feature's `start`: null when `wanted` says no; otherwise the service `make` builds (it imports the service
+ * module, so a feature that does not run loads none of its code), started on the host. A start that throws can
+ * leave listeners, sockets and watches behind (and a live retry would add more each time), so the
+ * half-started service is stopped before the error goes on.
+ */
+export function lazyService(wanted: (c: Config) => boolean, make: (host: FeatureHost) => Promise<Startable>): (host: FeatureHost) => Promise<Service | null> {
+  return async (host) => {
+    if (!wanted(host.config)) return null;
+    const s = await make(host);
+    try {
+      await s.start(host);
+    } catch (e) {
+      try { await s.stop(false); } catch (e2) { host.log.error('service stop after a failed start failed', { service: s.name, err: e2 }); }
+      throw e;
+    }
+    return s;
+  };
 }

@@ -1,26 +1,22 @@
 // The config sync feature: the node-local `configsync` section (service.ts). Which sections it carries is
 // each feature's `synced` list (host/configsync/sections.ts reads them).
 import type { Config } from '../config/schema.js';
-import type { Feature } from '../feature.js';
+import { lazyService, type Feature } from '../feature.js';
 import { configSyncSchema } from './schema.js';
 import { checkConfigSync } from './check.js';
 import { neverSynced } from './sections.js';
 
 const onOff = (b: boolean) => (b ? 'ON' : 'OFF') as 'ON' | 'OFF';
 
+const wanted = (c: Config) => !!c.configsync;
+
 export const feature: Feature = {
   name: 'configsync',
   // Built when the loader asks: the names it refuses come from the other features' lists.
   sections: { configsync: () => configSyncSchema(neverSynced()) },
   check: checkConfigSync,
-  wanted: (c: Config) => !!c.configsync,
-  async start(host) {
-    if (!this.wanted(host.config)) return null;
-    const { ConfigSyncService } = await import('./service.js');
-    const s = new ConfigSyncService();
-    await s.start(host);
-    return s;
-  },
+  wanted,
+  start: lazyService(wanted, async () => new (await import('./service.js')).ConfigSyncService()),
   figures(s) {
     if (typeof s.peer?.state === 'string') return { config_in_sync: onOff(s.peer.state === 'in_sync') }; // primary: the secondary is up to date
     if (typeof s.drift === 'boolean') return { config_in_sync: onOff(!s.drift) }; // secondary: no local edits beside the primary's

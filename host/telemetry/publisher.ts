@@ -84,9 +84,11 @@ export class MqttTelemetry implements Service {
   private readonly onTransition = (t: Transition) => this.event({ type: 'transition', vhid: t.vhid, interface: t.interface, address: t.address, from: t.from, to: t.to, why: t.why, at: t.at });
   private readonly onMaintenance = (on: boolean) => this.event({ type: 'maintenance', on, by: this.d.maintenanceState()?.by ?? null, at: new Date().toISOString() });
   private readonly onAlarm = (a: AlarmEvent) => this.event({ ...a, type: 'alarm' });
-  /** A live config apply may add or remove VIPs: their entities follow. The mqtt: section itself is read at start. */
-  private readonly onConfig = (next: Record<string, unknown>, prev: Record<string, unknown>) => {
-    if (JSON.stringify(next.mqtt) !== JSON.stringify(prev?.mqtt)) this.d.log.warn('mqtt: section changed: it takes effect when the daemon restarts');
+  /**
+   * A live config apply may add or remove VIPs: their entities follow. The mqtt: section itself is read at start
+   * (the feature runner says when a change to it needs a restart).
+   */
+  private readonly onConfig = () => {
     if (this.client?.connected && this.c.discovery.enabled) this.publishDiscovery();
     this.stateDirty = true;
     setImmediate(() => this.publishState(true));
