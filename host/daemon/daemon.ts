@@ -406,6 +406,9 @@ export class Daemon extends EventEmitter implements FeatureHost {
     if (this.stopped) return;
     if (graceful) { this.core.shutdown(this.now()); this.run(); }
     this.stopped = true;
+    // Services going down clear what they raised (the peer's alarms): nothing may act on that now, e.g. dhcp
+    // starting a held Kea ("sync link back") just before its own stop.
+    this.removeAllListeners('alarm');
     await this.features.stopAll(graceful);
     if (this.timer) clearTimeout(this.timer);
     for (const l of this.links) { native.unwatch(l.watch); native.close(l.carpFd); native.close(l.arpFd); }

@@ -180,6 +180,12 @@ t.test('the daemon keeps the alarms raised and not cleared, for a feature that s
   d.emit('alarm', alarm('sync_link_down', false));
   t.same(d.activeAlarms().map((a) => a.name), ['peer_lost'], 'a cleared alarm is gone');
   t.equal(KeaHold.from(d).syncDown, false, 'dhcp reads them from the daemon');
+  // A stopping daemon: the peer's stop clears its alarms, and a held Kea must not start because of that.
+  let told = 0;
+  d.on('alarm', () => told++);
+  await d.stop(false);
+  d.emit('alarm', alarm('peer_lost', false));
+  t.equal(told, 0, 'alarms cleared while the daemon stops reach no feature');
 });
 
 t.test('a changed node-local section: restarted when the feature allows it, else logged once and shown', async (t) => {
