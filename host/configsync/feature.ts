@@ -4,14 +4,14 @@ import type { Config } from '../config/schema.js';
 import type { Feature } from '../feature.js';
 import { configSyncSchema } from './schema.js';
 import { checkConfigSync } from './check.js';
-import { neverSynced } from './sections.js';
+import { syncable } from './sections.js';
 
 const onOff = (b: boolean) => (b ? 'ON' : 'OFF') as 'ON' | 'OFF';
 
 export const feature: Feature = {
   name: 'configsync',
-  // Built when the loader asks: the names it refuses come from the other features' lists.
-  sections: { configsync: () => configSyncSchema(neverSynced()) },
+  // Built when the loader asks: the names it accepts come from the other features' lists.
+  sections: { configsync: () => configSyncSchema(syncable()) },
   check: checkConfigSync,
   wanted: (c: Config) => !!c.configsync,
   async start(host) {
