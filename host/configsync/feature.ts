@@ -14,6 +14,12 @@ export const feature: Feature = {
   sections: { configsync: () => configSyncSchema(syncable()) },
   check: checkConfigSync,
   wanted: (c: Config) => !!c.configsync,
+  // A secondary starts from the sections it last received from the primary, not the file's (service.ts bootConfig).
+  async bootConfig(c, log) {
+    if (!this.wanted(c)) return c;
+    const { bootConfig } = await import('./service.js');
+    return bootConfig(c, log);
+  },
   async start(host) {
     if (!this.wanted(host.config)) return null;
     const { ConfigSyncService } = await import('./service.js');

@@ -4,6 +4,7 @@
 // with only its own sections runs whatever the primary syncs to it. A changed section is the running
 // feature's own business (its 'config' listener reloads it).
 import type { Feature, FeatureHost, Service } from '../feature.js';
+import type { Config } from '../config/schema.js';
 import { features as allFeatures } from '../features.js';
 import type { SectionRejection } from './apply.js';
 
@@ -35,6 +36,12 @@ export class FeatureRunner {
 
   /** Running services, in start order. */
   services(): Service[] { return this.list.flatMap((f) => this.running.get(f.name) ?? []); }
+
+  /** Before the daemon starts anything: the config amended by each feature that has a say (Feature.bootConfig). */
+  async bootConfig(c: Config): Promise<Config> {
+    for (const f of this.list) if (f.bootConfig) c = await f.bootConfig(c, this.host.log);
+    return c;
+  }
 
   /** At daemon start: every feature the config asks for. The first that throws ends it (FeatureStartError). */
   startAll(): Promise<void> {
