@@ -272,6 +272,8 @@ export class ConfigSyncService implements Service {
 
   /** Compare the synced sections' hash with the secondary's; re-push a secondary that lost them, flag local edits. */
   private async checkDrift(): Promise<void> {
+    // Busy includes the backoff wait after a failed or rejected push: the queue retries that on its own schedule
+    // (up to retry_max_ms), and a kick here would restart its backoff and re-apply on the secondary at once.
     if (!this.queue || this.queue.busy || !this.peer.acked) return;
     try {
       const st = await this.client().call('duogate.sync_status', [this.cfg.sections as XmlRpcValue]) as Record<string, XmlRpcValue>;

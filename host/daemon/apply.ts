@@ -17,7 +17,7 @@ export interface SectionRejection {
 
 export class ApplyTracker {
   private readonly jobs: { service: string; sections: string[]; done: Promise<unknown> }[] = [];
-  private readonly many: Promise<SectionRejection[]>[] = [];
+  private readonly many: { done: Promise<SectionRejection[]>; sections: string[] }[] = [];
 
   /** A service's apply of this change. The promise should reject with an error naming what the tool refused. */
   track(service: string, sections: string[], done: Promise<unknown>): void {
@@ -26,10 +26,13 @@ export class ApplyTracker {
     this.jobs.push({ service, sections, done });
   }
 
-  /** Work whose outcome is a list of failed sections (the daemon starting the features a change asks for). */
-  trackMany(done: Promise<SectionRejection[]>): void {
+  /**
+   * Work whose outcome is a list of failed sections (the daemon starting the features a change asks for).
+   * `sections`: what it covers, reported if it does not finish in time, so that config sync puts them back.
+   */
+  trackMany(done: Promise<SectionRejection[]>, sections: string[] = []): void {
     done.catch(() => {});
-    this.many.push(done);
+    this.many.push({ done, sections });
   }
 
   get size(): number { return this.jobs.length + this.many.length; }
@@ -49,9 +52,9 @@ export class ApplyTracker {
     }));
     await Promise.all(this.many.map(async (m) => {
       try {
-        out.push(...await withTimeout(m, timeoutMs, () => [{ sections: [], service: 'features', code: 'DG_ERR_APPLY_TIMEOUT', reason: `starting the features the change asks for took over ${timeoutMs} ms` }]));
+        out.push(...await withTimeout(m.done, timeoutMs, () => [{ sections: m.sections, service: 'features', code: 'DG_ERR_APPLY_TIMEOUT', reason: `starting the features the change asks for took over ${timeoutMs} ms` }]));
       } catch (e) {
-        out.push({ sections: [], service: 'features', code: 'DG_ERR_APPLY_FAILED', reason: (e as Error)?.message ?? String(e) });
+        out.push({ sections: m.sections, service: 'features', code: 'DG_ERR_APPLY_FAILED', reason: (e as Error)?.message ?? String(e) });
       }
     }));
     return out;

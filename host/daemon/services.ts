@@ -26,11 +26,13 @@ export class FeatureRunner {
   private stopped = false;
 
   constructor(private readonly host: FeatureHost, private readonly list: readonly Feature[] = allFeatures) {
-    host.on('config', (_next, _prev, tracker) => {
+    host.on('config', (next, _prev, tracker) => {
+      // The features this change starts (as far as known now): what config sync puts back if they are too slow.
+      const starting = this.list.filter((f) => f.wanted(next) && !this.running.has(f.name)).flatMap((f) => Object.keys(f.sections));
       const step = this.chain.then(() => this.follow());
       this.chain = step.then(() => {}, () => {});
       // A feature a synced section asks for that cannot start: config sync keeps that section's previous value.
-      tracker?.trackMany(step);
+      tracker?.trackMany(step, starting);
     });
   }
 

@@ -83,3 +83,16 @@ t.test('push queue: kick never waits for a slow push', async (t) => {
   q.stop();
 });
 
+
+t.test('push queue: busy through the backoff after a failure, so the drift check adds no push to a retrying one', async (t) => {
+  let pushes = 0;
+  const q = new PushQueue(async () => { pushes++; throw new Error('rejected: DG_ERR_DHCP_REFUSED'); }, { minMs: 1000, maxMs: 2000, coalesceMs: 0 }, () => {});
+  q.kick();
+  await sleep(50);
+  t.equal(pushes, 1);
+  t.ok(q.busy, 'waiting out the backoff counts as busy (checkDrift returns on busy)');
+  t.ok(q.nextRetryAt !== null, 'a retry is scheduled');
+  await sleep(150);
+  t.equal(pushes, 1, 'no retry before the backoff');
+  q.stop();
+});
