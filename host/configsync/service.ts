@@ -94,7 +94,7 @@ export class ConfigSyncService implements Service {
     let why = latest ? 'config file changed while the daemon was stopped' : 'initial config';
     const rx = this.isPrimary ? null : lastReceived(this.store);
     if (rx) {
-      why = hashOf(withReceived(effective, rx)) === hashOf(effective) ? 'config at start (file + sections last received from the primary)'
+      why = hashOf(withReceived(effective, rx, latest!)) === hashOf(effective) ? 'config at start (file + sections last received from the primary)'
         : 'config at start: the sections last received from the primary do not load, the file\'s are in force until the primary pushes again';
     }
     if (latest?.hash === hashOf(effective)) return;
@@ -436,15 +436,19 @@ function lastReceived(store: ConfigStore): Revision | null {
   return m ? store.get(m.seq) : null;
 }
 
-/** `config` with the sections `rx` carried from the primary in place of its own (absent ones deleted). */
-function withReceived(config: Config, rx: Revision): Config {
+/**
+ * `config` with the sections the primary syncs (those `rx` carried) as the store's latest revision has them (absent
+ * ones deleted): what was last in force, a local edit made since the push included.
+ */
+function withReceived(config: Config, rx: Revision, latest: Revision): Config {
   const out = structuredClone(config);
-  for (const cat of rx.synced ?? []) setSection(out, cat, structuredClone(getSection(rx.config, cat) ?? null));
+  for (const cat of rx.synced ?? []) setSection(out, cat, structuredClone(getSection(latest.config, cat) ?? null));
   return out;
 }
 
 /**
- * The config a secondary starts from: its file with the synced sections it last received from the primary, so
+ * The config a secondary starts from: its file with the synced sections as last in force (received from the
+ * primary, or edited here since), so
  * every feature starts from them in the features' order (the firewall before the config sync server listens).
  * That revision was recorded only as far as it was in force (a refused section kept its previous value), so it
  * is what ran: a feature that fails to start from it fails the daemon's start as one from the file would (a
@@ -456,9 +460,10 @@ export function bootConfig(config: Config, log: Logger): Config {
   if (config.node.role === 'primary' || !config.configsync) return config;
   let rx: Revision | null = null;
   try {
-    rx = lastReceived(new ConfigStore(config.state_dir, (config.configsync as ConfigSyncConfig).history));
+    const store = new ConfigStore(config.state_dir, (config.configsync as ConfigSyncConfig).history);
+    rx = lastReceived(store);
     if (!rx) return config;
-    const merged = validateConfig(withReceived(config, rx), `the sections received from the primary (revision #${rx.seq})`);
+    const merged = validateConfig(withReceived(config, rx, store.latest()!), `the sections received from the primary (revision #${rx.seq})`);
     if (hashOf(merged) === hashOf(config)) return config;
     log.info('starting with the sections last received from the primary', { seq: rx.seq, primary_seq: rx.primary_revision?.seq ?? null, sections: rx.synced ?? [] });
     return merged;

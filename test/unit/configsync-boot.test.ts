@@ -48,6 +48,15 @@ t.test('the stored synced sections win over the file\'s; node-local ones stay th
   t.same(bootConfig({ ...structuredClone(local), node: { ...local.node, role: 'primary' } } as Config, log).firewall, local.firewall, 'a primary starts from its file');
 });
 
+t.test('a synced section edited here after the push starts as edited (what was last in force)', async (t) => {
+  const { file, dir, log } = setup(t);
+  const rx = received(file, dir);
+  const edited = structuredClone(rx);
+  edited.firewall!.rules.lan![0].description = 'edited on the secondary';
+  new ConfigStore(dir).record(edited, { description: 'local edit', origin: 'local' });
+  t.equal(bootConfig(file, log).firewall!.rules.lan![0].description, 'edited on the secondary');
+});
+
 t.test('stored sections that no longer load: the file\'s, said loudly, no throw', async (t) => {
   const { file, dir, lines, log } = setup(t);
   const c = structuredClone(file);
