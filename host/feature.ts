@@ -115,8 +115,13 @@ export interface Feature {
   /** Whether the config asks for the feature to run (its section present and enabled). */
   wanted(c: Config): boolean;
   /**
+   * Before CARP and any feature start: the config to start from, when it is more than the file (config sync: a
+   * secondary's synced sections). Must not throw: a problem is logged and `c` returned.
+   */
+  bootConfig?(c: Config, log: Logger): Promise<Config>;
+  /**
    * Start it on `host`; null when the config does not ask for it. A throw fails the daemon's start, and must
-   * leave nothing running (startService below stops a half-started service).
+   * leave nothing running (lazyService below stops a half-started service).
    */
   start(host: FeatureHost): Promise<Service | null>;
   /**

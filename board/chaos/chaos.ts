@@ -3,23 +3,29 @@
 // sync, state sync, peer heartbeat, MQTT to a broker in the LAN client), traffic through it (traffic.ts), faults
 // injected at seeded random times, several overlapping (schedule.ts, faults.ts), invariants checked all the
 // time (invariants.ts), then the table (report.ts) and with --json one line of figures. docs/chaos.md.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtualBoard, NODES, type NodeName } from '../virtual/board.js';
 import { allAre } from '../virtual/firmware.js';
 import { MqttLab } from '../virtual/demo/telemetry.js';
-import { deleteNetns, ip, killAllIn, pidAlive } from '../virtual/netns.js';
+import { deleteNetns, ip, killAllIn } from '../virtual/netns.js';
 import { ChaosFirmware, inject, undo, undoAll, type FaultCtx } from './faults.js';
 import { Invariants, parseKeaLeases, type ActiveFault, type NodeObs, type Observation } from './invariants.js';
 import { rows, table, type FaultRecord } from './report.js';
 import { ALL_KINDS, KINDS, Rng, plan, type FaultClass, type FaultKind, type PlannedFault } from './schedule.js';
 import { DHCP_CLIENTS, Traffic } from './traffic.js';
+import { takeRunLock } from './lock.js';
 
 /** The last part of the run injects nothing: every fault's settle bound (≤ 20 s) ends inside it. */
 const TAIL_MS = 25_000;
 
 export interface ChaosOptions { minutes: number; seed: number; prefix: string; say: (line: string) => void; only?: FaultKind[] }
+
+/** The run lock of a board: next to its run directory. */
+const runLockFile = (board: VirtualBoard) => path.join(path.dirname(board.runDir), `${board.prefix}.chaos.pid`);
+/** Set while a run holds its lock, for the Ctrl-C path. */
+let releaseOnInterrupt: (() => void) | null = null;
 
 export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>> {
   const say = o.say;
@@ -37,11 +43,8 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
   const tasks: Promise<void>[] = [];
   const rss: Record<string, number[]> = {};
   // One run per board: a second one would tear this one's board down under it (and vice versa).
-  const lock = path.join(path.dirname(board.runDir), `${o.prefix}.chaos.pid`);
-  const holder = Number((() => { try { return readFileSync(lock, 'utf8'); } catch { return '0'; } })());
-  if (holder && holder !== process.pid && pidAlive(holder)) throw new Error(`another chaos run (pid ${holder}) uses board ${o.prefix}; wait for it, or stop it with kill -INT ${holder}, or use another --prefix`);
-  mkdirSync(path.dirname(lock), { recursive: true });
-  writeFileSync(lock, String(process.pid));
+  const unlock = takeRunLock(runLockFile(board), `board ${o.prefix}`);
+  releaseOnInterrupt = unlock;
   try {
     say(`== chaos: ${o.minutes} min, seed ${o.seed}, board ${o.prefix} ==`);
     await board.up();
@@ -204,7 +207,7 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
     await traffic.stop().catch(() => {});
     await lab.stop().catch(() => {});
     await board.down();
-    rmSync(lock, { force: true });
+    unlock();
   }
 }
 
@@ -288,7 +291,7 @@ if (isMain) {
   process.once('SIGINT', () => {
     console.error('\nduogate chaos: interrupted; tearing the board down');
     const dhcp = Array.from({ length: DHCP_CLIENTS }, (_, i) => `${prefix}-dhc${i + 1}`);
-    void new VirtualBoard({ prefix }).down().then(() => killAllIn(dhcp)).then(() => deleteNetns(dhcp)).finally(() => process.exit(130));
+    void new VirtualBoard({ prefix }).down().then(() => killAllIn(dhcp)).then(() => deleteNetns(dhcp)).finally(() => { releaseOnInterrupt?.(); process.exit(130); });
   });
   const t0 = Date.now();
   try {

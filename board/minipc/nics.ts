@@ -1,9 +1,9 @@
 // NIC roles on a real box: the three Ethernet ports become wan0/lan0/sync0 by MAC, persisted as systemd .link
 // files, so two boxes whose ports enumerate in different orders still end up alike.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../../host/io/atomic.js';
+import { removeFileDurable, writeFileAtomic } from '../../host/io/atomic.js';
 import type { IfRole } from '../../host/config/schema.js';
 import { ROLES } from './seed.js';
 
@@ -51,19 +51,23 @@ export function linkFile(role: IfRole, mac: string): string {
 }
 
 /**
- * True when all three roles are persisted, each .link naming a MAC. A power cut while applyRoles wrote them can
- * leave one or two: those must not count as "NIC roles done", or the next first boot would skip the assignment
- * and the missing ports would keep their kernel names.
+ * True when all three roles are persisted, each .link naming a MAC, and three different MACs. A power cut while
+ * applyRoles wrote them can leave one or two, or (its removals not yet on disk) old files beside new ones that
+ * give one port two roles: neither counts as "NIC roles done", or the next first boot would skip the assignment
+ * and a port would keep its kernel name.
  */
 export function rolesPersisted(dir = LINK_DIR): boolean {
-  return ROLES.every((r) => {
-    try { return /^MACAddress=\S+$/m.test(readFileSync(path.join(dir, `10-duogate-${r}0.link`), 'utf8')); } catch { return false; }
+  const macs = ROLES.map((r) => {
+    try { return /^MACAddress=(\S+)$/m.exec(readFileSync(path.join(dir, `10-duogate-${r}0.link`), 'utf8'))?.[1].toLowerCase() ?? null; } catch { return null; }
   });
+  return macs.every((m) => m !== null) && new Set(macs).size === ROLES.length;
 }
 
 /** Persist the roles as .link files (applied by udev at every boot) and rename the ports now. */
 export function applyRoles(roles: Record<IfRole, Nic>, dir = LINK_DIR): void {
-  for (const f of existsSync(dir) ? readdirSync(dir) : []) if (/^10-duogate-.*\.link$/.test(f)) rmSync(path.join(dir, f));
+  // The old files go first, each removal on disk before any new file is written: a power cut in between leaves
+  // fewer than three files (redone at the next boot), never a mix of old and new roles.
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) if (/^10-duogate-.*\.link$/.test(f)) removeFileDurable(path.join(dir, f));
   for (const r of ROLES) writeFileAtomic(path.join(dir, `10-duogate-${r}0.link`), linkFile(r, roles[r].mac), 0o644);
   // Rename through temporary names: a swap (wan0 <-> lan0) would otherwise collide. A port must be down to rename.
   const ip = (...a: string[]) => execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -25,8 +25,8 @@ export interface ConfigSyncConfig {
 
 const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
 
-/** The section's schema; `neverSynced` are the names `sections` refuses (sections.ts neverSynced()). */
-export const configSyncSchema = (neverSynced: readonly string[]) => ({
+/** The section's schema; `syncable` are the only names `sections` accepts (sections.ts syncable()). */
+export const configSyncSchema = (syncable: readonly string[]) => ({
   type: 'object', additionalProperties: false, required: ['password'],
   properties: {
     username: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,32}$', default: 'duogate' },
@@ -36,7 +36,7 @@ export const configSyncSchema = (neverSynced: readonly string[]) => ({
     peer_fingerprint: { type: 'string', pattern: '^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$' },
     sections: {
       type: 'array', uniqueItems: true, default: ['vips'],
-      items: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,31}$', not: { enum: [...neverSynced] } },
+      items: { type: 'string', enum: [...syncable] },
     },
     history: { type: 'integer', minimum: 2, maximum: 1000, default: 50 },
     max_body_bytes: { type: 'integer', minimum: 4096, maximum: 268435456, default: 16777216 },

@@ -36,10 +36,18 @@ export function setSection(c: Config, category: string, value: unknown): void {
   else c[category] = value;
 }
 
-/** Why a category cannot be synced, or null. */
+/** What config sync may carry: `vips` and every section a feature marks `synced`. Nothing else is written from the wire. */
+export function syncable(): string[] { return ['vips', ...features.flatMap((f) => f.synced ?? [])]; }
+
+/**
+ * Why a category cannot be synced, or null. An allowlist: a name is carried only when it is listed in syncable(),
+ * so a new node-local section is never writable by a peer even if its schema would accept what is sent.
+ */
 export function unsyncable(category: string): string | null {
   if (neverSynced().includes(category)) return `"${category}" is node-local and never synced (configsync.md §1.7)`;
-  if (!/^[a-z][a-z0-9_]{0,31}$/.test(category)) return `"${category}" is not a section name`;
+  if (!syncable().includes(category)) {
+    return `"${String(category).slice(0, 40)}" is not a section config sync carries (it carries ${syncable().join(', ')})`;
+  }
   return null;
 }
 

@@ -22,6 +22,7 @@ import { PinStore, loadOrCreateIdentity, normalizeFingerprint } from './tls.js';
 import { Fault, XmlRpcFault, type XmlRpcValue } from './xmlrpc.js';
 import { OffLoopDecoder } from './decode-worker.js';
 import { ApplyTracker, type SectionRejection } from '../daemon/apply.js';
+import type { Logger } from '../log.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export function firmwareVersion(): string {
@@ -85,30 +86,27 @@ export class ConfigSyncService implements Service {
 
   // ---- the store and local apply (both nodes) ----
 
-  /** Primary: the config file is authoritative. Secondary: the store's synced sections win over the file's. */
+  /**
+   * Record what the node started with, if it is not the latest revision. Primary: the config file is
+   * authoritative. Secondary: the daemon started from the file plus the sections last received from the primary
+   * (bootConfig, before any feature started), so this only records.
+   */
   private reconcileAtBoot(): void {
     const latest = this.store.latest();
-    let effective = this.d.config;
-    let why = 'initial config';
-    if (latest && !this.isPrimary) {
-      const fromPrimary = this.lastFromPrimary();
-      if (fromPrimary) {
-        effective = structuredClone(this.d.config);
-        for (const cat of fromPrimary.synced ?? []) setSection(effective, cat, structuredClone(getSection(latest.config, cat) ?? null));
-        why = 'config at start (file + sections last received from the primary)';
-      }
-    } else if (latest) why = 'config file changed while the daemon was stopped';
-    if (hashOf(effective) !== hashOf(this.d.config)) this.d.reconfigure(effective);
+    const effective = this.d.config;
+    let why = latest ? 'config file changed while the daemon was stopped' : 'initial config';
+    const rx = this.isPrimary ? null : lastReceived(this.store);
+    if (rx) {
+      why = hashOf(withReceived(effective, rx, latest!)) === hashOf(effective) ? 'config at start (file + sections last received from the primary)'
+        : 'config at start: the sections last received from the primary do not load, the file\'s are in force until the primary pushes again';
+    }
     if (latest?.hash === hashOf(effective)) return;
     const text = this.bootFile && this.isPrimary ? safeRead(this.bootFile) : undefined;
     const rev = this.store.record(effective, { description: why, origin: 'boot', text });
     this.d.log.info('config revision recorded', { seq: rev.seq, hash: rev.hash.slice(0, 12), why });
   }
 
-  private lastFromPrimary(): Revision | null {
-    const m = [...this.store.list()].reverse().find((r) => r.origin === 'primary');
-    return m ? this.store.get(m.seq) : null;
-  }
+  private lastFromPrimary(): Revision | null { return lastReceived(this.store); }
 
   /** Serialize every change of the running config (local apply, revert, received sync). */
   private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
@@ -277,6 +275,8 @@ export class ConfigSyncService implements Service {
 
   /** Compare the synced sections' hash with the secondary's; re-push a secondary that lost them, flag local edits. */
   private async checkDrift(): Promise<void> {
+    // Busy includes the backoff wait after a failed or rejected push: the queue retries that on its own schedule
+    // (up to retry_max_ms), and a kick here would restart its backoff and re-apply on the secondary at once.
     if (!this.queue || this.queue.busy || !this.peer.acked) return;
     try {
       const st = await this.client().call('duogate.sync_status', [this.cfg.sections as XmlRpcValue]) as Record<string, XmlRpcValue>;
@@ -432,6 +432,50 @@ export class ConfigSyncService implements Service {
     this.queue?.stop();
     if (this.checkTimer) clearInterval(this.checkTimer);
     await this.server?.close();
+  }
+}
+
+/** The last revision received from the primary, or null. */
+function lastReceived(store: ConfigStore): Revision | null {
+  const m = [...store.list()].reverse().find((r) => r.origin === 'primary');
+  return m ? store.get(m.seq) : null;
+}
+
+/**
+ * `config` with the sections the primary syncs (those `rx` carried) as the store's latest revision has them (absent
+ * ones deleted): what was last in force, a local edit made since the push included.
+ */
+function withReceived(config: Config, rx: Revision, latest: Revision): Config {
+  const out = structuredClone(config);
+  for (const cat of rx.synced ?? []) setSection(out, cat, structuredClone(getSection(latest.config, cat) ?? null));
+  return out;
+}
+
+/**
+ * The config a secondary starts from: its file with the synced sections as last in force (received from the
+ * primary, or edited here since), so
+ * every feature starts from them in the features' order (the firewall before the config sync server listens).
+ * That revision was recorded only as far as it was in force (a refused section kept its previous value), so it
+ * is what ran: a feature that fails to start from it fails the daemon's start as one from the file would (a
+ * fault of the node, e.g. nft missing, that the file's sections would meet too). Sections that no longer load
+ * (a firmware upgrade changed the schema) cannot heal by a restart: the file's are used, said loudly, and the
+ * primary's next push puts the synced ones back. Never throws.
+ */
+export function bootConfig(config: Config, log: Logger): Config {
+  if (config.node.role === 'primary' || !config.configsync) return config;
+  let rx: Revision | null = null;
+  try {
+    const store = new ConfigStore(config.state_dir, (config.configsync as ConfigSyncConfig).history);
+    rx = lastReceived(store);
+    if (!rx) return config;
+    const merged = validateConfig(withReceived(config, rx, store.latest()!), `the sections received from the primary (revision #${rx.seq})`);
+    if (hashOf(merged) === hashOf(config)) return config;
+    log.info('starting with the sections last received from the primary', { seq: rx.seq, primary_seq: rx.primary_revision?.seq ?? null, sections: rx.synced ?? [] });
+    return merged;
+  } catch (e) {
+    log.error('the sections last received from the primary cannot be used at start; the config file\'s are in force until the primary pushes again (duogate config sync on the primary)',
+      { seq: rx?.seq ?? null, err: e, field: (e as ConfigError).field, reason: (e as ConfigError).reason });
+    return config;
   }
 }
 

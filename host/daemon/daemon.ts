@@ -82,6 +82,9 @@ export class Daemon extends EventEmitter implements FeatureHost {
   get services(): Service[] { return this.features.services(); }
 
   async start(): Promise<void> {
+    // Before CARP and every feature: the config may be more than the file (a secondary's synced sections), and
+    // the features start from it in their order (the firewall's ruleset before anything listens).
+    (this as { config: Config }).config = await this.features.bootConfig(this.config);
     const c = this.config;
     const seed = randomBytes(8);
     this.core.reset([seed.readUInt32BE(0), seed.readUInt32BE(4)]);

@@ -31,16 +31,24 @@ export class FeatureRunner {
   private readonly restartNeeded = new Map<string, { value: string; sections: string[] }>();
 
   constructor(private readonly host: FeatureHost, private readonly list: readonly Feature[] = allFeatures) {
-    host.on('config', (_next, _prev, tracker) => {
+    host.on('config', (next, _prev, tracker) => {
+      // The features this change starts (as far as known now): what config sync puts back if they are too slow.
+      const starting = this.list.filter((f) => f.wanted(next) && !this.running.has(f.name)).flatMap((f) => Object.keys(f.sections));
       const step = this.chain.then(() => this.follow());
       this.chain = step.then(() => {}, () => {});
       // A feature a synced section asks for that cannot start: config sync keeps that section's previous value.
-      tracker?.trackMany(step);
+      tracker?.trackMany(step, starting);
     });
   }
 
   /** Running services, in start order. */
   services(): Service[] { return this.list.flatMap((f) => this.running.get(f.name) ?? []); }
+
+  /** Before the daemon starts anything: the config amended by each feature that has a say (Feature.bootConfig). */
+  async bootConfig(c: Config): Promise<Config> {
+    for (const f of this.list) if (f.bootConfig) c = await f.bootConfig(c, this.host.log);
+    return c;
+  }
 
   /** At daemon start: every feature the config asks for. The first that throws ends it (FeatureStartError). */
   startAll(): Promise<void> {

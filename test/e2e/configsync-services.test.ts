@@ -155,7 +155,15 @@ if (process.getuid?.() !== 0) {
     t.comment(`secondary MASTER with Kea and unbound ${Date.now() - t0} ms after its restart`);
     t.ok(st.firewall.applied, 'the firewall is applied');
     const log = board.logSinceStart('secondary');
-    for (const f of ['dhcp', 'dns']) t.match(log, new RegExp(`"msg":"feature started: its section arrived in the config".*"feature":"${f}"`), `${f} started from the stored sections`);
+    t.match(log, /"msg":"starting with the sections last received from the primary"/, 'the stored sections merged before the features started');
+    t.notMatch(log, /"msg":"feature started: its section arrived in the config"/, 'every feature started with the daemon, none later');
+    // The features' start order holds with the stored sections: the ruleset (one apply, the primary's, not the
+    // file's defaults first) and Kea before the config sync server accepts a connection.
+    const at = (re: RegExp) => { const i = log.search(re); t.ok(i >= 0, `logged: ${re.source}`); return i; };
+    t.equal(log.match(/"msg":"ruleset applied"/g)?.length, 1, 'one ruleset applied at start');
+    const listening = at(/"msg":"config sync server listening"/);
+    t.ok(at(/"msg":"ruleset applied"/) < listening, 'the ruleset was loaded before the config sync server listened');
+    t.ok(at(/"msg":"kea started"/) < listening, 'Kea started before the config sync server listened');
     t.notMatch(log, /config received from the primary/, 'with no push from the (powered-off) primary');
     t.same(await waitFor('dns', async () => { const a = await probes.dns(); return a.length ? a : null; }, 5000, 200), [TEST_ZONE.address], 'DNS answered on the LAN VIP');
     t.equal(await waitFor('whoami', () => probes.whoami(), 5000, 200), '203.0.113.1', 'NAT to the WAN VIP');

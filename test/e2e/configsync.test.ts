@@ -114,6 +114,7 @@ t.test('refusals: each is a clear fault and a log line, and nothing changes on t
     ['oversized body', 'big', { password: SYNC_PASSWORD, bytes: 2 * 1024 * 1024 }, 14, /exceeds the limit of 1048576/],
     ['invalid section', 'call', restore({ vips: [{ interface: 'lan', vhid: 300, address: '192.168.1.1/24', password: 'x' }] }), 11, /carp\.vips\[0\]\.vhid: must be <= 255/],
     ['never-synced section', 'call', restore({ interfaces: {} }), 11, /"interfaces" is node-local and never synced/],
+    ['section no feature syncs', 'call', restore({ vips: [], routes: { any: 1 } }), 11, /section routes refused: "routes" is not a section config sync carries \(it carries vips, /],
     ['other schema version', 'call', restore({ vips: [] }, 2), 10, /schema 1, the primary sent schema 2/],
   ];
   for (const [name, action, args, code, msg] of cases) {

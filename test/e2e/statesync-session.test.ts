@@ -41,7 +41,7 @@ if (process.getuid?.() !== 0) {
     await lab.board.stopNode('secondary');
     lab.board.exec('secondary', 'conntrack', ['-F'], {});
     const t0 = Date.now();
-    start('secondary', { DUOGATE_TEST_CLOCK_SHIFT_MS: String(-DAY_MS) }, ['--import', join(process.cwd(), 'test/e2e/clock-shift.mjs')]);
+    start('secondary', { DUOGATE_TEST_CLOCK_SHIFT_MS: String(-DAY_MS) }, ['--import', join(process.cwd(), 'board/chaos/clock-step.mjs')]);
     // Its bulk must complete from the primary's table, not time out (8 s) for want of an answer.
     const s = await lab.until('secondary', (x) => ['done', 'timeout'].includes(x.statesync?.bulk?.state), 15000);
     t.equal(s.statesync.bulk.state, 'done', `the restarted secondary got the primary's table (after ${Date.now() - t0} ms)`);

@@ -1,11 +1,11 @@
 // First boot's pure parts (cheap, runs in `npm test`): the seed file -> node config, and NIC roles by MAC.
 // The boot test (boot.image.ts, `npm run test:image`) proves the same on booted images.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { configFromSeed, parseSeed, seedMacs, SeedError } from '../../board/minipc/seed.js';
-import { assignRoles, linkFile, listNics, rolesPersisted, type Nic } from '../../board/minipc/nics.js';
+import { applyRoles, assignRoles, linkFile, listNics, rolesPersisted, type Nic } from '../../board/minipc/nics.js';
 
 t.test('seed: the short form gives a valid config per role', async (t) => {
   const p = configFromSeed(parseSeed('role: primary\ncarp_password: s3cret\n', 'seed.yaml'), 'seed.yaml').config;
@@ -111,4 +111,26 @@ t.test('NIC roles count as persisted only when all three .link files are whole (
   t.notOk(rolesPersisted(dir), 'an empty sync0 file does not count');
   writeFileSync(path.join(dir, '10-duogate-sync0.link'), linkFile('sync', '00:00:00:00:00:03'));
   t.ok(rolesPersisted(dir), 'all three');
+  // A torn re-assignment (wan and lan swapped; cut after the new wan file, the old lan file still there): one port
+  // named for two roles.
+  writeFileSync(path.join(dir, '10-duogate-wan0.link'), linkFile('wan', '00:00:00:00:00:02'));
+  t.notOk(rolesPersisted(dir), 'two roles on one MAC do not count');
+  writeFileSync(path.join(dir, '10-duogate-lan0.link'), linkFile('lan', '00:00:00:00:00:01'));
+  t.ok(rolesPersisted(dir), 'the swap complete');
+  writeFileSync(path.join(dir, '10-duogate-lan0.link'), linkFile('lan', '00:00:00:00:00:02'.toUpperCase()));
+  t.notOk(rolesPersisted(dir), 'MACs compare without case');
+});
+
+t.test('applying NIC roles removes every old duogate .link file and writes the three', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dg-links-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, '10-duogate-wan0.link'), linkFile('wan', '00:00:00:00:00:09'));
+  writeFileSync(path.join(dir, '10-duogate-old0.link'), linkFile('wan', '00:00:00:00:00:08')); // a stale name
+  writeFileSync(path.join(dir, '20-other.link'), '[Match]\n'); // not ours: kept
+  // Ports already named by their roles: no rename (no `ip` call on this machine).
+  const nic = (r: string, i: number): Nic => ({ name: `${r}0`, mac: `00:00:00:00:00:0${i}`, busPath: `/x/${i}`, carrier: true });
+  applyRoles({ wan: nic('wan', 1), lan: nic('lan', 2), sync: nic('sync', 3) }, dir);
+  t.same(readdirSync(dir).sort(), ['10-duogate-lan0.link', '10-duogate-sync0.link', '10-duogate-wan0.link', '20-other.link']);
+  t.match(readFileSync(path.join(dir, '10-duogate-wan0.link'), 'utf8'), /^MACAddress=00:00:00:00:00:01$/m);
+  t.ok(rolesPersisted(dir));
 });

@@ -24,7 +24,7 @@ t.test('advskew + 100, capped at 254; the primary config is not modified', async
 t.test('sections: never-synced names, absent sections travel as null (deletion)', async (t) => {
   for (const n of ['node', 'interfaces', 'configsync', 'control', 'state_dir', 'schema', 'carp']) t.match(unsyncable(n), /never synced/, n);
   t.equal(unsyncable('firewall'), null);
-  t.match(unsyncable('Bad-Name'), /not a section name/);
+  t.match(unsyncable('Bad-Name'), /not a section config sync carries/);
   const c = cfg([0]);
   const out = outgoingSections(c, ['vips', 'dhcp']);
   t.equal(out.dhcp, null, 'no dhcp on the primary: sent as null, so the secondary deletes its own');
@@ -83,3 +83,16 @@ t.test('push queue: kick never waits for a slow push', async (t) => {
   q.stop();
 });
 
+
+t.test('push queue: busy through the backoff after a failure, so the drift check adds no push to a retrying one', async (t) => {
+  let pushes = 0;
+  const q = new PushQueue(async () => { pushes++; throw new Error('rejected: DG_ERR_DHCP_REFUSED'); }, { minMs: 1000, maxMs: 2000, coalesceMs: 0 }, () => {});
+  q.kick();
+  await sleep(50);
+  t.equal(pushes, 1);
+  t.ok(q.busy, 'waiting out the backoff counts as busy (checkDrift returns on busy)');
+  t.ok(q.nextRetryAt !== null, 'a retry is scheduled');
+  await sleep(150);
+  t.equal(pushes, 1, 'no retry before the backoff');
+  q.stop();
+});

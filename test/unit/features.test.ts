@@ -13,6 +13,7 @@ import { Why } from '../../host/core/core.js';
 import { FeatureRunner } from '../../host/daemon/services.js';
 import { ApplyTracker } from '../../host/daemon/apply.js';
 import { Logger } from '../../host/log.js';
+import { sleep } from '../../board/virtual/wait.js';
 import type { Config } from '../../host/config/schema.js';
 import type { Feature, FeatureHost, Service } from '../../host/feature.js';
 
@@ -115,5 +116,19 @@ t.test('a feature a tracked change asks for that cannot start is reported with i
     'config sync learns which section to keep');
   t.same(await change({ a: {}, b: { x: 1 } }), [], 'a start that works reports nothing');
   t.same(ev, ['start a', 'start b']);
+  await r.stopAll(true);
+});
+
+t.test('a feature start that outlasts the wait is reported with the sections it was starting, not none', async (t) => {
+  const ev: string[] = [];
+  const h = host({ a: {} });
+  const slow: Feature = { ...toy('s', ev), async start(hh) { await sleep(300); return toy('s', ev).start(hh); } };
+  const r = new FeatureRunner(h, [toy('a', ev), slow]);
+  await r.startAll();
+  const k = new ApplyTracker();
+  const prev = h.config; h.config = { a: {}, s: {} } as unknown as Config; h.emit('config', h.config, prev, k);
+  t.same(await k.settle(50), [{ sections: ['s'], service: 'features', code: 'DG_ERR_APPLY_TIMEOUT', reason: 'starting the features the change asks for took over 50 ms' }],
+    'config sync puts back the section whose feature had not started');
+  await r.settled();
   await r.stopAll(true);
 });

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { AlarmEvent, FeatureHost, Service, Transition } from '../../feature.js';
-import type { ApplyTracker } from '../../daemon/apply.js';
+import { serialApply, type ConfigListener } from '../../daemon/apply.js';
 import { Why } from '../../core/core.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
@@ -25,7 +25,7 @@ export class DhcpService implements Service {
   private pollError: string | null = null;
   private onTransition: ((t: Transition) => void) | null = null;
   private daemon: FeatureHost | null = null;
-  private onConfig: ((next: Config, prev: Config, tracker?: ApplyTracker) => void) | null = null;
+  private onConfig: ConfigListener | null = null;
   private written = '';
   private onAlarm: ((ev: AlarmEvent) => void) | null = null;
   /** Whether Kea is held stopped (sync link down, the peer the LAN MASTER): hold.ts. */
@@ -107,15 +107,12 @@ export class DhcpService implements Service {
     d.on('transition', this.onTransition);
     // A new config: check it with `kea-dhcp4 -t`, put it in place and have Kea reload it (config-reload keeps the
     // HA relationship and the leases). A config Kea refuses leaves the previous one in force and is reported.
-    // Applies run one after another, so an older config never lands after a newer one.
-    let chain: Promise<void> = Promise.resolve();
-    this.onConfig = (next: Config, _prev: Config, tracker?: ApplyTracker) => {
-      if (next.dhcp === undefined) return; // the section left: the daemon stops this feature (daemon/services.ts)
-      const step = chain.then(() => this.reload(next, config, p, log));
-      step.catch((e) => log.error('new dhcp config refused; Kea keeps the previous one', { err: e }));
-      chain = step.catch(() => {});
-      tracker?.track(this.name, ['dhcp'], step);
-    };
+    this.onConfig = serialApply({
+      service: this.name, sections: ['dhcp'], log,
+      wants: (next) => next.dhcp !== undefined, // the section left: the daemon stops this feature (daemon/services.ts)
+      apply: (next) => this.reload(next, config, p, log),
+      refused: 'new dhcp config refused; Kea keeps the previous one',
+    });
     d.on('config', this.onConfig);
     this.daemon = d;
   }

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { Config } from '../../config/schema.js';
 import type { FeatureHost, Service } from '../../feature.js';
-import type { ApplyTracker } from '../../daemon/apply.js';
+import { serialApply, type ConfigListener } from '../../daemon/apply.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { unboundConfig, unboundPaths } from './unbound.js';
@@ -33,7 +33,7 @@ async function writeChecked(c: Config, file: string): Promise<string> {
 export class DnsService implements Service {
   readonly name = 'dns';
   private proc: Supervised | null = null;
-  private onConfig: ((next: Config, prev: Config, tracker?: ApplyTracker) => void) | null = null;
+  private onConfig: ConfigListener | null = null;
   private daemon: FeatureHost | null = null;
   private written = '';
 
@@ -48,20 +48,17 @@ export class DnsService implements Service {
     });
     this.proc.start();
     // A new config: write, check, restart unbound (a second or so; the cache is rebuilt from the forwarders).
-    // Applies run one after another, so an older config never lands after a newer one.
-    let chain: Promise<void> = Promise.resolve();
-    this.onConfig = (next: Config, _prev: Config, tracker?: ApplyTracker) => {
-      if (next.dns === undefined) return; // the section left: the daemon stops this feature (daemon/services.ts)
-      const step = chain.then(async () => {
+    this.onConfig = serialApply({
+      service: this.name, sections: ['dns'], log,
+      wants: (next) => next.dns !== undefined, // the section left: the daemon stops this feature (daemon/services.ts)
+      apply: async (next) => {
         if (unboundConfig(next) === this.written) return;
         this.written = await writeChecked(next, p.config);
         await this.proc?.restart();
         log.info('unbound restarted with the new config');
-      });
-      step.catch((e) => log.error('new dns config refused; unbound keeps the previous one', { err: e }));
-      chain = step.catch(() => {});
-      tracker?.track(this.name, ['dns'], step);
-    };
+      },
+      refused: 'new dns config refused; unbound keeps the previous one',
+    });
     d.on('config', this.onConfig);
     this.daemon = d;
   }

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Config } from '../../config/schema.js';
 import type { FeatureHost, Service } from '../../feature.js';
-import type { ApplyTracker } from '../../daemon/apply.js';
+import { serialApply, type ConfigListener } from '../../daemon/apply.js';
 import type { Logger } from '../../log.js';
 import { compile } from './compile.js';
 import { applyRuleset, firewallApplied } from './apply.js';
@@ -16,7 +16,7 @@ const sectionsOf = (c: Config) => JSON.stringify([c.firewall, c.nat, c.interface
 export class FirewallService implements Service {
   readonly name = 'firewall';
   private error: string | null = null;
-  private onConfig: ((next: Config, prev: Config, tracker?: ApplyTracker) => void) | null = null;
+  private onConfig: ConfigListener | null = null;
   private daemon: FeatureHost | null = null;
 
   async start(d: FeatureHost): Promise<void> {
@@ -27,17 +27,17 @@ export class FirewallService implements Service {
       this.error = (e as Error).message;
       throw e; // a gateway without its ruleset must not take the VIPs: the daemon stops (Feature.start)
     }
-    // A new config (config sync, reload): re-apply. A refused ruleset leaves the one in force and is reported.
-    this.onConfig = (next: Config, prev: Config, tracker?: ApplyTracker) => {
-      if (sectionsOf(next) === sectionsOf(prev)) return;
+    // A new config (config sync, reload): re-apply, one apply at a time in the order the changes came (two runs
+    // at once would race on ruleset.nft.next and `nft -f`, and the older ruleset could land last). A refused
+    // ruleset leaves the one in force and is reported.
+    this.onConfig = serialApply({
+      service: this.name, sections: ['firewall', 'nat'], log,
+      wants: (next, prev) => sectionsOf(next) !== sectionsOf(prev),
       // Compiling a large ruleset takes tens of ms: not in the same turn of the event loop as the config change.
-      const done = new Promise<void>((r) => setImmediate(r)).then(() => this.apply(next, log));
-      done.then(() => { this.error = null; }, (e: Error) => {
-        this.error = e.message;
-        log.error('new ruleset refused; the previous one stays in force', { err: e });
-      });
-      tracker?.track(this.name, ['firewall', 'nat'], done);
-    };
+      apply: async (next) => { await new Promise<void>((r) => setImmediate(r)); await this.apply(next, log); },
+      refused: 'new ruleset refused; the previous one stays in force',
+      settled: (e) => { this.error = e ? e.message : null; },
+    });
     d.on('config', this.onConfig);
     this.daemon = d;
   }
