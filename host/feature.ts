@@ -135,7 +135,7 @@ export interface Feature {
   consoleText?(section: Record<string, any>, p: Paint): string | null;
 }
 
-/** A service before it runs: what startService starts. */
+/** A service before it runs: what lazyService starts. */
 export interface Startable extends Service { start(host: FeatureHost): Promise<void> | void }
 
 /**
