@@ -153,7 +153,8 @@ export async function runChaos(o: ChaosOptions): Promise<Record<string, unknown>
 
     // No false takeover: the secondary becomes MASTER only while a node fault (of either node) is in progress or
     // settling. Sync, service and config faults alone must never move the VIPs (a stalled event loop would).
-    // Transitions stamped by a stepped clock (more than an hour off) happened during a clock step, a node fault.
+    // wall_ms comes from the monotonic clock's origin, which the clock step does not move; the hour of slack
+    // only keeps a transition logged just after the end in the check.
     for (const tr of fw.transitions('secondary')) {
       if (tr.to !== 'MASTER' || tr.wall_ms < t0 || tr.wall_ms > endAt + 3_600_000) continue;
       const node = activeAt(tr.wall_ms).filter((a) => KINDS[a.kind as keyof typeof KINDS].cls === 'node');

@@ -1,6 +1,6 @@
 // What config sync carries, and how each section changes on its way to the secondary (configsync.md §1.5-1.7).
 // A category names a config section: `vips` is carp.vips, anything else is the top-level section of that name
-// (firewall, nat, dhcp, dns: the sections each feature marks `synced` in host/features.ts). Sections travel
+// (firewall, nat, dhcp, dns: the sections each feature's feature.ts marks `synced`). Sections travel
 // whole and replace what the secondary had, so deletions propagate; a section absent on the primary is deleted
 // on the secondary.
 import type { Config } from '../config/schema.js';

@@ -2,7 +2,7 @@
 // Flat, template-friendly fields for Home Assistant (strings ON/OFF for binary sensors, as HA compares text),
 // plus each feature's own status section unchanged under `services`.
 //
-// Feature figures come from the features themselves (Feature.figures in host/features.ts), each reading its
+// Feature figures come from the features themselves (Feature.figures, declared in host/feature.ts and set in each feature.ts), each reading its
 // own status section: statesync (healthy = the peer heard within 3 s and no bulk timeout; states =
 // states_table), configsync (primary: peer.state in_sync; secondary: no drift), dhcp (ha_state, leases).
 // Absent figures are null (Home Assistant shows "unknown"). Any section's `alarms` array feeds `alarms`.
