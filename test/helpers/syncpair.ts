@@ -7,6 +7,7 @@ import { SyncMachine, type Action, type KernelSocket, type MachineOptions } from
 import { SyncCore } from '../../host/statesync/core.js';
 import { Codec, Type, F_NACK, type Header } from '../../host/statesync/protocol.js';
 import { stateSyncDefaults, type StateSyncConfig } from '../../host/statesync/config.js';
+import { be32, enc, nest, nlmsg, tuple, u8, type Attr } from './netlink.js';
 
 // ------------------------------------------------------------------ seeded randomness
 
@@ -46,24 +47,6 @@ export interface Ct {
   nat?: [string, number]; status: number; timeout: number; state: number;
 }
 export const keyOf = (c: { proto: number; src: string; dst: string; sp: number; dp: number }): string => `${c.proto} ${c.src}:${c.sp}>${c.dst}:${c.dp}`;
-
-type Attr = { type: number; nested?: Attr[]; data?: Buffer };
-const u8 = (type: number, v: number): Attr => ({ type, data: Buffer.from([v]) });
-const be16 = (type: number, v: number): Attr => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return { type, data: b }; };
-const be32 = (type: number, v: number): Attr => { const b = Buffer.alloc(4); b.writeUInt32BE(v >>> 0); return { type, data: b }; };
-const ip4 = (type: number, a: string): Attr => ({ type, data: Buffer.from(a.split('.').map(Number)) });
-const nest = (type: number, nested: Attr[]): Attr => ({ type: type | 0x8000, nested });
-function enc(a: Attr): Buffer {
-  const body = a.nested ? Buffer.concat(a.nested.map(enc)) : a.data!;
-  const h = Buffer.alloc(4); h.writeUInt16LE(4 + body.length, 0); h.writeUInt16LE(a.type, 2);
-  return Buffer.concat([h, body, Buffer.alloc((4 - ((4 + body.length) % 4)) % 4)]);
-}
-function nlmsg(type: number, flags: number, seq: number, pid: number, body: Buffer): Buffer {
-  const h = Buffer.alloc(16); h.writeUInt32LE(16 + body.length, 0); h.writeUInt16LE(type, 4); h.writeUInt16LE(flags, 6); h.writeUInt32LE(seq >>> 0, 8); h.writeUInt32LE(pid >>> 0, 12);
-  return Buffer.concat([h, body]);
-}
-const tuple = (type: number, src: string, dst: string, sp: number, dp: number, proto: number): Attr =>
-  nest(type, [nest(1, [ip4(1, src), ip4(2, dst)]), nest(2, [u8(1, proto), be16(2, sp), be16(3, dp)])]);
 
 /** The message the kernel writes for entry `c` (event or dump line): the reply tuple with NAT applied. */
 export function ctMessage(c: Ct, type: number, flags: number, seq: number, pid: number): Buffer {

@@ -3,27 +3,11 @@
 // apply, and the exact requests built for the peer's kernel.
 import t from 'tap';
 import { SyncCore } from '../../host/statesync/core.js';
+import { be16, be32, enc, ip4, nest, nlmsg, tuple, u8, type Attr } from '../helpers/netlink.js';
 
-// ---- a tiny netlink writer (host order headers, big-endian payload integers) ----
-type Attr = { type: number; nested?: Attr[]; data?: Buffer };
-const u8 = (type: number, v: number): Attr => ({ type, data: Buffer.from([v]) });
-const be16 = (type: number, v: number): Attr => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return { type, data: b }; };
-const be32 = (type: number, v: number): Attr => { const b = Buffer.alloc(4); b.writeUInt32BE(v >>> 0); return { type, data: b }; };
-const ip4 = (type: number, a: string): Attr => ({ type, data: Buffer.from(a.split('.').map(Number)) });
-const nest = (type: number, nested: Attr[]): Attr => ({ type: type | 0x8000, nested });
-function enc(a: Attr): Buffer {
-  const body = a.nested ? Buffer.concat(a.nested.map(enc)) : a.data!;
-  const h = Buffer.alloc(4); h.writeUInt16LE(4 + body.length, 0); h.writeUInt16LE(a.type, 2);
-  const pad = Buffer.alloc((4 - ((4 + body.length) % 4)) % 4);
-  return Buffer.concat([h, body, pad]);
-}
 function msg(type: number, flags: number, pid: number, attrs: Attr[], seq = 1): Buffer {
-  const body = Buffer.concat([Buffer.from([2, 0, 0, 0]), ...attrs.map(enc)]);
-  const h = Buffer.alloc(16); h.writeUInt32LE(16 + body.length, 0); h.writeUInt16LE(type, 4); h.writeUInt16LE(flags, 6); h.writeUInt32LE(seq, 8); h.writeUInt32LE(pid, 12);
-  return Buffer.concat([h, body]);
+  return nlmsg(type, flags, seq, pid, Buffer.concat([Buffer.from([2, 0, 0, 0]), ...attrs.map(enc)]));
 }
-const tuple = (type: number, src: string, dst: string, sp: number, dp: number, proto = 6): Attr =>
-  nest(type, [nest(1, [ip4(1, src), ip4(2, dst)]), nest(2, [u8(1, proto), be16(2, sp), be16(3, dp)])]);
 
 interface Ct { src: string; dst: string; sp: number; dp: number; nat?: [string, number]; status?: number; state?: number; ws?: number; flags?: number; timeout?: number; proto?: number }
 /** A conntrack entry as the kernel dumps or reports it (NAT already applied to the reply tuple). */
