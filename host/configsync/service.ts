@@ -217,6 +217,10 @@ export class ConfigSyncService implements Service {
     return a;
   }
 
+  private readonly onSyncLink = (running: boolean): void => {
+    if (running && this.queue && this.peer.lastError) this.queue.kick();
+  };
+
   private startPrimary(): void {
     this.peerAddress();
     this.queue = new PushQueue(() => this.pushLatest(), { minMs: this.cfg.retry_min_ms, maxMs: this.cfg.retry_max_ms }, (e, attempt, retryIn) => {
@@ -228,6 +232,8 @@ export class ConfigSyncService implements Service {
       if (first) this.d.log.warn('config sync failed', { class: cls, reason: message, attempt, retry_in_ms: retryIn });
     });
     this.queue.kick();
+    // A push failing while the sync cable was out has backed off (up to retry_max_ms): retry when it is back.
+    this.d.on('sync-link', this.onSyncLink);
     this.checkTimer = setInterval(() => void this.checkDrift(), this.cfg.check_interval_s * 1000);
     this.checkTimer.unref();
   }
@@ -428,6 +434,7 @@ export class ConfigSyncService implements Service {
   async stop(): Promise<void> {
     // The feature can stop while the daemon runs (its section removed): its commands must not reach it.
     for (const off of this.unhandle.splice(0)) off();
+    this.d?.off('sync-link', this.onSyncLink);
     await this.yaml.close();
     this.queue?.stop();
     if (this.checkTimer) clearInterval(this.checkTimer);
