@@ -292,9 +292,9 @@ export class SyncMachine {
         this.log('debug', 'statesync: kernel table read', { states: x.ssCount(), gone: swept, queued: x.ssQueueLen() });
         if (this.reinjectAfterStartDump) {
           this.reinjectAfterStartDump = false;
-          // Passive: the node forwards nothing, so no settle delay. Active by now: the takeover's own pass ran
-          // over a table still being read, so run it again over the whole table.
-          if (!this.master) this.arm(T.REINJECT, now); else this.reinjectTcp(() => this.master);
+          // Only while passive (it forwards nothing, so no settle delay); stopped by a takeover. Never at or after
+          // a takeover: deleting entries the node forwards makes its own stack reset those sessions.
+          if (!this.master) this.reinjectTcp(() => !this.master);
         }
         if (this.dumpAgain) { this.dumpAgain = false; this.startDump(); }
       }
