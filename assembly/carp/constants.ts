@@ -33,6 +33,9 @@ export const DEMOTE_MAINTENANCE: u32 = 1;
 export const DEMOTE_BULK_SYNC: u32 = 2;
 export const DEMOTE_SEND_ERRORS: u32 = 3;
 export const DEMOTE_USER: u32 = 4;
+// Raised by the core itself when a MASTER yields after a stall (Vhid.yieldAfterStall); the host owns it from the
+// transition on and clears it once the features that must catch up (state sync's bulk) have raised their own.
+export const DEMOTE_STALLED: u32 = 5;
 
 // Why a state changed: carried in STATE actions so logs and telemetry can say it in words.
 export const WHY_START: u8 = 1;
@@ -45,6 +48,7 @@ export const WHY_LINK_UP: u8 = 7;
 export const WHY_SHUTDOWN: u8 = 8;
 export const WHY_DEMOTED_PEER: u8 = 9; // the master's demote count is higher than ours
 export const WHY_REMOVED: u8 = 10; // the vhid left the config (live reconfiguration)
+export const WHY_STALLED: u8 = 11; // this node went silent (frozen, starved) and the peer took over meanwhile
 
 // Action types returned by pollAction().
 export const ACT_NONE: u32 = 0;

@@ -6,7 +6,8 @@ import { buildAdvert } from './advert';
 import {
   ACT_ANNOUNCE, ACT_RELEASE_VIPS, ACT_SEND_ADVERT, ACT_STATE, ACT_TAKE_VIPS, ANNOUNCE_AGAIN_AFTER, BACKUP,
   BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CARP_MAXSKEW, INIT, MASTER, MASTER_DOWN_MULTIPLIER,
-  STAT_SENT, STAT_TRANSITIONS, WHY_BETTER_MASTER, WHY_BOW_OUT, WHY_DEMOTED_PEER, WHY_MASTER_DOWN, WHY_PREEMPT,
+  STAT_SENT, STAT_TRANSITIONS, WHY_BETTER_MASTER, WHY_BOW_OUT, WHY_DEMOTED_PEER, WHY_MASTER_DOWN, WHY_PREEMPT, WHY_STALLED,
+  DEMOTE_STALLED,
 } from './constants';
 import { A_LEN, A_PAYLOAD, push } from './actions';
 import { bumpStat } from './stats';
@@ -55,6 +56,8 @@ export class Vhid {
   masterDownAt: f64 = -1; // BACKUP: declare the master dead
   preemptAt: f64 = -1; // BACKUP: preempt handshake deadline (see onAdvert)
   announceLeft: u32 = 0; // adverts until the extra gratuitous ARP
+  /** MASTER: until then, a worse master heard took over while we were silent (see silentTooLong). */
+  returningUntil: f64 = -1;
   // The master we last heard (BACKUP) or the peer that displaced us.
   masterSrc: u32 = 0;
   masterDemote: u32 = 0;
@@ -162,6 +165,7 @@ export class Vhid {
   becomeMaster(now: f64, why: u8): void {
     if (this.state == MASTER) return;
     this.changeState(now, MASTER, why);
+    this.returningUntil = -1;
     // Address first, then the advert: the peer may yield the moment it hears us.
     push(ACT_TAKE_VIPS, this.vhid, this.link, 0, 0, 0);
     this.sendAdvert(false);
@@ -192,6 +196,8 @@ export class Vhid {
   /** Timers due at `now`. */
   onTimeout(now: f64): void {
     if (this.state == MASTER && this.advertAt >= 0 && this.advertAt <= now) {
+      // An advert more than an interval late: the peer may be taking over right now; its advert may still come.
+      if (now - this.advertAt > this.advertIntervalMs()) this.returningUntil = now + this.advertIntervalMs();
       this.sendAdvert(false);
       if (this.announceLeft > 0) {
         this.announceLeft--;
@@ -211,6 +217,33 @@ export class Vhid {
         this.becomeMaster(now, WHY_MASTER_DOWN);
       }
     }
+  }
+
+  /**
+   * We went silent for more than an advert interval (the process frozen or starved: our advert is that overdue,
+   * or was just sent that late), so a worse master now is one that took over because of it, not a partition.
+   */
+  silentTooLong(now: f64): bool {
+    return (this.advertAt >= 0 && now - this.advertAt > this.advertIntervalMs()) || now < this.returningUntil;
+  }
+
+  /**
+   * The peer took over while we were silent and has forwarded since: reasserting at once (as after a healed
+   * partition) would move the flows back to a node whose state lags the peer's (its conntrack windows are stale,
+   * so established sessions stall). Yield without a bow-out (the peer is already master) and demote the node,
+   * so the peer keeps every VIP until the host clears the demotion (after state sync has caught up); then the
+   * preempt handshake moves them back as after any failback.
+   */
+  yieldAfterStall(now: f64): void {
+    this.returningUntil = -1;
+    // The siblings were silent just as long: the peer's adverts for them may come later (their own master-down
+    // timers), and the demotion below makes them advertise afresh, which would hide how long they were silent.
+    for (let i = 0; i < node.vhids.length; i++) {
+      const v = unchecked(node.vhids[i]);
+      if (v !== this && v.state == MASTER && v.silentTooLong(now)) v.returningUntil = now + v.masterDownMs();
+    }
+    this.becomeBackup(now, WHY_STALLED, false);
+    node.setDemotion(now, node.demoteMask | (<u32>1 << DEMOTE_STALLED), node.demoteExtra);
   }
 
   /** True when our priority (demote, advbase, advertised skew) beats the master we last heard. */
@@ -276,6 +309,10 @@ export class Vhid {
         this.masterHeardAt = now;
         this.becomeBackup(now, demote < myDemote ? WHY_DEMOTED_PEER : WHY_BETTER_MASTER, true);
         if (cmp < 0) offerSiblings(now, this, demote, advbase, skew);
+      } else if (!bowOut && this.silentTooLong(now)) {
+        this.masterSrc = src; this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
+        this.masterHeardAt = now;
+        this.yieldAfterStall(now);
       } else {
         // A worse master is (or was, if this is its bow-out) active too: a healed partition. It yields when
         // it hears us, but it may have taken the neighbours' ARP caches meanwhile, so announce again

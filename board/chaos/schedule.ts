@@ -26,7 +26,7 @@ export const KINDS: Record<FaultKind, { cls: FaultClass; settleMs: number; survi
   power_cut: { cls: 'node', settleMs: 20_000, survivable: true, what: 'power cut, power on, duogate started' },
   cable_lan: { cls: 'node', settleMs: 10_000, survivable: true, what: 'LAN cable pulled and replugged' },
   cable_wan: { cls: 'node', settleMs: 10_000, survivable: true, what: 'WAN cable pulled and replugged' },
-  freeze: { cls: 'node', settleMs: 12_000, survivable: false, what: 'every process of the node SIGSTOPped, then SIGCONT' },
+  freeze: { cls: 'node', settleMs: 12_000, survivable: true, what: 'every process of the node SIGSTOPped, then SIGCONT' },
   kill9: { cls: 'node', settleMs: 20_000, survivable: true, what: 'duogate SIGKILLed, restarted 3 s later (RestartSec)' },
   restart: { cls: 'node', settleMs: 20_000, survivable: true, what: 'duogate SIGTERM (bow-out) and started again' },
   maintenance: { cls: 'node', settleMs: 10_000, survivable: true, what: 'maintenance enter, later leave (CLI)' },

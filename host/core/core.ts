@@ -14,18 +14,19 @@ export const WHY_TEXT: Record<string, string> = {
   start: 'start', master_down: 'master-down timer expired', preempt: 'preempted a worse master',
   better_master: 'a better master was heard', bow_out: 'the master bowed out', link_down: 'link down', link_up: 'link up',
   shutdown: 'shutdown', demoted_peer: 'the master is more demoted', removed: 'removed from the config',
+  stalled: 'this node stalled (frozen or starved) and the peer took over meanwhile',
 };
 export const WHY_NAMES: Record<number, string> = Object.fromEntries(group(A, 'WHY_').map((m) => [m.value, WHY_TEXT[m.name] ?? m.name]));
 /** Why a vhid changed state, as a code (Transition.reason): features decide on these, never on WHY_NAMES' wording. */
 export const Why = {
   START: A.WHY_START, MASTER_DOWN: A.WHY_MASTER_DOWN, PREEMPT: A.WHY_PREEMPT, BETTER_MASTER: A.WHY_BETTER_MASTER,
   BOW_OUT: A.WHY_BOW_OUT, LINK_DOWN: A.WHY_LINK_DOWN, LINK_UP: A.WHY_LINK_UP, SHUTDOWN: A.WHY_SHUTDOWN,
-  DEMOTED_PEER: A.WHY_DEMOTED_PEER, REMOVED: A.WHY_REMOVED,
+  DEMOTED_PEER: A.WHY_DEMOTED_PEER, REMOVED: A.WHY_REMOVED, STALLED: A.WHY_STALLED,
 } as const;
 export type WhyCode = number;
 export const Demote = {
   LINK_DOWN: A.DEMOTE_LINK_DOWN, MAINTENANCE: A.DEMOTE_MAINTENANCE, BULK_SYNC: A.DEMOTE_BULK_SYNC,
-  SEND_ERRORS: A.DEMOTE_SEND_ERRORS, USER: A.DEMOTE_USER,
+  SEND_ERRORS: A.DEMOTE_SEND_ERRORS, USER: A.DEMOTE_USER, STALLED: A.DEMOTE_STALLED,
 } as const;
 /** Stats block names by index: handleCarp's result codes ('ok', drop reasons) and events. */
 export const STAT_NAMES: readonly string[] = denseNames(A, 'CARP_STAT_');

@@ -3,7 +3,7 @@
 // control socket. Everything protocol-shaped is decided by the core; this file only carries it out.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { Core, Demote, type Action, type VhidConfig, type VhidStatus } from '../core/core.js';
+import { Core, Demote, Why, type Action, type VhidConfig, type VhidStatus } from '../core/core.js';
 import { native } from '../io/native.js';
 import { AddressControl, LinkMonitor } from '../io/rtnetlink.js';
 import type { Config, IfRole, VipConfig } from '../config/schema.js';
@@ -343,10 +343,36 @@ export class Daemon extends EventEmitter implements FeatureHost {
         this.lastChange.set(a.vhid, t);
         // wall_ms: sub-millisecond wall clock, comparable across the processes of one machine (the demo uses it).
         this.log.info('carp transition', { vhid: a.vhid, interface: link.role, from: a.from, to: a.to, why: a.why, wall_ms: performance.timeOrigin + performance.now() });
+        if (a.reason === Why.STALLED) this.afterStall();
         this.emit('transition', t);
         break;
       }
     }
+  }
+
+  /**
+   * The core yielded a vhid because this node went silent and the peer took over (Vhid.yieldAfterStall) and
+   * raised DEMOTE_STALLED. The daemon owns that reason from here: it holds while the 'transition' listeners run
+   * (state sync asks for the peer's table and raises BULK_SYNC there), then goes, so the node preempts back only
+   * once what a feature raised is cleared, as after a restart.
+   */
+  private afterStall(): void {
+    if (this.extraDemotions.has(Demote.STALLED)) return;
+    this.extraDemotions.add(Demote.STALLED);
+    this.log.warn('this node went silent longer than an advert interval and the peer took over: yielding until state has caught up', {
+      timer_late_max_ms: this.timerLate.max_ms,
+    });
+    // Held until no vhid is MASTER here (a sibling yields when the peer's advert for it comes, or the demotion
+    // hands it over), so the node moves as one and state sync turns passive; bounded by a master-down interval.
+    const until = this.now() + 1000 * (3 * Math.max(1, ...this.config.carp.vips.map((v) => v.advbase)) + 1);
+    const release = () => {
+      if (this.stopped) return;
+      if (this.role() === 'MASTER' || this.role() === 'MIXED') {
+        if (this.now() < until) { setTimeout(release, 50).unref(); return; }
+      }
+      setImmediate(() => this.demote(Demote.STALLED, false));
+    };
+    release();
   }
 
   /** Add or renew the vhid's VIPs with a lifetime of its master-down interval (3 x advbase, whole seconds). */

@@ -203,7 +203,7 @@ export class SyncMachine {
 
   private c = {
     tx_msgs: 0, rx_msgs: 0, retransmitted: 0, acks_tx: 0, acks_rx: 0, hellos_tx: 0, hellos_rx: 0,
-    tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, challenges_tx: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0,
+    tx_bytes: 0, rx_bytes: 0, peer_restarts: 0, challenges_tx: 0, bulks_sent: 0, bulks_received: 0, event_overruns: 0, resyncs: 0, rejoins: 0,
     kernel_send_errors: 0, udp_send_errors: 0, refreshes: 0, inject_overruns: 0,
   };
   private drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<typeof DROP_REASONS[number], number>;
@@ -268,6 +268,27 @@ export class SyncMachine {
       this.log('info', 'statesync: passive; applying the peer\'s states');
       this.arm(T.REINJECT, now + REINJECT_SETTLE_MS);
     }
+  }
+
+  /**
+   * This node went silent (frozen, starved) while active, and the peer took over and forwarded meanwhile: its
+   * kernel entries lag the peer's. Rejoin as a restarted node would: a new session (the peer serves a session
+   * one bulk), ask for the peer's whole table, demote CARP until it is applied (or bulk_timeout_ms passed).
+   */
+  resync(now: number): void {
+    this.lastNow = now;
+    if (!this.started || this.stopped || this.master) return;
+    this.log('info', 'statesync: this node was away while the peer forwarded; asking for its whole table');
+    this.c.rejoins++;
+    this.sessions.renew();
+    this.newSession();
+    if (this.bulk === 'receiving' || this.bulk === 'committing') this.bulkGen++;
+    this.bulk = 'waiting';
+    this.bulkStartedAt = now;
+    this.bulkReceived = 0;
+    this.action({ kind: 'demote', on: true });
+    this.arm(T.BULK, now + this.cfg.bulk_timeout_ms);
+    this.helloTick(now);
   }
 
   /**
@@ -568,11 +589,14 @@ export class SyncMachine {
     this.sendRaw(this.codec.seal(this.header(Type.HELLO, flags, 0, 0, 0, to), helloPayload(nonce, echo)));
   }
 
+  /** The active node's kernel is the truth: only a passive one asks for (or waits on) the peer's table. */
+  private wantsBulk(): boolean { return !this.master && (this.bulk === 'waiting' || this.bulk === 'timeout'); }
+
   /** Until the peer is heard (and while we still want its table), say hello. */
   private helloTick(now: number): void {
     // A peer that shows up late (after our timeout) still hands us its table.
     // The active node's kernel is the truth: it never asks for (or waits on) the peer's table.
-    const wantBulk = !this.master && (this.bulk === 'waiting' || this.bulk === 'timeout');
+    const wantBulk = this.wantsBulk();
     if (!this.sessions.peer || !this.sessions.peerKnowsUs || wantBulk) this.sendHello(wantBulk ? F_WANT_BULK : 0, this.sessions.peer, 0n, this.peerNonce);
     this.arm(T.HELLO, now + HELLO_MS);
   }
@@ -643,9 +667,14 @@ export class SyncMachine {
    */
   private ownRollover(): void {
     this.log('warn', 'statesync: packet numbers exhausted; starting a new session', { session: this.sessions.session.toString(16) });
+    this.newSession();
+    if (this.master) { this.core.x.ssQueueAll(); this.afterCoreWork(this.lastNow); } else if (this.bulk === 'done') this.bulk = 'waiting';
+  }
+
+  /** Our side of the link starts over with a new session of ours. */
+  private newSession(): void {
     this.unacked = []; this.nextSeq = this.initialSeq; this.expect = this.initialSeq; this.unackedRx = 0;
     this.bulkEndPending = false; this.bulkStartPending = 0;
-    if (this.master) { this.core.x.ssQueueAll(); this.afterCoreWork(this.lastNow); } else if (this.bulk === 'done') this.bulk = 'waiting';
   }
 
   private onPeerSession(s: bigint, first: boolean): void {

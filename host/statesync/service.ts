@@ -5,7 +5,7 @@
 // armed for the machine's next deadline.
 import dgram from 'node:dgram';
 import { writeFileSync, readFileSync } from 'node:fs';
-import { Demote } from '../core/core.js';
+import { Demote, Why } from '../core/core.js';
 import { native } from '../io/native.js';
 import type { FeatureHost, Service, Transition } from '../feature.js';
 import { CtSockets } from './kernel.js';
@@ -34,6 +34,8 @@ export class StateSyncService implements Service {
   private stopped = false;
   /** Whether this service holds CARP's BULK_SYNC demotion (raised at start until the peer's table is here). */
   private demoted = false;
+  /** A vhid yielded because this node stalled: ask for the peer's table once passive (SyncMachine.resync). */
+  private rejoin = false;
   private readonly onConfig = (next: Config) => this.applyPolicy(next);
   private readonly onCarp = (t: Transition) => this.onTransition(t);
   private peerAddr = '';
@@ -157,13 +159,17 @@ export class StateSyncService implements Service {
 
   private isMaster(): boolean { const r = this.d.role(); return r === 'MASTER' || r === 'MIXED'; }
 
-  private onTransition(_t: Transition): void {
+  private onTransition(t: Transition): void {
     if (this.stopped) return;
+    if (t.reason === Why.STALLED) this.rejoin = true;
     const active = this.isMaster();
     if (active === this.m.master) return;
     // What the old socket still holds is read under the old role (a master's last NEW events still go out).
     this.onEvents();
     this.m.setRole(this.d.now(), active);
+    // Yielded because this node stalled: the peer forwarded meanwhile, so take its table before preempting back
+    // (the machine demotes CARP in this same call, while the daemon still holds its stall demotion).
+    if (!active && this.rejoin) { this.rejoin = false; this.m.resync(this.d.now()); }
     this.carryOut();
   }
 

@@ -81,9 +81,12 @@ export class Sessions {
 
   /** The packet number for the next datagram. At PN_MAX, a new session starts (the peer treats it as a restart). */
   nextPn(): bigint {
-    if (this.pn >= PN_MAX) { this.session = this.rand(); this.pn = 1n; this.peerKnowsUs = false; }
+    if (this.pn >= PN_MAX) this.renew();
     return this.pn++;
   }
+
+  /** Start a new incarnation: the peer confirms it like a restart (and serves it a bulk if it asks). */
+  renew(): void { this.session = this.rand(); this.pn = 1n; this.peerKnowsUs = false; }
 
   /**
    * Classify an authenticated datagram. `hello`: its type is HELLO; `nonce`/`echo` come from a HELLO's payload

@@ -22,6 +22,9 @@ export class SimNode {
   owns = new Set<number>(); // vhids whose VIPs are configured (take/release)
   log: { t: number; a: Action }[] = [];
   alive = true;
+  /** SIGSTOPped: its timers wait and what reaches it queues in its sockets (`held`) until thawed. */
+  frozen = false;
+  held: InFlight[] = [];
   linkUp: boolean[];
   /** `epoch`: what the daemon persists and grows at every start (paired counters count from it). */
   constructor(readonly spec: SimNodeSpec, seed: number, readonly epoch = 1000) {
@@ -81,7 +84,7 @@ export class Cluster {
   private nextEventAt(): number {
     let t = Infinity;
     for (const f of this.flight) t = Math.min(t, f.at);
-    for (const n of this.nodes) if (n.alive) { const d = n.core.pollTimeout(); if (d >= 0) t = Math.min(t, d); }
+    for (const n of this.nodes) if (n.alive && !n.frozen) { const d = n.core.pollTimeout(); if (d >= 0) t = Math.min(t, d); }
     return t;
   }
 
@@ -94,9 +97,13 @@ export class Cluster {
       this.now = Math.max(this.now, t);
       const due = this.flight.filter((f) => f.at <= this.now);
       this.flight = this.flight.filter((f) => f.at > this.now);
-      for (const f of due) if (f.to.alive) { f.to.core.handleCarp(this.now, f.link, f.datagram); this.drain(f.to); }
+      for (const f of due) {
+        if (!f.to.alive) continue;
+        if (f.to.frozen) { f.to.held.push(f); continue; }
+        f.to.core.handleCarp(this.now, f.link, f.datagram); this.drain(f.to);
+      }
       for (const n of this.nodes) {
-        if (!n.alive) continue;
+        if (!n.alive || n.frozen) continue;
         const d = n.core.pollTimeout();
         if (d >= 0 && d <= this.now) { n.core.handleTimeout(this.now); this.drain(n); }
       }
@@ -110,9 +117,23 @@ export class Cluster {
     if (dt <= 0) return;
     const vhids = new Set(this.nodes.flatMap((n) => n.spec.vhids.map((v) => v.vhid)));
     for (const v of vhids) {
-      const holders = this.nodes.filter((n) => n.alive && n.owns.has(v)).length;
+      // A frozen node's VIPs expire with their lease in the real kernel (not modelled): not counted.
+      const holders = this.nodes.filter((n) => n.alive && !n.frozen && n.owns.has(v)).length;
       if (holders > 1) this.dualMasterMs.set(v, (this.dualMasterMs.get(v) ?? 0) + dt);
     }
+  }
+
+  /** SIGSTOP: the node's timers and receive wait (carrier stays up: the peer's adverts queue for it). */
+  freeze(name: string): void { this.node(name).frozen = true; }
+
+  /** SIGCONT: the daemon takes what queued in its sockets first, then its late timer (host/daemon/daemon.ts run). */
+  thaw(name: string): void {
+    const n = this.node(name);
+    n.frozen = false;
+    const held = n.held; n.held = [];
+    for (const f of held) { n.core.handleCarp(this.now, f.link, f.datagram); this.drain(n); }
+    const d = n.core.pollTimeout();
+    if (d >= 0 && d <= this.now) { n.core.handleTimeout(this.now); this.drain(n); }
   }
 
   kill(name: string): void { const n = this.node(name); n.alive = false; this.flight = this.flight.filter((f) => f.to !== n); }

@@ -309,6 +309,35 @@ t.test('a daemon restarted passive on a kernel that kept its entries re-creates 
   t.ok(p.runUntil(() => bulkDone(p.a)() && p.converged(), 5000), 'and the bulk from b completes');
 });
 
+t.test('a node that stalled while active rejoins: a new session, the peer\'s whole table, demoted until it is applied', async (t) => {
+  const p = synced(t, 300, { seed: 23 });
+  // a (active) stalls: nothing reaches it; b takes over and forwards, new flows among them.
+  p.link.ba.cut = true;
+  p.b.setRole(true);
+  put(p.b, 40, 300);
+  p.run(3000);
+  const session = p.a.m.sessions.session;
+  const creates = p.a.kernel.creates;
+  p.link.ba.cut = false;
+  // a runs again: CARP yielded (Why.STALLED), the service turns it passive and asks it to rejoin.
+  p.a.setRole(false);
+  p.a.m.resync(p.now);
+  p.a.flush();
+  t.equal(p.a.demoted, true, 'demoted until the peer\'s table is here');
+  t.not(p.a.m.sessions.session, session, 'with a new session (the peer serves a session one bulk)');
+  t.equal(p.a.m.counters.rejoins, 1);
+  const t0 = p.now;
+  t.ok(p.runUntil(() => !p.a.demoted, 5000), 'the demotion is lifted');
+  t.ok(p.converged(), 'by then a\'s kernel holds every state b made while a was away');
+  // b had backed off its retransmissions to the silent a (up to RTO_AWAY_MAX_MS); the rejoin does not wait them out.
+  t.ok(p.now - t0 < 1000, `within a HELLO round or two, not after b's away back-off (${(p.now - t0).toFixed(1)} ms)`);
+  t.equal(p.b.m.counters.bulks_sent, 1, 'b sent its whole table to the rejoined session');
+  t.ok(p.a.kernel.creates - creates >= 40, `the new flows were created (${p.a.kernel.creates - creates})`);
+  // An active node has nothing to catch up: its kernel is the truth.
+  p.b.m.resync(p.now);
+  t.equal(p.b.m.counters.rejoins, 0, 'resync is ignored while active');
+});
+
 t.test('event overrun: the active node re-dumps and diffs; vanished entries go to the peer as deletes', async (t) => {
   const p = synced(t, 300, { seed: 17 });
   const keys = [...p.a.kernel.table.keys()].slice(0, 25);
