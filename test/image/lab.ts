@@ -21,6 +21,22 @@ import { sleep, waitFor } from '../../board/virtual/wait.js';
 export { sleep, waitFor };
 
 /**
+ * The "USB stick": an ext4 image (`runDir`/stick.img, /dev/vdb in a guest given it as extraDisk) holding the
+ * upgrade file and its signature, plus whatever `extra` writes into the stick's folder. Returns the image's path.
+ */
+export function upgradeStick(runDir: string, upgrade: string, extra?: (dir: string) => void): string {
+  const dir = path.join(runDir, 'stick');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(upgrade, path.join(dir, path.basename(upgrade)));
+  copyFileSync(upgrade + '.sig', path.join(dir, path.basename(upgrade) + '.sig'));
+  extra?.(dir);
+  const stick = path.join(runDir, 'stick.img');
+  const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-d', dir, stick, '400M'], { encoding: 'utf8' });
+  if (mk.status !== 0) throw new Error(`mkfs.ext4 for the upgrade stick: ${mk.stderr}`);
+  return stick;
+}
+
+/**
  * Stages of one boot story: later stages need the earlier ones (a box that did not boot cannot fail over), so
  * they skip after a failure. `t` is the file's root tap object.
  */

@@ -15,11 +15,10 @@
 // Emulation is 15-20x slower than hardware: nothing here judges timing; waits are generous but bounded.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sleep, stages, waitFor, type Guest } from './lab.js';
+import { Lab, sleep, stages, upgradeStick, waitFor, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(ROOT, 'board/minipc/out');
@@ -53,12 +52,7 @@ if (process.getuid?.() !== 0) {
   t.fail(`${IMAGE}, ${UPGRADE} or its .sig not found: build first with \`npm run build:image\``);
 } else {
   rmSync(RUN_DIR, { recursive: true, force: true });
-  mkdirSync(path.join(RUN_DIR, 'stick'), { recursive: true });
-  // The "USB stick" with the upgrade file, as in upgrade.image.ts.
-  spawnSync('cp', [UPGRADE, UPGRADE + '.sig', path.join(RUN_DIR, 'stick')]);
-  const stick = path.join(RUN_DIR, 'stick.img');
-  const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(RUN_DIR, 'stick'), stick, '400M'], { encoding: 'utf8' });
-  if (mk.status !== 0) throw new Error(`mkfs.ext4 for the upgrade stick: ${mk.stderr}`);
+  const stick = upgradeStick(RUN_DIR, UPGRADE);
 
   const lab = new Lab(PREFIX, RUN_DIR);
   const g = lab.guest({

@@ -6,11 +6,10 @@
 // trial boots) must not be booted; the box comes back on the last good slot.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sleep, stages, waitFor, type Guest } from './lab.js';
+import { Lab, sleep, stages, upgradeStick, waitFor, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(ROOT, 'board/minipc/out');
@@ -29,16 +28,12 @@ if (process.getuid?.() !== 0) {
   t.fail(`${IMAGE}, ${UPGRADE} or its .sig not found: build first with \`npm run build:image\``);
 } else {
   rmSync(RUN_DIR, { recursive: true, force: true });
-  mkdirSync(path.join(RUN_DIR, 'stick'), { recursive: true });
-  // The "USB stick": an ext4 image holding the upgrade file.
-  spawnSync('cp', [UPGRADE, UPGRADE + '.sig', path.join(RUN_DIR, 'stick')]);
-  // The build's manifest with a signature that is not the build key's: one byte of it flipped.
-  const [manifest, sigLine] = readFileSync(UPGRADE + '.sig', 'utf8').split('\n');
-  const bad = Buffer.from(sigLine.replace(/^signature /, ''), 'base64'); bad[10] ^= 0x40;
-  writeFileSync(path.join(RUN_DIR, 'stick', 'bad.sig'), `${manifest}\nsignature ${bad.toString('base64')}\n`);
-  const stick = path.join(RUN_DIR, 'stick.img');
-  const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-d', path.join(RUN_DIR, 'stick'), stick, '400M'], { encoding: 'utf8' });
-  if (mk.status !== 0) throw new Error(`mkfs.ext4 for the upgrade stick: ${mk.stderr}`);
+  const stick = upgradeStick(RUN_DIR, UPGRADE, (dir) => {
+    // The build's manifest with a signature that is not the build key's: one byte of it flipped.
+    const [manifest, sigLine] = readFileSync(UPGRADE + '.sig', 'utf8').split('\n');
+    const bad = Buffer.from(sigLine.replace(/^signature /, ''), 'base64'); bad[10] ^= 0x40;
+    writeFileSync(path.join(dir, 'bad.sig'), `${manifest}\nsignature ${bad.toString('base64')}\n`);
+  });
 
   const lab = new Lab('dgupg', RUN_DIR);
   const g = lab.guest({
