@@ -12,8 +12,16 @@ const MASTER_DOWN_SECONDARY = 3000 + Math.floor(100 * 1e6 / 256) / 1000; // 3390
 const running = (c: Cluster, v: number) => c.masters(v).filter((n) => !c.node(n).frozen);
 const after = (c: Cluster, name: string, since: number, type: string) =>
   c.node(name).log.filter((e) => e.t >= since && e.a.type === type);
-const lastAdvertBefore = (c: Cluster, at: number) =>
-  Math.max(...c.node('primary').log.filter((e) => e.a.type === 'advert' && e.t <= at).map((e) => e.t));
+/** A paired board, settled, with the primary frozen 1 ms after its last advert (`last`, ms). */
+function frozenAfterAdvert(): { c: Cluster; last: number } {
+  const c = boardPair({}, { paired: true });
+  c.startAll();
+  c.run(10_000);
+  const last = Math.max(...c.node('primary').log.filter((e) => e.a.type === 'advert' && e.t <= 10_000).map((e) => e.t));
+  c.run(last + 1);
+  c.freeze('primary');
+  return { c, last };
+}
 
 t.test('a master frozen past the master-down interval yields when thawed, waits while demoted, then fails back', async (t) => {
   const c = boardPair({}, { paired: true });
@@ -47,12 +55,7 @@ t.test('a master frozen past the master-down interval yields when thawed, waits 
 });
 
 t.test('a stall shorter than the peer\'s master-down interval changes nothing', async (t) => {
-  const c = boardPair({}, { paired: true });
-  c.startAll();
-  c.run(10_000);
-  const last = lastAdvertBefore(c, 10_000);
-  c.run(last + 1);
-  c.freeze('primary');
+  const { c, last } = frozenAfterAdvert();
   c.run(last + MASTER_DOWN_SECONDARY - 300);
   c.thaw('primary');
   c.run(20_000);
@@ -62,12 +65,7 @@ t.test('a stall shorter than the peer\'s master-down interval changes nothing', 
 });
 
 t.test('the peer\'s takeover advert still in flight at the thaw: yielded on arrival, not fought', async (t) => {
-  const c = boardPair({}, { paired: true });
-  c.startAll();
-  c.run(10_000);
-  const last = lastAdvertBefore(c, 10_000);
-  c.run(last + 1);
-  c.freeze('primary');
+  const { c, last } = frozenAfterAdvert();
   // The secondary declares the master down at last + latency + 3390.625 ms and adverts at once; thaw the primary
   // 0.1 ms after that, before the takeover advert (0.2 ms latency) has reached it.
   const takeover = last + c.latency + MASTER_DOWN_SECONDARY;
