@@ -42,7 +42,7 @@ export class PushQueue {
           const delay = Math.round(base * (0.8 + Math.random() * 0.4));
           this.onFailure(e, this.attempt, delay);
           this.wanted = true;
-          this.nextRetryAt = Date.now() + delay;
+          this.nextRetryAt = performance.now() + delay;
           await new Promise<void>((r) => { const t = setTimeout(r, delay); this.wake = () => { clearTimeout(t); r(); }; });
           this.wake = null;
           this.nextRetryAt = null;

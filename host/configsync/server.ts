@@ -68,7 +68,7 @@ export class SyncServer {
     this.server.on('drop', () => { if (this.reopen) this.counters.refused_rate++; else this.counters.refused_busy++; });
     // Before the TLS wrapper sees the socket: a refused connection costs no crypto.
     this.server.prependListener('connection', (sock: Socket) => {
-      if (this.admit(Date.now())) return;
+      if (this.admit(performance.now())) return;
       this.counters.refused_rate++;
       sock.destroy();
       // Until the bucket holds a token again, Node closes new connections right at accept, before it makes any
@@ -143,7 +143,7 @@ export class SyncServer {
     const from = req.socket.remoteAddress ?? '?';
     this.counters.calls++;
     if (req.method !== 'POST') { res.setHeader('allow', 'POST'); this.fault(res, from, Fault.INVALID_REQUEST, `XML-RPC needs POST, not ${req.method}`, 405); return; }
-    const now = Date.now();
+    const now = performance.now(); // monotonic: a stepped wall clock must not drain or freeze the buckets
     const wait = this.rateLimited(from, now);
     if (wait > 0) {
       this.counters.rate_limited++;

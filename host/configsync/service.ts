@@ -228,8 +228,10 @@ export class ConfigSyncService implements Service {
       const message = (e as Error).message;
       const first = this.peer.lastError?.message !== message;
       this.peer.lastError = { class: cls, message, at: new Date().toISOString(), attempt };
-      // One line per distinct failure; repeats are counted in status, not logged each time.
-      if (first) this.d.log.warn('config sync failed', { class: cls, reason: message, attempt, retry_in_ms: retryIn });
+      // One line per distinct failure, and again at attempts 4, 8, 16, ... (repeats are counted in status).
+      if (first || (attempt >= 4 && (attempt & (attempt - 1)) === 0)) {
+        this.d.log.warn(first ? 'config sync failed' : 'config sync still failing', { class: cls, reason: message, attempt, retry_in_ms: retryIn });
+      }
     });
     this.queue.kick();
     // A push failing while the sync cable was out has backed off (up to retry_max_ms): retry when it is back.
@@ -426,7 +428,7 @@ export class ConfigSyncService implements Service {
         peer_revision: p.acked?.peer_revision.slice(0, 12) ?? null,
         synced_hash: { local: local?.slice(0, 12) ?? null, peer: p.peerSyncedHash?.slice(0, 12) ?? null },
         certificate: pinned, sections: this.cfg.sections, attempts: p.attempts, rejected: p.rejected,
-        next_retry_in_ms: this.queue?.nextRetryAt ? Math.max(0, this.queue.nextRetryAt - Date.now()) : null,
+        next_retry_in_ms: this.queue?.nextRetryAt ? Math.max(0, Math.round(this.queue.nextRetryAt - performance.now())) : null,
       },
     };
   }

@@ -45,7 +45,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
   private timer: NodeJS.Timeout | null = null;
   private addrs!: AddressControl;
   private linkMon!: LinkMonitor;
-  private startedAt = Date.now();
+  private startedAt = performance.now();
   private stopped = false;
   private sendErrors = 0;
   /** How late the CARP timer fired (event-loop stalls as CARP sees them): worst, and how often over the log threshold. */
@@ -404,7 +404,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
       node: this.config.node.name,
       role: this.config.node.role,
       carp_role: this.role(),
-      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      uptime_s: Math.round((performance.now() - this.startedAt) / 1000),
       maintenance: m ? { on: true, since: m.since } : { on: false },
       demotion: this.core.demotion(),
       preempt: this.config.carp.preempt,

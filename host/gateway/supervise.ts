@@ -36,6 +36,8 @@ export interface SuperviseOptions {
 export class Supervised {
   private cp: ChildProcess | null = null;
   private stopping = false;
+  /** The child a stop() is waiting on (SIGTERM sent, exit not seen yet). */
+  private retiring: ChildProcess | null = null;
   private timer: NodeJS.Timeout | null = null;
   private backoff: number;
   private startedAt = 0;
@@ -53,9 +55,16 @@ export class Supervised {
   get pid(): number | undefined { return this.cp?.pid; }
   get running(): boolean { return !!this.cp && this.cp.exitCode === null && this.cp.signalCode === null; }
 
+  /**
+   * Make sure the child runs. Idempotent: a running child is kept, a pending restart happens now. Start and stop
+   * come from CARP transitions and alarms, so they can cross: only the current child's exit counts.
+   */
   start(): void {
     this.stopping = false;
-    killOrphan(this.o.pidFile, this.o.cmd, this.o.log);
+    // A stop in progress starts the child again once the old one is gone (stop below).
+    if (this.retiring || this.running) return;
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    killOrphan(this.o.pidFile, this.o.cmd, this.o.log, this.cp?.pid);
     this.launch();
   }
 
@@ -65,7 +74,7 @@ export class Supervised {
     const [cmd, args] = atNormalPriority(this.o.cmd, this.o.args);
     const cp = spawn(cmd, args, { env: { ...process.env, ...this.o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.cp = cp;
-    this.startedAt = Date.now();
+    this.startedAt = performance.now();
     cp.on('error', (e) => this.o.log.error(`${this.o.name}: spawn failed`, { cmd: this.o.cmd, err: e }));
     if (cp.pid) writeFileSync(this.o.pidFile, String(cp.pid));
     for (const s of [cp.stdout!, cp.stderr!]) {
@@ -73,10 +82,12 @@ export class Supervised {
     }
     this.o.log.info(`${this.o.name} started`, { pid: cp.pid, restarts: this.restarts });
     cp.once('exit', (code, signal) => {
+      // A child replaced meanwhile (stopped, then started again before it was gone): its exit is not news.
+      if (cp !== this.cp) return;
       this.lastExit = { code, signal, at: new Date().toISOString() };
       rmSync(this.o.pidFile, { force: true });
-      if (this.stopping) return;
-      if (Date.now() - this.startedAt >= (this.o.stableMs ?? 30_000)) this.backoff = this.o.backoffMinMs ?? 500;
+      if (this.stopping || cp === this.retiring) return;
+      if (performance.now() - this.startedAt >= (this.o.stableMs ?? 30_000)) this.backoff = this.o.backoffMinMs ?? 500;
       this.o.log.warn(`${this.o.name} died; restarting`, { code, signal, in_ms: this.backoff, restarts: this.restarts });
       this.timer = setTimeout(() => { this.timer = null; this.restarts++; this.launch(); }, this.backoff);
       this.backoff = Math.min(this.backoff * 2, this.o.backoffMaxMs ?? 30_000);
@@ -84,7 +95,7 @@ export class Supervised {
   }
 
   private output(line: string): void {
-    const now = Date.now();
+    const now = performance.now(); // monotonic: a stepped wall clock must not empty the bucket for a day
     this.tokens = Math.min(OUTPUT_BURST, this.tokens + ((now - this.tokensAt) * OUTPUT_RATE) / 1000);
     this.tokensAt = now;
     if (this.tokens < 1) {
@@ -116,10 +127,14 @@ export class Supervised {
     const cp = this.cp;
     if (!cp || cp.exitCode !== null || cp.signalCode !== null) return;
     const gone = new Promise<void>((r) => cp.once('exit', () => r()));
-    cp.kill('SIGTERM');
+    if (this.retiring !== cp) { this.retiring = cp; cp.kill('SIGTERM'); }
     const t = setTimeout(() => cp.kill('SIGKILL'), timeoutMs);
     await gone;
     clearTimeout(t);
+    if (this.retiring !== cp) return;
+    this.retiring = null;
+    // Started again while this one was on its way out: now that it is gone (its lock files free), start anew.
+    if (!this.stopping) this.launch();
   }
 
   status(): Record<string, unknown> {
@@ -128,11 +143,12 @@ export class Supervised {
 }
 
 /** A child left by a daemon that died hard: stop it by its recorded pid, if that pid is still the same program. */
-function killOrphan(pidFile: string, cmd: string, log: Logger): void {
+function killOrphan(pidFile: string, cmd: string, log: Logger, ours?: number): void {
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   rmSync(pidFile, { force: true });
-  if (!Number.isInteger(pid) || pid <= 1) return;
+  // Our own child still on its way out (a stop that has not seen it exit yet) is not an orphan: stop() ends it.
+  if (!Number.isInteger(pid) || pid <= 1 || pid === ours) return;
   let exe = '';
   try { exe = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? ''; } catch { return; }
   if (!exe.endsWith(cmd.split('/').pop()!)) return;
