@@ -7,10 +7,11 @@ export function formatStatus(s: any): string {
   lines.push(`node ${s.node} (${s.role})   CARP: ${s.carp_role}   maintenance: ${m}   demotion: ${s.demotion}   preempt: ${s.preempt ? 'on' : 'off'}`);
   lines.push(`links: ${Object.entries(s.links ?? {}).map(([r, l]: [string, any]) => `${r}=${l.device}${l.carrier ? '' : ' (NO CARRIER)'}`).join('  ')}`);
   lines.push('');
-  const rows = [['INTERFACE', 'VHID', 'VIRTUAL IP', 'STATUS', 'ADVBASE', 'ADVSKEW', 'DEMOTE', 'MASTER HEARD', 'LAST CHANGE']];
+  const rows = [['INTERFACE', 'VHID', 'VIRTUAL IP', 'STATUS', 'MAC', 'ADVBASE', 'ADVSKEW', 'DEMOTE', 'MASTER HEARD', 'LAST CHANGE']];
   for (const v of s.vips ?? []) {
     rows.push([
-      `${v.interface} (${v.device})`, String(v.vhid), v.addresses.join(','), v.state, String(v.advbase),
+      `${v.interface} (${v.device})`, String(v.vhid), v.addresses.join(','), v.state,
+      v.mac ? `${v.mac_mode} ${v.mac}` : '-', String(v.advbase),
       v.advertised_skew !== v.advskew ? `${v.advskew}→${v.advertised_skew}` : String(v.advskew), String(v.demote),
       v.state === 'MASTER' ? '-' : v.master_heard_s_ago === null ? 'never' : `${v.master_heard_s_ago}s ago (${v.master_source})`,
       v.last_change ? `${v.last_change} (${v.last_change_why})` : '-',

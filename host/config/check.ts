@@ -4,6 +4,7 @@ import type { Config, IfRole } from './schema.js';
 import { inSubnet, isNetOrBroadcast, parseCidr } from './net.js';
 import { pairAuthKey } from '../daemon/pair.js';
 import { features } from '../features.js';
+import { virtualMac } from '../daemon/vmac.js';
 
 export interface Finding { level: 'error' | 'warning'; field: string; message: string }
 
@@ -48,6 +49,9 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
     seen.set(key, i);
     if (Buffer.byteLength(v.password) > 19) err(`${f}.password`, 'longer than 19 bytes: CARP uses at most 19');
     if (v.advskew > 240) warn(`${f}.advskew`, `${v.advskew} is sent as 240 (FreeBSD's maximum); keep skews at or below 239 so a demoted peer loses`);
+    if (v.mac === 'virtual' && v.interface === 'wan') {
+      warn(`${f}.mac`, `virtual MAC ${virtualMac(v.vhid)} on the WAN: on a segment shared with other customers' VRRP/CARP the same vhid means the same MAC; pick an unusual vhid, and check that the ISP port accepts a second MAC`);
+    }
     if (/[\s'"\\]/.test(v.password)) warn(`${f}.password`, 'contains spaces, quotes or backslashes: pfSense/OPNsense peers rewrite such passwords (carp.md §2.1)');
   });
   // VHIDs are per L2 segment: the same vhid twice on one interface is one group (load checks it agrees).
@@ -82,6 +86,7 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
       const f = `carp.vips[${i}]`;
       const o = peer.carp.vips.find((x) => x.vhid === v.vhid && x.interface === v.interface && x.address === v.address);
       if (!o) { err(f, `vhid ${v.vhid} ${v.address} is missing on the peer (config sync puts it there, or add it)`); continue; }
+      if ((o.mac ?? 'real') !== (v.mac ?? 'real')) err(`${f}.mac`, `${v.mac ?? 'real'} here, ${o.mac ?? 'real'} on the peer for vhid ${v.vhid}: clients would see the gateway's MAC change at every failover; use the same mode on both`);
       if (o.password !== v.password) err(`${f}.password`, `differs from the peer's for vhid ${v.vhid}: adverts would fail authentication`);
       if (o.advbase === v.advbase && o.advskew === v.advskew) err(`${f}.advskew`, `the peer has the same advbase/advskew (${v.advbase}/${v.advskew}) for vhid ${v.vhid}: give the secondary a higher advskew (pfSense adds 100)`);
       const primary = c.node.role === 'primary' ? v : o;

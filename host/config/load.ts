@@ -63,7 +63,7 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
     throw new ConfigError(file, field, reason);
   }
   const c = doc as Config;
-  // One vhid is one CARP group: every VIP in it shares the interface, password and timers.
+  // One vhid is one CARP group: every VIP in it shares the interface, password, timers and MAC mode.
   const groups = new Map<number, number>();
   c.carp.vips.forEach((vip, i) => {
     const f = `carp.vips[${i}]`;
@@ -73,7 +73,7 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
     const j = groups.get(vip.vhid);
     if (j === undefined) { groups.set(vip.vhid, i); return; }
     const first = c.carp.vips[j];
-    for (const k of ['interface', 'password', 'advbase', 'advskew'] as const) {
+    for (const k of ['interface', 'password', 'advbase', 'advskew', 'mac'] as const) {
       if (vip[k] !== first[k]) throw new ConfigError(file, `${f}.${k}`, `differs from carp.vips[${j}], which has the same vhid ${vip.vhid}: one vhid is one CARP group`);
     }
   });

@@ -6,6 +6,8 @@ export type IfRole = 'wan' | 'lan' | 'sync';
 export interface InterfaceConfig { device: string; address: string; peer?: string; mac?: string }
 export interface VipConfig {
   interface: IfRole; vhid: number; address: string; password: string; advbase: number; advskew: number; description?: string;
+  /** 'virtual': the MASTER answers and sends for the VIP from 00:00:5e:00:01:<vhid> (README "Virtual or real MAC"). */
+  mac?: 'real' | 'virtual';
 }
 export interface Config {
   schema: number;
@@ -63,6 +65,7 @@ export const configSchema = {
               advbase: { type: 'integer', minimum: 1, maximum: 254, default: 1 },
               advskew: { type: 'integer', minimum: 0, maximum: 254, default: 0 },
               description: { type: 'string', maxLength: 200 },
+              mac: { enum: ['real', 'virtual'], default: 'real', description: "the VIP's MAC: the NIC's own (real) or CARP's 00:00:5e:00:01:<vhid> (virtual)" },
             },
           },
         },

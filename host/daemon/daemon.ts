@@ -15,6 +15,7 @@ import type { ControlServer, Handler } from '../control/server.js';
 import { FeatureRunner, FeatureStartError } from './services.js';
 import type { ApplyTracker } from './apply.js';
 import { secretFingerprints } from '../config/secrets.js';
+import { VirtualMacTable, macBytes, virtualMac, type VmacGroup } from './vmac.js';
 
 const CARP_GROUP = '224.0.0.18';
 /** A VIP's lease: the master-down interval's whole seconds, so a dead master's VIP goes about when the peer takes it. */
@@ -23,6 +24,7 @@ const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
 /** A CARP timer that fires this much late means the event loop was held up: logged with how late (advbase + 50 ms is the target). */
 const TIMER_LATE_LOG_MS = 50;
 const ETH_P_ARP = 0x0806;
+const macText = (m?: Uint8Array) => (m ? [...m.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':') : null);
 
 /** One CARP interface: a link number in the core, its sockets and its VIP groups. */
 interface Link {
@@ -57,12 +59,26 @@ export class Daemon extends EventEmitter implements FeatureHost {
   private readonly alarms = new Map<string, AlarmEvent>();
   /** The dedicated sync link (no vhid on it): its carrier is a hint that the peer is alive. */
   readonly sync = { index: -1, running: true };
+  /** Virtual-MAC vhids this node is MASTER of, and those whose gratuitous ARP waits for the table (vmac.ts). */
+  private readonly vmacOwned = new Set<number>();
+  private readonly vmacGarp = new Set<number>();
+  private readonly vmac: VirtualMacTable;
 
   constructor(readonly config: Config, opts: { log?: Logger } = {}) {
     super();
     this.log = opts.log ?? new Logger({ node: config.node.name }, config.log.level);
     this.maintenance = new MaintenanceFlag(config.state_dir);
     this.features = new FeatureRunner(this);
+    this.vmac = new VirtualMacTable(this.log, () => this.vmacWant(), (owned) => {
+      // The VIP and its announcement only once the node takes frames for the MAC: the switch moves the MAC
+      // to us on this ARP.
+      for (const vhid of [...this.vmacGarp]) {
+        if (!owned.has(vhid)) continue;
+        this.vmacGarp.delete(vhid);
+        const link = this.links.find((l) => l.role === this.vhidVips.get(vhid)?.[0]?.interface);
+        if (link && this.vmacOwned.has(vhid)) { this.leaseVips(vhid, link); this.announce(vhid, link); }
+      }
+    });
     this.on('alarm', (ev: AlarmEvent) => {
       const k = `${ev.source}/${ev.key}`;
       if (ev.active) this.alarms.set(k, ev); else this.alarms.delete(k);
@@ -116,6 +132,9 @@ export class Daemon extends EventEmitter implements FeatureHost {
       for (const v of vips) this.addrs.del(link.index, v.address);
     }
     this.core.collect();
+    // Before CARP runs: a leftover table from a crashed run (an owned MAC) must not make a BACKUP take frames.
+    this.vmac.set();
+    this.vmac.nicFilter(true);
 
     this.sync.index = native.ifInfo(c.interfaces.sync.device).index;
     this.linkMon = new LinkMonitor((e) => this.onLink(e.index, e.running), () => this.rereadLinks());
@@ -151,6 +170,20 @@ export class Daemon extends EventEmitter implements FeatureHost {
       vips: vips.map((v) => v.address.split('/')[0]),
       peer: c.interfaces[vips[0].interface].peer, pairKey: shared ? pairKey(shared, vhid) : undefined,
     };
+  }
+
+  private isVirtual(vhid: number): boolean { return this.vhidVips.get(vhid)?.[0]?.mac === 'virtual'; }
+
+  /** What the virtual-MAC table should hold now (vmac.ts). */
+  private vmacWant() {
+    const groups: VmacGroup[] = [];
+    for (const [vhid, vips] of this.vhidVips) {
+      if (vips[0]?.mac !== 'virtual') continue;
+      const link = this.links.find((l) => l.role === vips[0].interface);
+      if (link) groups.push({ vhid, link: link.n, vips: vips.map((v) => v.address.split('/')[0]) });
+    }
+    const owned = new Set(groups.filter((g) => this.vmacOwned.has(g.vhid)).map((g) => g.vhid));
+    return { links: this.links.map((l) => ({ n: l.n, device: l.device, mac: l.mac })), groups, owned };
   }
 
   private openLink(role: IfRole): Link {
@@ -233,7 +266,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
     const prev = this.config;
     // What CARP runs on; a description change alone must not flap the VIP.
     const fp = (vips: VipConfig[]) => JSON.stringify([vips[0].interface, vips[0].password, vips[0].advbase, vips[0].advskew,
-      vips.map((v) => v.address).sort()]);
+      vips[0].mac ?? 'real', vips.map((v) => v.address).sort()]);
     const want = new Map<number, VipConfig[]>();
     for (const vip of next.carp.vips) want.set(vip.vhid, [...(want.get(vip.vhid) ?? []), vip]);
     const now = this.now();
@@ -265,6 +298,9 @@ export class Daemon extends EventEmitter implements FeatureHost {
     this.core.start(now); // only the added vhids are still INIT: they go to BACKUP
     this.core.collect();
     this.run();
+    // Egress rules follow the VIP lists; serialised behind any apply a transition above started.
+    this.vmac.update();
+    if (out.added.some((v) => this.isVirtual(v))) this.vmac.nicFilter(true);
     if (pairAuthKey(next) !== pairAuthKey(prev)) {
       this.log.warn('config change needs a restart to take effect', { section: 'peer.key / carp.pair_auth', applies_to: 'CARP pair authentication of the vhids already running' });
     }
@@ -316,7 +352,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
       case 'advert':
         // Every advert of a MASTER renews its VIPs' lease: if this process dies or freezes, the kernel drops the
         // VIPs within the master-down interval, about when the peer takes over (docs/security.md, crash safety).
-        if (!a.bowOut && this.lastChange.get(a.vhid)?.to === 'MASTER') this.leaseVips(a.vhid, link);
+        if (!a.bowOut && this.lastChange.get(a.vhid)?.to === 'MASTER' && !this.vmacGarp.has(a.vhid)) this.leaseVips(a.vhid, link);
         try {
           if (native.sendTo(link.carpFd, a.payload, CARP_GROUP) < 0) throw Object.assign(new Error('send would block'), { code: 'EAGAIN' });
           this.sendErrors = 0;
@@ -326,14 +362,18 @@ export class Daemon extends EventEmitter implements FeatureHost {
         }
         break;
       case 'take':
+        // Virtual MAC: the VIP goes on (and is announced) once the ingress set takes frames for the MAC
+        // (constructor); before that, answers to the node's first ARP requests from the VIP would be lost.
+        if (this.isVirtual(a.vhid)) { this.vmacOwned.add(a.vhid); this.vmacGarp.add(a.vhid); this.vmac.update(); break; }
         this.leaseVips(a.vhid, link);
         this.announce(a.vhid, link);
         break;
       case 'announce':
-        this.announce(a.vhid, link);
+        if (!this.vmacGarp.has(a.vhid)) this.announce(a.vhid, link);
         break;
       case 'release':
         for (const v of this.vhidVips.get(a.vhid) ?? []) this.addrs.del(link.index, v.address);
+        if (this.vmacOwned.delete(a.vhid)) { this.vmacGarp.delete(a.vhid); this.vmac.update(); }
         break;
       case 'state': {
         const t: Transition = {
@@ -382,11 +422,13 @@ export class Daemon extends EventEmitter implements FeatureHost {
     for (const v of vips) this.addrs.lease(link.index, v.address, lifetime);
   }
 
-  /** Gratuitous ARP for every VIP of the vhid, from the interface's own MAC (real-MAC mode: README). */
+  /** Gratuitous ARP for every VIP of the vhid, from the interface's own MAC or the vhid's virtual MAC (README). */
   private announce(vhid: number, link: Link): void {
+    const mac = this.isVirtual(vhid) ? macBytes(virtualMac(vhid)) : link.mac;
     for (const v of this.vhidVips.get(vhid) ?? []) {
       try {
-        native.sendPacket(link.arpFd, link.index, BROADCAST, ETH_P_ARP, this.core.garp(link.mac, v.address.split('/')[0]));
+        // Sent from the NIC; the egress rule gives a virtual-MAC VIP's ARP the virtual source MAC (vmac.ts).
+        native.sendPacket(link.arpFd, link.index, BROADCAST, ETH_P_ARP, this.core.garp(mac, v.address.split('/')[0]));
       } catch (e) { this.log.warn('gratuitous ARP failed', { vip: v.address, err: e }); }
     }
   }
@@ -417,13 +459,14 @@ export class Daemon extends EventEmitter implements FeatureHost {
         return {
           interface: vips[0]?.interface, device: this.links[s.link]?.device, vhid: s.vhid,
           addresses: vips.map((v) => v.address), description: vips[0]?.description ?? '',
+          mac_mode: vips[0]?.mac ?? 'real', mac: vips[0]?.mac === 'virtual' ? virtualMac(s.vhid) : macText(this.links[s.link]?.mac),
           state: s.state, advbase: s.advbase, advskew: s.advskew, advertised_skew: s.advertisedSkew, demote: s.demote,
           master_heard_s_ago: s.masterHeardAt >= 0 ? Math.round(now - s.masterHeardAt) / 1000 : null,
           master_source: s.masterSrc, adverts_rx: s.rxAccepted, adverts_tx: s.txAdverts, transitions: s.transitions,
           last_change: this.lastChange.get(s.vhid)?.at ?? null, last_change_why: this.lastChange.get(s.vhid)?.why ?? null,
         };
       }),
-      carp_counters: { ...this.core.stats(), timer_late_max_ms: this.timerLate.max_ms, timer_late_over_50ms: this.timerLate.over_50ms },
+      carp_counters: { ...this.core.stats(), vmac_apply_failures: this.vmac.failures, timer_late_max_ms: this.timerLate.max_ms, timer_late_over_50ms: this.timerLate.over_50ms },
       // Fingerprints, never values: compare them with the other node's to find a mismatched key.
       secrets: secretFingerprints(this.config),
       ...this.features.status(),
@@ -441,6 +484,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
     await this.features.stopAll(graceful);
     if (this.timer) clearTimeout(this.timer);
     for (const l of this.links) { native.unwatch(l.watch); native.close(l.carpFd); native.close(l.arpFd); }
+    await this.vmac.close();
     this.linkMon?.close();
     // Give the kernel's acks for the last address changes a moment to arrive before the socket closes.
     await new Promise((r) => setTimeout(r, 20));
