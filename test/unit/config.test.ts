@@ -30,6 +30,8 @@ t.test('schema errors name the file, the field and the reason', async (t) => {
     [(d) => { d.schema = 2; }, 'schema', /schema 1/],
     [(d) => { d.carp.vips[0].password = 'x'.repeat(20); }, 'carp.vips[0].password', /20 bytes.*at most 19/],
     [(d) => { d.carp.vips.push({ ...d.carp.vips[0], address: '192.168.1.9/24', advskew: 5 }); }, 'carp.vips[2].advskew', /same vhid 1/],
+    [(d) => { d.carp.vips[0].mac = 'vmac'; }, 'carp.vips[0].mac', /one of real, virtual/],
+    [(d) => { d.carp.vips.push({ ...d.carp.vips[0], address: '192.168.1.9/24', mac: 'virtual' }); }, 'carp.vips[2].mac', /same vhid 1/],
   ];
   for (const [mutate, field, reason] of cases) {
     const d = raw(); mutate(d);
@@ -60,4 +62,21 @@ t.test('check: the addressing plan', async (t) => {
   t.match(bad((a) => { a.interfaces.wan.device = 'lan0'; }).join('\n'), /each role needs its own NIC/);
   const w = checkConfig({ ...structuredClone(p), carp: { preempt: true, vips: [{ ...p.carp.vips[0], advskew: 250 }] } } as any);
   t.ok(w.some((f) => f.level === 'warning' && /sent as 240/.test(f.message)), 'skew above 240 warns');
+});
+
+t.test('virtual MAC mode: default real, both nodes must agree, a WAN virtual MAC is warned about', async (t) => {
+  t.equal(loadConfig(P).carp.vips[0].mac, 'real', 'real MAC is the default');
+  const v = raw(); for (const x of v.carp.vips) x.mac = 'virtual';
+  const pv = parseConfigText(text(v), 'p.yaml');
+  t.equal(pv.carp.vips[0].mac, 'virtual');
+  const s = loadConfig(S);
+  const errs = checkConfig(pv, s).filter((f) => f.level === 'error');
+  t.same(errs.map((f) => f.field), ['carp.vips[0].mac', 'carp.vips[1].mac'], 'a mode that differs from the peer\'s is an error');
+  t.match(errs[0].message, /virtual here, real on the peer/);
+  const sv = YAML.parse(readFileSync(S, 'utf8')); for (const x of sv.carp.vips) x.mac = 'virtual';
+  const both = checkConfig(pv, parseConfigText(text(sv), 's.yaml'));
+  t.same(both.filter((f) => f.level === 'error'), []);
+  const w = both.find((f) => f.field === 'carp.vips[1].mac');
+  t.equal(w?.level, 'warning'); t.match(w?.message, /00:00:5e:00:01:02 on the WAN/);
+  t.notOk(both.some((f) => f.field === 'carp.vips[0].mac'), 'no warning for the LAN');
 });
