@@ -62,6 +62,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
   /** Virtual-MAC vhids this node is MASTER of, and those whose gratuitous ARP waits for the table (vmac.ts). */
   private readonly vmacOwned = new Set<number>();
   private readonly vmacGarp = new Set<number>();
+  private readonly vmacTakenAt = new Map<number, number>();
   private readonly vmac: VirtualMacTable;
 
   constructor(readonly config: Config, opts: { log?: Logger } = {}) {
@@ -76,7 +77,10 @@ export class Daemon extends EventEmitter implements FeatureHost {
         if (!owned.has(vhid)) continue;
         this.vmacGarp.delete(vhid);
         const link = this.links.find((l) => l.role === this.vhidVips.get(vhid)?.[0]?.interface);
-        if (link && this.vmacOwned.has(vhid)) { this.leaseVips(vhid, link); this.announce(vhid, link); }
+        if (!link || !this.vmacOwned.has(vhid)) continue;
+        this.leaseVips(vhid, link);
+        this.announce(vhid, link);
+        this.log.info('virtual MAC taken', { vhid, mac: virtualMac(vhid), after_ms: Math.round((this.now() - (this.vmacTakenAt.get(vhid) ?? this.now())) * 10) / 10 });
       }
     });
     this.on('alarm', (ev: AlarmEvent) => {
@@ -364,7 +368,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
       case 'take':
         // Virtual MAC: the VIP goes on (and is announced) once the ingress set takes frames for the MAC
         // (constructor); before that, answers to the node's first ARP requests from the VIP would be lost.
-        if (this.isVirtual(a.vhid)) { this.vmacOwned.add(a.vhid); this.vmacGarp.add(a.vhid); this.vmac.update(); break; }
+        if (this.isVirtual(a.vhid)) { this.vmacOwned.add(a.vhid); this.vmacGarp.add(a.vhid); this.vmacTakenAt.set(a.vhid, this.now()); this.vmac.update(); break; }
         this.leaseVips(a.vhid, link);
         this.announce(a.vhid, link);
         break;

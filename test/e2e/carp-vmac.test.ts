@@ -6,11 +6,13 @@
 //                flooded to it after the master's port died were not routed (no reply before it was MASTER);
 //   real MAC:    the client keeps the dead master's MAC until its ARP entry expires; the outage is measured
 //                and reported (README "Virtual or real MAC" quotes it).
+// And interop: ucarp (no virtual MAC) still elects with a duogate node in virtual-MAC mode.
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { VirtualBoard, VIP } from '../../board/virtual/board.js';
-import { Firmware, sleep } from '../../board/virtual/firmware.js';
+import { Firmware, poll, sleep } from '../../board/virtual/firmware.js';
 import { Pinger } from '../../board/virtual/pinger.js';
 import { deafenClient, deafDrops, neighMac } from '../../board/virtual/garp-deaf.js';
 
@@ -107,4 +109,52 @@ t.test('real MAC: the same client loses its gateway until its ARP entry expires'
   t.ok(Number.isFinite(r.gap_ms), 'the client got its gateway back (after its ARP entry expired) within 120 s');
   t.ok(r.gap_ms > r.master_at - r.off_at + 3000, `the outage (${r.gap_ms} ms) lasts well beyond the takeover: the client waited for its ARP entry`);
   t.ok(r.macs_seen.length === 2 || r.mac_after !== r.mac_before, 'the entry moved to the secondary\'s MAC only by the client asking again');
+});
+
+t.test('interop: a duogate node in virtual-MAC mode and ucarp (which has no virtual MAC) on one vhid elect both ways', async (t) => {
+  const board = new VirtualBoard({ prefix: 'dv3' });
+  const fw = new Firmware(board);
+  let ucarp: ChildProcess | null = null;
+  try {
+    await board.up();
+    fw.resetState();
+    // As carp-ucarp.test.ts, with the duogate node's VIPs in virtual-MAC mode.
+    fw.writeConfigs('vmac-ucarp', {
+      keep: 'all', nodes: ['primary'],
+      edit: (c) => {
+        for (const k of ['statesync', 'configsync', 'peer', 'mqtt', 'dhcp', 'dns']) delete c[k];
+        for (const v of c.carp.vips) v.mac = 'virtual';
+      },
+    });
+    const up = `${board.runDir}/vip-up.sh`; const down = `${board.runDir}/vip-down.sh`;
+    writeFileSync(up, '#!/bin/sh\nip addr add "$2"/24 dev "$1"\n'); chmodSync(up, 0o755);
+    writeFileSync(down, '#!/bin/sh\nip addr del "$2"/24 dev "$1"\n'); chmodSync(down, 0o755);
+    const ucarpHasVip = () => board.addresses('secondary', 'lan0').includes(VIP.lan);
+    const duogateState = async () => (await fw.states('primary'))['1'];
+    await fw.start('primary');
+    t.ok(await poll(async () => (await duogateState()) === 'MASTER', 6000), 'duogate alone becomes MASTER');
+    ucarp = board.spawn('secondary', 'ucarp', ['-i', 'lan0', '-s', '192.168.1.3', '-v', '1', '-p', 'lan-carp-secret',
+      '-a', VIP.lan, '-b', '1', '-k', '100', '-P', '-z', '-n', '-u', up, '-d', down, '-f', 'none'], { stdio: 'ignore' });
+    await sleep(4500);
+    t.equal(await duogateState(), 'MASTER', 'duogate stays MASTER');
+    t.notOk(ucarpHasVip(), 'ucarp stays BACKUP: it accepts duogate\'s adverts');
+    t.ok(board.ping('client', VIP.lan, 2), 'the client reaches the VIP');
+    t.equal(neighMac(board, VIP.lan), VMAC, 'through the virtual MAC');
+
+    await board.stopNode('primary', 'SIGTERM');
+    t.ok(await poll(ucarpHasVip, 4000), 'ucarp takes over on duogate\'s bow-out advert');
+    t.ok(await poll(() => board.ping('client', VIP.lan, 1) && neighMac(board, VIP.lan) !== VMAC, 5000), 'the client follows ucarp\'s gratuitous ARP to its real MAC');
+    const vmacLeft = board.exec('primary', 'nft', ['list', 'table', 'netdev', 'duogate_vmac']);
+    t.not(vmacLeft.status, 0, 'the stopped duogate node left no virtual-MAC table behind');
+
+    await fw.start('primary');
+    t.ok(await poll(async () => (await duogateState()) === 'MASTER' && !ucarpHasVip(), 8000), 'duogate hears ucarp\'s adverts and preempts; ucarp yields');
+    t.ok(await poll(() => board.ping('client', VIP.lan, 1) && neighMac(board, VIP.lan) === VMAC, 5000), 'the client is back on the virtual MAC');
+    const s = await fw.status('primary');
+    t.equal(s.carp_counters.bad_hmac, 0, 'no ucarp advert failed authentication');
+    t.equal(s.vips.find((v: any) => v.vhid === 1)?.mac, VMAC, 'status shows the virtual MAC');
+  } finally {
+    ucarp?.kill('SIGKILL');
+    await board.down();
+  }
 });

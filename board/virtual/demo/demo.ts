@@ -10,6 +10,9 @@ const keep = process.argv.includes('--keep');
 // --prefix=NAME runs a board of another name (tests); --no-plugins tells the CARP story alone.
 const prefix = process.argv.find((a) => a.startsWith('--prefix='))?.slice(9) || 'dg';
 const noPlugins = process.argv.includes('--no-plugins');
+// --mac=virtual: every VIP in virtual-MAC mode, told with a LAN client that ignores gratuitous ARP.
+const macArg = process.argv.find((a) => a.startsWith('--mac='))?.slice(6) || 'real';
+if (macArg !== 'real' && macArg !== 'virtual') { console.error(`duogate demo: --mac=${macArg}: use --mac=real or --mac=virtual`); process.exit(2); }
 if (process.getuid?.() !== 0) { console.error('duogate demo: run as root (it creates network namespaces)'); process.exit(2); }
 if (process.argv.includes('--down')) {
   await new VirtualBoard({ prefix }).down();
@@ -21,7 +24,7 @@ process.once('SIGINT', () => { console.error('\nduogate demo: interrupted; teari
 
 const t0 = Date.now();
 try {
-  const r = await runScenario({ say: (l) => console.log(l), plugins: noPlugins ? [] : plugins, keep, prefix });
+  const r = await runScenario({ say: (l) => console.log(l), plugins: noPlugins ? [] : plugins, keep, prefix, mac: macArg });
   console.log('\n== result ==');
   for (const [k, v] of Object.entries(r)) if (k !== 'states') console.log(`  ${k.padEnd(28)} ${JSON.stringify(v)}`);
   console.log(`  (demo took ${((Date.now() - t0) / 1000).toFixed(1)} s)`);

@@ -6,8 +6,17 @@ import { Firmware, allAre, sleep } from '../firmware.js';
 import { Pinger } from '../pinger.js';
 import { CLI } from '../firmware.js';
 import type { DemoContext, DemoPlugin } from './plugin.js';
+import { deafDrops, deafenClient, neighMac } from '../garp-deaf.js';
+import { VIP } from '../board.js';
 
-export interface ScenarioOptions { prefix?: string; say?: (line: string) => void; plugins?: DemoPlugin[]; keep?: boolean }
+export interface ScenarioOptions {
+  prefix?: string; say?: (line: string) => void; plugins?: DemoPlugin[]; keep?: boolean;
+  /**
+   * 'virtual': every VIP in virtual-MAC mode, and the LAN client ignores gratuitous ARP (garp-deaf.ts), so the
+   * story shows that such a client keeps its gateway. Default 'real' (the board's committed configs).
+   */
+  mac?: 'real' | 'virtual';
+}
 
 type Pair = { primary: Record<string, string>; secondary: Record<string, string> };
 
@@ -30,12 +39,32 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     if (v === null) throw new Error(`${what}\nprimary log:\n${fw.tail('primary')}\nsecondary log:\n${fw.tail('secondary')}`);
     return v;
   };
+  let stopSampler = () => {};
   const show = (n: NodeName) => say(fw.cli(n, ['status']).stdout.trimEnd().split('\n').map((l) => `    ${l}`).join('\n'));
 
   try {
     say('== bringing up the virtual board (2 gateways, LAN client, WAN server, switches) ==');
     await board.up();
     fw.resetState();
+    const mac = opts.mac ?? 'real';
+    // The client's view of the gateway's MAC, sampled through the whole story (virtual-MAC mode).
+    const gatewayMacs = new Set<string>();
+    let sampler: NodeJS.Timeout | null = null;
+    if (mac === 'virtual') {
+      say('== virtual-MAC mode: every VIP answers from 00:00:5e:00:01:<vhid>; the LAN client ignores gratuitous ARP ==');
+      fw.writeConfigs('demo-vmac', { keep: 'all', edit: (c) => { for (const v of c.carp.vips) v.mac = 'virtual'; } });
+      ctx.configFile.primary = fw.configFile('primary'); ctx.configFile.secondary = fw.configFile('secondary');
+      deafenClient(board, VIP.lan);
+      let busy = false;
+      sampler = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        void board.execAsync('client', 'ip', ['-j', 'neigh', 'show', VIP.lan, 'dev', 'eth0']).then((r) => {
+          try { const m = JSON.parse(r.stdout || '[]')[0]?.lladdr; if (m) gatewayMacs.add(m); } catch { /* cut short at teardown */ }
+        }).finally(() => { busy = false; });
+      }, 100);
+      stopSampler = () => { if (sampler) clearInterval(sampler); sampler = null; };
+    }
     await Promise.all([fw.start('primary'), fw.start('secondary')]);
     say('both nodes run duogate; waiting for the election (master-down interval 3 s)');
     states.converged = must(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 15_000), 'the pair did not converge to primary=MASTER, secondary=BACKUP within 15 s');
@@ -82,6 +111,13 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
 
     await pinger.stop();
     for (const p of plugins) Object.assign(report, await p.finish?.(ctx));
+    stopSampler();
+    // Kept its gateway: the client's ARP entry for the VIP was only ever the virtual MAC, the new masters' gratuitous
+    // ARPs reached it and were ignored, and the power-off outage was the takeover (not an ARP timeout).
+    const garpDeafOk = mac === 'virtual'
+      ? gatewayMacs.size === 1 && gatewayMacs.has(neighMac(board, VIP.lan) ?? '-') && deafDrops(board) > 0 && takeover.gap_ms <= 3500
+      : null;
+    if (mac === 'virtual') say(`GARP-deaf client: gateway MACs seen ${[...gatewayMacs].join(', ')}, ${deafDrops(board)} gratuitous/unsolicited ARPs ignored: ${garpDeafOk ? 'kept its gateway' : 'LOST its gateway'}`);
 
     if (opts.keep) {
       // Leave the board as a user would find it: both daemons running, the primary MASTER again.
@@ -96,12 +132,14 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
       failback_ms: failback.gap_ms, failback_pings_lost: failback.lost,
       graceful_takeover_ms: graceful.gap_ms, graceful_pings_lost: graceful.lost,
       ping_interval_ms: pinger.intervalMs,
+      mac_mode: mac, garp_deaf_client_ok: garpDeafOk,
       pings_sent: pinger.summary?.sent ?? null, pings_received: pinger.replies.length,
       dual_master_ms: dualMasterMs(fw, convergedAt, offAt),
       states,
     });
     return report;
   } finally {
+    stopSampler();
     await pinger.stop();
     if (!opts.keep) await board.down();
   }
