@@ -368,7 +368,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
       case 'take':
         // Virtual MAC: the VIP goes on (and is announced) once the ingress set takes frames for the MAC
         // (constructor); before that, answers to the node's first ARP requests from the VIP would be lost.
-        if (this.isVirtual(a.vhid)) { this.vmacOwned.add(a.vhid); this.vmacGarp.add(a.vhid); this.vmacTakenAt.set(a.vhid, this.now()); this.vmac.update(); break; }
+        if (this.isVirtual(a.vhid)) { this.vmacOwned.add(a.vhid); this.vmacGarp.add(a.vhid); this.vmacTakenAt.set(a.vhid, this.now()); this.vmac.own(link.n, a.vhid, true); break; }
         this.leaseVips(a.vhid, link);
         this.announce(a.vhid, link);
         break;
@@ -377,7 +377,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
         break;
       case 'release':
         for (const v of this.vhidVips.get(a.vhid) ?? []) this.addrs.del(link.index, v.address);
-        if (this.vmacOwned.delete(a.vhid)) { this.vmacGarp.delete(a.vhid); this.vmac.update(); }
+        if (this.vmacOwned.delete(a.vhid)) { this.vmacGarp.delete(a.vhid); this.vmac.own(link.n, a.vhid, false); }
         break;
       case 'state': {
         const t: Transition = {

@@ -11,6 +11,7 @@
 // real-MAC mode. The daemon owns this table; the firewall's `inet duogate` table is separate.
 import { execFile, execFileSync } from 'node:child_process';
 import type { Logger } from '../log.js';
+import { NftSetWriter, NFPROTO_NETDEV } from '../io/nftset.js';
 
 export const VMAC_TABLE = 'duogate_vmac';
 
@@ -57,9 +58,10 @@ export function vmacRuleset(links: VmacLink[], groups: VmacGroup[], owned: Reado
 }
 
 /**
- * Keeps the table in step with the vhids this node is MASTER of. `set()` is applied at once; `update()`
- * serialises asynchronous applies (each a fresh `nft -f -` of the whole, small table, ~4 ms) so the last
- * state always wins, and calls `onApplied` with the owned vhids each apply put in force.
+ * Keeps the table in step with the vhids this node is MASTER of. `set()` applies the whole table at once
+ * (start); `own()` changes one element over netlink (transitions); `update()` serialises asynchronous
+ * whole-table applies (reconfigure, fallback) so the last state always wins. Each calls `onApplied` with the
+ * owned vhids then in force.
  */
 export class VirtualMacTable {
   private busy: Promise<void> | null = null;
@@ -69,6 +71,7 @@ export class VirtualMacTable {
   failures = 0;
   /** Whether this process ever had a virtual-MAC vhid (then it owns the table and removes it at stop). */
   private used = false;
+  private readonly writer = new NftSetWriter();
 
   constructor(private readonly log: Logger, private readonly want: () => { links: VmacLink[]; groups: VmacGroup[]; owned: Set<number> },
     private readonly onApplied: (owned: Set<number>) => void) {}
@@ -89,7 +92,24 @@ export class VirtualMacTable {
     this.onApplied(w.owned);
   }
 
-  /** Asynchronous apply of the current wish (a transition). */
+  /**
+   * A takeover or release: the vhid's MAC into or out of its NIC's ingress set over netlink (~0.1 ms, no
+   * process), then `onApplied`. Falls back to a whole-table apply when the kernel refuses the change.
+   */
+  own(link: number, vhid: number, on: boolean): void {
+    if (this.closed) return;
+    this.used = true;
+    // While a whole-table apply runs, the element would land in the table it is about to replace.
+    if (this.busy) { this.again = true; return; }
+    this.writer.change(on ? 'add' : 'del', NFPROTO_NETDEV, VMAC_TABLE, `owned_${link}`, macBytes(virtualMac(vhid)), (errno) => {
+      if (this.closed) return;
+      if (errno === 0) { this.onApplied(this.want().owned); return; }
+      this.log.warn('virtual MAC set change refused over netlink; applying the whole table', { vhid, on, errno });
+      this.update();
+    });
+  }
+
+  /** Asynchronous apply of the current wish (reconfigure, or a fallback). */
   update(): void {
     if (this.closed) return;
     if (this.busy) { this.again = true; return; }
@@ -106,6 +126,9 @@ export class VirtualMacTable {
         this.log.error('virtual MAC table not applied: this node cannot take the virtual MAC', { code: 'DG_ERR_VMAC_NFT', err: stderr.trim() || String(err) });
       } else {
         this.onApplied(w.owned);
+        // A takeover or release while nft ran went into the table this apply replaced: apply again.
+        const now = this.want().owned;
+        if (now.size !== w.owned.size || [...now].some((v) => !w.owned.has(v))) this.again = true;
       }
       if (this.again) { this.again = false; this.update(); }
     });
@@ -134,6 +157,7 @@ export class VirtualMacTable {
   async close(): Promise<void> {
     if (this.closed || !this.used) { this.closed = true; return; }
     this.closed = true;
+    this.writer.close();
     // An apply still running would put the table back after the delete.
     await this.busy;
     this.nicFilter(false);

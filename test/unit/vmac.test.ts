@@ -29,3 +29,13 @@ t.test('the table: egress rewrite per VIP always, ingress only for owned vhids',
   const r = spawnSync('unshare', ['--net', 'sh', '-c', 'ip link add lan0 type veth peer name wan0 && nft -c -f -'], { input: master, encoding: 'utf8' });
   t.equal(r.status, 0, `nft -c accepts the table: ${r.stderr}`);
 });
+
+t.test('set elements over netlink (host/io/nftset.ts) against the kernel, in a namespace of our own', async (t) => {
+  const r = spawnSync('unshare', ['-n', process.execPath, '--import=tsx', 'test/helpers/nftset-netns.ts'], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  t.same(o.add.map(Number), [0, 1], 'added: the kernel acked and nft lists the virtual MAC');
+  t.same(o.add_missing_set.map(Number), [2, 1], 'a set that does not exist: ENOENT, nothing changed');
+  t.same(o.del.map(Number), [0, 0], 'deleted');
+  t.same(o.del_again.map(Number), [0, 0], 'deleting an absent element counts as done');
+});
