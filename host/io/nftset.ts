@@ -1,7 +1,7 @@
 // Adding and deleting one element of an nftables set over netfilter netlink, without spawning nft: a
 // takeover in virtual-MAC mode waits for its ingress set (host/daemon/vmac.ts), and a spawned `nft` costs
-// 20-80 ms on a busy node, this ~0.1 ms. One batch per change (BEGIN, NEWSETELEM or DELSETELEM with
-// NLM_F_ACK, END); the kernel's ack (NLMSG_ERROR with 0, or -errno) completes it.
+// 20-80 ms on a busy node, this well under a millisecond. One batch per change (BEGIN, NEWSETELEM or
+// DELSETELEM with NLM_F_ACK, END); the kernel's ack (NLMSG_ERROR with 0, or -errno) completes it.
 import { native } from './native.js';
 
 const NETLINK_NETFILTER = 12;
@@ -77,7 +77,11 @@ export class NftSetWriter {
     this.watch = native.watch(this.fd, () => this.drain());
   }
 
-  /** Add or delete one element; a delete of an absent element counts as done (0). */
+  /**
+   * Add or delete one element; a delete of an absent element counts as done (0). The kernel runs the batch
+   * inside send() and queues its ack before send() returns, so the answer is read at once: `done` is called
+   * before this returns (or, should the ack not be queued yet, from the event loop).
+   */
   change(op: 'add' | 'del', family: number, table: string, set: string, key: Uint8Array, done: Done): void {
     this.open();
     const seq = (this.seq += 3);
@@ -85,7 +89,9 @@ export class NftSetWriter {
     if (native.send(this.fd, setElemBatch(op, family, table, set, key, seq)) < 0) {
       this.pending.delete(seq);
       done(11); // EAGAIN: the socket buffer is full; the caller falls back
+      return;
     }
+    this.drain();
   }
 
   private drain(): void {
