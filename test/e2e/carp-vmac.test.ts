@@ -11,6 +11,7 @@ import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { chmodSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { VirtualBoard, VIP } from '../../board/virtual/board.js';
 import { Firmware, poll, sleep } from '../../board/virtual/firmware.js';
 import { Pinger } from '../../board/virtual/pinger.js';
@@ -155,6 +156,47 @@ t.test('interop: a duogate node in virtual-MAC mode and ucarp (which has no virt
     t.equal(s.vips.find((v: any) => v.vhid === 1)?.mac, VMAC, 'status shows the virtual MAC');
   } finally {
     ucarp?.kill('SIGKILL');
+    await board.down();
+  }
+});
+
+t.test('live switch: `config apply` turns virtual-MAC mode on and off on both nodes without a restart', async (t) => {
+  const board = new VirtualBoard({ prefix: 'dv3' });
+  const fw = new Firmware(board);
+  const owned = (n: 'primary' | 'secondary') => {
+    const r = board.exec(n, 'nft', ['list', 'set', 'netdev', 'duogate_vmac', 'owned_0']);
+    return r.status === 0 ? (r.stdout.includes(VMAC) ? 'owned' : 'empty') : 'no table';
+  };
+  const apply = async (mode: 'real' | 'virtual') => {
+    const c = fw.boardConfig('primary') as any;
+    for (const k of ['statesync', 'mqtt', 'dhcp', 'dns']) delete c[k];
+    for (const v of c.carp.vips) v.mac = mode;
+    const f = `${board.runDir}/apply-${mode}.yaml`;
+    writeFileSync(f, YAML.stringify(c));
+    const r = fw.cli('primary', ['config', 'apply', f, '-m', `mac ${mode}`, '--json']);
+    if (r.status !== 0) throw new Error(`config apply failed: ${r.stderr}${r.stdout}`);
+  };
+  try {
+    await board.up();
+    fw.resetState();
+    fw.writeConfigs('vmac-live', { keep: ['firewall', 'nat', 'peer', 'configsync'] });
+    await fw.startPair();
+    t.equal(owned('primary'), 'no table', 'real-MAC mode: no virtual-MAC table');
+    await apply('virtual');
+    const vm = await poll(async () => {
+      const [p, s] = await Promise.all([fw.status('primary'), fw.status('secondary')]);
+      return p.vips.every((v: any) => v.mac_mode === 'virtual' && v.state === 'MASTER') && s.vips.every((v: any) => v.mac_mode === 'virtual' && v.state === 'BACKUP');
+    }, 15_000, 200);
+    t.ok(vm, 'both nodes run the vhids in virtual-MAC mode, the primary MASTER again');
+    t.equal(owned('primary'), 'owned', 'the MASTER takes frames for the virtual MAC');
+    t.equal(owned('secondary'), 'empty', 'the BACKUP does not');
+    t.ok(await poll(() => board.ping('client', '203.0.113.10', 1) && neighMac(board, VIP.lan) === VMAC, 8000), 'the client reaches the server through the virtual MAC');
+    await apply('real');
+    t.ok(await poll(async () => (await fw.status('secondary')).vips.every((v: any) => v.mac_mode === 'real')
+      && (await fw.status('primary')).vips.every((v: any) => v.mac_mode === 'real' && v.state === 'MASTER'), 15_000, 200), 'back to real-MAC mode on both');
+    t.ok(await poll(() => owned('primary') === 'no table' && owned('secondary') === 'no table', 5000), 'the virtual-MAC tables are gone');
+    t.ok(await poll(() => board.ping('client', '203.0.113.10', 1) && neighMac(board, VIP.lan) !== VMAC, 8000), 'the client follows the gratuitous ARP back to the primary\'s own MAC');
+  } finally {
     await board.down();
   }
 });
