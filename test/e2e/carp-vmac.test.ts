@@ -200,3 +200,35 @@ t.test('live switch: `config apply` turns virtual-MAC mode on and off on both no
     await board.down();
   }
 });
+
+t.test('kill -9 of the MASTER\'s daemon in virtual-MAC mode: the peer takes over, the restart rebuilds the table', async (t) => {
+  const board = new VirtualBoard({ prefix: 'dv3' });
+  const fw = new Firmware(board);
+  const pinger = new Pinger(board, 10);
+  const owned = (n: 'primary' | 'secondary') => board.exec(n, 'nft', ['list', 'set', 'netdev', 'duogate_vmac', 'owned_0']).stdout.includes(VMAC);
+  try {
+    await board.up();
+    fw.resetState();
+    fw.writeConfigs('vmac-crash', { keep: ['firewall', 'nat', 'peer'], edit: (c) => { for (const v of c.carp.vips) v.mac = 'virtual'; } });
+    await fw.startPair();
+    pinger.start(20_000);
+    await sleep(1000);
+    const killAt = wall();
+    await board.stopNode('primary', 'SIGKILL');
+    t.ok(await poll(async () => (await fw.states('secondary'))['1'] === 'MASTER', 6000), 'the secondary takes over');
+    t.ok(await poll(() => !board.addresses('primary', 'lan0').includes(VIP.lan), 4000), 'the dead daemon\'s VIP expires with its lease');
+    t.ok(owned('primary'), 'its ingress entry stays until the daemon runs again (README)');
+    await sleep(1000);
+    const out = pinger.outage(killAt, wall());
+    t.comment(`kill -9, virtual MAC: outage ${out.gap_ms} ms, ${out.lost} echoes lost`);
+    t.ok(out.gap_ms <= 4000, `the client is back through the secondary within the master-down interval (${out.gap_ms} ms)`);
+    t.equal(neighMac(board, VIP.lan), VMAC, 'with the same gateway MAC');
+    await fw.start('primary');
+    t.ok(await poll(async () => (await fw.states('primary'))['1'] === 'MASTER' && (await fw.states('secondary'))['1'] === 'BACKUP', 10_000), 'the restarted primary preempts');
+    t.ok(owned('primary') && !owned('secondary'), 'the table was rebuilt: only the MASTER owns the virtual MAC');
+    t.ok(board.ping('client', '203.0.113.10', 2), 'the client reaches the server');
+  } finally {
+    await pinger.stop();
+    await board.down();
+  }
+});
