@@ -52,6 +52,8 @@ export class Daemon extends EventEmitter implements FeatureHost {
   private sendErrors = 0;
   /** How late the CARP timer fired (event-loop stalls as CARP sees them): worst, and how often over the log threshold. */
   private readonly timerLate = { max_ms: 0, over_50ms: 0 };
+  /** Transitions carried out but not yet told to the features (run() emits them after the actions). */
+  private readonly transitions: Transition[] = [];
   /** Last transition per vhid, for status and telemetry. */
   readonly lastChange = new Map<number, Transition>();
   extraDemotions = new Set<number>();
@@ -327,6 +329,10 @@ export class Daemon extends EventEmitter implements FeatureHost {
   /** Drain the core's actions, then arm the one timer it asks for (index.ts contract). */
   run(): void {
     for (let a = this.core.pollAction(); a; a = this.core.pollAction()) this.perform(a);
+    // The features (state sync, DHCP, telemetry) hear of a transition once it is carried out: a takeover's VIPs,
+    // gratuitous ARP and advert do not wait behind their work (5-30 ms under load). In order, even when a
+    // listener's demotion runs this again.
+    for (let t = this.transitions.shift(); t; t = this.transitions.shift()) this.emit('transition', t);
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     if (this.stopped) return;
     const t = this.core.pollTimeout();
@@ -388,7 +394,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
         // wall_ms: sub-millisecond wall clock, comparable across the processes of one machine (the demo uses it).
         this.log.info('carp transition', { vhid: a.vhid, interface: link.role, from: a.from, to: a.to, why: a.why, wall_ms: performance.timeOrigin + performance.now() });
         if (a.reason === Why.STALLED) this.afterStall();
-        this.emit('transition', t);
+        this.transitions.push(t);
         break;
       }
     }
