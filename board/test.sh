@@ -5,6 +5,7 @@
 # `-R tap`); each run prints its own summary, and the exit status is a failure if either failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH" # also when run directly, not through npm
 tap --jobs 2 test/unit/*.test.ts test/sim/*.test.ts "$@"; fast=$?
 tap test/e2e/*.test.ts test/image/*.test.ts "$@"; serial=$?
 exit $(( fast != 0 || serial != 0 ))
