@@ -2,7 +2,7 @@
 # duogate bootstrap: install what is missing, safe to run again.
 #
 # Called first by `npm run demo`, `npm test` and `npm run bench`, as root, from
-# the repo root, on a Debian 12 machine that may have only node/npm/python3/g++.
+# the repo root, on Debian 12 or 13 with git, Node >= 20 and npm (README: Quick start).
 #   1. Debian packages: checked with dpkg-query; apt runs only if one is missing.
 #   2. Host copies of daemons the packages auto-start are stopped and disabled
 #      (duogate runs its own instances inside network namespaces).
@@ -13,12 +13,15 @@ set -euo pipefail
 
 # Debian packages the virtual board, the firmware and the tests need:
 #   iproute2/nftables/conntrack/conntrackd/procps: kernel plumbing and state sync
-#   iputils-ping/tcpdump/tshark/socat/dnsutils: probing and capture in tests
+#   iputils-ping/tcpdump/tshark/socat/bind9-dnsutils: probing and capture in tests
 #   kea-dhcp4-server/unbound/mosquitto(+clients): services duogate runs per node
 #   ucarp: reference CARP implementation for interop tests; tmux: demo panes
 #   busybox: udhcpc, the DHCP client the gateway tests run in the LAN client
 #   make/g++/python3: node-gyp (native addon), usually already present
-PACKAGES="iproute2 nftables conntrack openssl iputils-ping tcpdump tshark kea-dhcp4-server unbound mosquitto mosquitto-clients socat ucarp conntrackd tmux dnsutils procps make g++ python3 busybox"
+#   ca-certificates: npm ci's TLS to the registry (Debian's nodejs only recommends it)
+# bind9-dnsutils (dig) is the real package on both releases; Debian 13 dropped the
+# transitional dnsutils.
+PACKAGES="iproute2 nftables conntrack openssl iputils-ping tcpdump tshark kea-dhcp4-server unbound mosquitto mosquitto-clients socat ucarp conntrackd tmux bind9-dnsutils procps make g++ python3 busybox ca-certificates"
 
 # Services from those packages that auto-start on install; must not run on the host.
 HOST_SERVICES="kea-dhcp4-server unbound mosquitto conntrackd"
@@ -30,8 +33,13 @@ die() { echo "bootstrap: FAILED: $*" >&2; exit 1; }
 
 cd "$(dirname "$0")/.." || die "cannot cd to repo root"
 [ -f package.json ] || die "package.json not found in $(pwd)"
-command -v node >/dev/null || die "node not found (need node >= 20)"
-command -v npm >/dev/null || die "npm not found"
+# Node >= 20 (package.json engines). Debian 12's own nodejs is 18: there, install
+# Node 20+ from elsewhere (README: Quick start); Debian 13's nodejs is 20.
+command -v node >/dev/null || die "node not found: install Node >= 20 and npm (Debian 13: apt-get install nodejs npm; see README, Quick start)"
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) || die "node does not run: $(command -v node)"
+[ "$node_major" -ge 20 ] 2>/dev/null \
+  || die "node $(node -v) at $(command -v node) is too old: duogate needs Node >= 20 (Debian 12's nodejs is 18; see README, Quick start)"
+command -v npm >/dev/null || die "npm not found: install npm (Debian: apt-get install npm)"
 
 # ---- 1. Debian packages -------------------------------------------------------
 missing=""

@@ -1,11 +1,11 @@
-// Kea DHCPv4 (Debian's kea-dhcp4-server 2.2) with the HA hook in hot-standby: config generation per node,
+// Kea DHCPv4 (Debian's kea-dhcp4-server: 2.2 on Debian 12, 2.6 on Debian 13) with the HA hook in hot-standby: config generation per node,
 // our own validation (`kea-dhcp4 -t` accepts broken configs), and the control-socket client for status.
 // Facts and traps: ../shared/docs/configsync.md §3 — HA+MT (Kea's own HTTP listener, no ctrl agent) needs
 // core multi-threading on; peer URLs are IP literals on the sync link; routers/DNS are the LAN VIP.
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../config/schema.js';
 import type { Finding } from '../../config/check.js';
@@ -25,6 +25,23 @@ export function dhcpOf(c: Config): DhcpConfig | undefined {
     static_mappings: d.static_mappings ?? [],
     ha: { heartbeat_delay_ms: 2000, max_response_delay_ms: 6000, max_ack_delay_ms: 5000, max_unacked_clients: 0, ...(d.ha ?? {}) },
   };
+}
+
+/**
+ * The environment kea-dhcp4 runs and is checked with. Kea 2.6.3 and later (Debian 13; the CVE-2025-32802 fix)
+ * open a control socket only in their socket directory (/run/kea unless KEA_CONTROL_SOCKET_DIR says otherwise),
+ * which must have mode 0750, and a lease file only in their data directory (/var/lib/kea, KEA_DHCP_DATA_DIR).
+ * Each node's Kea keeps everything in its own kea dir, so all four point there. Kea 2.2 (Debian 12) ignores the
+ * two new variables. `kea-dhcp4 -t` of 2.6.3 does not check the two paths: only a started Kea refuses them.
+ */
+export function keaEnv(p: ReturnType<typeof keaPaths>): Record<string, string> {
+  return { KEA_PIDFILE_DIR: p.dir, KEA_LOCKFILE_DIR: p.dir, KEA_CONTROL_SOCKET_DIR: p.dir, KEA_DHCP_DATA_DIR: p.dir };
+}
+
+/** The node's kea dir, mode 0750 even if it existed before (Kea 2.6.3+ refuses a socket dir with any other). */
+export function ensureKeaDir(p: ReturnType<typeof keaPaths>): void {
+  mkdirSync(p.dir, { recursive: true, mode: 0o750 });
+  chmodSync(p.dir, 0o750);
 }
 
 export function keaPaths(stateDir: string) {

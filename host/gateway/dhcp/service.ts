@@ -2,14 +2,14 @@
 // and polls its control socket for the HA state and lease count shown by `duogate status`.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import type { AlarmEvent, FeatureHost, Service, Transition } from '../../feature.js';
 import { serialApply, type ConfigListener } from '../../daemon/apply.js';
 import { Why } from '../../core/core.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { Supervised } from '../supervise.js';
 import { KeaHold, type HoldChange } from './hold.js';
-import { haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
+import { ensureKeaDir, haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaEnv, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
 import { ensureHaTls, pairSecret } from './hatls.js';
 import type { Config } from '../../config/schema.js';
 
@@ -44,7 +44,7 @@ export class DhcpService implements Service {
   async start(d: FeatureHost): Promise<void> {
     const log = d.log.child({ service: 'dhcp' });
     const p = keaPaths(d.config.state_dir);
-    mkdirSync(p.dir, { recursive: true, mode: 0o750 });
+    ensureKeaDir(p);
     this.version = keaVersion();
     // Mutual TLS whenever the pair shares a secret (Kea 2.2 enforces it on the HA listener); basic auth on top
     // only where Kea checks it.
@@ -60,8 +60,9 @@ export class DhcpService implements Service {
     writeFileAtomic(p.config, this.written);
     this.proc = new Supervised({
       name: 'kea-dhcp4', cmd: 'kea-dhcp4', args: ['-c', p.config], log, pidFile: p.pid,
-      // Kea's own pid/lock files go beside its config, not in /run/kea (one Kea per node namespace).
-      env: { KEA_PIDFILE_DIR: p.dir, KEA_LOCKFILE_DIR: p.dir },
+      // Kea's own pid/lock files, socket and leases go beside its config, not in /run/kea and /var/lib/kea (one
+      // Kea per node namespace).
+      env: keaEnv(p),
       // A power cut leaves Kea's pid file behind; Kea refuses to start if that pid is now another process.
       beforeStart: () => { rmSync(`${p.dir}/kea-dhcp4.kea-dhcp4.pid`, { force: true }); rmSync(p.socket, { force: true }); },
       // Every HA heartbeat and lease update from the peer is a control command Kea logs at INFO: two lines a second.
@@ -125,7 +126,7 @@ export class DhcpService implements Service {
     if (text === this.written && this.tlsId === tlsBefore) return;
     const candidate = `${p.config}.next`;
     writeFileAtomic(candidate, text);
-    const t = await execFileP('kea-dhcp4', ['-t', candidate], { timeout: 20_000, env: { ...process.env, KEA_PIDFILE_DIR: p.dir, KEA_LOCKFILE_DIR: p.dir } })
+    const t = await execFileP('kea-dhcp4', ['-t', candidate], { timeout: 20_000, env: { ...process.env, ...keaEnv(p) } })
       .then(() => null, (e: any) => String(e.stdout ?? '') + String(e.stderr ?? e.message));
     if (t !== null) {
       const why = t.split('\n').filter((l) => /ERROR|rror encountered|FATAL/.test(l)).slice(0, 3).join(' | ') || t.trim().slice(-300);
