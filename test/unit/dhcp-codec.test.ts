@@ -91,6 +91,7 @@ t.test('options: RFC 3396 split options concatenate, overload (52) reads file th
   t.same(m.routers, ['192.168.0.1', '192.168.0.2']);
   t.same(m.dns, ['8.8.8.8', '1.1.1.1']);
   t.same(m.other?.get(43), hex('abcd'));
+  t.same(ok(encode(m)).other, m.other, 'and written back');
   // Overload 3: the lease time lives in `file`, the mask in `sname`.
   const b = frame('0201060000000002 0000 0000 00000000 c0a8000a 00000000 00000000 000b8201fc42', '63825363 350105 3604c0a80001 340103 ff', 0);
   hex('330400000e10 ff').copy(b, 108);
