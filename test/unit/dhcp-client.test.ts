@@ -504,6 +504,9 @@ t.test('start and stop: start twice is one start; a stopped machine starts again
   t.equal(w.sent.length, 2, 'a second start while running sends nothing');
   m.stop(); m.stop();
   t.equal(m.state, 'stopped');
+  const early = new DhcpMachine(CFG, { rand: seeded(21) });
+  early.start(0); early.stop(); // CARP moved before the host drained the machine
+  t.equal(early.pollTransmit(), null, 'a DISCOVER queued before stop never leaves');
   t.ok(m.lease(), 'the lease stays readable for the peer');
   m.start(w.now, m.lease());
   w.run(10);

@@ -28,7 +28,7 @@ export const RENEW_RETX_MIN_MS = 60_000;
 export const INFINITE = 0xffffffff;
 
 // --- implementation constants ---
-/** REQUESTs (the first and its retransmissions) before REQUESTING gives up and discovers again: ~29 s. */
+/** REQUESTs (the first and its retransmissions) before REQUESTING gives up and discovers again (~60 s in all). */
 export const REQUEST_TRIES = 4;
 /** REQUESTs before INIT-REBOOT gives up and keeps the stored lease as it stands (RFC 2131 §3.2 step 3). */
 export const REBOOT_TRIES = 4;
