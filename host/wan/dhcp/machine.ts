@@ -204,7 +204,7 @@ export class DhcpMachine {
     const why = storedLease ? this.checkStored(now, storedLease) : 'none';
     this.stored = why;
     if (why === 'used') {
-      this.held = { ...storedLease!, routers: [...storedLease!.routers], dns: [...storedLease!.dns] };
+      this.held = copyLease(storedLease!);
       this.emit({ kind: 'bound', lease: this.lease()!, from: 'stored' });
       this.enterReboot(now);
     } else {
@@ -291,7 +291,7 @@ export class DhcpMachine {
 
   /** A copy of the lease held, for the host to sync to the peer (null: none). */
   lease(): Lease | null {
-    return this.held ? { ...this.held, routers: [...this.held.routers], dns: [...this.held.dns] } : null;
+    return this.held ? copyLease(this.held) : null;
   }
 
   status(): Record<string, unknown> {
@@ -524,3 +524,13 @@ export class DhcpMachine {
 }
 
 const nul = (v: number): number | null => (Number.isFinite(v) ? v : null);
+
+/** The lease's own fields only (a stored lease may come with more, e.g. a status snapshot's times). */
+function copyLease(l: Lease): Lease {
+  const c: Lease = {
+    address: l.address, routers: [...l.routers], dns: [...l.dns], serverId: l.serverId, leaseTime: l.leaseTime,
+    t1: l.t1, t2: l.t2, obtainedAt: l.obtainedAt, clientId: l.clientId,
+  };
+  if (l.subnetMask !== undefined) c.subnetMask = l.subnetMask;
+  return c;
+}
