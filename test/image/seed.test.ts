@@ -33,7 +33,7 @@ t.test('seed: overrides, config sync, MACs', async (t) => {
   ].join('\n'), 's.yaml');
   const { config, text } = configFromSeed(seed, 's.yaml');
   t.equal(config.interfaces.lan.address, '10.0.0.2/24');
-  t.same(config.carp.vips[0], { interface: 'lan', vhid: 1, address: '10.0.0.1/24', password: 's3cret', advbase: 1, advskew: 0, description: 'office' });
+  t.same(config.carp.vips[0], { interface: 'lan', vhid: 1, address: '10.0.0.1/24', password: 's3cret', advbase: 1, advskew: 0, description: 'office', mac: 'real' });
   t.equal(config.carp.vips[1]!.password, 'wan-only');
   t.match(config.configsync, { password: 'twelve-chars-or-more' });
   t.match(text, /^# duogate node config, written at first boot/);
