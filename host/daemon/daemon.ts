@@ -15,7 +15,7 @@ import type { ControlServer, Handler } from '../control/server.js';
 import { FeatureRunner, FeatureStartError } from './services.js';
 import type { ApplyTracker } from './apply.js';
 import { secretFingerprints } from '../config/secrets.js';
-import { VirtualMacTable, macBytes, virtualMac, type VmacGroup } from './vmac.js';
+import { VirtualMacTable, macBytes, macText, virtualMac, type VmacGroup } from './vmac.js';
 
 const CARP_GROUP = '224.0.0.18';
 /** A VIP's lease: the master-down interval's whole seconds, so a dead master's VIP goes about when the peer takes it. */
@@ -24,7 +24,6 @@ const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
 /** A CARP timer that fires this much late means the event loop was held up: logged with how late (advbase + 50 ms is the target). */
 const TIMER_LATE_LOG_MS = 50;
 const ETH_P_ARP = 0x0806;
-const macText = (m?: Uint8Array) => (m ? [...m.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':') : null);
 
 /** One CARP interface: a link number in the core, its sockets and its VIP groups. */
 interface Link {
@@ -469,7 +468,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
         return {
           interface: vips[0]?.interface, device: this.links[s.link]?.device, vhid: s.vhid,
           addresses: vips.map((v) => v.address), description: vips[0]?.description ?? '',
-          mac_mode: vips[0]?.mac ?? 'real', mac: vips[0]?.mac === 'virtual' ? virtualMac(s.vhid) : macText(this.links[s.link]?.mac),
+          mac_mode: vips[0]?.mac ?? 'real', mac: vips[0]?.mac === 'virtual' ? virtualMac(s.vhid) : (this.links[s.link] ? macText(this.links[s.link].mac) : null),
           state: s.state, advbase: s.advbase, advskew: s.advskew, advertised_skew: s.advertisedSkew, demote: s.demote,
           master_heard_s_ago: s.masterHeardAt >= 0 ? Math.round(now - s.masterHeardAt) / 1000 : null,
           master_source: s.masterSrc, adverts_rx: s.rxAccepted, adverts_tx: s.txAdverts, transitions: s.transitions,

@@ -23,7 +23,8 @@ export function virtualMac(vhid: number): string {
 export interface VmacLink { n: number; device: string; mac: Uint8Array }
 export interface VmacGroup { vhid: number; link: number; vips: string[] }
 
-const macText = (m: Uint8Array) => [...m.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+/** A MAC address as text (aa:bb:cc:dd:ee:ff). */
+export const macText = (m: Uint8Array) => [...m.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 
 export const macBytes = (m: string) => Uint8Array.from(m.split(':').map((h) => parseInt(h, 16)));
 
