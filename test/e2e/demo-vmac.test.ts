@@ -6,7 +6,10 @@ import { runScenario } from '../../board/virtual/demo/scenario.js';
 import { plugins } from '../../board/virtual/demo/plugins.js';
 
 t.test('the demo in virtual-MAC mode', async (t) => {
-  const r = await runScenario({ prefix: 'dv3', say: () => {}, plugins, mac: 'virtual' }) as any;
+  // The demo's narration is printed only when an assertion fails: it says which step went wrong.
+  const story: string[] = [];
+  t.teardown(() => { if (!t.passing()) for (const line of story) t.comment(line); });
+  const r = await runScenario({ prefix: 'dv3', say: (line: string) => { story.push(line); }, plugins, mac: 'virtual' }) as any;
   t.comment(JSON.stringify({ ...r, states: undefined }));
   t.equal(r.mac_mode, 'virtual');
   t.equal(r.garp_deaf_client_ok, true, 'a client that drops gratuitous ARP kept its gateway (one MAC seen, GARPs ignored, outage = takeover)');

@@ -127,13 +127,20 @@ export function gatewayPlugin(): DemoPlugin {
       // secondary now holds.
       // Wait for PARTNER-DOWN (before it, each answer waits for the lease update to the dead peer to fail).
       // One signal only: a second one while a renew is pending makes udhcpc start over with a DISCOVER.
-      for (let i = 0; i < 150; i++) {
-        if ((await ctx.status('secondary').catch(() => null))?.dhcp?.ha_state === 'partner-down') break;
-        await sleep(100);
+      // Kea 2.2 sees a powered-off partner only when a heartbeat's HTTP request times out (~10 s), so on a loaded
+      // machine PARTNER-DOWN can come well after 15 s: wait up to 40 s and say how long it took.
+      const waitFrom = Date.now();
+      let partnerDown = false;
+      for (let i = 0; i < 400 && !partnerDown; i++) {
+        partnerDown = (await ctx.status('secondary').catch(() => null))?.dhcp?.ha_state === 'partner-down';
+        if (!partnerDown) await sleep(100);
       }
+      ctx.say(partnerDown ? `gateway: secondary's Kea in partner-down ${Date.now() - offAt} ms after the power cut`
+        : `gateway: secondary's Kea NOT in partner-down ${Date.now() - waitFrom} ms after the takeover; renewing anyway`);
       probes.renewDhcp();
       const lease = await probes.waitLease(offAt + 1, 8000);
       after = { lease, dns: await probes.dns(), snat: await probes.whoami() };
+      if (!lease || lease.event !== 'renew') ctx.say(`gateway: udhcpc events since the power cut: ${JSON.stringify(probes.dhcpEvents().filter((e) => e.t > offAt))}`);
       ctx.say(`gateway after takeover: renewed ${after.lease?.ip ?? 'NONE'} (${after.lease?.event ?? '-'}); DNS -> ${after.dns.join(',') || 'NO ANSWER'}; server sees ${after.snat ?? 'NO CONNECTION'}`);
     },
     async afterFailback(ctx) {
