@@ -19,7 +19,8 @@ import { buildGarp } from './arp/garp';
 import {
   STATUS_VHID, STATUS_LINK, STATUS_STATE, STATUS_ADVBASE, STATUS_ADVSKEW, STATUS_ADVERTISED_SKEW, STATUS_DEMOTE,
   STATUS_MASTER_SRC, STATUS_RX_ACCEPTED, STATUS_TX_ADVERTS, STATUS_TRANSITIONS, STATUS_LAST_CHANGE_AT,
-  STATUS_MASTER_HEARD_AT, STATUS_SIZE, CONFIG_KEY, CONFIG_KEY_MAX, CONFIG_VIPS, CONFIG_MAC, GARP_LEN, VHID_ERR_ARG,
+  STATUS_MASTER_HEARD_AT, STATUS_MASTER_SRC6, STATUS_SIZE, CONFIG_KEY, CONFIG_KEY_MAX, CONFIG_VIPS, CONFIG_VIPS6,
+  CONFIG_ADDR6, CONFIG_MAC, GARP_LEN, VHID_ERR_ARG,
 } from './carp/layout';
 
 // Codes, layouts and counter names as wasm globals: the host reads the ABI from here (assembly/abi.ts).
@@ -53,21 +54,28 @@ export function carpSeed(hi: u32, lo: u32): void { carp.seedRandom(hi, lo); }
 export function carpSetPreempt(on: bool): void { carp.node.preempt = on; }
 /** The node's own IPv4 address on `link` (host order): the source of its adverts, used to spot loops. */
 export function carpSetLinkAddr(link: u32, addr: u32): void { if (link < carp.MAX_LINKS) carp.node.linkAddrs[link] = addr; }
+/** The node's IPv6 link-local address on `link`, 16 bytes at CONFIG_ADDR6: the source of its IPv6 adverts. */
+export function carpSetLinkAddr6(link: u32): void {
+  if (link < carp.MAX_LINKS) memory.copy(carp.node.linkAddr6(link), CONFIG + CONFIG_ADDR6, 16);
+}
 /**
- * Add a vhid. CONFIG holds the key at CONFIG_KEY (keyLen bytes) and `vipCount` IPv4 addresses as host-order
- * u32 words at CONFIG_VIPS. Returns the vhid's slot (>= 0) or a negative VHID_ERR_* (carp/layout.ts).
+ * Add a vhid. CONFIG holds the key at CONFIG_KEY (keyLen bytes), `vipCount` IPv4 addresses as host-order u32
+ * words at CONFIG_VIPS and `vip6Count` IPv6 addresses (16 bytes each) at CONFIG_VIPS6. Returns the vhid's slot
+ * (>= 0) or a negative VHID_ERR_* (carp/layout.ts).
  */
-export function carpAddVhid(vhid: u32, link: u32, advbase: u32, advskew: u32, keyLen: u32, vipCount: u32): i32 {
+export function carpAddVhid(vhid: u32, link: u32, advbase: u32, advskew: u32, keyLen: u32, vipCount: u32, vip6Count: u32): i32 {
   if (vhid > 255 || advbase > 255 || advskew > 255 || keyLen > CONFIG_KEY_MAX) return VHID_ERR_ARG;
-  return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG + CONFIG_KEY, keyLen, CONFIG + CONFIG_VIPS, vipCount);
+  return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG + CONFIG_KEY, keyLen, CONFIG + CONFIG_VIPS, vipCount,
+    CONFIG + CONFIG_VIPS6, vip6Count);
 }
 /**
  * Pair authentication for the vhid in `slot` (docs/security.md): CONFIG holds the trailer key at CONFIG_KEY
- * (keyLen 0 = plain CARP); `peerAddr` (host order, 0 = any) is the only source accepted on its link.
+ * (keyLen 0 = plain CARP); `peerAddr` (host order, 0 = none) and, with `peer6`, the IPv6 address at CONFIG_ADDR6
+ * are the only sources accepted on its link (each for its family).
  */
-export function carpSetPair(slot: i32, peerAddr: u32, keyLen: u32): bool {
+export function carpSetPair(slot: i32, peerAddr: u32, keyLen: u32, peer6: bool): bool {
   if (keyLen > CONFIG_KEY_MAX) return false;
-  return carp.setPair(slot, peerAddr, CONFIG + CONFIG_KEY, keyLen);
+  return carp.setPair(slot, peerAddr, CONFIG + CONFIG_KEY, keyLen, peer6 ? CONFIG + CONFIG_ADDR6 : 0);
 }
 /** Paired counters start at epoch << 32; the host keeps the epoch growing across restarts. */
 export function carpSetEpoch(epoch: u32): void { carp.node.epoch = epoch; }
@@ -89,7 +97,10 @@ export function carpSetPeerLost(now: f64, lost: bool): void { carp.setPeerLost(n
 
 // ---- CARP input ----
 
-/** The IPv4 datagram in RX (`len` bytes, header included) arrived on `link`. Returns 0 or the drop reason. */
+/**
+ * The IPv4 datagram in RX (`len` bytes, header included) arrived on `link`, or an IPv6 one behind the 40-byte
+ * header the host writes from the raw socket's address data (carp/node.ts handleCarp). Returns 0 or the drop reason.
+ */
 export function handleCarp(now: f64, link: u32, len: u32): u32 {
   return carp.handleCarp(now, link, RX, len > RX_CAP ? RX_CAP : len);
 }
@@ -118,6 +129,7 @@ export function carpStatus(i: i32): bool {
   store<u32>(s + STATUS_MASTER_SRC, v.masterSrc); store<u32>(s + STATUS_RX_ACCEPTED, v.rxAccepted);
   store<u32>(s + STATUS_TX_ADVERTS, v.txAdverts); store<u32>(s + STATUS_TRANSITIONS, v.transitions);
   store<f64>(s + STATUS_LAST_CHANGE_AT, v.lastChangeAt); store<f64>(s + STATUS_MASTER_HEARD_AT, v.masterHeardAt);
+  memory.copy(s + STATUS_MASTER_SRC6, changetype<usize>(v.masterSrc6), 16);
   return true;
 }
 

@@ -7,7 +7,7 @@ export const CARP_VERSION: u8 = 2;
 export const CARP_TYPE_ADVERTISEMENT: u8 = 1;
 export const CARP_AUTHLEN: u8 = 7; // counter + HMAC in 32-bit words
 export const CARP_HEADER_LEN: u32 = 36;
-export const CARP_GROUP: u32 = 0xe0000012; // 224.0.0.18
+export const CARP_GROUP: u32 = 0xe0000012; // 224.0.0.18 (IPv6: ff02::12, carp/ipv6.ts)
 export const CARP_MAXSKEW: u32 = 240; // FreeBSD clamps the advertised (demoted) skew here
 export const CARP_PASSWORD_MAX: u32 = 19; // BSD strlcpy into a 20-byte buffer
 export const BOW_OUT_ADVBASE: u8 = 255; // OpenBSD's "bow out": advbase 255, advskew 255
@@ -52,7 +52,7 @@ export const WHY_STALLED: u8 = 11; // this node went silent (frozen, starved) an
 
 // Action types returned by pollAction().
 export const ACT_NONE: u32 = 0;
-export const ACT_SEND_ADVERT: u32 = 1; // send the 36 payload bytes to 224.0.0.18 on `link`
+export const ACT_SEND_ADVERT: u32 = 1; // send the payload to 224.0.0.18 (arg1 = FAMILY_V4) or ff02::12 (FAMILY_V6) on `link`
 export const ACT_TAKE_VIPS: u32 = 2; // add the vhid's VIPs and announce them (gratuitous ARP)
 export const ACT_RELEASE_VIPS: u32 = 3; // remove the vhid's VIPs
 export const ACT_ANNOUNCE: u32 = 4; // gratuitous ARP for the vhid's VIPs again (still MASTER)
@@ -60,9 +60,9 @@ export const ACT_STATE: u32 = 5; // state changed: arg0 = old, arg1 = new, arg2 
 
 // Drop reasons: result codes of handleCarp() and indexes into the stats block.
 export const RX_OK: u32 = 0;
-export const DROP_SHORT: u32 = 1; // shorter than an IPv4 header + 36 bytes, or truncated
-export const DROP_BAD_IP: u32 = 2; // not IPv4, bad IHL, not proto 112
-export const DROP_BAD_TTL: u32 = 3;
+export const DROP_SHORT: u32 = 1; // shorter than an IPv4/IPv6 header + 36 bytes, or truncated
+export const DROP_BAD_IP: u32 = 2; // not IPv4 or IPv6, bad IHL, not proto (next header) 112
+export const DROP_BAD_TTL: u32 = 3; // TTL or hop limit not 255
 export const DROP_BAD_CHECKSUM: u32 = 4;
 export const DROP_BAD_VERSION: u32 = 5; // version != 2 or type != advertisement
 export const DROP_UNKNOWN_VHID: u32 = 6;
@@ -78,6 +78,9 @@ export const DROP_NOT_PEER: u32 = 14; // source is not the configured peer's add
 export const DROP_NO_PAIR_AUTH: u32 = 15; // paired vhid, but the advert carries no pair trailer (a plain CARP advert)
 export const DROP_BAD_PAIR_AUTH: u32 = 16; // the pair trailer's HMAC does not cover this advert from this source
 export const DROP_REPLAY: u32 = 17; // counter not above the peer's last accepted one: a replayed advert
+// A dual-stack vhid's adverts go out over IPv4 and IPv6 with one counter: the second copy to arrive is verified,
+// counted here and not acted on again (not a drop, and not a replay).
+export const STAT_OTHER_FAMILY_COPY: u32 = 18;
 export const STAT_COUNT: u32 = 24;
 /** Which stats indexes are drop reasons (bit i = index i): the rest are the result OK and events. */
 export const CARP_DROP_MASK: u32 = (1 << DROP_SHORT) | (1 << DROP_BAD_IP) | (1 << DROP_BAD_TTL) | (1 << DROP_BAD_CHECKSUM) |

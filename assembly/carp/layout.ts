@@ -15,12 +15,15 @@ export const STATUS_TX_ADVERTS: u32 = 36;
 export const STATUS_TRANSITIONS: u32 = 40;
 export const STATUS_LAST_CHANGE_AT: u32 = 48; // f64 ms
 export const STATUS_MASTER_HEARD_AT: u32 = 56; // f64 ms, -1 never
-export const STATUS_SIZE: u32 = 64;
+export const STATUS_MASTER_SRC6: u32 = 64; // 16 bytes, network order, all zero = none heard over IPv6
+export const STATUS_SIZE: u32 = 80;
 
 // ---- CONFIG: scratch for configuration arguments ----
 export const CONFIG_KEY: u32 = 0; // carpAddVhid's password, carpSetPair's key
 export const CONFIG_KEY_MAX: u32 = 64;
 export const CONFIG_VIPS: u32 = 64; // carpAddVhid's VIPs, host-order u32 words
+export const CONFIG_VIPS6: u32 = 128; // carpAddVhid's IPv6 VIPs, 16 bytes each, network order
+export const CONFIG_ADDR6: u32 = 384; // one IPv6 address, 16 bytes: carpSetLinkAddr6's, carpSetPair's peer
 export const CONFIG_MAC: u32 = 0; // arpBuildGarp's 6-byte sender MAC
 
 /** Length of the gratuitous ARP payload arpBuildGarp() writes. */

@@ -2,7 +2,8 @@
 // (carp.md §4). Timers are data, re-armed in one place (setrun, as ip_carp.c's carp_setrun); handlers
 // change state and then call setrun. Time is an argument in milliseconds; the core never reads a clock.
 import { HmacKey } from '../crypto/hmac';
-import { buildAdvert } from './advert';
+import { NO_VIPS6, SRC4, buildAdvert, copyAdvert } from './advert';
+import { FAMILY_V4, FAMILY_V6, cmp16, eq16 } from './ipv6';
 import {
   ACT_ANNOUNCE, ACT_RELEASE_VIPS, ACT_SEND_ADVERT, ACT_STATE, ACT_TAKE_VIPS, ANNOUNCE_AGAIN_AFTER, BACKUP,
   BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CARP_MAXSKEW, INIT, MASTER, MASTER_DOWN_MULTIPLIER,
@@ -11,6 +12,7 @@ import {
 } from './constants';
 import { A_LEN, A_PAYLOAD, push } from './actions';
 import { bumpStat } from './stats';
+import { putU32 } from '../util/bytes';
 import { nextRandom, node } from './node';
 
 /** Interval of (advbase s, skew/256 s) in ms, as the BSDs compute it: advbase s + floor(skew*1e6/256) µs. */
@@ -35,10 +37,17 @@ export class Vhid {
   key: HmacKey;
   /** IPv4 VIPs ascending (host order numbers), the HMAC input. */
   vips: StaticArray<u32>;
+  /** IPv6 VIPs, 16 bytes each, as the HMAC hashes them (node.ts sortedVips6). Adverts go out in every family with a VIP. */
+  vips6: StaticArray<u8> = NO_VIPS6;
+  /** Some IPv6 VIP is link-local: adverts also verify without them (advert.ts verifyAdvert). */
+  linkLocal: bool = false;
   /** Pair authentication (constants.ts, PAIR_*): the key for the trailer, null for plain CARP. */
   pairKey: HmacKey | null = null;
   /** The peer's address on this link (host order); 0 = not configured (adverts from any source). */
   peerAddr: u32 = 0;
+  /** The peer's IPv6 (link-local) address on this link, when `peer6Set`. */
+  peerAddr6: StaticArray<u8> = new StaticArray<u8>(16);
+  peer6Set: bool = false;
 
   // ---- runtime ----
   state: u8 = INIT;
@@ -52,18 +61,23 @@ export class Vhid {
   /** Paired: the highest counter accepted from the peer; anything not above it is a replay. */
   peerCounter: u64 = 0;
   peerCounterSeen: bool = false;
+  /** The family the last accepted advert came in (a dual-stack peer's other copy carries the same counter). */
+  peerCounterFamily: u32 = 0;
   advertAt: f64 = -1; // MASTER: next advert
   masterDownAt: f64 = -1; // BACKUP: declare the master dead
   preemptAt: f64 = -1; // BACKUP: preempt handshake deadline (see onAdvert)
   announceLeft: u32 = 0; // adverts until the extra gratuitous ARP
   /** MASTER: until then, a worse master heard took over while we were silent (see silentTooLong). */
   returningUntil: f64 = -1;
-  // The master we last heard (BACKUP) or the peer that displaced us.
+  // The master we last heard (BACKUP) or the peer that displaced us: its source per family (a dual-stack master
+  // advertises in both), then its priority.
   masterSrc: u32 = 0;
+  masterSrc6: StaticArray<u8> = new StaticArray<u8>(16);
   masterDemote: u32 = 0;
   masterAdvbase: u32 = 0;
   masterSkew: u32 = 0;
   masterHeardAt: f64 = -1;
+  masterCounter: u64 = 0;
   // Per-vhid figures for status.
   rxAccepted: u32 = 0;
   txAdverts: u32 = 0;
@@ -154,12 +168,48 @@ export class Vhid {
     this.lastSentSkew = bowOut ? BOW_OUT_ADVSKEW : this.advertisedSkew();
     this.lastSentDemote = offer ? 255 : this.demoteByte();
     this.lastSentBase = bowOut ? BOW_OUT_ADVBASE : this.advbase;
-    const r = push(ACT_SEND_ADVERT, this.vhid, this.link, bowOut ? 1 : 0, 0, 0);
-    const len = buildAdvert(r + A_PAYLOAD, this.vhid, <u8>this.lastSentSkew, <u8>this.lastSentDemote, <u8>this.lastSentBase,
-      this.counter, this.key, this.vips, this.pairKey, node.linkAddr(this.link));
-    store<u32>(r, len, A_LEN);
+    // One advert per family with a VIP, as the BSDs send them; the header and HMAC are the same in both.
+    let first: usize = 0;
+    if (this.vips.length > 0) {
+      first = push(ACT_SEND_ADVERT, this.vhid, this.link, bowOut ? 1 : 0, FAMILY_V4, 0);
+      putU32(SRC4, node.linkAddr(this.link));
+      store<u32>(first, buildAdvert(first + A_PAYLOAD, this.vhid, <u8>this.lastSentSkew, <u8>this.lastSentDemote,
+        <u8>this.lastSentBase, this.counter, this.key, this.vips, this.vips6, this.pairKey, SRC4, 4), A_LEN);
+      bumpStat(STAT_SENT);
+    }
+    if (this.vips6.length > 0) {
+      const r = push(ACT_SEND_ADVERT, this.vhid, this.link, bowOut ? 1 : 0, FAMILY_V6, 0);
+      const src = node.linkAddr6(this.link);
+      store<u32>(r, first != 0
+        ? copyAdvert(r + A_PAYLOAD, first + A_PAYLOAD, this.pairKey, src, 16)
+        : buildAdvert(r + A_PAYLOAD, this.vhid, <u8>this.lastSentSkew, <u8>this.lastSentDemote, <u8>this.lastSentBase,
+          this.counter, this.key, this.vips, this.vips6, this.pairKey, src, 16), A_LEN);
+      bumpStat(STAT_SENT);
+    }
     this.txAdverts++;
-    bumpStat(STAT_SENT);
+  }
+
+  /** The advert came from the master we follow (its address in the advert's family). */
+  fromMaster(family: u32, src4: u32, src6: usize): bool {
+    return family == FAMILY_V6 ? eq16(src6, changetype<usize>(this.masterSrc6)) : src4 == this.masterSrc;
+  }
+
+  /** Remember the master heard: its source in this family, its priority, when, and the advert's counter. */
+  noteMaster(now: f64, family: u32, src4: u32, src6: usize, demote: u32, advbase: u32, skew: u32, counter: u64): void {
+    this.noteSource(family, src4, src6);
+    this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
+    this.masterHeardAt = now;
+    this.masterCounter = counter;
+  }
+
+  noteSource(family: u32, src4: u32, src6: usize): void {
+    if (family == FAMILY_V6) memory.copy(changetype<usize>(this.masterSrc6), src6, 16);
+    else this.masterSrc = src4;
+  }
+
+  /** The other family's copy of an advert already accepted: learn the master's address in that family too. */
+  onOtherFamilyCopy(family: u32, src4: u32, src6: usize, counter: u64): void {
+    if (this.masterHeardAt >= 0 && counter == this.masterCounter) this.noteSource(family, src4, src6);
   }
 
   becomeMaster(now: f64, why: u8): void {
@@ -288,8 +338,11 @@ export class Vhid {
     }
   }
 
-  /** A verified advert from `src`. carp.md §4.4 (BACKUP) and §4.5 (MASTER). */
-  onAdvert(now: f64, src: u32, demote: u32, advbase: u32, skew: u32, counter: u64): void {
+  /**
+   * A verified advert from `src4` (IPv4, host order) or the 16 bytes at `src6` (IPv6), per `family`.
+   * carp.md §4.4 (BACKUP) and §4.5 (MASTER).
+   */
+  onAdvert(now: f64, family: u32, src4: u32, src6: usize, demote: u32, advbase: u32, skew: u32, counter: u64): void {
     this.rxAccepted++;
     if (this.pairKey == null) {
       // Plain CARP: carry on from the peer's counter, as ucarp does (the captured vectors expect it).
@@ -303,15 +356,14 @@ export class Vhid {
 
     if (this.state == MASTER) {
       // Yield to a better peer. On an exact tie the BSDs both yield and race again; we break it by
-      // address instead: the higher source address keeps the role (both sides agree, so it converges).
-      if (cmp < 0 || (cmp == 0 && src > node.linkAddr(this.link))) {
-        this.masterSrc = src; this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
-        this.masterHeardAt = now;
+      // address instead: the higher source address (compared with ours in the advert's family) keeps the role.
+      const higher = family == FAMILY_V6 ? cmp16(src6, node.linkAddr6(this.link)) > 0 : src4 > node.linkAddr(this.link);
+      if (cmp < 0 || (cmp == 0 && higher)) {
+        this.noteMaster(now, family, src4, src6, demote, advbase, skew, counter);
         this.becomeBackup(now, demote < myDemote ? WHY_DEMOTED_PEER : WHY_BETTER_MASTER, true);
         if (cmp < 0) offerSiblings(now, this, demote, advbase, skew);
       } else if (!bowOut && this.silentTooLong(now)) {
-        this.masterSrc = src; this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
-        this.masterHeardAt = now;
+        this.noteMaster(now, family, src4, src6, demote, advbase, skew, counter);
         this.yieldAfterStall(now);
       } else {
         // A worse master is (or was, if this is its bow-out) active too: a healed partition. It yields when
@@ -326,13 +378,12 @@ export class Vhid {
     if (bowOut || comparePriority(0, advbase, skew, 0, MASTER_DOWN_MULTIPLIER * <u32>this.advbase, mySkew) > 0) {
       // The master is leaving, or advertises too slowly to ever keep the role. Take over now, unless the
       // bow-out comes from someone other than the master we follow (a better backup is preempting it).
-      if (this.masterHeardAt < 0 || src == this.masterSrc || now - this.masterHeardAt > this.masterDownMs()) {
+      if (this.masterHeardAt < 0 || this.fromMaster(family, src4, src6) || now - this.masterHeardAt > this.masterDownMs()) {
         this.becomeMaster(now, this.preemptAt >= 0 ? WHY_PREEMPT : WHY_BOW_OUT);
       }
       return;
     }
-    this.masterSrc = src; this.masterDemote = demote; this.masterAdvbase = advbase; this.masterSkew = skew;
-    this.masterHeardAt = now;
+    this.noteMaster(now, family, src4, src6, demote, advbase, skew, counter);
     if (demote > myDemote) {
       // OpenBSD: a more demoted master always loses, whatever the preempt setting.
       this.startPreempt(now);

@@ -2,6 +2,7 @@
 // read from the core's own exported globals (host/core/abi.ts), never written as a number.
 import { CoreError, instantiateCore, wasmPath } from './wasm.js';
 import { coreAbi, denseNames, group, readAbi, type Abi } from './abi.js';
+import { isIPv6 } from 'node:net';
 
 export { CoreError, wasmPath };
 
@@ -38,7 +39,8 @@ const VHID_ERRORS: Record<number, string> = {
 };
 
 export type Action =
-  | { type: 'advert'; vhid: number; link: number; bowOut: boolean; payload: Uint8Array }
+  /** `family` 4: to 224.0.0.18 over IPv4; 6: to ff02::12 over IPv6 from the link's link-local address. */
+  | { type: 'advert'; vhid: number; link: number; bowOut: boolean; family: 4 | 6; payload: Uint8Array }
   | { type: 'take'; vhid: number; link: number }
   | { type: 'release'; vhid: number; link: number }
   | { type: 'announce'; vhid: number; link: number }
@@ -46,7 +48,7 @@ export type Action =
 
 export interface VhidStatus {
   vhid: number; link: number; state: StateName; advbase: number; advskew: number; advertisedSkew: number;
-  demote: number; masterSrc: string | null; rxAccepted: number; txAdverts: number; transitions: number;
+  demote: number; masterSrc: string | null; masterSrc6: string | null; rxAccepted: number; txAdverts: number; transitions: number;
   lastChangeAt: number; masterHeardAt: number;
 }
 
@@ -55,9 +57,9 @@ interface Exports {
   rxPtr(): number; rxCap(): number; configPtr(): number; actionPtr(): number; statsPtr(): number;
   statsCount(): number; statusPtr(): number;
   carpReset(): void; carpSeed(hi: number, lo: number): void; carpSetPreempt(on: number): void;
-  carpSetLinkAddr(link: number, addr: number): void;
-  carpSetPair(slot: number, peerAddr: number, keyLen: number): number; carpSetEpoch(epoch: number): void;
-  carpAddVhid(vhid: number, link: number, advbase: number, advskew: number, keyLen: number, vipCount: number): number;
+  carpSetLinkAddr(link: number, addr: number): void; carpSetLinkAddr6(link: number): void;
+  carpSetPair(slot: number, peerAddr: number, keyLen: number, peer6: number): number; carpSetEpoch(epoch: number): void;
+  carpAddVhid(vhid: number, link: number, advbase: number, advskew: number, keyLen: number, vipCount: number, vip6Count: number): number;
   carpRemoveVhid(now: number, vhid: number, link: number): number;
   carpStart(now: number): void; carpShutdown(now: number): void; carpSetLink(now: number, link: number, up: number): void;
   carpSetDemotion(now: number, mask: number, extra: number): void; carpDemotion(): number;
@@ -75,10 +77,42 @@ export function ipToNum(ip: string): number {
 }
 export function numToIp(n: number): string { return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'); }
 
+/** The 16 bytes of an IPv6 address (no zone, no prefix length). */
+export function ip6ToBytes(ip: string): Uint8Array {
+  if (!isIPv6(ip) || ip.includes('%')) throw new CoreError('DG_ERR_BAD_ADDRESS', `not an IPv6 address: ${ip}`);
+  let s = ip;
+  const out = new Uint8Array(16);
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) { const n = ipToNum(v4[1]); s = `${s.slice(0, v4.index)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`; }
+  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
+  const hw = head ? head.split(':') : [];
+  const tw = tail ? tail.split(':') : [];
+  const words = tail === undefined ? hw : [...hw, ...Array(8 - hw.length - tw.length).fill('0'), ...tw];
+  words.forEach((w, i) => { const n = parseInt(w, 16); out[i * 2] = n >> 8; out[i * 2 + 1] = n & 255; });
+  return out;
+}
+
+/** An IPv6 address in its RFC 5952 text form. */
+export function bytesToIp6(b: Uint8Array): string {
+  const w = Array.from({ length: 8 }, (_x, i) => (b[i * 2] << 8) | b[i * 2 + 1]);
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (w[i] !== 0) { i++; continue; }
+    let j = i; while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}
+
 export interface VhidConfig {
+  /** `vips`: IPv4 and IPv6 addresses (no prefix length); a family with a VIP gets adverts of its own. */
   vhid: number; link: number; advbase: number; advskew: number; password: string; vips: string[];
   /** The peer's address on the link: adverts from any other source are dropped (not_peer). */
   peer?: string;
+  /** The peer's IPv6 link-local address on the link, for IPv6 adverts (same rule). */
+  peer6?: string;
   /** Pair authentication key (docs/security.md): adverts carry and need the pair trailer. */
   pairKey?: Uint8Array;
 }
@@ -115,6 +149,13 @@ export class Core {
   reset(seed: [number, number]): void { this.x.carpReset(); this.x.carpSeed(seed[0] >>> 0, seed[1] >>> 0); }
   setPreempt(on: boolean): void { this.x.carpSetPreempt(on ? 1 : 0); }
   setLinkAddr(link: number, addr: string): void { this.x.carpSetLinkAddr(link, ipToNum(addr)); }
+  /** The node's IPv6 link-local address on `link`: the source of its IPv6 adverts. */
+  setLinkAddr6(link: number, addr: string): void {
+    const b = ip6ToBytes(addr);
+    this.refresh();
+    this.u8.set(b, this.x.configPtr() + this.abi.CONFIG_ADDR6);
+    this.x.carpSetLinkAddr6(link);
+  }
   /** Paired adverts count from epoch << 32: give a value that grows across restarts (host/daemon/pair.ts). */
   setEpoch(epoch: number): void { this.x.carpSetEpoch(epoch >>> 0); }
 
@@ -123,18 +164,23 @@ export class Core {
     const a = this.abi;
     const key = Buffer.from(c.password, 'utf8').subarray(0, a.CONFIG_PASSWORD_MAX);
     const base = this.x.configPtr();
-    if (c.vips.length > a.CONFIG_VIPS_MAX) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${VHID_ERRORS[a.VHID_ERR_VIP_COUNT]}`);
+    const v4 = c.vips.filter((ip) => !isIPv6(ip));
+    const v6 = c.vips.filter((ip) => isIPv6(ip));
+    if (v4.length > a.CONFIG_VIPS_MAX || v6.length > a.CONFIG_VIPS_MAX) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${VHID_ERRORS[a.VHID_ERR_VIP_COUNT]}`);
     this.u8.fill(0, base + a.CONFIG_KEY, base + a.CONFIG_KEY + a.CONFIG_KEY_MAX);
     this.u8.set(key, base + a.CONFIG_KEY);
-    c.vips.forEach((ip, i) => this.dv.setUint32(base + a.CONFIG_VIPS + i * 4, ipToNum(ip), true));
-    const slot = this.x.carpAddVhid(c.vhid, c.link, c.advbase, c.advskew, key.length, c.vips.length);
+    v4.forEach((ip, i) => this.dv.setUint32(base + a.CONFIG_VIPS + i * 4, ipToNum(ip), true));
+    const at6 = base + this.abi.CONFIG_VIPS6;
+    v6.forEach((ip, i) => this.u8.set(ip6ToBytes(ip), at6 + i * 16));
+    const slot = this.x.carpAddVhid(c.vhid, c.link, c.advbase, c.advskew, key.length, v4.length, v6.length);
     if (slot < 0) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${VHID_ERRORS[slot] ?? `refused (${slot})`}`);
-    if (c.peer || c.pairKey) {
+    if (c.peer || c.peer6 || c.pairKey) {
       const k = c.pairKey ?? new Uint8Array(0);
       if (k.length > a.CONFIG_KEY_MAX) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: pair key longer than ${a.CONFIG_KEY_MAX} bytes`);
       this.refresh();
       this.u8.set(k, base + a.CONFIG_KEY);
-      this.x.carpSetPair(slot, c.peer ? ipToNum(c.peer) : 0, k.length);
+      if (c.peer6) this.u8.set(ip6ToBytes(c.peer6), base + this.abi.CONFIG_ADDR6);
+      this.x.carpSetPair(slot, c.peer ? ipToNum(c.peer) : 0, k.length, c.peer6 ? 1 : 0);
     }
     return slot;
   }
@@ -176,7 +222,8 @@ export class Core {
     switch (t) {
       case a.ACT_SEND_ADVERT: {
         const at = p + a.ACTION_PAYLOAD;
-        return { type: 'advert', vhid, link, bowOut: a0 === 1, payload: this.u8.slice(at, at + word(a.ACTION_LEN)) };
+        const family = word(a.ACTION_ARG1) === a.CARP_FAMILY_V6 ? 6 : 4;
+        return { type: 'advert', vhid, link, bowOut: a0 === 1, family, payload: this.u8.slice(at, at + word(a.ACTION_LEN)) };
       }
       case a.ACT_TAKE_VIPS: return { type: 'take', vhid, link };
       case a.ACT_RELEASE_VIPS: return { type: 'release', vhid, link };
@@ -213,10 +260,11 @@ export class Core {
       const a = this.abi;
       const w = (off: number) => this.dv.getUint32(p + off, true);
       const src = w(a.STATUS_MASTER_SRC);
+      const src6 = this.u8.slice(p + a.STATUS_MASTER_SRC6, p + a.STATUS_MASTER_SRC6 + 16);
       out.push({
         vhid: w(a.STATUS_VHID), link: w(a.STATUS_LINK), state: STATE_NAMES[w(a.STATUS_STATE)], advbase: w(a.STATUS_ADVBASE),
         advskew: w(a.STATUS_ADVSKEW), advertisedSkew: w(a.STATUS_ADVERTISED_SKEW), demote: w(a.STATUS_DEMOTE),
-        masterSrc: src ? numToIp(src) : null, rxAccepted: w(a.STATUS_RX_ACCEPTED), txAdverts: w(a.STATUS_TX_ADVERTS),
+        masterSrc: src ? numToIp(src) : null, masterSrc6: src6.some((x) => x !== 0) ? bytesToIp6(src6) : null, rxAccepted: w(a.STATUS_RX_ACCEPTED), txAdverts: w(a.STATUS_TX_ADVERTS),
         transitions: w(a.STATUS_TRANSITIONS), lastChangeAt: this.dv.getFloat64(p + a.STATUS_LAST_CHANGE_AT, true),
         masterHeardAt: this.dv.getFloat64(p + a.STATUS_MASTER_HEARD_AT, true),
       });

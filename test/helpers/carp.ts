@@ -2,7 +2,19 @@
 // against this, never against themselves.
 import { createHmac } from 'node:crypto';
 
-export function ipBytes(ip: string): Buffer { return Buffer.from(ip.split('.').map(Number)); }
+export function ipBytes(ip: string): Buffer { return ip.includes(':') ? ip6Bytes(ip) : Buffer.from(ip.split('.').map(Number)); }
+
+/** 16 bytes of an IPv6 address written with at most one '::' (no embedded IPv4, no zone). */
+export function ip6Bytes(ip: string): Buffer {
+  const [l, r] = ip.split('::');
+  const left = l ? l.split(':') : [];
+  const right = r === undefined ? [] : r ? r.split(':') : [];
+  const groups = r === undefined ? left : [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  if (groups.length !== 8) throw new Error(`test helper: not an IPv6 address: ${ip}`);
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  return b;
+}
 
 export function checksum(b: Uint8Array): number {
   let s = 0;
@@ -13,8 +25,14 @@ export function checksum(b: Uint8Array): number {
 }
 
 export function hmacOf(password: string, vhid: number, vips: string[], counter: Buffer): Buffer {
-  const sorted = vips.map(ipBytes).sort(Buffer.compare);
-  const msg = Buffer.concat([Buffer.from([2, 1, vhid]), ...sorted, counter]);
+  // BSD order: IPv4 ascending, then IPv6 ascending (link-local ones with the scope bytes 2-3 zeroed).
+  const v4 = vips.filter((a) => !a.includes(':')).map(ipBytes).sort(Buffer.compare);
+  const v6 = vips.filter((a) => a.includes(':')).map((a) => {
+    const b = ip6Bytes(a);
+    if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) b.writeUInt16BE(0, 2);
+    return b;
+  }).sort(Buffer.compare);
+  const msg = Buffer.concat([Buffer.from([2, 1, vhid]), ...v4, ...v6, counter]);
   return createHmac('sha1', Buffer.from(password, 'utf8').subarray(0, 19)).update(msg).digest();
 }
 
@@ -38,6 +56,17 @@ export function ipv4(payload: Uint8Array, src: string, opts: { ttl?: number; dst
   h[8] = opts.ttl ?? 255; h[9] = opts.proto ?? 112;
   ipBytes(src).copy(h, 12); ipBytes(opts.dst ?? '224.0.0.18').copy(h, 16);
   h.writeUInt16BE(checksum(h), 10);
+  return Buffer.concat([h, payload]);
+}
+
+/**
+ * Wrap a CARP payload in the 40-byte IPv6 header the daemon lays out in front of what the raw socket read:
+ * next header 112, hop limit 255, to ff02::12.
+ */
+export function ipv6(payload: Uint8Array, src: string, opts: { hopLimit?: number; dst?: string; nextHeader?: number } = {}): Buffer {
+  const h = Buffer.alloc(40);
+  h.writeUInt32BE(6 << 28, 0); h.writeUInt16BE(payload.length, 4); h[6] = opts.nextHeader ?? 112; h[7] = opts.hopLimit ?? 255;
+  ip6Bytes(src).copy(h, 8); ip6Bytes(opts.dst ?? 'ff02::12').copy(h, 24);
   return Buffer.concat([h, payload]);
 }
 

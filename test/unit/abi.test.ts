@@ -41,7 +41,7 @@ t.test('groups are dense and fit their blocks', async (t) => {
 t.test('published counter names are stable (telemetry and status show them)', async (t) => {
   t.same(DROP_NAMES, ['short', 'bad_ip', 'bad_ttl', 'bad_checksum', 'bad_version', 'unknown_vhid', 'own_packet', 'bad_hmac',
     'not_ready', 'not_peer', 'no_pair_auth', 'bad_pair_auth', 'replay']);
-  t.same(STAT_NAMES.filter((n) => !DROP_NAMES.includes(n)), ['ok', 'accepted', 'sent', 'transitions', 'queue_overflow']);
+  t.same(STAT_NAMES.filter((n) => !DROP_NAMES.includes(n)), ['ok', 'accepted', 'sent', 'transitions', 'queue_overflow', 'other_family_copy']);
   t.same(SYNC_STAT_NAMES, [
     'nl_msgs', 'own_echo', 'filtered', 'unsupported', 'malformed', 'table_full', 'queued', 'tx_upserts', 'tx_deletes',
     'rx_upserts', 'rx_deletes', 'rx_bad_items', 'kernel_creates', 'kernel_updates', 'kernel_deletes', 'kernel_errors',
@@ -66,12 +66,14 @@ t.test('layouts: every field lies inside its block', async (t) => {
     }
   };
   inside('ACTION_', a.ACTION_SIZE);
-  inside('STATUS_', a.STATUS_SIZE, (k) => (k.endsWith('_AT') ? 8 : 4));
+  inside('STATUS_', a.STATUS_SIZE, (k) => (k.endsWith('_AT') ? 8 : k.endsWith('_SRC6') ? 16 : 4));
   inside('ENT_', a.ENT_SIZE, () => 1);
   t.ok(a.POL_TMAX + 4 * a.POL_TMAX_MAX <= a.POL_ZONES && a.POL_ZONES + 4 * a.POL_SET_MAX <= a.POL_MARKS
     && a.POL_MARKS + 4 * a.POL_SET_MAX <= a.POL_SNAT && a.POL_SNAT + 4 * a.POL_SNAT_MAX <= a.POL_VIPS
     && a.POL_VIPS + 4 * a.POL_VIPS_MAX <= a.POL_NETS && a.POL_NETS + 8 * a.POL_NETS_MAX <= a.POL_SIZE, 'policy lists do not overlap');
   t.ok(a.CONFIG_KEY + a.CONFIG_KEY_MAX <= a.CONFIG_VIPS, 'the key cannot run into the VIPs');
+  t.ok(a.CONFIG_VIPS + 4 * a.CONFIG_VIPS_MAX <= a.CONFIG_VIPS6 && a.CONFIG_VIPS6 + 16 * a.CONFIG_VIPS_MAX <= a.CONFIG_ADDR6,
+    'IPv4 VIPs, IPv6 VIPs and the IPv6 address do not overlap');
 });
 
 t.test('what the core writes is where the host reads it (status, actions, records)', async (t) => {
