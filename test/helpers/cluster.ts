@@ -1,13 +1,18 @@
 // A virtual-time cluster of cores (quinn's Pair, for CARP): no sockets, no sleeps. Each node's links
 // attach to segments; an advert sent on a link reaches every other node on that segment after `latency`
-// ms, wrapped in the IPv4 header a raw socket would deliver. Time only moves in step().
+// ms, wrapped in the IPv4 header a raw socket would deliver (or the IPv6 header the daemon lays out, for an IPv6
+// advert from the node's link-local address on that link). Time only moves in step().
 import { Core, type Action, type StateName } from '../../host/core/core.js';
 import { pairKey } from '../../host/daemon/pair.js';
-import { ipv4 } from './carp.js';
+import { ipv4, ipv6 } from './carp.js';
 
 export interface SimVhid { vhid: number; link: number; vips: string[]; advbase?: number; advskew: number; password?: string }
 export interface SimNodeSpec {
   name: string; addrs: string[]; vhids: SimVhid[]; preempt?: boolean;
+  /** IPv6 link-local address per link: the source of IPv6 adverts (vhids with an IPv6 VIP). */
+  addrs6?: string[];
+  /** The peer's IPv6 link-local address per link. */
+  peers6?: string[];
   /** The peer's address per link: adverts from other sources are dropped. */
   peers?: string[];
   /** A duogate pair's shared key: adverts carry and need the pair trailer (docs/security.md). */
@@ -32,10 +37,11 @@ export class SimNode {
     this.core.setPreempt(spec.preempt ?? true);
     this.core.setEpoch(epoch);
     spec.addrs.forEach((a, i) => this.core.setLinkAddr(i, a));
+    spec.addrs6?.forEach((a, i) => this.core.setLinkAddr6(i, a));
     for (const v of spec.vhids) {
       this.core.addVhid({
         vhid: v.vhid, link: v.link, advbase: v.advbase ?? 1, advskew: v.advskew, password: v.password ?? 'secret', vips: v.vips,
-        peer: spec.peers?.[v.link], pairKey: spec.pairKey ? pairKey(spec.pairKey, v.vhid) : undefined,
+        peer: spec.peers?.[v.link], peer6: spec.peers6?.[v.link], pairKey: spec.pairKey ? pairKey(spec.pairKey, v.vhid) : undefined,
       });
       this.states.set(v.vhid, 'INIT');
     }
@@ -71,11 +77,11 @@ export class Cluster {
       else if (a.type === 'release') n.owns.delete(a.vhid);
       else if (a.type === 'advert') {
         if (!n.linkUp[a.link] || this.cut.has(`${n.spec.name}:${a.link}`)) continue;
-        const src = n.spec.addrs[a.link];
+        const datagram = a.family === 6 ? ipv6(a.payload, n.spec.addrs6?.[a.link] ?? 'fe80::') : ipv4(a.payload, n.spec.addrs[a.link]);
         for (const m of this.nodes) {
           if (m === n || !m.alive || !m.linkUp[a.link] || this.cut.has(`${m.spec.name}:${a.link}`)) continue;
           if (this.dropRate > 0 && this.random() < this.dropRate) continue;
-          this.flight.push({ at: this.now + this.latency, to: m, link: a.link, datagram: ipv4(a.payload, src) });
+          this.flight.push({ at: this.now + this.latency, to: m, link: a.link, datagram });
         }
       }
     }
