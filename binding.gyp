@@ -6,7 +6,8 @@
         "host/addon/addon.cc",
         "host/addon/netif.cc",
         "host/addon/sockets.cc",
-        "host/addon/poll.cc"
+        "host/addon/poll.cc",
+        "host/addon/carp6.cc"
       ],
       # Exceptions on: every failed syscall becomes a thrown JS Error (style.md 2b).
       "dependencies": [

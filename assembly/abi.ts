@@ -48,6 +48,7 @@ export {
   VHID_ERR_ARG, VHID_ERR_VIP_COUNT, VHID_ERR_FULL, VHID_ERR_DUPLICATE,
 } from './carp/layout';
 export { MAX_VIPS_PER_VHID as CONFIG_VIPS_MAX } from './carp/constants';
+export { NA_LEN } from './nd/na';
 
 export {
   S_NL_MSGS as SYNC_STAT_NL_MSGS, S_OWN_ECHO as SYNC_STAT_OWN_ECHO, S_FILTERED as SYNC_STAT_FILTERED,

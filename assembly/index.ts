@@ -16,6 +16,7 @@ import { CURRENT, RECORD_SIZE, clearQueue, pop } from './carp/actions';
 import { STATS, clearStats } from './carp/stats';
 import * as carp from './carp/node';
 import { buildGarp } from './arp/garp';
+import { buildNa } from './nd/na';
 import {
   STATUS_VHID, STATUS_LINK, STATUS_STATE, STATUS_ADVBASE, STATUS_ADVSKEW, STATUS_ADVERTISED_SKEW, STATUS_DEMOTE,
   STATUS_MASTER_SRC, STATUS_RX_ACCEPTED, STATUS_TX_ADVERTS, STATUS_TRANSITIONS, STATUS_LAST_CHANGE_AT,
@@ -139,6 +140,16 @@ export function carpStatus(i: i32): bool {
 export function arpBuildGarp(ip: u32): usize {
   const out = RX + RX_CAP - 64;
   buildGarp(out, CONFIG + CONFIG_MAC, ip);
+  return out;
+}
+
+/**
+ * Build an unsolicited neighbour advertisement (nd/na.ts: IPv6 header included, NA_LEN bytes) in RX's tail for
+ * the IPv6 VIP at CONFIG_ADDR6 from the 6-byte MAC at CONFIG_MAC. Returns its address.
+ */
+export function ndBuildNa(): usize {
+  const out = RX + RX_CAP - 64 - 128;
+  buildNa(out, CONFIG + CONFIG_ADDR6, CONFIG + CONFIG_MAC);
   return out;
 }
 

@@ -65,6 +65,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   duogate::InitNetif(env, exports);
   duogate::InitSockets(env, exports);
   duogate::InitPoll(env, exports);
+  duogate::InitCarp6(env, exports);
   return exports;
 }
 

@@ -45,5 +45,6 @@ class FdGuard {
 void InitNetif(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitPoll(Napi::Env env, Napi::Object exports);
+void InitCarp6(Napi::Env env, Napi::Object exports);
 
 }  // namespace duogate

@@ -37,8 +37,16 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
   c.carp.vips.forEach((v, i) => {
     const f = `carp.vips[${i}]`;
     const ifc = c.interfaces[v.interface];
-    const vip = parseCidr(v.address);
     if (v.interface === 'sync') warn(`${f}.interface`, 'a VIP on the sync link: the sync link joins only the two nodes, clients never use it');
+    if (v.address.includes(':')) {
+      // IPv6: the interfaces have no IPv6 prefix of their own here, so only the duplicates and the nodes' link-locals.
+      const ip = v.address.split('/')[0];
+      if (ip === ifc.address6?.split('/')[0] || ip === ifc.peer6) err(`${f}.address`, `${ip} is a node's own link-local address: the VIP must be a third address`);
+      if (seen.has(ip)) err(`${f}.address`, `${ip} is also carp.vips[${seen.get(ip)}]`);
+      seen.set(ip, i);
+      return;
+    }
+    const vip = parseCidr(v.address);
     if (!inSubnet(vip.ip, ifc.address)) err(`${f}.address`, `${vip.ip} is outside ${v.interface}'s subnet ${ifc.address}: a CARP VIP must be in the interface's subnet`);
     if (vip.prefix !== parseCidr(ifc.address).prefix) warn(`${f}.address`, `prefix /${vip.prefix} differs from the interface's /${parseCidr(ifc.address).prefix}`);
     if (vip.ip === parseCidr(ifc.address).ip) err(`${f}.address`, `${vip.ip} is this node's own address: the VIP must be a third address`);

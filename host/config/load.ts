@@ -1,6 +1,7 @@
 // Reading a config file: YAML → schema validation with defaults → semantic checks. Every error names the
 // file, the field (as a path like carp.vips[1].vhid) and the reason.
 import { readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { Ajv, type ErrorObject } from 'ajv';
 import YAML from 'yaml';
 import { configSchema, type Config } from './schema.js';
@@ -45,7 +46,9 @@ function describe(e: ErrorObject): { field: string; reason: string } {
     reason = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
   } else if (e.keyword === 'pattern') {
     const pattern = (e.params as { pattern: string }).pattern;
-    reason = pattern.endsWith('/([0-9]|[12][0-9]|3[0-2])$') ? 'must be an IPv4 address with a prefix of 0-32, like 192.168.1.2/24'
+    reason = pattern.endsWith('12[0-8]))$') ? 'must be an IPv4 address with a prefix of 0-32 (192.168.1.1/24) or an IPv6 one with 0-128 (2001:db8:1::1/64, fe80::1/64)'
+      : pattern.endsWith('(/64)?$') ? 'must be an IPv6 link-local address, like fe80::2'
+      : pattern.endsWith('/([0-9]|[12][0-9]|3[0-2])$') ? 'must be an IPv4 address with a prefix of 0-32, like 192.168.1.2/24'
       : pattern.endsWith('(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$') ? 'must be an IPv4 address, like 192.168.1.20'
       : `does not match ${pattern}`;
   } else if (e.keyword === 'const' && field === 'schema') {
@@ -63,6 +66,7 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
     throw new ConfigError(file, field, reason);
   }
   const c = doc as Config;
+  checkIpv6(c, file);
   // One vhid is one CARP group: every VIP in it shares the interface, password, timers and MAC mode.
   const groups = new Map<number, number>();
   c.carp.vips.forEach((vip, i) => {
@@ -78,6 +82,31 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
     }
   });
   return c;
+}
+
+/**
+ * IPv6 VIPs (carp.md "CARP over IPv6"): real IPv6 text; their interface has this node's link-local source for the
+ * adverts, and, where the peer is named for IPv4, its link-local too (else the peer's IPv6 adverts would be
+ * refused and both nodes would hold the VIP); the virtual MAC is IPv4-only here.
+ */
+function checkIpv6(c: Config, file: string): void {
+  for (const r of ['wan', 'lan', 'sync'] as const) {
+    for (const k of ['address6', 'peer6'] as const) {
+      const a = c.interfaces[r][k];
+      if (a !== undefined && !isIPv6(a.split('/')[0])) throw new ConfigError(file, `interfaces.${r}.${k}`, `${a} is not an IPv6 address: write it like fe80::2`);
+    }
+  }
+  c.carp.vips.forEach((vip, i) => {
+    const f = `carp.vips[${i}]`;
+    if (!vip.address.includes(':')) return;
+    const ip = vip.address.split('/')[0];
+    if (!isIPv6(ip)) throw new ConfigError(file, `${f}.address`, `${ip} is not an IPv6 address: write it like 2001:db8:1::1/64`);
+    if (/^ff/i.test(ip) || ip === '::' || ip === '::1') throw new ConfigError(file, `${f}.address`, `${ip} is multicast, unspecified or loopback: a VIP must be a unicast address`);
+    const ifc = c.interfaces[vip.interface];
+    if (!ifc.address6) throw new ConfigError(file, `interfaces.${vip.interface}.address6`, `is required by the IPv6 VIP ${f} (${vip.address}): this node's link-local address there, the source of its IPv6 adverts (e.g. fe80::2)`);
+    if (ifc.peer && !ifc.peer6) throw new ConfigError(file, `interfaces.${vip.interface}.peer6`, `is required by the IPv6 VIP ${f}: interfaces.${vip.interface}.peer names the peer for IPv4, so its IPv6 adverts need its link-local address too`);
+    if (vip.mac === 'virtual') throw new ConfigError(file, `${f}.mac`, 'virtual is IPv4-only here: an IPv6 VIP answers from the NIC\'s own MAC (use mac: real or leave it out)');
+  });
 }
 
 /** How config YAML is parsed (also on the off-loop parser's thread: host/configsync/decode-worker.ts). */

@@ -1,4 +1,4 @@
-// IPv4 address arithmetic for validation and checks.
+// Address arithmetic for validation and checks (IPv4), and IPv6 text to bytes.
 export function ipNum(ip: string): number {
   const p = ip.split('.').map(Number);
   return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
@@ -21,3 +21,18 @@ export function isNetOrBroadcast(ip: string, cidr: string): boolean {
   const n = ipNum(ip);
   return n === c.net || n === ((c.net | ~c.mask) >>> 0);
 }
+
+/** The 16 bytes of an IPv6 address already known to be valid text (node:net isIPv6), no zone or prefix. */
+export function ip6Bytes(ip: string): Uint8Array {
+  let s = ip;
+  const out = new Uint8Array(16);
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) { const n = ipNum(v4[1]); s = `${s.slice(0, v4.index)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`; }
+  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
+  const hw = head ? head.split(':') : [];
+  const tw = tail ? tail.split(':') : [];
+  const words = tail === undefined ? hw : [...hw, ...Array(8 - hw.length - tw.length).fill('0'), ...tw];
+  words.forEach((w, i) => { const n = parseInt(w, 16); out[i * 2] = n >> 8; out[i * 2 + 1] = n & 255; });
+  return out;
+}
+

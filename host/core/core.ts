@@ -3,6 +3,7 @@
 import { CoreError, instantiateCore, wasmPath } from './wasm.js';
 import { coreAbi, denseNames, group, readAbi, type Abi } from './abi.js';
 import { isIPv6 } from 'node:net';
+import { ip6Bytes } from '../config/net.js';
 
 export { CoreError, wasmPath };
 
@@ -66,7 +67,7 @@ interface Exports {
   carpSetPeerLost(now: number, lost: number): void;
   handleCarp(now: number, link: number, len: number): number; handleTimeout(now: number): void;
   pollAction(): number; pollTimeout(): number; carpVhidCount(): number; carpStatus(i: number): number;
-  arpBuildGarp(ip: number): number;
+  arpBuildGarp(ip: number): number; ndBuildNa(): number;
   __collect(): void;
 }
 
@@ -77,19 +78,10 @@ export function ipToNum(ip: string): number {
 }
 export function numToIp(n: number): string { return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'); }
 
-/** The 16 bytes of an IPv6 address (no zone, no prefix length). */
-export function ip6ToBytes(ip: string): Uint8Array {
+/** The 16 bytes of an IPv6 address; refused with DG_ERR_BAD_ADDRESS if it is not one (or carries a zone). */
+export function ip6Checked(ip: string): Uint8Array {
   if (!isIPv6(ip) || ip.includes('%')) throw new CoreError('DG_ERR_BAD_ADDRESS', `not an IPv6 address: ${ip}`);
-  let s = ip;
-  const out = new Uint8Array(16);
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) { const n = ipToNum(v4[1]); s = `${s.slice(0, v4.index)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`; }
-  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
-  const hw = head ? head.split(':') : [];
-  const tw = tail ? tail.split(':') : [];
-  const words = tail === undefined ? hw : [...hw, ...Array(8 - hw.length - tw.length).fill('0'), ...tw];
-  words.forEach((w, i) => { const n = parseInt(w, 16); out[i * 2] = n >> 8; out[i * 2 + 1] = n & 255; });
-  return out;
+  return ip6Bytes(ip);
 }
 
 /** An IPv6 address in its RFC 5952 text form. */
@@ -151,7 +143,7 @@ export class Core {
   setLinkAddr(link: number, addr: string): void { this.x.carpSetLinkAddr(link, ipToNum(addr)); }
   /** The node's IPv6 link-local address on `link`: the source of its IPv6 adverts. */
   setLinkAddr6(link: number, addr: string): void {
-    const b = ip6ToBytes(addr);
+    const b = ip6Checked(addr);
     this.refresh();
     this.u8.set(b, this.x.configPtr() + this.abi.CONFIG_ADDR6);
     this.x.carpSetLinkAddr6(link);
@@ -171,7 +163,7 @@ export class Core {
     this.u8.set(key, base + a.CONFIG_KEY);
     v4.forEach((ip, i) => this.dv.setUint32(base + a.CONFIG_VIPS + i * 4, ipToNum(ip), true));
     const at6 = base + this.abi.CONFIG_VIPS6;
-    v6.forEach((ip, i) => this.u8.set(ip6ToBytes(ip), at6 + i * 16));
+    v6.forEach((ip, i) => this.u8.set(ip6Checked(ip), at6 + i * 16));
     const slot = this.x.carpAddVhid(c.vhid, c.link, c.advbase, c.advskew, key.length, v4.length, v6.length);
     if (slot < 0) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: ${VHID_ERRORS[slot] ?? `refused (${slot})`}`);
     if (c.peer || c.peer6 || c.pairKey) {
@@ -179,7 +171,7 @@ export class Core {
       if (k.length > a.CONFIG_KEY_MAX) throw new CoreError('DG_ERR_VHID', `vhid ${c.vhid}: pair key longer than ${a.CONFIG_KEY_MAX} bytes`);
       this.refresh();
       this.u8.set(k, base + a.CONFIG_KEY);
-      if (c.peer6) this.u8.set(ip6ToBytes(c.peer6), base + this.abi.CONFIG_ADDR6);
+      if (c.peer6) this.u8.set(ip6Checked(c.peer6), base + this.abi.CONFIG_ADDR6);
       this.x.carpSetPair(slot, c.peer ? ipToNum(c.peer) : 0, k.length, c.peer6 ? 1 : 0);
     }
     return slot;
@@ -278,6 +270,16 @@ export class Core {
     this.u8.set(mac.subarray(0, 6), this.x.configPtr() + this.abi.CONFIG_MAC);
     const p = this.x.arpBuildGarp(ipToNum(ip));
     return this.u8.slice(p, p + this.abi.GARP_LEN);
+  }
+
+  /** Unsolicited neighbour advertisement for the IPv6 `vip` from `mac`: the whole IPv6 packet (a copy). */
+  unsolicitedNa(mac: Uint8Array, vip: string): Uint8Array {
+    this.refresh();
+    const base = this.x.configPtr();
+    this.u8.set(mac.subarray(0, 6), base + this.abi.CONFIG_MAC);
+    this.u8.set(ip6Checked(vip), base + this.abi.CONFIG_ADDR6);
+    const p = this.x.ndBuildNa();
+    return this.u8.slice(p, p + this.abi.NA_LEN);
   }
 
   /** Reclaim garbage left by configuration (the minimal runtime collects only when asked, between calls). */

@@ -1,5 +1,5 @@
 // The daemon: wires the sans-IO core to the kernel. It owns the sockets (CARP raw socket and ARP socket per
-// CARP interface, rtnetlink for addresses and carrier), the one timer the core asks for, the VIPs and the
+// CARP interface, and the IPv6 CARP raw socket where the interface has an IPv6 VIP; rtnetlink for addresses and carrier), the one timer the core asks for, the VIPs and the
 // control socket. Everything protocol-shaped is decided by the core; this file only carries it out.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +18,11 @@ import { secretFingerprints } from '../config/secrets.js';
 import { VirtualMacTable, macBytes, macText, virtualMac, type VmacGroup } from './vmac.js';
 
 const CARP_GROUP = '224.0.0.18';
+const CARP_GROUP6 = 'ff02::12';
+/** ff02::1 (all nodes) as an Ethernet multicast address: where unsolicited neighbour advertisements go. */
+const ALL_NODES_MAC = Uint8Array.from([0x33, 0x33, 0, 0, 0, 1]);
+const ETH_P_IPV6 = 0x86dd;
+const isV6 = (cidr: string) => cidr.includes(':');
 /** A VIP's lease: the master-down interval's whole seconds, so a dead master's VIP goes about when the peer takes it. */
 export const vipLifetimeS = (advbase: number) => Math.max(2, 3 * advbase);
 const BROADCAST = Uint8Array.from([255, 255, 255, 255, 255, 255]);
@@ -29,6 +34,8 @@ const ETH_P_ARP = 0x0806;
 interface Link {
   n: number; role: IfRole; device: string; index: number; mac: Uint8Array; address: string; running: boolean;
   carpFd: number; arpFd: number; watch: object;
+  /** IPv6 (docs/carp.md "CARP over IPv6"): the node's link-local address here and the proto-112 socket, once a vhid on it has an IPv6 VIP. */
+  address6: string | null; carp6Fd: number; watch6: object | null;
 }
 
 export type { Transition };
@@ -120,6 +127,8 @@ export class Daemon extends EventEmitter implements FeatureHost {
       const info = native.ifInfo(ifc.device);
       if (!info.up) this.addrs.linkUp(info.index);
       this.addrs.add(info.index, ifc.address);
+      // The node's IPv6 link-local source for CARP (without DAD: the peer has its own, and the advert must not wait).
+      if (ifc.address6) this.addrs.add(info.index, `${ifc.address6.split('/')[0]}/64`);
     }
 
     // Group VIPs by vhid; one link per interface that carries a vhid.
@@ -132,6 +141,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
       const role = vips[0].interface;
       let link = this.links.find((l) => l.role === role);
       if (!link) link = this.openLink(role);
+      if (vips.some((v) => isV6(v.address))) this.openLink6(link);
       this.core.addVhid(this.vhidConfig(c, vhid, link.n, vips));
       // A VIP left behind by a crashed run must not answer ARP while we are BACKUP.
       for (const v of vips) this.addrs.del(link.index, v.address);
@@ -173,7 +183,8 @@ export class Daemon extends EventEmitter implements FeatureHost {
     return {
       vhid, link, advbase: vips[0].advbase, advskew: vips[0].advskew, password: vips[0].password,
       vips: vips.map((v) => v.address.split('/')[0]),
-      peer: c.interfaces[vips[0].interface].peer, pairKey: shared ? pairKey(shared, vhid) : undefined,
+      peer: c.interfaces[vips[0].interface].peer, peer6: c.interfaces[vips[0].interface].peer6,
+      pairKey: shared ? pairKey(shared, vhid) : undefined,
     };
   }
 
@@ -198,11 +209,25 @@ export class Daemon extends EventEmitter implements FeatureHost {
     const n = this.links.length;
     const carpFd = native.openRawIp({ proto: 112, ifname: ifc.device, group: CARP_GROUP, srcAddr: address, ttl: 255, tos: 0x10, loop: false });
     const arpFd = native.openPacket(ifc.device, ETH_P_ARP);
-    const link: Link = { n, role, device: ifc.device, index: info.index, mac: info.mac, address, running: info.running, carpFd, arpFd, watch: {} };
+    const link: Link = {
+      n, role, device: ifc.device, index: info.index, mac: info.mac, address, running: info.running, carpFd, arpFd, watch: {},
+      address6: null, carp6Fd: -1, watch6: null,
+    };
     link.watch = native.watch(carpFd, () => this.onCarpReadable(link));
     this.core.setLinkAddr(n, address);
     this.links.push(link);
     return link;
+  }
+
+  /** The IPv6 CARP socket on a link that carries an IPv6 VIP (config load refuses one without interfaces.*.address6). */
+  private openLink6(link: Link): void {
+    if (link.carp6Fd >= 0) return;
+    const a6 = this.config.interfaces[link.role].address6?.split('/')[0];
+    if (!a6) throw new Error(`interfaces.${link.role}.address6 is not set but a vhid there has an IPv6 VIP: add this node's link-local address (e.g. fe80::2)`);
+    link.address6 = a6;
+    link.carp6Fd = native.openRawIp6(112, link.device, CARP_GROUP6);
+    link.watch6 = native.watch(link.carp6Fd, () => this.onCarpReadable(link));
+    this.core.setLinkAddr6(link.n, a6);
   }
 
   private onCarpReadable(link: Link): void {
@@ -218,6 +243,13 @@ export class Daemon extends EventEmitter implements FeatureHost {
       if (n < 0) break;
       const r = this.core.handleCarpInPlace(this.now(), link.n, Math.min(n, rx.length));
       if (r !== 0 && r !== 6) this.log.debug('advert dropped', { interface: link.role, reason: r });
+    }
+    if (link.carp6Fd < 0) return;
+    for (let i = 0; i < 256; i++) {
+      const n = native.recvIp6Into(link.carp6Fd, rx);
+      if (n < 0) break;
+      const r = this.core.handleCarpInPlace(this.now(), link.n, Math.min(n, rx.length));
+      if (r !== 0 && r !== 6) this.log.debug('advert dropped', { interface: link.role, family: 6, reason: r });
     }
   }
 
@@ -294,6 +326,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
         link = this.openLink(role);
         if (!link.running) this.core.setLink(now, link.n, false);
       }
+      if (vips.some((v) => isV6(v.address))) this.openLink6(link);
       this.vhidVips.set(vhid, vips);
       this.core.addVhid(this.vhidConfig(next, vhid, link.n, vips));
       out.added.push(vhid);
@@ -363,7 +396,10 @@ export class Daemon extends EventEmitter implements FeatureHost {
         // VIPs within the master-down interval, about when the peer takes over (docs/security.md, crash safety).
         if (!a.bowOut && this.lastChange.get(a.vhid)?.to === 'MASTER' && !this.vmacGarp.has(a.vhid)) this.leaseVips(a.vhid, link);
         try {
-          if (native.sendTo(link.carpFd, a.payload, CARP_GROUP) < 0) throw Object.assign(new Error('send would block'), { code: 'EAGAIN' });
+          const sent = a.family === 6
+            ? native.sendIp6(link.carp6Fd, a.payload, CARP_GROUP6, link.index, link.address6 ?? '::')
+            : native.sendTo(link.carpFd, a.payload, CARP_GROUP);
+          if (sent < 0) throw Object.assign(new Error('send would block'), { code: 'EAGAIN' });
           this.sendErrors = 0;
         } catch (e) {
           // No carrier, or the interface vanished: the link monitor demotes; log the first of a burst only.
@@ -431,10 +467,19 @@ export class Daemon extends EventEmitter implements FeatureHost {
     for (const v of vips) this.addrs.lease(link.index, v.address, lifetime);
   }
 
-  /** Gratuitous ARP for every VIP of the vhid, from the interface's own MAC or the vhid's virtual MAC (README). */
+  /**
+   * Gratuitous ARP for every IPv4 VIP of the vhid, from the interface's own MAC or the vhid's virtual MAC (README),
+   * and an unsolicited neighbour advertisement (override, router) for every IPv6 one, from the interface's MAC.
+   */
   private announce(vhid: number, link: Link): void {
     const mac = this.isVirtual(vhid) ? macBytes(virtualMac(vhid)) : link.mac;
     for (const v of this.vhidVips.get(vhid) ?? []) {
+      if (isV6(v.address)) {
+        try {
+          native.sendPacket(link.arpFd, link.index, ALL_NODES_MAC, ETH_P_IPV6, this.core.unsolicitedNa(mac, v.address.split('/')[0]));
+        } catch (e) { this.log.warn('unsolicited neighbour advertisement failed', { vip: v.address, err: e }); }
+        continue;
+      }
       try {
         // Sent from the NIC; the egress rule gives a virtual-MAC VIP's ARP the virtual source MAC (vmac.ts).
         native.sendPacket(link.arpFd, link.index, BROADCAST, ETH_P_ARP, this.core.garp(mac, v.address.split('/')[0]));
@@ -471,7 +516,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
           mac_mode: vips[0]?.mac ?? 'real', mac: vips[0]?.mac === 'virtual' ? virtualMac(s.vhid) : (this.links[s.link] ? macText(this.links[s.link].mac) : null),
           state: s.state, advbase: s.advbase, advskew: s.advskew, advertised_skew: s.advertisedSkew, demote: s.demote,
           master_heard_s_ago: s.masterHeardAt >= 0 ? Math.round(now - s.masterHeardAt) / 1000 : null,
-          master_source: s.masterSrc, adverts_rx: s.rxAccepted, adverts_tx: s.txAdverts, transitions: s.transitions,
+          master_source: s.masterSrc ?? s.masterSrc6, master_source6: s.masterSrc6, adverts_rx: s.rxAccepted, adverts_tx: s.txAdverts, transitions: s.transitions,
           last_change: this.lastChange.get(s.vhid)?.at ?? null, last_change_why: this.lastChange.get(s.vhid)?.why ?? null,
         };
       }),
@@ -492,7 +537,10 @@ export class Daemon extends EventEmitter implements FeatureHost {
     this.removeAllListeners('alarm');
     await this.features.stopAll(graceful);
     if (this.timer) clearTimeout(this.timer);
-    for (const l of this.links) { native.unwatch(l.watch); native.close(l.carpFd); native.close(l.arpFd); }
+    for (const l of this.links) {
+      native.unwatch(l.watch); native.close(l.carpFd); native.close(l.arpFd);
+      if (l.watch6) { native.unwatch(l.watch6); native.close(l.carp6Fd); }
+    }
     await this.vmac.close();
     this.linkMon?.close();
     // Give the kernel's acks for the last address changes a moment to arrive before the socket closes.

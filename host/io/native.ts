@@ -76,6 +76,19 @@ export interface NativeApi {
   /** sendto() a datagram to a dotted IPv4 address. Returns bytes sent, or -1 if it would block. */
   sendTo(fd: number, data: Uint8Array, dst: string): number;
   /**
+   * Opens a raw IPv6 socket for `proto` bound to `ifname`, joined to multicast `group` there, sending with hop
+   * limit 255 and no multicast loopback; receives report each datagram's hop limit and destination.
+   */
+  openRawIp6(proto: number, ifname: string, group: string): number;
+  /**
+   * Receives one datagram into `view` behind a 40-byte IPv6 header written from the kernel's address data (source,
+   * destination, hop limit; next header = the socket's protocol). Returns 40 + payload length (more than
+   * `view.length` if truncated), or -1 if nothing is queued.
+   */
+  recvIp6Into(fd: number, view: Uint8Array): number;
+  /** Sends `data` to IPv6 `dst` out of `ifindex` from source `src` (IPV6_PKTINFO). Bytes sent, or -1 if it would block. */
+  sendIp6(fd: number, data: Uint8Array, dst: string, ifindex: number, src: string): number;
+  /**
    * Receives one datagram directly into `view` (which may be a window on WebAssembly memory; no
    * copy is made). Returns the datagram's full length, which exceeds `view.length` if it was
    * truncated; -1 if nothing is queued (EAGAIN); -2 on a netlink socket whose receive queue

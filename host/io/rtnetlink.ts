@@ -1,7 +1,7 @@
 // rtnetlink over the addon's netlink socket: add and remove addresses (the VIPs) and follow link carrier.
 // Addresses change in the kernel within the sendmsg call, so a takeover costs no process spawn.
 import { native } from './native.js';
-import { ipNum } from '../config/net.js';
+import { ip6Bytes, ipNum } from '../config/net.js';
 
 const NETLINK_ROUTE = 0;
 const RTMGRP_LINK = 1;
@@ -21,6 +21,10 @@ const IFA_CACHEINFO = 6;
 const IFF_UP = 0x1;
 const IFF_RUNNING = 0x40;
 const AF_INET = 2;
+const AF_INET6 = 10;
+/** ifa_flags: no duplicate address detection. A VIP is on one node at a time by CARP's say; DAD would hold it
+ * "tentative" for a second after every takeover, and a BACKUP's probe must never contest it. */
+const IFA_F_NODAD = 0x02;
 
 export interface LinkEvent { index: number; running: boolean }
 
@@ -59,6 +63,7 @@ export class AddressControl {
   }
 
   private request(type: number, ifindex: number, cidrAddr: string, what: string, lifetimeS = 0): void {
+    if (cidrAddr.includes(':')) { this.request6(type, ifindex, cidrAddr, what, lifetimeS); return; }
     const [ip, p] = cidrAddr.split('/');
     const prefix = Number(p);
     const addr = ipNum(ip);
@@ -77,6 +82,28 @@ export class AddressControl {
     }
     if (lifetimeS) {
       // struct ifa_cacheinfo { u32 ifa_prefered, ifa_valid, cstamp, tstamp }: the kernel fills the stamps.
+      m.writeUInt16LE(20, o); m.writeUInt16LE(IFA_CACHEINFO, o + 2);
+      m.writeUInt32LE(lifetimeS, o + 4); m.writeUInt32LE(lifetimeS, o + 8);
+    }
+    this.pending.set(seq, what);
+    if (native.send(this.fd, m) < 0) this.onError(what, -11);
+  }
+
+  /** IPv6: IFA_LOCAL and IFA_ADDRESS of 16 bytes, no broadcast, and always without DAD (IFA_F_NODAD). */
+  private request6(type: number, ifindex: number, cidrAddr: string, what: string, lifetimeS: number): void {
+    const [ip, p] = cidrAddr.split('/');
+    const addr = ip6Bytes(ip);
+    const m = Buffer.alloc(16 + 8 + 20 * 2 + (lifetimeS ? 20 : 0));
+    m.writeUInt32LE(m.length, 0);
+    m.writeUInt16LE(type, 4);
+    const create = type !== RTM_NEWADDR ? 0 : NLM_F_CREATE | (lifetimeS ? NLM_F_REPLACE : NLM_F_EXCL);
+    m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | create, 6);
+    const seq = this.seq++;
+    m.writeUInt32LE(seq, 8);
+    m[16] = AF_INET6; m[17] = Number(p ?? 128); m[18] = IFA_F_NODAD; m[19] = 0; m.writeUInt32LE(ifindex, 20);
+    let o = 24;
+    for (const t of [IFA_LOCAL, IFA_ADDRESS]) { m.writeUInt16LE(20, o); m.writeUInt16LE(t, o + 2); m.set(addr, o + 4); o += 20; }
+    if (lifetimeS) {
       m.writeUInt16LE(20, o); m.writeUInt16LE(IFA_CACHEINFO, o + 2);
       m.writeUInt32LE(lifetimeS, o + 4); m.writeUInt32LE(lifetimeS, o + 8);
     }

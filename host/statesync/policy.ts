@@ -28,7 +28,8 @@ export function rxPolicyOf(c: Config, cfg: StateSyncConfig, sysctl: (name: strin
     t('icmp_timeout', 30),
   ];
   const addr = (cidr: string) => cidr.split('/')[0]!;
-  const vips = c.carp.vips.map((v) => addr(v.address));
+  // State sync replicates IPv4 conntrack entries only (assembly/conntrack/parse.ts): IPv6 VIPs have no place here.
+  const vips = c.carp.vips.filter((v) => !v.address.includes(':')).map((v) => addr(v.address));
   const nodeAddrs = (['wan', 'lan'] as const).flatMap((r) => [addr(c.interfaces[r].address), c.interfaces[r].peer ?? '']).filter(Boolean);
   const nat = natOf(c);
   // Explicit outbound translation addresses are the pair's too (the ruleset SNATs to them on either node).

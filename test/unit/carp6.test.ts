@@ -162,3 +162,35 @@ t.test('tshark decodes an IPv6 advert the core built as CARP, checksum good, no 
   t.equal(out, `112,255,ff02::12,2,1,9,0,7,1,${hmac},`, 'CARP v2 advert, vhid 9, checksum status good (1), no expert info');
   t.ok(ip6Bytes(OWN6)[0] === 0xfe, 'sent from a link-local address');
 });
+
+t.test('unsolicited neighbour advertisement: RFC 4861 fields, checksum over the pseudo-header, tshark agrees', async (t) => {
+  const c = new Core();
+  const mac = hex('02d601010001');
+  const na = Buffer.from(c.unsolicitedNa(mac, '2001:db8:1::1'));
+  t.equal(na.length, 72, 'IPv6 header + NA + target link-layer address option');
+  t.equal(na.readUInt32BE(0) >>> 28, 6);
+  t.equal(na.readUInt16BE(4), 32, 'payload length');
+  t.same([na[6], na[7]], [58, 255], 'ICMPv6, hop limit 255 (receivers drop anything else)');
+  t.same(na.subarray(8, 24), ip6Bytes('2001:db8:1::1'), 'from the VIP');
+  t.same(na.subarray(24, 40), ip6Bytes('ff02::1'), 'to all nodes');
+  t.same([na[40], na[41]], [136, 0], 'neighbour advertisement');
+  t.equal(na.readUInt32BE(44), 0xa0000000, 'Router and Override set, Solicited clear');
+  t.same(na.subarray(48, 64), ip6Bytes('2001:db8:1::1'), 'target: the VIP');
+  t.same(na.subarray(64, 72), Buffer.concat([Buffer.from([2, 1]), mac]), 'target link-layer address option: the MAC');
+  // The ICMPv6 checksum recomputed here: pseudo-header (source, destination, length, next header) + message.
+  const pseudo = Buffer.concat([na.subarray(8, 40), Buffer.from([0, 0, 0, 32, 0, 0, 0, 58]), na.subarray(40)]);
+  t.equal(checksum(pseudo), 0, 'checksum verifies');
+
+  const frame = Buffer.concat([hex('333300000001'), mac, hex('86dd'), na]);
+  const pcap = Buffer.alloc(24 + 16);
+  pcap.writeUInt32LE(0xa1b2c3d4, 0); pcap.writeUInt16LE(2, 4); pcap.writeUInt16LE(4, 6); pcap.writeUInt32LE(65535, 16); pcap.writeUInt32LE(1, 20);
+  pcap.writeUInt32LE(frame.length, 32); pcap.writeUInt32LE(frame.length, 36);
+  const dir = mkdtempSync(join(tmpdir(), 'duogate-na-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'na.pcap');
+  writeFileSync(file, Buffer.concat([pcap, frame]));
+  const out = execFileSync('tshark', ['-r', file, '-T', 'fields', '-E', 'separator=,', '-e', 'icmpv6.type', '-e', 'icmpv6.nd.na.flag.r',
+    '-e', 'icmpv6.nd.na.flag.s', '-e', 'icmpv6.nd.na.flag.o', '-e', 'icmpv6.nd.na.target_address', '-e', 'icmpv6.opt.linkaddr', '-e', 'icmpv6.checksum.status', '-e', '_ws.expert'],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  t.equal(out, '136,1,0,1,2001:db8:1::1,02:d6:01:01:00:01,1,', 'tshark: NA, R=1 S=0 O=1, target and MAC, checksum good, no expert info');
+});

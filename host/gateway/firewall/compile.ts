@@ -62,9 +62,9 @@ export function nftString(s: string, maxBytes = 127): string {
 const q = (s: string) => nftString(s);
 const setName = (alias: string) => `alias_${alias}`;
 
-/** The VIP addresses (no prefix) configured on an interface. */
+/** The IPv4 VIP addresses (no prefix) configured on an interface (the rules, NAT and DHCP are IPv4 here). */
 export function vipsOn(c: Config, i: IfRole): string[] {
-  return c.carp.vips.filter((v) => v.interface === i).map((v) => v.address.split('/')[0]!);
+  return c.carp.vips.filter((v) => v.interface === i && !v.address.includes(':')).map((v) => v.address.split('/')[0]!);
 }
 
 class Compiler {
@@ -253,6 +253,8 @@ export function compile(c: Config): Compiled {
   // public address up"), never the sync addresses; the WAN gets no answer at all.
   const pingable = [parseCidr(lan.address).ip, ...vipsOn(c, 'lan'), parseCidr(c.interfaces.wan.address).ip, ...vipsOn(c, 'wan')];
   k.emit(`    ip daddr { ${pingable.join(', ')} } icmp type echo-request counter accept comment "ping the gateway"`, sys('ping on LAN'));
+  const pingable6 = c.carp.vips.filter((v) => v.interface !== 'sync' && v.address.includes(':')).map((v) => v.address.split('/')[0]!);
+  if (pingable6.length) k.emit(`    ip6 daddr { ${pingable6.join(', ')} } icmpv6 type echo-request counter accept comment "ping the gateway (IPv6 VIPs)"`, sys('ping on LAN (IPv6)'));
   k.emit('  }');
 
   const stateful = (hook: string) => {
@@ -275,6 +277,12 @@ export function compile(c: Config): Compiled {
   syncOnly('input');
   // CARP is always allowed on LAN/WAN (and sync), before anything else: the pair must keep hearing adverts.
   k.emit(`    meta l4proto ${CARP_PROTO} ip daddr 224.0.0.18 counter accept comment "CARP adverts"`, sys('CARP'));
+  if (c.carp.vips.some((v) => v.address.includes(':'))) {
+    // IPv6 VIPs (docs/carp.md "CARP over IPv6"): their adverts, and the neighbour discovery that resolves them,
+    // on-link only (hop limit 255), before the conntrack checks.
+    k.emit(`    meta l4proto ${CARP_PROTO} ip6 daddr ff02::12 ip6 hoplimit 255 counter accept comment "CARP adverts (IPv6)"`, sys('CARP over IPv6'));
+    k.emit('    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 counter accept comment "IPv6 neighbour discovery"', sys('IPv6 neighbour discovery'));
+  }
   stateful('input');
   if (sync.peer) {
     k.emit(`    iifname ${k.dev('sync')} ip saddr ${sync.peer} ip daddr ${syncOwn} jump sync_system`, sys('sync rule'));
