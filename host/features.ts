@@ -9,6 +9,7 @@ import { feature as configsync } from './configsync/feature.js';
 import { feature as peer } from './peer/feature.js';
 import { feature as statesync } from './statesync/feature.js';
 import { feature as mqtt } from './telemetry/feature.js';
+import { feature as ra } from './ra/feature.js';
 
 export const features: readonly Feature[] = [
   // The firewall first: the others' traffic depends on its ruleset.
@@ -17,4 +18,6 @@ export const features: readonly Feature[] = [
   // (a connection older than conntrack's first rules is "invalid" and dropped mid-request).
   configsync,
   peer, statesync, mqtt,
+  // After the firewall (router solicitations pass it); it follows CARP transitions only.
+  ra,
 ];

@@ -3,6 +3,7 @@
 // (source, destination, hop limit): the core then checks an IPv6 advert as it checks an IPv4 one, in place.
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <string.h>
@@ -25,7 +26,7 @@ static void SetInt6(Napi::Env env, int fd, int opt, int val, const char* syscall
   if (setsockopt(fd, IPPROTO_IPV6, opt, &val, sizeof val) < 0) ThrowSys(env, errno, syscall);
 }
 
-// openRawIp6(proto, ifname, group) -> fd. Bound to the device, joined to `group` there, multicast out of it with
+// openRawIp6(proto, ifname, group, icmp6Types?) -> fd. Bound to the device, joined to `group` there, multicast out of it with
 // hop limit 255 (receivers drop anything else) and no loopback of our own adverts; asks for each datagram's hop
 // limit and destination. Not bound to an address: a raw IPv6 socket bound to one sees only datagrams to it.
 static Napi::Value OpenRawIp6(const Napi::CallbackInfo& info) {
@@ -37,10 +38,25 @@ static Napi::Value OpenRawIp6(const Napi::CallbackInfo& info) {
   if (ifname.empty() || ifname.size() >= IFNAMSIZ)
     throw Napi::TypeError::New(env, "openRawIp6: ifname '" + ifname + "' is empty or longer than 15 bytes");
   in6_addr g = ParseIPv6(env, group, "openRawIp6", "group");
+  bool filter = info.Length() > 3 && !info[3].IsUndefined();
+  icmp6_filter f;
+  ICMP6_FILTER_SETBLOCKALL(&f);
+  if (filter) {
+    if (proto != IPPROTO_ICMPV6 || !info[3].IsArray()) throw Napi::TypeError::New(env, "openRawIp6: icmp6Types is an array, for proto 58 only");
+    Napi::Array types = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < types.Length(); i++) {
+      Napi::Value v = types.Get(i);
+      uint32_t ty = v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : 256;
+      if (ty > 255) throw Napi::TypeError::New(env, "openRawIp6: icmp6Types must be 0-255");
+      ICMP6_FILTER_SETPASS(ty, &f);
+    }
+  }
   unsigned ifindex = IfIndex(env, ifname);
   FdGuard fd(socket(AF_INET6, SOCK_RAW | kSockFlags, static_cast<int>(proto)));
   if (fd.get() < 0) ThrowSys(env, errno, "socket(AF_INET6, SOCK_RAW)", "protocol " + std::to_string(proto));
   std::string what = "interface '" + ifname + "'";
+  // Before anything can queue: the socket never holds a message type it was not opened for.
+  if (filter && setsockopt(fd.get(), IPPROTO_ICMPV6, ICMP6_FILTER, &f, sizeof f) < 0) ThrowSys(env, errno, "setsockopt(ICMP6_FILTER)", what);
   if (setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, ifname.c_str(), ifname.size() + 1) < 0)
     ThrowSys(env, errno, "setsockopt(SO_BINDTODEVICE)", what);
   ipv6_mreq m{};

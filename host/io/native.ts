@@ -77,9 +77,10 @@ export interface NativeApi {
   sendTo(fd: number, data: Uint8Array, dst: string): number;
   /**
    * Opens a raw IPv6 socket for `proto` bound to `ifname`, joined to multicast `group` there, sending with hop
-   * limit 255 and no multicast loopback; receives report each datagram's hop limit and destination.
+   * limit 255 and no multicast loopback; receives report each datagram's hop limit and destination. For ICMPv6
+   * (proto 58), `icmp6Types` is the only message types the socket receives (ICMP6_FILTER).
    */
-  openRawIp6(proto: number, ifname: string, group: string): number;
+  openRawIp6(proto: number, ifname: string, group: string, icmp6Types?: number[]): number;
   /**
    * Receives one datagram into `view` behind a 40-byte IPv6 header written from the kernel's address data (source,
    * destination, hop limit; next header = the socket's protocol). Returns 40 + payload length (more than

@@ -97,3 +97,78 @@ t.test('IPv6 VIP through a power cut: the client follows the neighbour advertise
   t.ok(gap - masterAt < 300, `the client was answered again ${Math.round(gap - masterAt)} ms after the takeover: its entry moved on the advertisement`);
   t.match(addrs('secondary'), VIP6, 'the new MASTER holds the IPv6 VIP');
 });
+
+/** tcpdump on a LAN switch port: wall times (ms) of the router advertisements coming in from that node. */
+function raCapture(board: VirtualBoard, port: string): { times: number[]; proc: ChildProcess } {
+  const times: number[] = [];
+  const proc = board.spawn('lansw', 'tcpdump', ['-i', port, '-Q', 'in', '-nn', '-tt', '-l', 'icmp6 and ip6[40] == 134'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  createInterface({ input: proc.stdout! }).on('line', (l) => { const s = Number(l.split(' ')[0]); if (s > 0) times.push(s * 1000); });
+  return { times, proc };
+}
+
+function defaultRoute(board: VirtualBoard): { via: string | null; expires: number | null } {
+  const r = board.exec('client', 'ip', ['-6', '-j', '-d', 'route', 'show', 'default', 'dev', 'eth0']);
+  try {
+    const e = (JSON.parse(r.stdout || '[]') as { gateway?: string; expires?: number }[])[0];
+    return { via: e?.gateway ?? null, expires: e?.expires ?? null };
+  } catch { return { via: null, expires: null }; }
+}
+
+t.test('router advertisements from the MASTER only: a SLAAC client keeps its router through a power cut', async (t) => {
+  const board = new VirtualBoard({ prefix: 'd62' });
+  const fw = new Firmware(board);
+  t.teardown(() => board.down());
+  await board.up();
+  fw.resetState();
+  fw.writeConfigs('ra', {
+    keep: ['peer'],
+    edit: (c, n) => {
+      const other = n === 'primary' ? 'secondary' : 'primary';
+      c.interfaces.lan.address6 = LL[n];
+      c.interfaces.lan.peer6 = LL[other];
+      const lan = c.carp.vips.find((v: { vhid: number }) => v.vhid === VIP.lanVhid);
+      c.carp.vips.push({ ...lan, address: `${VIP6}/64` }, { ...lan, address: 'fe80::1/64' });
+      // Short intervals so the test sees a router lifetime (12 s) run out if the new MASTER did not advertise.
+      c.ra = { vhid: VIP.lanVhid, prefixes: ['2001:db8:1::/64'], interval_max: 4 };
+    },
+  });
+  board.sysctl('client', { 'net.ipv6.conf.eth0.accept_dad': '0', 'net.ipv6.conf.eth0.accept_ra': '1', 'net.ipv6.conf.eth0.autoconf': '1', 'net.ipv6.conf.eth0.addr_gen_mode': '0' });
+  const fromBackup = raCapture(board, 'p-secondary');
+  const fromPrimary = raCapture(board, 'p-primary');
+  t.teardown(() => { fromBackup.proc.kill('SIGTERM'); fromPrimary.proc.kill('SIGTERM'); });
+  await fw.startPair();
+  let slaac = '';
+  for (let i = 0; i < 100 && (!slaac || !defaultRoute(board).via); i++) {
+    slaac = /inet6 (2001:db8:1:0:[0-9a-f:]+)\/64/.exec(board.exec('client', 'ip', ['-6', 'addr', 'show', 'dev', 'eth0']).stdout)?.[1] ?? '';
+    await sleep(100);
+  }
+  t.ok(slaac, `the client configured ${slaac} by SLAAC from the advertised prefix`);
+  t.equal(defaultRoute(board).via, 'fe80::1', 'its default router is the link-local VIP');
+  t.ok(board.ping('client', VIP6, 2), 'it reaches the IPv6 VIP from its SLAAC address');
+
+  const ping = pinger(board, VIP6, 20);
+  await sleep(1000);
+  const offAt = wall();
+  await board.powerOff('primary');
+  await sleep(14_000); // beyond the 12 s router lifetime: only the new MASTER's RAs keep the route
+  const route = defaultRoute(board);
+  const master = fw.transitions('secondary').find((x) => x.vhid === VIP.lanVhid && x.to === 'MASTER');
+  const masterAt = master?.wall_ms ?? Infinity;
+  const raFromBackup = fromBackup.times.filter((x) => x < masterAt - 5).length;
+  const raFromNewMaster = fromBackup.times.filter((x) => x >= masterAt - 5);
+  ping.proc.kill('SIGTERM');
+  const r = ping.replies;
+  let gap = 0;
+  for (let i = 1; i < r.length; i++) if (r[i] >= offAt && r[i - 1] <= offAt + 14_000) gap = Math.max(gap, r[i] - r[i - 1]);
+  t.comment(JSON.stringify({ v6: { takeover_ms: Math.round(gap), ra_from_backup: raFromBackup, ra_from_new_master: raFromNewMaster.length, first_ra_after_takeover_ms: raFromNewMaster.length ? Math.round(raFromNewMaster[0] - masterAt) : null, ra_from_primary: fromPrimary.times.length, route } }));
+  t.ok(fromPrimary.times.length >= 1, `the MASTER advertised (${fromPrimary.times.length} RAs before the cut)`);
+  t.equal(raFromBackup, 0, 'ra_from_backup = 0: the BACKUP sent no router advertisement');
+  t.ok(raFromNewMaster.length >= 2 && raFromNewMaster[0] - masterAt < 100, 'the new MASTER advertised at once and again');
+  t.equal(route.via, 'fe80::1', 'the client kept fe80::1 as its default router past the old RA\'s lifetime');
+  t.ok(gap > 0 && gap <= 4500, `longest gap between replies ${Math.round(gap)} ms`);
+
+  // The pair stops entirely (the last node stops, its peer is gone): a final RA with router lifetime 0.
+  await board.stopNode('secondary');
+  await sleep(300);
+  t.equal(defaultRoute(board).via, null, 'the client dropped the router on the final advertisement (lifetime 0)');
+});

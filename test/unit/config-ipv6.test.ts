@@ -27,7 +27,7 @@ t.test('a dual-stack vhid loads, passes check against its peer, and compiles', a
   t.same(rxPolicyOf(p, {} as never, () => null).vips, ['192.168.1.1', '203.0.113.1'], 'state sync policy: IPv4 VIPs only');
   const nft = compile(p).text;
   t.match(nft, /meta l4proto (112|vrrp) ip6 daddr ff02::12 ip6 hoplimit 255 counter accept/, 'IPv6 adverts pass');
-  t.match(nft, /icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert \} ip6 hoplimit 255 counter accept/, 'neighbour discovery passes');
+  t.match(nft, /icmpv6 type \{ nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert \} ip6 hoplimit 255 counter accept/, 'neighbour discovery passes');
   t.match(nft, /ip6 daddr \{ 2001:db8:1::1, fe80::1 \} icmpv6 type echo-request/, 'the LAN may ping the IPv6 VIPs');
   t.notMatch(compile(parseConfigText(YAML.stringify(raw('primary')))).text, /ip6|icmpv6/, 'an IPv4-only config compiles as before');
 });

@@ -281,7 +281,7 @@ export function compile(c: Config): Compiled {
     // IPv6 VIPs (docs/carp.md "CARP over IPv6"): their adverts, and the neighbour discovery that resolves them,
     // on-link only (hop limit 255), before the conntrack checks.
     k.emit(`    meta l4proto ${CARP_PROTO} ip6 daddr ff02::12 ip6 hoplimit 255 counter accept comment "CARP adverts (IPv6)"`, sys('CARP over IPv6'));
-    k.emit('    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 counter accept comment "IPv6 neighbour discovery"', sys('IPv6 neighbour discovery'));
+    k.emit('    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 counter accept comment "IPv6 neighbour discovery"', sys('IPv6 neighbour discovery'));
   }
   stateful('input');
   if (sync.peer) {
