@@ -1,7 +1,10 @@
 // IPv6 VIPs in the config (docs/carp.md "CARP over IPv6"): what loads, what is refused with field and reason,
 // that `duogate check` and the compiled firewall take them, and that the IPv4-only consumers leave them out.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
@@ -29,7 +32,14 @@ t.test('a dual-stack vhid loads, passes check against its peer, and compiles', a
   t.match(nft, /meta l4proto (112|vrrp) ip6 daddr ff02::12 ip6 hoplimit 255 counter accept/, 'IPv6 adverts pass');
   t.match(nft, /icmpv6 type \{ nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert \} ip6 hoplimit 255 counter accept/, 'neighbour discovery passes');
   t.match(nft, /ip6 daddr \{ 2001:db8:1::1, fe80::1 \} icmpv6 type echo-request/, 'the LAN may ping the IPv6 VIPs');
+  t.match(nft, /icmpv6 type \{ destination-unreachable, packet-too-big, time-exceeded, parameter-problem \} counter accept/, 'ICMPv6 errors (PMTU) reach the node');
   t.notMatch(compile(parseConfigText(YAML.stringify(raw('primary')))).text, /ip6|icmpv6/, 'an IPv4-only config compiles as before');
+  // The real nft accepts it (a dry run in a throwaway network namespace, as config-fuzz.test.ts does).
+  const dir = mkdtempSync(join(tmpdir(), 'duogate-nft6-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'ruleset.nft'), nft);
+  const r = spawnSync('unshare', ['--net', 'nft', '-c', '-f', join(dir, 'ruleset.nft')], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 0, 'nft -c accepts the ruleset', { stderr: r.stderr });
 });
 
 t.test('refused with field and reason', async (t) => {

@@ -279,9 +279,11 @@ export function compile(c: Config): Compiled {
   k.emit(`    meta l4proto ${CARP_PROTO} ip daddr 224.0.0.18 counter accept comment "CARP adverts"`, sys('CARP'));
   if (c.carp.vips.some((v) => v.address.includes(':'))) {
     // IPv6 VIPs (docs/carp.md "CARP over IPv6"): their adverts, and the neighbour discovery that resolves them,
-    // on-link only (hop limit 255), before the conntrack checks.
+    // on-link only (hop limit 255), before the conntrack checks (which take ND for invalid).
     k.emit(`    meta l4proto ${CARP_PROTO} ip6 daddr ff02::12 ip6 hoplimit 255 counter accept comment "CARP adverts (IPv6)"`, sys('CARP over IPv6'));
     k.emit('    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 counter accept comment "IPv6 neighbour discovery"', sys('IPv6 neighbour discovery'));
+    // RFC 4890 §4.4.1: path MTU discovery and the other errors must reach the node (also without a conntrack entry).
+    k.emit('    icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } counter accept comment "ICMPv6 errors (PMTU)"', sys('ICMPv6 errors'));
   }
   stateful('input');
   if (sync.peer) {
