@@ -98,6 +98,11 @@ else
 fi
 
 # ---- 4. build ------------------------------------------------------------------
+# The addon is built by npm ci's install script; sources changed since (a pull, a merge) need it built again.
+if [ -n "$(find host/addon binding.gyp -newer build/Release/duogate.node 2>/dev/null | head -1)" ] || [ ! -f build/Release/duogate.node ]; then
+  log "native addon sources changed: node-gyp rebuild"
+  npx --no-install node-gyp rebuild >/dev/null 2>&1 || die "node-gyp rebuild (run it by hand to see why)"
+fi
 log "building (asc core + tsc host)"
 npm run build --silent || die "npm run build"
 log "done"
