@@ -81,8 +81,10 @@ exit 0
 `);
     chmodSync(script, 0o755);
     writeFileSync(this.dhcpLog, '');
-    // -f foreground, -t/-T: discover retries, -A: pause after a failed round.
-    this.dhcp = this.board.spawn('client', 'busybox', ['udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '20', '-T', '1', '-A', '1'], { stdio: 'ignore' });
+    // -f foreground, -t/-T: discover retries, -A: pause after a failed round. udhcpc also caps a SIGUSR1 renew's
+    // timer at -A, and with -A 1 its whole renew was one broadcast REQUEST answered within a second, or a new
+    // DISCOVER: -A 10 gives the new master's Kea four REQUESTs over ~8 s.
+    this.dhcp = this.board.spawn('client', 'busybox', ['udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '20', '-T', '1', '-A', '10'], { stdio: 'ignore' });
   }
 
   /** Ask udhcpc to renew its lease now (its SIGUSR1). */
@@ -138,7 +140,7 @@ export function gatewayPlugin(): DemoPlugin {
       ctx.say(partnerDown ? `gateway: secondary's Kea in partner-down ${Date.now() - offAt} ms after the power cut`
         : `gateway: secondary's Kea NOT in partner-down ${Date.now() - waitFrom} ms after the takeover; renewing anyway`);
       probes.renewDhcp();
-      const lease = await probes.waitLease(offAt + 1, 8000);
+      const lease = await probes.waitLease(offAt + 1, 40_000);
       after = { lease, dns: await probes.dns(), snat: await probes.whoami() };
       if (!lease || lease.event !== 'renew') ctx.say(`gateway: udhcpc events since the power cut: ${JSON.stringify(probes.dhcpEvents().filter((e) => e.t > offAt))}`);
       ctx.say(`gateway after takeover: renewed ${after.lease?.ip ?? 'NONE'} (${after.lease?.event ?? '-'}); DNS -> ${after.dns.join(',') || 'NO ANSWER'}; server sees ${after.snat ?? 'NO CONNECTION'}`);
