@@ -12,6 +12,7 @@ import type { Logger } from './log.js';
 import type { Handler } from './control/server.js';
 import type { StateName, VhidStatus, WhyCode } from './core/core.js';
 import type { ApplyTracker } from './daemon/apply.js';
+import type { Lease } from './wan/dhcp/machine.js';
 
 /** A running feature, as the daemon keeps it. */
 export interface Service {
@@ -46,6 +47,10 @@ export interface HostEvents {
   alarm: [ev: AlarmEvent];
   /** Carrier of the dedicated sync link changed. */
   'sync-link': [running: boolean];
+  /** The WAN lease this MASTER holds, for the peer (host/wan), null once it is lost; the peer feature carries it. */
+  'wan-lease': [vhid: number, lease: Lease | null];
+  /** The WAN lease the peer's heartbeat carried, moved into this node's timebase (host/peer). */
+  'peer-wan-lease': [vhid: number, lease: Lease | null];
 }
 
 /**

@@ -10,6 +10,7 @@ import { feature as peer } from './peer/feature.js';
 import { feature as statesync } from './statesync/feature.js';
 import { feature as mqtt } from './telemetry/feature.js';
 import { feature as ra } from './ra/feature.js';
+import { feature as wan } from './wan/feature.js';
 
 export const features: readonly Feature[] = [
   // The firewall first: the others' traffic depends on its ruleset.
@@ -20,4 +21,6 @@ export const features: readonly Feature[] = [
   peer, statesync, mqtt,
   // After the firewall (router solicitations pass it); it follows CARP transitions only.
   ra,
+  // After peer: the lease it carries to the other node is emitted from the start.
+  wan,
 ];

@@ -1,0 +1,125 @@
+// The single-address WAN (`wan.mode: dhcp`, docs/wan.md) on the virtual board: the nodes' own WAN addresses are
+// private (10.255.0.0/24), the lab ISP (board/virtual/isp.ts: Kea in the server namespace) hands exactly one
+// address, 203.0.113.1, to the pair's client identifier. The MASTER leases it from the virtual MAC, puts it on the
+// NIC as the WAN VIP and NATs to it; the lease goes to the BACKUP in the heartbeat and to disk on both. A power
+// cut hands the same address to the secondary at once; the failback gives it back. A capture of the WAN switch's
+// ports counts every frame a node sent from the virtual MAC, and every DHCP frame, while it was not MASTER: 0.
+import t from 'tap';
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DHCP_WAN_ADDR, VirtualBoard, type NodeName } from '../../board/virtual/board.js';
+import { Firmware, poll, sleep } from '../../board/virtual/firmware.js';
+import { Isp } from '../../board/virtual/isp.js';
+
+const VMAC = '00:00:5e:00:01:02';
+const SERVER = '203.0.113.10';
+const wall = () => performance.timeOrigin + performance.now();
+
+/** Frames a node sent into the WAN switch (port p-<node>, direction in) from the virtual MAC or DHCP: kernel times, wall ms. */
+function capture(board: VirtualBoard, node: NodeName): { frames: { at: number; line: string }[]; proc: ChildProcess } {
+  const frames: { at: number; line: string }[] = [];
+  const proc = board.spawn('wansw', 'tcpdump', ['-i', `p-${node}`, '-Q', 'in', '-nn', '-tt', '-l', '-e', `ether src ${VMAC} or udp port 67 or udp port 68`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  createInterface({ input: proc.stdout! }).on('line', (l) => { const s = Number(l.split(' ')[0]); if (s > 0) frames.push({ at: s * 1000, line: l }); });
+  return { frames, proc };
+}
+
+/** The windows (wall ms) in which `node` was MASTER of vhid 2, from its transition log; an open one ends at `end`. */
+function masterWindows(fw: Firmware, node: NodeName, end: number): [number, number][] {
+  const out: [number, number][] = [];
+  let from: number | null = null;
+  for (const tr of fw.transitions(node)) {
+    if (tr.vhid !== 2) continue;
+    if (tr.to === 'MASTER' && from === null) from = tr.wall_ms;
+    else if (tr.to !== 'MASTER' && from !== null) { out.push([from, tr.wall_ms]); from = null; }
+  }
+  if (from !== null) out.push([from, end]);
+  return out;
+}
+
+const wanAddrs = (board: VirtualBoard, node: NodeName) => board.addressesCidr(node, 'wan0');
+
+async function setup(t: { teardown(fn: () => unknown): void }, prefix: string, leaseS: number) {
+  const board = new VirtualBoard({ prefix, wan: 'dhcp' });
+  const fw = new Firmware(board);
+  const isp = new Isp(board, { leaseS });
+  const caps: ChildProcess[] = [];
+  t.teardown(async () => {
+    for (const c of caps) c.kill('SIGTERM');
+    await isp.stop();
+    await board.down();
+  });
+  await board.up();
+  fw.resetState();
+  await isp.start();
+  fw.writeConfigs('wan-dhcp', {
+    keep: ['firewall', 'nat', 'peer', 'statesync'],
+    edit: (c, n) => {
+      c.interfaces.wan = { device: 'wan0', address: DHCP_WAN_ADDR[n], peer: DHCP_WAN_ADDR[n === 'primary' ? 'secondary' : 'primary'].split('/')[0] };
+      for (const v of c.carp.vips) if (v.interface === 'wan') { v.address = DHCP_WAN_ADDR.vip; v.mac = 'virtual'; }
+      c.wan = { mode: 'dhcp', vhid: 2 };
+      delete c.firewall.aliases; c.firewall.rules.lan = [{ action: 'pass', protocol: 'any', source: 'lan net', destination: 'any' }];
+    },
+  });
+  return { board, fw, isp, caps };
+}
+
+t.test('the MASTER leases the one address; a power cut and the failback keep it; the BACKUP sends nothing', async (t) => {
+  const { board, fw, isp, caps } = await setup(t, 'dw1', 60);
+  const cap = { primary: capture(board, 'primary'), secondary: capture(board, 'secondary') };
+  caps.push(cap.primary.proc, cap.secondary.proc);
+  await sleep(300);
+  await fw.startPair();
+
+  const leased = await poll(() => wanAddrs(board, 'primary').includes('203.0.113.1/24'), 15_000, 50);
+  t.ok(leased, 'the MASTER holds the leased address on wan0', leased ? {} : { addresses: wanAddrs(board, 'primary'), log: fw.tail('primary', 30) });
+  const before = (await fw.status('primary')).wan?.lease?.address ?? null;
+  t.equal(before, isp.address, 'wan_address_before is the ISP\'s address');
+  t.ok(board.ping('client', SERVER, 2), 'the LAN client reaches the ISP through the leased address (the server routes nothing else back)');
+  const synced = await poll(async () => (await fw.status('secondary')).wan?.lease?.address === isp.address, 5000, 50);
+  t.ok(synced, 'the BACKUP holds the lease from the heartbeat');
+  const stored = join(fw.stateDir('secondary'), 'wan-lease.json');
+  t.ok(existsSync(stored) && JSON.parse(readFileSync(stored, 'utf8')).lease.address === isp.address, 'and has it on disk');
+  const sv = (await fw.status('secondary')).vips.find((v: any) => v.vhid === 2);
+  t.same(sv.addresses, ['203.0.113.1/24'], 'the BACKUP advertises the same address (the CARP HMAC agrees)');
+  t.same(wanAddrs(board, 'secondary').filter((a) => a.startsWith('203.')), [], 'but does not hold it');
+
+  // Power cut: the secondary holds the same address at once (the synced lease), and INIT-REBOOT confirms it.
+  const off = wall();
+  await board.powerOff('primary');
+  const took = await poll(() => wanAddrs(board, 'secondary').includes('203.0.113.1/24') ? wall() : null, 10_000, 10);
+  t.ok(took, 'the secondary holds 203.0.113.1 after the power cut');
+  t.comment(`address on the new MASTER ${Math.round(took! - off)} ms after the power cut`);
+  t.ok(await poll(() => board.ping('client', SERVER, 1), 5000, 100), 'the LAN client reaches the ISP through the new MASTER');
+  const conf = await poll(async () => { const s = (await fw.status('secondary')).wan; return s?.last_event?.kind === 'renewed' ? s : null; }, 10_000, 50);
+  t.ok(conf, 'the server confirmed the stored lease (INIT-REBOOT → renewed)');
+  t.equal(conf?.lease?.address, isp.address, 'the same address');
+
+  // Failback.
+  await board.powerOn('primary');
+  await fw.start('primary');
+  const back = await fw.waitStates((p, s) => p['2'] === 'MASTER' && s['2'] === 'BACKUP', 20_000);
+  t.ok(back, 'the primary takes the WAN vhid back');
+  const again = await poll(() => wanAddrs(board, 'primary').includes('203.0.113.1/24'), 10_000, 20);
+  t.ok(again, 'with the same address');
+  t.ok(await poll(() => board.ping('client', SERVER, 1), 5000, 100), 'the LAN client reaches the ISP after the failback');
+  const after = (await fw.status('primary')).wan?.lease?.address ?? null;
+  t.equal(after, before, `wan_address_after (${after}) equals wan_address_before`);
+  t.same(wanAddrs(board, 'secondary').filter((a) => a.startsWith('203.')), [], 'the secondary released it');
+
+  await sleep(500);
+  const end = wall();
+  let backupFrames = 0;
+  const seen: Record<string, number> = {};
+  for (const node of ['primary', 'secondary'] as NodeName[]) {
+    const wins = masterWindows(fw, node, end);
+    const bad = cap[node].frames.filter((f) => !wins.some(([a, b]) => f.at >= a - 5 && f.at <= b + 5));
+    seen[node] = cap[node].frames.length;
+    backupFrames += bad.length;
+    for (const f of bad.slice(0, 5)) t.comment(`${node} sent while not MASTER: ${f.line}`);
+  }
+  t.comment(`frames from the virtual MAC or DHCP seen: primary ${seen.primary}, secondary ${seen.secondary}`);
+  t.ok(seen.primary > 0 && seen.secondary > 0, 'the capture saw each node\'s frames while it was MASTER (it can see them)');
+  t.equal(backupFrames, 0, 'backup_wan_frames: 0');
+});
