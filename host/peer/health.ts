@@ -44,8 +44,6 @@ export class PeerHealth implements Service {
    */
   private wanLease: { vhid: number; lease: Lease | null } | null = null;
   private onWanLease = (vhid: number, lease: Lease | null) => { this.wanLease = { vhid, lease }; this.send(); };
-  /** The last lease the peer sent, to pass on only what changed. */
-  private peerWan = '';
 
   constructor(private readonly c: PeerConfig) {}
 
@@ -144,13 +142,11 @@ export class PeerHealth implements Service {
     this.evaluate();
   }
 
-  /** A changed lease from the peer, in this node's timebase, to the wan service (which judges it). */
+  /**
+   * The peer's lease, in this node's timebase, to the wan service, which judges it and ignores a copy it holds:
+   * passed on with every heartbeat, so a wan service that starts after the first one still gets it.
+   */
   private passWan(w: NonNullable<Heartbeat['wan']>, now: number): void {
-    // The age grows with every heartbeat: compare the lease without it (a renewal changes the server's times
-    // or the anchor by more than the jitter of the path).
-    const key = w.lease ? JSON.stringify({ ...w.lease, age_ms: undefined, at: Math.round((now - w.lease.age_ms) / 2000) }) : 'null';
-    if (key === this.peerWan) return;
-    this.peerWan = key;
     let lease: Lease | null = null;
     if (w.lease) { const { age_ms, ...rest } = w.lease; lease = { ...rest, obtainedAt: now - age_ms }; }
     this.d.emit('peer-wan-lease', w.vhid, lease);

@@ -18,6 +18,18 @@ import type { WanConfig } from './config.js';
 /** Frames read per readiness callback, at most (the filter lets only UDP to port 68 through). */
 const DRAIN_MAX = 64;
 
+/** The configured address of a vhid whose boot config already carries the stored lease's (bootConfig). */
+const configured = new Map<number, string>();
+
+/** `c` with the vhid's WAN address set to the lease's (address/prefix). */
+export function leasedConfig(c: Config, vhid: number, lease: Lease): Config {
+  const v = c.carp.vips.find((x) => x.vhid === vhid && x.interface === 'wan');
+  if (v) configured.set(vhid, v.address);
+  const next = structuredClone(c);
+  for (const v of next.carp.vips) if (v.vhid === vhid && v.interface === 'wan') v.address = `${lease.address}/${maskPrefix(lease.subnetMask)}`;
+  return next;
+}
+
 const maskPrefix = (m?: string) => m ? m.split('.').reduce((n, o) => n + (Number(o) >>> 0).toString(2).replace(/0/g, '').length, 0) : 32;
 
 export class WanService implements Service {
@@ -53,7 +65,7 @@ export class WanService implements Service {
     const vip = d.config.carp.vips.find((v) => v.vhid === this.c.vhid && v.interface === 'wan');
     if (!vip) throw Object.assign(new Error(`wan: no carp.vips[] entry on interface wan has vhid ${this.c.vhid}: add one (duogate check explains the plan)`), { code: 'DG_ERR_WAN_CONFIG' });
     if (vip.mac !== 'virtual') throw Object.assign(new Error(`wan: vhid ${this.c.vhid} must be mac: virtual with wan.mode dhcp (duogate check explains why)`), { code: 'DG_ERR_WAN_CONFIG' });
-    this.fallback = vip.address;
+    this.fallback = configured.get(this.c.vhid) ?? vip.address;
     const mac = virtualMac(this.c.vhid);
     this.vmac = Buffer.from(macBytes(mac));
     this.ifindex = native.ifInfo(this.device).index;
@@ -157,6 +169,10 @@ export class WanService implements Service {
   /** A lease from the peer (its heartbeat): kept and advertised only while this node is not MASTER. */
   private fromPeer(vhid: number, lease: Lease | null): void {
     if (vhid !== this.c.vhid) return;
+    // Every heartbeat carries it: a copy of what this node holds is nothing new (the anchor moves with the path's delay).
+    const l = this.lease;
+    if (!lease ? !l : !!l && l.address === lease.address && l.serverId === lease.serverId && l.leaseTime === lease.leaseTime
+      && l.t1 === lease.t1 && l.subnetMask === lease.subnetMask && l.routers.join() === lease.routers.join() && Math.abs(l.obtainedAt - lease.obtainedAt) < 2000) return;
     this.counters.peer_leases++;
     if (this.master() || (lease && this.m.state !== 'stopped')) { this.counters.peer_leases_ignored++; return; }
     this.d.log.info('wan lease from the peer', { address: lease?.address ?? null });

@@ -123,3 +123,47 @@ t.test('the MASTER leases the one address; a power cut and the failback keep it;
   t.ok(seen.primary > 0 && seen.secondary > 0, 'the capture saw each node\'s frames while it was MASTER (it can see them)');
   t.equal(backupFrames, 0, 'backup_wan_frames: 0');
 });
+
+t.test('the ISP renumbers at renewal: VIP, NAT and both nodes\' adverts follow together, never two masters', async (t) => {
+  const { board, fw, isp } = await setup(t, 'dw2', 8);
+  await fw.startPair();
+  t.ok(await poll(() => wanAddrs(board, 'primary').includes('203.0.113.1/24'), 15_000, 50), 'the first lease');
+  t.ok(await poll(async () => (await fw.status('secondary')).wan?.lease?.address === '203.0.113.1', 5000, 50), 'synced to the BACKUP');
+  t.ok(board.ping('client', SERVER, 2), 'the client reaches the ISP');
+
+  // Watch both nodes' states of vhid 2 every 20 ms from now until both moved.
+  let dual = 0; let samples = 0; let watching = true;
+  const watcher = (async () => {
+    for (let i = 0; watching && i < 2000; i++) {
+      const [p, s] = await Promise.all([fw.states('primary'), fw.states('secondary')]);
+      samples++;
+      if (p['2'] === 'MASTER' && s['2'] === 'MASTER') dual++;
+      await sleep(20);
+    }
+  })();
+  isp.move('203.0.113.5');
+  const moved = await poll(async () => {
+    const [p, s] = await Promise.all([fw.status('primary'), fw.status('secondary')]);
+    const pv = p.vips.find((v: any) => v.vhid === 2); const sv = s.vips.find((v: any) => v.vhid === 2);
+    return wanAddrs(board, 'primary').includes('203.0.113.5/24') && pv.addresses[0] === '203.0.113.5/24' && sv.addresses[0] === '203.0.113.5/24' ? { p, s } : null;
+  }, 20_000, 50);
+  t.ok(moved, 'both nodes moved to 203.0.113.5 at the renewal (the MASTER holds it)');
+  // Keep watching through three advert intervals after the move: a disagreement would show as the BACKUP's takeover.
+  await sleep(3500);
+  watching = false;
+  await watcher;
+  t.equal(dual, 0, `never two masters (${samples} samples of both nodes, 20 ms apart)`);
+  const ev = (await fw.status('primary')).wan.last_event;
+  t.comment(`the MASTER's event: ${ev.kind}`);
+  t.notOk(wanAddrs(board, 'primary').includes('203.0.113.1/24'), 'the old address is gone from the NIC');
+  t.same(fw.transitions('primary').filter((x) => x.vhid === 2).map((x) => x.to), ['BACKUP', 'MASTER'], 'the primary never left MASTER');
+  t.same(fw.transitions('secondary').filter((x) => x.vhid === 2).map((x) => x.to), ['BACKUP'], 'the secondary never became MASTER');
+  const moves = (n: NodeName) => readFileSync(board.logPath(n), 'utf8').split('\n').filter((l) => l.includes('"vip addresses moved in place"') && l.includes('203.0.113.5')).map((l) => JSON.parse(l).wall_ms as number);
+  const [pm, sm] = [moves('primary')[0], moves('secondary')[0]];
+  t.ok(pm && sm, 'each node logged its move');
+  t.comment(`the two nodes switched the advert's address ${Math.round(Math.abs(sm - pm) * 10) / 10} ms apart (secondary ${sm > pm ? 'after' : 'before'} the primary)`);
+  t.ok(Math.abs(sm - pm) < 1000, 'within one advert interval');
+  t.ok(await poll(() => board.ping('client', SERVER, 1), 5000, 100), 'the client reaches the ISP through the new address (NAT follows: the server answers only on-link addresses)');
+  const ct = board.exec('primary', 'conntrack', ['-L', '-p', 'icmp']).stdout;
+  t.match(ct, /203\.0\.113\.5/, 'conntrack shows the LAN client NATed to the new address');
+});
