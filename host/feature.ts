@@ -88,6 +88,11 @@ export interface FeatureHost {
   activeAlarms(): AlarmEvent[];
   /** Carrier of the dedicated sync link (a hint that the peer is alive). */
   syncLinkUp(): boolean;
+  /**
+   * Give a vhid of one VIP this address (address/prefix) in the running config, now and in every config taken
+   * live after (a WAN address leased by DHCP, host/wan): moved in place, no flap; 'config' is emitted.
+   */
+  pinVip(vhid: number, address: string): void;
   /** Take a new config live (the daemon applies CARP's part and emits 'config'); config sync calls it. */
   reconfigure(next: Config, tracker?: ApplyTracker): { added: number[]; removed: number[]; unchanged: number[] };
   /** The whole `duogate status` object (telemetry publishes it). */

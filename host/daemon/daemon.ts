@@ -301,6 +301,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
    */
   reconfigure(next: Config, tracker?: ApplyTracker): { added: number[]; removed: number[]; unchanged: number[] } {
     const prev = this.config;
+    next = this.withPins(next);
     // What CARP runs on; a description change alone must not flap the VIP.
     const fp = (vips: VipConfig[]) => JSON.stringify([vips[0].interface, vips[0].password, vips[0].advbase, vips[0].advskew,
       vips[0].mac ?? 'real', vips.length]);
@@ -375,6 +376,27 @@ export class Daemon extends EventEmitter implements FeatureHost {
     if (this.isVirtual(vhid)) { this.vmacGarp.add(vhid); this.vmacTakenAt.set(vhid, this.now()); return; }
     this.leaseVips(vhid, link);
     this.announce(vhid, link);
+  }
+
+  /** Addresses features hold for vhids of one VIP (pinVip): every config taken live keeps them. */
+  private readonly pins = new Map<number, string>();
+
+  pinVip(vhid: number, address: string): void {
+    if (this.pins.get(vhid) === address) return;
+    this.pins.set(vhid, address);
+    // Only a moved address is applied (and told to the features).
+    if (this.withPins(this.config) !== this.config) this.reconfigure(this.config);
+  }
+
+  private withPins(c: Config): Config {
+    const touched = [...this.pins].filter(([vhid, a]) => {
+      const vips = c.carp.vips.filter((v) => v.vhid === vhid);
+      return vips.length === 1 && vips[0].address !== a;
+    });
+    if (!touched.length) return c;
+    const next = structuredClone(c);
+    for (const [vhid, a] of touched) for (const v of next.carp.vips) if (v.vhid === vhid) v.address = a;
+    return next;
   }
 
   setMaintenance(on: boolean, by: string): void {

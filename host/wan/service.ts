@@ -54,7 +54,6 @@ export class WanService implements Service {
   private readonly counters = { frames_tx: 0, frames_rx: 0, rx_not_dhcp: 0, send_errors: 0, peer_leases: 0, peer_leases_ignored: 0, address_moves: 0 };
   private lastEvent: { kind: string; address: string | null; at: string } | null = null;
   private onTransition = (t: Transition) => { if (t.vhid === this.c.vhid) this.follow(); };
-  private onConfig = (next: Config) => this.onNewConfig(next);
   private onPeerLease = (vhid: number, lease: Lease | null) => this.fromPeer(vhid, lease);
 
   constructor(private readonly c: WanConfig) {}
@@ -75,11 +74,10 @@ export class WanService implements Service {
     if (stored.error) d.log.warn('stored WAN lease unreadable: starting without it', { file: this.store.file, err: stored.error });
     if (stored.lease && expiresAt(stored.lease) > d.now()) this.lease = stored.lease;
     d.on('transition', this.onTransition);
-    d.on('config', this.onConfig);
     d.on('peer-wan-lease', this.onPeerLease);
     d.log.info('wan dhcp client ready', { vhid: this.c.vhid, mac, device: this.device, stored_lease: this.lease?.address ?? null });
-    // Both nodes advertise the stored address from the start, so their CARP HMACs agree.
-    if (this.lease) this.setAddress(this.lease);
+    // Both nodes advertise the stored address from the start (bootConfig put it in), so their CARP HMACs agree.
+    this.setAddress(this.lease);
     this.follow();
   }
 
@@ -181,25 +179,18 @@ export class WanService implements Service {
     this.setAddress(lease);
   }
 
-  /** The vhid's address in the running config, through the daemon's live apply (in place when only it moved). */
+  /**
+   * The vhid's address: the lease's, or the configured one without a lease, pinned in the daemon so that a
+   * config taken live (config sync, `duogate config apply`) keeps it; the daemon moves it in place.
+   */
   private setAddress(lease: Lease | null): void {
     const want = lease ? `${lease.address}/${maskPrefix(lease.subnetMask)}` : this.fallback;
     const cur = this.d.config.carp.vips.find((v) => v.vhid === this.c.vhid && v.interface === 'wan');
-    if (!cur || cur.address === want) return;
-    const next = structuredClone(this.d.config);
-    for (const v of next.carp.vips) if (v.vhid === this.c.vhid && v.interface === 'wan') v.address = want;
-    this.counters.address_moves++;
-    this.d.log.info('wan address moves', { vhid: this.c.vhid, from: cur.address, to: want, wall_ms: performance.timeOrigin + performance.now() });
-    this.d.reconfigure(next);
-  }
-
-  /** A config apply from outside (config sync, `duogate config apply`) carries the configured address: keep the lease's. */
-  private onNewConfig(next: Config): void {
-    const v = next.carp.vips.find((x) => x.vhid === this.c.vhid && x.interface === 'wan');
-    if (!v) return;
-    const leased = this.lease ? `${this.lease.address}/${maskPrefix(this.lease.subnetMask)}` : null;
-    if (v.address !== leased) this.fallback = v.address;
-    if (leased && v.address !== leased) setImmediate(() => { if (this.lease) this.setAddress(this.lease); });
+    if (cur?.address !== want) {
+      this.counters.address_moves++;
+      this.d.log.info('wan address moves', { vhid: this.c.vhid, from: cur?.address ?? null, to: want, wall_ms: performance.timeOrigin + performance.now() });
+    }
+    this.d.pinVip(this.c.vhid, want);
   }
 
   /** The default route via the lease's router while MASTER; none otherwise. */
@@ -215,7 +206,6 @@ export class WanService implements Service {
 
   stop(): void {
     this.d?.off('transition', this.onTransition);
-    this.d?.off('config', this.onConfig);
     this.d?.off('peer-wan-lease', this.onPeerLease);
     if (this.m) this.stopClient();
   }
