@@ -10,21 +10,6 @@ export const feature: Feature = {
   sections: { wan: wanSchema },
   check: checkWan,
   wanted,
-  // The stored lease's address before CARP starts: the first advert is signed over the address the peer signs over.
-  async bootConfig(c, log) {
-    const w = wanConfig(c);
-    if (!w) return c;
-    try {
-      const [{ LeaseStore }, { native }, { expiresAt }, { leasedConfig }] = await Promise.all([
-        import('./store.js'), import('../io/native.js'), import('./dhcp/machine.js'), import('./service.js')]);
-      const now = native.nowMs();
-      const { lease } = new LeaseStore(c.state_dir).load(now);
-      return lease && expiresAt(lease) > now ? leasedConfig(c, w.vhid, lease) : c;
-    } catch (e) {
-      log.warn('stored WAN lease not read at boot: starting from the configured address', { err: e });
-      return c;
-    }
-  },
   start: lazyService(wanted, async (host) => new (await import('./service.js')).WanService(wanConfig(host.config)!)),
   // A restart stops the client (sending nothing) and starts it from the stored lease: no address is lost.
   restartOnChange: true,

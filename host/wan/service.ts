@@ -18,18 +18,6 @@ import type { WanConfig } from './config.js';
 /** Frames read per readiness callback, at most (the filter lets only UDP to port 68 through). */
 const DRAIN_MAX = 64;
 
-/** The configured address of a vhid whose boot config already carries the stored lease's (bootConfig). */
-const configured = new Map<number, string>();
-
-/** `c` with the vhid's WAN address set to the lease's (address/prefix). */
-export function leasedConfig(c: Config, vhid: number, lease: Lease): Config {
-  const v = c.carp.vips.find((x) => x.vhid === vhid && x.interface === 'wan');
-  if (v) configured.set(vhid, v.address);
-  const next = structuredClone(c);
-  for (const v of next.carp.vips) if (v.vhid === vhid && v.interface === 'wan') v.address = `${lease.address}/${maskPrefix(lease.subnetMask)}`;
-  return next;
-}
-
 const maskPrefix = (m?: string) => m ? m.split('.').reduce((n, o) => n + (Number(o) >>> 0).toString(2).replace(/0/g, '').length, 0) : 32;
 
 export class WanService implements Service {
@@ -64,7 +52,7 @@ export class WanService implements Service {
     const vip = d.config.carp.vips.find((v) => v.vhid === this.c.vhid && v.interface === 'wan');
     if (!vip) throw Object.assign(new Error(`wan: no carp.vips[] entry on interface wan has vhid ${this.c.vhid}: add one (duogate check explains the plan)`), { code: 'DG_ERR_WAN_CONFIG' });
     if (vip.mac !== 'virtual') throw Object.assign(new Error(`wan: vhid ${this.c.vhid} must be mac: virtual with wan.mode dhcp (duogate check explains why)`), { code: 'DG_ERR_WAN_CONFIG' });
-    this.fallback = configured.get(this.c.vhid) ?? vip.address;
+    this.fallback = vip.address;
     const mac = virtualMac(this.c.vhid);
     this.vmac = Buffer.from(macBytes(mac));
     this.ifindex = native.ifInfo(this.device).index;
@@ -76,7 +64,8 @@ export class WanService implements Service {
     d.on('transition', this.onTransition);
     d.on('peer-wan-lease', this.onPeerLease);
     d.log.info('wan dhcp client ready', { vhid: this.c.vhid, mac, device: this.device, stored_lease: this.lease?.address ?? null });
-    // Both nodes advertise the stored address from the start (bootConfig put it in), so their CARP HMACs agree.
+    // The stored address at once (the wan feature starts right after the firewall, while CARP is still BACKUP
+    // and waits a master-down interval): this node's adverts and the peer's are signed over the same address.
     this.setAddress(this.lease);
     this.follow();
   }

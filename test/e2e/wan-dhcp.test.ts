@@ -5,38 +5,17 @@
 // cut hands the same address to the secondary at once; the failback gives it back. A capture of the WAN switch's
 // ports counts every frame a node sent from the virtual MAC, and every DHCP frame, while it was not MASTER: 0.
 import t from 'tap';
-import type { ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DHCP_WAN_ADDR, VirtualBoard, type NodeName } from '../../board/virtual/board.js';
+import { VirtualBoard, type NodeName } from '../../board/virtual/board.js';
+import { WanCapture, dhcpWanEdit } from '../../board/virtual/demo/wan.js';
 import { Firmware, poll, sleep } from '../../board/virtual/firmware.js';
 import { Isp } from '../../board/virtual/isp.js';
+import { runScenario } from '../../board/virtual/demo/scenario.js';
+import { plugins } from '../../board/virtual/demo/plugins.js';
 
-const VMAC = '00:00:5e:00:01:02';
 const SERVER = '203.0.113.10';
 const wall = () => performance.timeOrigin + performance.now();
-
-/** Frames a node sent into the WAN switch (port p-<node>, direction in) from the virtual MAC or DHCP: kernel times, wall ms. */
-function capture(board: VirtualBoard, node: NodeName): { frames: { at: number; line: string }[]; proc: ChildProcess } {
-  const frames: { at: number; line: string }[] = [];
-  const proc = board.spawn('wansw', 'tcpdump', ['-i', `p-${node}`, '-Q', 'in', '-nn', '-tt', '-l', '-e', `ether src ${VMAC} or udp port 67 or udp port 68`], { stdio: ['ignore', 'pipe', 'ignore'] });
-  createInterface({ input: proc.stdout! }).on('line', (l) => { const s = Number(l.split(' ')[0]); if (s > 0) frames.push({ at: s * 1000, line: l }); });
-  return { frames, proc };
-}
-
-/** The windows (wall ms) in which `node` was MASTER of vhid 2, from its transition log; an open one ends at `end`. */
-function masterWindows(fw: Firmware, node: NodeName, end: number): [number, number][] {
-  const out: [number, number][] = [];
-  let from: number | null = null;
-  for (const tr of fw.transitions(node)) {
-    if (tr.vhid !== 2) continue;
-    if (tr.to === 'MASTER' && from === null) from = tr.wall_ms;
-    else if (tr.to !== 'MASTER' && from !== null) { out.push([from, tr.wall_ms]); from = null; }
-  }
-  if (from !== null) out.push([from, end]);
-  return out;
-}
 
 const wanAddrs = (board: VirtualBoard, node: NodeName) => board.addressesCidr(node, 'wan0');
 
@@ -44,9 +23,9 @@ async function setup(t: { teardown(fn: () => unknown): void }, prefix: string, l
   const board = new VirtualBoard({ prefix, wan: 'dhcp' });
   const fw = new Firmware(board);
   const isp = new Isp(board, { leaseS });
-  const caps: ChildProcess[] = [];
+  const cap = new WanCapture(board);
   t.teardown(async () => {
-    for (const c of caps) c.kill('SIGTERM');
+    cap.stop();
     await isp.stop();
     await board.down();
   });
@@ -56,19 +35,16 @@ async function setup(t: { teardown(fn: () => unknown): void }, prefix: string, l
   fw.writeConfigs('wan-dhcp', {
     keep: ['firewall', 'nat', 'peer', 'statesync', 'configsync'],
     edit: (c, n) => {
-      c.interfaces.wan = { device: 'wan0', address: DHCP_WAN_ADDR[n], peer: DHCP_WAN_ADDR[n === 'primary' ? 'secondary' : 'primary'].split('/')[0] };
-      for (const v of c.carp.vips) if (v.interface === 'wan') { v.address = DHCP_WAN_ADDR.vip; v.mac = 'virtual'; }
-      c.wan = { mode: 'dhcp', vhid: 2 };
+      dhcpWanEdit(c, n);
       delete c.firewall.aliases; c.firewall.rules.lan = [{ action: 'pass', protocol: 'any', source: 'lan net', destination: 'any' }];
     },
   });
-  return { board, fw, isp, caps };
+  return { board, fw, isp, cap };
 }
 
 t.test('the MASTER leases the one address; a power cut and the failback keep it; the BACKUP sends nothing', async (t) => {
-  const { board, fw, isp, caps } = await setup(t, 'dw1', 60);
-  const cap = { primary: capture(board, 'primary'), secondary: capture(board, 'secondary') };
-  caps.push(cap.primary.proc, cap.secondary.proc);
+  const { board, fw, isp, cap } = await setup(t, 'dw1', 60);
+  cap.start();
   await sleep(300);
   await fw.startPair();
 
@@ -110,17 +86,11 @@ t.test('the MASTER leases the one address; a power cut and the failback keep it;
 
   await sleep(500);
   const end = wall();
-  let backupFrames = 0;
-  const seen: Record<string, number> = {};
-  for (const node of ['primary', 'secondary'] as NodeName[]) {
-    const wins = masterWindows(fw, node, end);
-    const bad = cap[node].frames.filter((f) => !wins.some(([a, b]) => f.at >= a - 5 && f.at <= b + 5));
-    seen[node] = cap[node].frames.length;
-    backupFrames += bad.length;
-    for (const f of bad.slice(0, 5)) t.comment(`${node} sent while not MASTER: ${f.line}`);
-  }
-  t.comment(`frames from the virtual MAC or DHCP seen: primary ${seen.primary}, secondary ${seen.secondary}`);
-  t.ok(seen.primary > 0 && seen.secondary > 0, 'the capture saw each node\'s frames while it was MASTER (it can see them)');
+  const q = cap.backupFrames(fw, end);
+  for (const f of q.offending.slice(0, 5)) t.comment(`sent while not MASTER: ${f.line}`);
+  t.comment(`frames from the virtual MAC or DHCP seen: primary ${q.seen.primary}, secondary ${q.seen.secondary}`);
+  t.ok(q.seen.primary > 0 && q.seen.secondary > 0, 'the capture saw each node\'s frames while it was MASTER (it can see them)');
+  const backupFrames = q.backup_wan_frames;
   t.equal(backupFrames, 0, 'backup_wan_frames: 0');
 });
 
@@ -182,4 +152,22 @@ t.test('the ISP renumbers at renewal: VIP, NAT and both nodes\' adverts follow t
   const sec = await poll(async () => (await fw.status('secondary')).vips.find((v: any) => v.vhid === 2).addresses[0] === '203.0.113.5/24', 3000, 100);
   t.ok(sec, 'the secondary, which took the pushed config (config sync), keeps the leased address too');
   t.same(fw.transitions('secondary').slice(base.secondary), [], 'and never became MASTER');
+});
+
+t.test('the demo with a single-address WAN (npm run demo -- --wan=dhcp): the whole story, the same address, a quiet BACKUP', async (t) => {
+  const r = await runScenario({ prefix: 'dw3', say: () => {}, plugins, wan: 'dhcp' }) as any;
+  t.comment(JSON.stringify({ ...r, states: undefined }));
+  t.equal(r.wan_mode, 'dhcp');
+  t.equal(r.wan_address_before, '203.0.113.1', 'wan_address_before: the ISP\'s one address');
+  t.equal(r.wan_address_after, r.wan_address_before, 'wan_address_after equals it');
+  t.equal(r.backup_wan_frames, 0, 'backup_wan_frames: no frame from the virtual MAC and no DHCP from a node that was not MASTER, for the whole demo');
+  t.ok(r.wan_frames_seen.primary > 0 && r.wan_frames_seen.secondary > 0, 'the capture saw both nodes\' frames while MASTER');
+  t.ok(r.takeover_ms <= 3500, `power-off takeover ${r.takeover_ms} ms <= 3500`);
+  t.equal(r.dual_master_ms, 0);
+  t.equal(r.dhcp_ok, true); t.equal(r.dns_ok, true); t.equal(r.snat_ok, true, 'NAT to the leased address');
+  t.equal(r.config_sync_after_failback, 'in_sync', 'config sync carries the leased address to the secondary without a refusal');
+  for (const k of ['failover', 'failback']) {
+    t.equal(r.statesync[k].tcp_sessions_survived, 20, `${k}: 20/20 sessions`);
+    t.equal(r.statesync[k].download_ok, true, `${k}: download intact`);
+  }
 });

@@ -83,6 +83,9 @@ t.test('check: mode dhcp explains the plan, warns, and refuses what cannot work'
   t.throws(() => parseConfigText(dhcpYaml((y) => y.replace('wan: { mode: dhcp, vhid: 2 }', 'wan: { mode: dhcp, vhid: 2, client_id: "xyz" }'))), { field: 'wan.client_id' });
   const peer = parseConfigText(dhcpYaml().replace('wan: { mode: dhcp, vhid: 2 }', 'wan: { mode: dhcp, vhid: 2, client_id: "01aabbccddeeff" }'));
   t.ok(checkConfig(c, peer).some((x) => x.level === 'error' && x.field === 'wan.client_id'), '--peer: different client ids are refused');
+  // The running config carries the leased address (outside the nodes' subnet), and config sync pushes it.
+  const leasedAddr = checkConfig(parseConfigText(dhcpYaml((y) => y.replace('mac: virtual, address: 10.255.0.1/24,', 'mac: virtual, address: 203.0.113.1/24,'))));
+  t.same(leasedAddr.filter((x) => x.level === 'error'), [], 'the leased address is not refused for being outside the nodes\' WAN subnet');
   const stat = parseConfigText(readFileSync(path.join(ROOT, 'board/virtual/primary.yaml'), 'utf8'));
   t.notOk(checkConfig(stat).some((x) => x.field.startsWith('wan')), 'static (no wan section): nothing to say');
 });
