@@ -39,6 +39,7 @@ export class WanService implements Service {
   /** The Ethernet source of the last server reply: where a unicast renewal goes (broadcast until one came). */
   private serverMac: Buffer | null = null;
   private routeVia: string | null = null;
+  private routeChain: Promise<void> = Promise.resolve();
   private readonly counters = { frames_tx: 0, frames_rx: 0, rx_not_dhcp: 0, send_errors: 0, peer_leases: 0, peer_leases_ignored: 0, address_moves: 0 };
   private lastEvent: { kind: string; address: string | null; at: string } | null = null;
   private onTransition = (t: Transition) => { if (t.vhid === this.c.vhid) this.follow(); };
@@ -75,6 +76,7 @@ export class WanService implements Service {
   /** Run the machine exactly while MASTER of the vhid. */
   private follow(): void {
     if (this.master()) { if (this.fd < 0) this.startClient(); } else if (this.fd >= 0 || this.m.state !== 'stopped') this.stopClient();
+    this.route();
   }
 
   private startClient(): void {
@@ -86,7 +88,7 @@ export class WanService implements Service {
     this.d.log.info('wan dhcp client started (MASTER)', { vhid: this.c.vhid, from_lease: this.lease?.address ?? null });
     this.m.start(this.d.now(), this.lease);
     this.pump();
-    if (this.lease) this.route(this.lease);
+    this.route();
   }
 
   private stopClient(): void {
@@ -95,7 +97,7 @@ export class WanService implements Service {
     if (this.watch) { native.unwatch(this.watch); this.watch = null; }
     if (this.fd >= 0) { native.close(this.fd); this.fd = -1; }
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
-    this.route(null);
+    this.route();
     // The peer now holds the lease: this node stops offering its copy in the heartbeat.
     this.d.log.info('wan dhcp client stopped (not MASTER): sends nothing', { vhid: this.c.vhid });
   }
@@ -150,7 +152,7 @@ export class WanService implements Service {
     this.d.emit('wan-lease', this.c.vhid, lease);
     try { if (lease) this.store.save(lease, now); else this.store.clear(); } catch (e) { this.d.log.error('WAN lease not stored', { file: this.store.file, err: e }); }
     this.setAddress(lease);
-    if (this.master()) this.route(lease);
+    this.route();
   }
 
   /** A lease from the peer (its heartbeat): kept and advertised only while this node is not MASTER. */
@@ -182,15 +184,28 @@ export class WanService implements Service {
     this.d.pinVip(this.c.vhid, want);
   }
 
-  /** The default route via the lease's router while MASTER; none otherwise. */
-  private route(lease: Lease | null): void {
-    const via = lease?.routers[0] ?? null;
-    if (via === this.routeVia) return;
-    const args = via ? ['route', 'replace', 'default', 'via', via, 'dev', this.device, 'onlink'] : ['route', 'del', 'default', 'via', this.routeVia!, 'dev', this.device];
-    this.routeVia = via;
-    execFile('ip', args, { timeout: 10_000 }, (err, _o, stderr) => {
-      if (err && via) this.d.log.warn('wan default route not set', { via, err: stderr.trim() || String(err) });
-    });
+  /**
+   * The default route: via the lease's router on the WAN NIC while MASTER with a lease; via the peer's sync
+   * address while not MASTER (the BACKUP has no ISP address: its own traffic leaves through the MASTER, which
+   * NATs it to the leased address, firewall/compile.ts); none on a MASTER without a lease.
+   */
+  private route(): void {
+    const master = this.master();
+    const peer = this.d.config.interfaces.sync.peer;
+    const want = master ? (this.lease?.routers[0] ? { via: this.lease.routers[0], dev: this.device, onlink: true } : null)
+      : peer ? { via: peer, dev: this.d.config.interfaces.sync.device, onlink: false } : null;
+    const key = want ? `${want.via}%${want.dev}` : null;
+    if (key === this.routeVia) return;
+    this.routeVia = key;
+    const args = want ? ['route', 'replace', 'default', 'via', want.via, 'dev', want.dev, ...(want.onlink ? ['onlink'] : [])] : ['route', 'del', 'default'];
+    // One at a time, in order: a later change must not land before an earlier one.
+    this.routeChain = this.routeChain.then(() => new Promise<void>((done) => {
+      execFile('ip', args, { timeout: 10_000 }, (err, _o, stderr) => {
+        if (err && want) this.d.log.warn('wan default route not set', { ...want, err: stderr.trim() || String(err) });
+        else if (!err) this.d.log.info('wan default route', want ?? { via: null });
+        done();
+      });
+    }));
   }
 
   stop(): void {

@@ -60,6 +60,9 @@ t.test('the MASTER leases the one address; a power cut and the failback keep it;
   const sv = (await fw.status('secondary')).vips.find((v: any) => v.vhid === 2);
   t.same(sv.addresses, ['203.0.113.1/24'], 'the BACKUP advertises the same address (the CARP HMAC agrees)');
   t.same(wanAddrs(board, 'secondary').filter((a) => a.startsWith('203.')), [], 'but does not hold it');
+  t.ok(await poll(() => board.ping('secondary', SERVER, 1), 5000, 100), 'the BACKUP\'s own traffic reaches the ISP through the MASTER (sync link, NAT to the lease)');
+  const peerNat = board.exec('primary', 'conntrack', ['-L', '-p', 'icmp', '-s', '172.16.1.2']).stdout;
+  t.match(peerNat, /src=203\.0\.113\.10 dst=203\.0\.113\.1 /, 'NATed to the leased address on the MASTER');
 
   // Power cut: the secondary holds the same address at once (the synced lease), and INIT-REBOOT confirms it.
   const off = wall();
@@ -83,6 +86,7 @@ t.test('the MASTER leases the one address; a power cut and the failback keep it;
   const after = (await fw.status('primary')).wan?.lease?.address ?? null;
   t.equal(after, before, `wan_address_after (${after}) equals wan_address_before`);
   t.same(wanAddrs(board, 'secondary').filter((a) => a.startsWith('203.')), [], 'the secondary released it');
+  t.ok(await poll(() => board.ping('secondary', SERVER, 1), 5000, 100), 'and, BACKUP again, reaches the ISP through the primary');
 
   await sleep(500);
   const end = wall();
