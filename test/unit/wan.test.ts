@@ -12,6 +12,7 @@ import { Core } from '../../host/core/core.js';
 import { verifyAdvert, ipv4, advert } from '../helpers/carp.js';
 import { parseConfigText } from '../../host/config/load.js';
 import { checkConfig } from '../../host/config/check.js';
+import { compile } from '../../host/gateway/firewall/compile.js';
 import { dhcpClientFilter, dhcpFrame, parseDhcpFrame } from '../../host/wan/packet.js';
 import { LeaseStore } from '../../host/wan/store.js';
 import { decode, encode, type Heartbeat } from '../../host/peer/codec.js';
@@ -174,4 +175,16 @@ t.test('heartbeat: the lease field is checked before anyone reads it', async (t)
     ['lease time', { ...wire, leaseTime: 2 ** 33 }], ['client id', { ...wire, clientId: 'ZZ' }]] as const) {
     t.same(round({ ...hb, wan: { vhid: 2, lease: bad } }), { ok: false, reason: 'malformed' }, `a bad ${what} is malformed`);
   }
+});
+
+t.test('firewall: with mode dhcp, only the peer\'s sync address is forwarded out of the WAN, NATed to the leased address', async (t) => {
+  const dhcp = parseConfigText(dhcpYaml((y) => y.replace('mac: virtual, address: 10.255.0.1/24,', 'mac: virtual, address: 203.0.113.1/24,'))) ;
+  const text = compile(dhcp).text;
+  t.match(text, /iifname "sync0" oifname "wan0" ip saddr 172\.16\.1\.2 counter accept/, 'the peer\'s own traffic out');
+  t.match(text, /iifname "wan0" oifname "sync0" ip daddr 172\.16\.1\.2 ct state established,related counter accept/, 'answers back, established only');
+  t.match(text, /oifname "wan0" ip saddr 172\.16\.1\.2 counter snat ip to 203\.0\.113\.1 /, 'NAT to the leased address');
+  const forward = text.slice(text.indexOf('chain forward'), text.indexOf('chain output'));
+  t.ok(forward.indexOf('the peer\'s own traffic') < forward.indexOf('nothing is routed from the sync link'), 'before the sync link\'s drops');
+  const stat = compile(parseConfigText(readFileSync(path.join(ROOT, 'board/virtual/primary.yaml'), 'utf8'))).text;
+  t.notMatch(stat, /peer's own traffic/, 'static: nothing is forwarded from the sync link');
 });
