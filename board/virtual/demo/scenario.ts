@@ -138,7 +138,7 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
       wanCap.stop();
       const q = wanCap.backupFrames(fw, performance.timeOrigin + performance.now());
       say(`WAN capture: ${q.seen.primary} + ${q.seen.secondary} frames from the virtual MAC or DHCP, ${q.backup_wan_frames} of them from a node that was not MASTER`);
-      for (const f of q.offending.slice(0, 5)) say(`  sent while not MASTER: ${f.line}`);
+      for (const f of q.offending.slice(0, 5)) say(`  ${f.node} sent while not MASTER: ${f.line}`);
       Object.assign(report, { wan_mode: 'dhcp', wan_address_before: wanBefore, wan_address_after: wanAfter, backup_wan_frames: q.backup_wan_frames, wan_frames_seen: q.seen });
     }
     stopSampler();

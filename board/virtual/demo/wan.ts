@@ -17,7 +17,7 @@ export function dhcpWanEdit(c: NodeConfig, n: NodeName): void {
   c.wan = { mode: 'dhcp', vhid: VIP.wanVhid };
 }
 
-export interface WanFrame { at: number; line: string }
+export interface WanFrame { at: number; line: string; node?: NodeName }
 
 /** tcpdump on both nodes' WAN switch ports for the whole run. */
 export class WanCapture {
@@ -41,7 +41,7 @@ export class WanCapture {
     const offending: WanFrame[] = [];
     for (const node of ['primary', 'secondary'] as NodeName[]) {
       const wins = masterWindows(fw, node, end);
-      offending.push(...this.frames[node].filter((f) => !wins.some(([a, b]) => f.at >= a - 5 && f.at <= b + 5)));
+      offending.push(...this.frames[node].filter((f) => !wins.some(([a, b]) => f.at >= a - 5 && f.at <= b + 5)).map((f) => ({ ...f, node })));
     }
     return { backup_wan_frames: offending.length, offending, seen: { primary: this.frames.primary.length, secondary: this.frames.secondary.length } };
   }
