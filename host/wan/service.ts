@@ -187,7 +187,7 @@ export class WanService implements Service {
   /**
    * The default route: via the lease's router on the WAN NIC while MASTER with a lease; via the peer's sync
    * address while not MASTER (the BACKUP has no ISP address: its own traffic leaves through the MASTER, which
-   * NATs it to the leased address, firewall/compile.ts); none on a MASTER without a lease.
+   * NATs it to the leased address, host/gateway/firewall/compile.ts); none on a MASTER without a lease.
    */
   private route(): void {
     const master = this.master();
