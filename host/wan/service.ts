@@ -40,6 +40,7 @@ export class WanService implements Service {
   private serverMac: Buffer | null = null;
   private routeVia: string | null = null;
   private routeChain: Promise<void> = Promise.resolve();
+  private stopped = false;
   private readonly counters = { frames_tx: 0, frames_rx: 0, rx_not_dhcp: 0, send_errors: 0, peer_leases: 0, peer_leases_ignored: 0, address_moves: 0 };
   private lastEvent: { kind: string; address: string | null; at: string } | null = null;
   private onTransition = (t: Transition) => { if (t.vhid === this.c.vhid) this.follow(); };
@@ -109,10 +110,11 @@ export class WanService implements Service {
       const p = parseDhcpFrame(this.rx.subarray(0, Math.min(n, this.rx.length)));
       if (!p.ok) { this.counters.rx_not_dhcp++; continue; }
       this.counters.frames_rx++;
-      const before = this.m.counters;
-      const accepted = JSON.stringify(before);
+      // An answer the machine took (an OFFER, ACK or NAK) came from the server or its relay: unicast goes there.
+      const { offers, acks, naks } = this.m.counters;
       this.m.handle(this.d.now(), p.payload);
-      if (JSON.stringify(this.m.counters) !== accepted) this.serverMac = p.srcMac;
+      const c = this.m.counters;
+      if (c.offers !== offers || c.acks !== acks || c.naks !== naks) this.serverMac = p.srcMac;
     }
     this.pump();
   }
@@ -148,11 +150,15 @@ export class WanService implements Service {
       ...(ev.kind === 'address_changed' ? { previous: ev.previous.address } : {}), ...(ev.kind === 'lost' ? { reason: ev.reason, previous: ev.previous.address } : {}),
       lease_s: lease?.leaseTime ?? null });
     this.lease = lease;
-    // The peer first (the heartbeat goes out now), then this node moves: the two switch within a round trip.
+    // The peer first, then this node moves: the heartbeat's datagram leaves on the next tick (dgram resolves the
+    // address with process.nextTick), before the move (setImmediate), whose live apply holds the loop for a while.
     this.d.emit('wan-lease', this.c.vhid, lease);
     try { if (lease) this.store.save(lease, now); else this.store.clear(); } catch (e) { this.d.log.error('WAN lease not stored', { file: this.store.file, err: e }); }
-    this.setAddress(lease);
-    this.route();
+    setImmediate(() => {
+      if (this.stopped) return;
+      this.setAddress(lease);
+      this.route();
+    });
   }
 
   /** A lease from the peer (its heartbeat): kept and advertised only while this node is not MASTER. */
@@ -209,6 +215,7 @@ export class WanService implements Service {
   }
 
   stop(): void {
+    this.stopped = true;
     this.d?.off('transition', this.onTransition);
     this.d?.off('peer-wan-lease', this.onPeerLease);
     if (this.m) this.stopClient();
