@@ -165,7 +165,10 @@ t.test('the ISP renumbers at renewal: VIP, NAT and both nodes\' adverts follow t
 });
 
 t.test('the demo with a single-address WAN (npm run demo -- --wan=dhcp): the whole story, the same address, a quiet BACKUP', async (t) => {
-  const r = await runScenario({ prefix: 'dw3', say: () => {}, plugins, wan: 'dhcp' }) as any;
+  // The demo's narration is printed only when an assertion fails: it says which step went wrong.
+  const story: string[] = [];
+  t.teardown(() => { if (!t.passing()) for (const line of story) t.comment(line); });
+  const r = await runScenario({ prefix: 'dw3', say: (line: string) => { story.push(line); }, plugins, wan: 'dhcp' }) as any;
   t.comment(JSON.stringify({ ...r, states: undefined }));
   t.equal(r.wan_mode, 'dhcp');
   t.equal(r.wan_address_before, '203.0.113.1', 'wan_address_before: the ISP\'s one address');
