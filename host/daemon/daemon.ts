@@ -312,10 +312,11 @@ export class Daemon extends EventEmitter implements FeatureHost {
     const out = { added: [] as number[], removed: [] as number[], unchanged: [] as number[] };
     for (const [vhid, vips] of [...this.vhidVips]) {
       const w = want.get(vhid);
-      if (w && fp(w) === fp(vips)) {
-        // Only the addresses moved (a WAN address leased by DHCP, host/wan): changed in place, no flap.
-        if (addrs(w) !== addrs(vips)) this.moveVips(vhid, vips, w);
-        else this.vhidVips.set(vhid, w);
+      const same = !!w && addrs(w) === addrs(vips);
+      const v4 = (l: VipConfig[]) => l.every((v) => !v.address.includes(':'));
+      if (w && fp(w) === fp(vips) && (same || (v4(w) && v4(vips)))) {
+        // Only IPv4 addresses moved (a WAN address leased by DHCP, host/wan): changed in place, no flap.
+        if (same) this.vhidVips.set(vhid, w); else this.moveVips(vhid, vips, w);
         out.unchanged.push(vhid);
         continue;
       }
