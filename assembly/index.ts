@@ -69,6 +69,11 @@ export function carpAddVhid(vhid: u32, link: u32, advbase: u32, advskew: u32, ke
   return carp.addVhid(<u8>vhid, link, <u8>advbase, <u8>advskew, CONFIG + CONFIG_KEY, keyLen, CONFIG + CONFIG_VIPS, vipCount,
     CONFIG + CONFIG_VIPS6, vip6Count);
 }
+/** Replace a vhid's VIPs in place (`vipCount` addresses at CONFIG_VIPS, as for carpAddVhid): slot or VHID_ERR_*. */
+export function carpSetVips(vhid: u32, link: u32, vipCount: u32): i32 {
+  if (vhid > 255) return VHID_ERR_ARG;
+  return carp.setVips(<u8>vhid, link, CONFIG + CONFIG_VIPS, vipCount);
+}
 /**
  * Pair authentication for the vhid in `slot` (docs/security.md): CONFIG holds the trailer key at CONFIG_KEY
  * (keyLen 0 = plain CARP); `peerAddr` (host order, 0 = none) and, with `peer6`, the IPv6 address at CONFIG_ADDR6

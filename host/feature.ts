@@ -12,6 +12,7 @@ import type { Logger } from './log.js';
 import type { Handler } from './control/server.js';
 import type { StateName, VhidStatus, WhyCode } from './core/core.js';
 import type { ApplyTracker } from './daemon/apply.js';
+import type { Lease } from './wan/dhcp/machine.js';
 
 /** A running feature, as the daemon keeps it. */
 export interface Service {
@@ -46,6 +47,10 @@ export interface HostEvents {
   alarm: [ev: AlarmEvent];
   /** Carrier of the dedicated sync link changed. */
   'sync-link': [running: boolean];
+  /** The WAN lease this MASTER holds, for the peer (host/wan), null once it is lost; the peer feature carries it. */
+  'wan-lease': [vhid: number, lease: Lease | null];
+  /** The WAN lease the peer's heartbeat carried, moved into this node's timebase (host/peer). */
+  'peer-wan-lease': [vhid: number, lease: Lease | null];
 }
 
 /**
@@ -83,6 +88,11 @@ export interface FeatureHost {
   activeAlarms(): AlarmEvent[];
   /** Carrier of the dedicated sync link (a hint that the peer is alive). */
   syncLinkUp(): boolean;
+  /**
+   * Give a vhid of one VIP this address (address/prefix) in the running config, now and in every config taken
+   * live after (a WAN address leased by DHCP, host/wan): moved in place, no flap; 'config' is emitted.
+   */
+  pinVip(vhid: number, address: string): void;
   /** Take a new config live (the daemon applies CARP's part and emits 'config'); config sync calls it. */
   reconfigure(next: Config, tracker?: ApplyTracker): { added: number[]; removed: number[]; unchanged: number[] };
   /** The whole `duogate status` object (telemetry publishes it). */

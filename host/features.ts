@@ -10,10 +10,15 @@ import { feature as peer } from './peer/feature.js';
 import { feature as statesync } from './statesync/feature.js';
 import { feature as mqtt } from './telemetry/feature.js';
 import { feature as ra } from './ra/feature.js';
+import { feature as wan } from './wan/feature.js';
 
 export const features: readonly Feature[] = [
   // The firewall first: the others' traffic depends on its ruleset.
-  firewall, dhcp, dns,
+  firewall,
+  // Early: a stored WAN lease's address is pinned while CARP still waits as BACKUP (its adverts must be signed
+  // over the address the peer signs over). Its lease events go to the peer feature, running long before a takeover.
+  wan,
+  dhcp, dns,
   // After the firewall: the sync server must not accept a connection before the first ruleset is loaded
   // (a connection older than conntrack's first rules is "invalid" and dropped mid-request).
   configsync,

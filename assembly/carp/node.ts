@@ -101,6 +101,31 @@ export function addVhid(vhid: u8, link: u32, advbase: u8, advskew: u8, key: usiz
   if (vipCount + vip6Count == 0 || vipCount > <u32>MAX_VIPS_PER_VHID || vip6Count > <u32>MAX_VIPS_PER_VHID) return VHID_ERR_VIP_COUNT;
   if (node.vhids.length >= MAX_VHIDS) return VHID_ERR_FULL;
   if (node.find(link, vhid) != null) return VHID_ERR_DUPLICATE;
+  const v = new Vhid(vhid, link, advbase, advskew, new HmacKey(key, keyLen), sortedVips(vips, vipCount));
+  if (vip6Count > 0) {
+    v.vips6 = sortedVips6(vips6, vip6Count);
+    v.linkLocal = hasLinkLocal(v.vips6);
+  }
+  node.vhids.push(v);
+  return node.vhids.length - 1;
+}
+
+/**
+ * Replace a vhid's VIP list in place (a WAN address leased by DHCP moved): its state, timers and counter stay,
+ * and its next advert's HMAC covers the new list. Returns a VHID_ERR_* code, or the vhid's slot.
+ */
+export function setVips(vhid: u8, link: u32, vips: usize, vipCount: u32): i32 {
+  if (vipCount == 0 || vipCount > <u32>MAX_VIPS_PER_VHID) return VHID_ERR_VIP_COUNT;
+  for (let s = 0; s < node.vhids.length; s++) {
+    const v = unchecked(node.vhids[s]);
+    if (v.vhid != vhid || v.link != link) continue;
+    v.vips = sortedVips(vips, vipCount);
+    return s;
+  }
+  return VHID_ERR_ARG;
+}
+
+function sortedVips(vips: usize, vipCount: u32): StaticArray<u32> {
   const list = new StaticArray<u32>(vipCount);
   for (let i: u32 = 0; i < vipCount; i++) list[i] = load<u32>(vips + (<usize>i << 2));
   // Sorted ascending as unsigned numbers: the HMAC input order every implementation uses.
@@ -109,13 +134,7 @@ export function addVhid(vhid: u8, link: u32, advbase: u8, advskew: u8, key: usiz
     while (j >= 0 && list[j] > x) { list[j + 1] = list[j]; j--; }
     list[j + 1] = x;
   }
-  const v = new Vhid(vhid, link, advbase, advskew, new HmacKey(key, keyLen), list);
-  if (vip6Count > 0) {
-    v.vips6 = sortedVips6(vips6, vip6Count);
-    v.linkLocal = hasLinkLocal(v.vips6);
-  }
-  node.vhids.push(v);
-  return node.vhids.length - 1;
+  return list;
 }
 
 /** The IPv6 VIPs as the HMAC hashes them: scope id (bytes 2-3) of link-local ones cleared, memcmp-ascending. */

@@ -39,6 +39,8 @@ export const ADDR = {
   server: { eth0: '203.0.113.10/24' },
 } as const;
 export const VIP = { lan: '192.168.1.1', lanVhid: 1, wan: '203.0.113.1', wanVhid: 2 } as const;
+/** The nodes' own WAN addresses on a single-address ISP (`wan: 'dhcp'`): private, they only carry CARP adverts. */
+export const DHCP_WAN_ADDR = { primary: '10.255.0.2/24', secondary: '10.255.0.3/24', vip: '10.255.0.1/24' } as const;
 
 const NIC: Record<Exclude<Segment, never>, string> = { lan: 'lan0', wan: 'wan0', sync: 'sync0' };
 const SWITCH: Record<Segment, Role> = { lan: 'lansw', wan: 'wansw', sync: 'synccable' };
@@ -83,6 +85,8 @@ export interface VirtualBoardOptions {
    * (`npm run demo -- --keep`); down() still finds it by namespace and PID.
    */
   detach?: boolean;
+  /** 'dhcp': the ISP hands one address (board/virtual/isp.ts), so the nodes' wan0 get DHCP_WAN_ADDR. Default 'static'. */
+  wan?: 'static' | 'dhcp';
 }
 
 export interface ExecOptions {
@@ -148,8 +152,11 @@ export class VirtualBoard {
   /** Cables currently pulled, e.g. 'primary:lan'. Survive powerOff/powerOn. */
   private readonly pulled = new Set<string>();
 
-  constructor({ prefix = 'dg', runDir, detach = false }: VirtualBoardOptions = {}) {
+  readonly wan: 'static' | 'dhcp';
+
+  constructor({ prefix = 'dg', runDir, detach = false, wan = 'static' }: VirtualBoardOptions = {}) {
     this.detach = detach;
+    this.wan = wan;
     if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new Error(`bad board prefix: ${prefix}`);
     this.prefix = prefix;
     this.runDir = runDir ?? `/run/duogate-vboard/${prefix}`;
@@ -272,7 +279,7 @@ export class VirtualBoard {
       [
         'link set lo up',
         `addr add ${a.lan0} dev lan0`,
-        `addr add ${a.wan0} dev wan0`,
+        `addr add ${this.wan === 'dhcp' ? DHCP_WAN_ADDR[node] : a.wan0} dev wan0`,
         `addr add ${a.sync0} dev sync0`,
         'link set lan0 up',
         'link set wan0 up',

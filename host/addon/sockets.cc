@@ -1,6 +1,7 @@
 // Socket constructors and datagram I/O. Every fd is SOCK_NONBLOCK|SOCK_CLOEXEC: reads are driven
 // by watch() and drained until EAGAIN, and the daemon's children must not inherit raw sockets.
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <net/ethernet.h>
@@ -8,6 +9,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <string.h>
+
+#include <vector>
 
 #include "common.h"
 
@@ -260,6 +263,24 @@ static Napi::Value Send(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// attachFilter(fd, program): a classic BPF program (8 bytes per instruction: code u16, jt u8, jf u8, k u32, host
+// order) as SO_ATTACH_FILTER, so the kernel drops what the socket does not want before it wakes the event loop.
+static Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "attachFilter");
+  Napi::Uint8Array prog = ArgBytes(info, 1, "attachFilter", "program");
+  size_t n = prog.ByteLength() / sizeof(sock_filter);
+  if (n == 0 || n * sizeof(sock_filter) != prog.ByteLength() || n > BPF_MAXINSNS)
+    throw Napi::TypeError::New(env, "attachFilter: program must be 1 to 4096 instructions of 8 bytes");
+  std::vector<sock_filter> insns(n);
+  memcpy(insns.data(), prog.Data(), prog.ByteLength());
+  sock_fprog fp{};
+  fp.len = static_cast<unsigned short>(n);
+  fp.filter = insns.data();
+  SetOpt(env, fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp, "setsockopt(SO_ATTACH_FILTER)");
+  return env.Undefined();
+}
+
 // close(fd). EINTR is not retried: on Linux the fd is already gone and may have been reused.
 static Napi::Value Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -277,6 +298,7 @@ void InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("openNetlink", Napi::Function::New(env, OpenNetlink, "openNetlink"));
   exports.Set("netlinkAddMembership", Napi::Function::New(env, NetlinkAddMembership, "netlinkAddMembership"));
   exports.Set("send", Napi::Function::New(env, Send, "send"));
+  exports.Set("attachFilter", Napi::Function::New(env, AttachFilter, "attachFilter"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
 }
 

@@ -5,6 +5,7 @@ import { inSubnet, isNetOrBroadcast, parseCidr } from './net.js';
 import { pairAuthKey } from '../daemon/pair.js';
 import { features } from '../features.js';
 import { virtualMac } from '../daemon/vmac.js';
+import { wanConfig } from '../wan/config.js';
 
 export interface Finding { level: 'error' | 'warning'; field: string; message: string }
 
@@ -47,8 +48,10 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
       return;
     }
     const vip = parseCidr(v.address);
-    if (!inSubnet(vip.ip, ifc.address)) err(`${f}.address`, `${vip.ip} is outside ${v.interface}'s subnet ${ifc.address}: a CARP VIP must be in the interface's subnet`);
-    if (vip.prefix !== parseCidr(ifc.address).prefix) warn(`${f}.address`, `prefix /${vip.prefix} differs from the interface's /${parseCidr(ifc.address).prefix}`);
+    // A WAN address leased by DHCP (wan.mode dhcp) is the ISP's, in its subnet, not the nodes' (docs/wan.md).
+    const leased = v.interface === 'wan' && wanConfig(c)?.vhid === v.vhid && !inSubnet(vip.ip, ifc.address);
+    if (!leased && !inSubnet(vip.ip, ifc.address)) err(`${f}.address`, `${vip.ip} is outside ${v.interface}'s subnet ${ifc.address}: a CARP VIP must be in the interface's subnet`);
+    if (!leased && vip.prefix !== parseCidr(ifc.address).prefix) warn(`${f}.address`, `prefix /${vip.prefix} differs from the interface's /${parseCidr(ifc.address).prefix}`);
     if (vip.ip === parseCidr(ifc.address).ip) err(`${f}.address`, `${vip.ip} is this node's own address: the VIP must be a third address`);
     if (ifc.peer && vip.ip === ifc.peer) err(`${f}.address`, `${vip.ip} is the peer's address: the VIP must be a third address`);
     if (isNetOrBroadcast(vip.ip, ifc.address)) err(`${f}.address`, `${vip.ip} is the network or broadcast address`);

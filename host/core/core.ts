@@ -62,6 +62,7 @@ interface Exports {
   carpSetPair(slot: number, peerAddr: number, keyLen: number, peer6: number): number; carpSetEpoch(epoch: number): void;
   carpAddVhid(vhid: number, link: number, advbase: number, advskew: number, keyLen: number, vipCount: number, vip6Count: number): number;
   carpRemoveVhid(now: number, vhid: number, link: number): number;
+  carpSetVips(vhid: number, link: number, vipCount: number): number;
   carpStart(now: number): void; carpShutdown(now: number): void; carpSetLink(now: number, link: number, up: number): void;
   carpSetDemotion(now: number, mask: number, extra: number): void; carpDemotion(): number;
   carpSetPeerLost(now: number, lost: number): void;
@@ -175,6 +176,17 @@ export class Core {
       this.x.carpSetPair(slot, c.peer ? ipToNum(c.peer) : 0, k.length, c.peer6 ? 1 : 0);
     }
     return slot;
+  }
+
+  /** Replace a vhid's VIPs in place: its state and timers stay, its next advert's HMAC covers the new list. */
+  setVips(vhid: number, link: number, vips: string[]): void {
+    this.refresh();
+    const a = this.abi;
+    if (vips.length > a.CONFIG_VIPS_MAX) throw new CoreError('DG_ERR_VHID', `vhid ${vhid}: ${VHID_ERRORS[a.VHID_ERR_VIP_COUNT]}`);
+    const base = this.x.configPtr();
+    vips.forEach((ip, i) => this.dv.setUint32(base + a.CONFIG_VIPS + i * 4, ipToNum(ip), true));
+    const r = this.x.carpSetVips(vhid, link, vips.length);
+    if (r < 0) throw new CoreError('DG_ERR_VHID', `vhid ${vhid}: ${VHID_ERRORS[r] ?? `refused (${r})`}`);
   }
 
   /** Remove a vhid (a MASTER releases its VIPs and bows out first); false if it is not on `link`. */

@@ -301,16 +301,25 @@ export class Daemon extends EventEmitter implements FeatureHost {
    */
   reconfigure(next: Config, tracker?: ApplyTracker): { added: number[]; removed: number[]; unchanged: number[] } {
     const prev = this.config;
+    next = this.withPins(next);
     // What CARP runs on; a description change alone must not flap the VIP.
     const fp = (vips: VipConfig[]) => JSON.stringify([vips[0].interface, vips[0].password, vips[0].advbase, vips[0].advskew,
-      vips[0].mac ?? 'real', vips.map((v) => v.address).sort()]);
+      vips[0].mac ?? 'real', vips.length]);
+    const addrs = (vips: VipConfig[]) => JSON.stringify(vips.map((v) => v.address).sort());
     const want = new Map<number, VipConfig[]>();
     for (const vip of next.carp.vips) want.set(vip.vhid, [...(want.get(vip.vhid) ?? []), vip]);
     const now = this.now();
     const out = { added: [] as number[], removed: [] as number[], unchanged: [] as number[] };
     for (const [vhid, vips] of [...this.vhidVips]) {
       const w = want.get(vhid);
-      if (w && fp(w) === fp(vips)) { this.vhidVips.set(vhid, w); out.unchanged.push(vhid); continue; }
+      const same = !!w && addrs(w) === addrs(vips);
+      const v4 = (l: VipConfig[]) => l.every((v) => !v.address.includes(':'));
+      if (w && fp(w) === fp(vips) && (same || (v4(w) && v4(vips)))) {
+        // Only IPv4 addresses moved (a WAN address leased by DHCP, host/wan): changed in place, no flap.
+        if (same) this.vhidVips.set(vhid, w); else this.moveVips(vhid, vips, w);
+        out.unchanged.push(vhid);
+        continue;
+      }
       const link = this.links.find((l) => l.role === vips[0].interface);
       if (link) this.core.removeVhid(now, vhid, link.n);
       this.run(); // performs the release while vhidVips still names the old addresses
@@ -349,6 +358,46 @@ export class Daemon extends EventEmitter implements FeatureHost {
     // The tracker (config sync) learns from each service whether its part is in force.
     this.emit('config', next, prev, tracker);
     return out;
+  }
+
+  /**
+   * A vhid's addresses change in place: the core's list (the next advert's HMAC covers it), and on a MASTER the
+   * NIC's addresses and a gratuitous ARP. A virtual-MAC vhid waits for the egress rules of the new address
+   * (reconfigure's vmac.update) before it adds and announces it, as at a takeover.
+   */
+  private moveVips(vhid: number, prev: VipConfig[], next: VipConfig[]): void {
+    const link = this.links.find((l) => l.role === prev[0].interface);
+    if (!link) return;
+    const master = this.core.vhidStatus().find((v) => v.vhid === vhid)?.state === 'MASTER';
+    for (const v of prev) if (!next.some((x) => x.address === v.address)) this.addrs.del(link.index, v.address);
+    this.vhidVips.set(vhid, next);
+    this.core.setVips(vhid, link.n, next.map((v) => v.address.split('/')[0]));
+    this.log.info('vip addresses moved in place', { vhid, from: prev.map((v) => v.address), to: next.map((v) => v.address), master, wall_ms: performance.timeOrigin + performance.now() });
+    if (!master) return;
+    if (this.isVirtual(vhid)) { this.vmacGarp.add(vhid); this.vmacTakenAt.set(vhid, this.now()); return; }
+    this.leaseVips(vhid, link);
+    this.announce(vhid, link);
+  }
+
+  /** Addresses features hold for vhids of one VIP (pinVip): every config taken live keeps them. */
+  private readonly pins = new Map<number, string>();
+
+  pinVip(vhid: number, address: string): void {
+    if (this.pins.get(vhid) === address) return;
+    this.pins.set(vhid, address);
+    // Only a moved address is applied (and told to the features).
+    if (this.withPins(this.config) !== this.config) this.reconfigure(this.config);
+  }
+
+  private withPins(c: Config): Config {
+    const touched = [...this.pins].filter(([vhid, a]) => {
+      const vips = c.carp.vips.filter((v) => v.vhid === vhid);
+      return vips.length === 1 && vips[0].address !== a;
+    });
+    if (!touched.length) return c;
+    const next = structuredClone(c);
+    for (const [vhid, a] of touched) for (const v of next.carp.vips) if (v.vhid === vhid) v.address = a;
+    return next;
   }
 
   setMaintenance(on: boolean, by: string): void {

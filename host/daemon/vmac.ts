@@ -1,8 +1,9 @@
 // Virtual-MAC mode (`carp.vips[].mac: virtual`, README "Virtual or real MAC"): the VIP stays on the NIC, and
 // one nftables netdev table on each CARP NIC makes its link layer CARP's 00:00:5e:00:01:<vhid>:
 //   egress:  a frame whose IPv4 source is the VIP, and an ARP packet whose sender is the VIP (the kernel's
-//            replies and requests, our gratuitous ARP), leave from the virtual MAC. Only the node holding
-//            the VIP sends such frames, so the rule needs no gating: a BACKUP never sends from the MAC.
+//            replies and requests, our gratuitous ARP), leave from the virtual MAC, and only while the vhid
+//            is in the `owned` set below: otherwise they are dropped, so a BACKUP never sends from the MAC
+//            (not even what it still forwards, NATed to the VIP, right after a release).
 //   ingress: a frame for the virtual MAC is taken as the NIC's own only while its vhid is in the NIC's
 //            `owned` set, i.e. while MASTER. A BACKUP leaves it PACKET_OTHERHOST, which IP drops, so frames a
 //            switch floods after flushing a dead port are never routed by the BACKUP (anchors.md, A vs
@@ -52,6 +53,10 @@ export function vmacRuleset(links: VmacLink[], groups: VmacGroup[], owned: Reado
         out.push(`    arp saddr ip ${ip} arp saddr ether set ${v} ether saddr set ${v}`);
       }
     }
+    // Nothing leaves from a virtual MAC the node does not own: a node that just released the VIP still forwards,
+    // for a moment, what LAN clients keep sending it (their ARP entry, in real-MAC mode on the LAN), NATed to the
+    // VIP; from the virtual MAC that would move it on the switch away from the new MASTER (docs/wan.md, trap 1).
+    out.push(`    ether saddr { ${mine.map((g) => virtualMac(g.vhid)).join(', ')} } ether saddr != @owned_${l.n} counter drop`);
     out.push('  }');
   }
   out.push('}');

@@ -127,6 +127,11 @@ export interface NativeApi {
   watch(fd: number, onReadable: () => void): WatchHandle;
   /** Stops a watch and releases its callback. Calling it twice is harmless. */
   unwatch(handle: WatchHandle): void;
+  /**
+   * Attaches a classic BPF program (SO_ATTACH_FILTER; 8 bytes per instruction: code u16, jt u8, jf u8, k u32, host
+   * order): the kernel drops what it rejects before the socket is readable.
+   */
+  attachFilter(fd: number, program: Uint8Array): void;
   /** Closes an fd returned by this addon. Throws EBADF if it is not open. */
   close(fd: number): void;
   /**

@@ -29,6 +29,17 @@ export interface Heartbeat {
   maintenance: boolean;
   /** Sender's active alarm names, so each side can show what the other one sees. */
   alarms: string[];
+  /**
+   * The WAN lease the sender holds as MASTER (docs/wan.md), its age instead of a clock reading; `lease: null`
+   * once it was lost. Absent when the sender holds none to give.
+   */
+  wan?: { vhid: number; lease: WireLease | null };
+}
+
+/** A DHCP lease on the wire: host/wan/dhcp/machine.ts's Lease with `age_ms` for `obtainedAt`. */
+export interface WireLease {
+  address: string; subnetMask?: string; routers: string[]; dns: string[]; serverId: string;
+  leaseTime: number; t1: number; t2: number; clientId: string; age_ms: number;
 }
 
 export type DropReason = 'short' | 'bad_magic' | 'bad_version' | 'bad_hmac' | 'malformed';
@@ -56,5 +67,20 @@ function valid(h: any): h is Heartbeat {
     && Number.isSafeInteger(h.seq) && typeof h.at === 'number' && (h.path === 'sync' || h.path === 'lan')
     && typeof h.maintenance === 'boolean' && Array.isArray(h.alarms) && h.alarms.every((a: unknown) => typeof a === 'string')
     && Array.isArray(h.vips) && h.vips.length <= 255
-    && h.vips.every((v: any) => Number.isInteger(v?.vhid) && STATES.has(v.state) && Number.isInteger(v.demote));
+    && h.vips.every((v: any) => Number.isInteger(v?.vhid) && STATES.has(v.state) && Number.isInteger(v.demote))
+    && (h.wan === undefined || validWan(h.wan));
+}
+
+const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const isIp = (s: unknown) => typeof s === 'string' && ipv4.test(s) && s.split('.').every((o) => Number(o) <= 255);
+const isU32 = (n: unknown) => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 0xffffffff;
+function validWan(w: any): boolean {
+  if (typeof w !== 'object' || w === null || !Number.isInteger(w.vhid)) return false;
+  const l = w.lease;
+  if (l === null) return true;
+  return typeof l === 'object' && isIp(l.address) && (l.subnetMask === undefined || isIp(l.subnetMask))
+    && Array.isArray(l.routers) && l.routers.length <= 8 && l.routers.every(isIp)
+    && Array.isArray(l.dns) && l.dns.length <= 8 && l.dns.every(isIp) && isIp(l.serverId)
+    && isU32(l.leaseTime) && isU32(l.t1) && isU32(l.t2) && typeof l.clientId === 'string' && /^[0-9a-f]{0,512}$/.test(l.clientId)
+    && typeof l.age_ms === 'number' && Number.isFinite(l.age_ms) && l.age_ms >= 0;
 }

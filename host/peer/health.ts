@@ -8,7 +8,8 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import type { AlarmEvent, FeatureHost, Service, Transition } from '../feature.js';
-import { decode, encode, type CarpState, type DropReason, type Heartbeat, type Path } from './codec.js';
+import { decode, encode, type CarpState, type DropReason, type Heartbeat, type Path, type WireLease } from './codec.js';
+import type { Lease } from '../wan/dhcp/machine.js';
 import { AlarmTracker, type Alarm, type AlarmChange } from './alarms.js';
 import type { PeerConfig } from './config.js';
 
@@ -37,6 +38,12 @@ export class PeerHealth implements Service {
   private lastError: string | null = null;
   private onTransition = (_t: Transition) => { this.send(); this.evaluate(); };
   private onMaintenance = () => this.send();
+  /**
+   * The WAN lease this node holds as MASTER (host/wan): in every heartbeat, so one lost datagram costs an
+   * interval, not the peer's copy; sent at once when it changes (the peer moves its VIP address with it).
+   */
+  private wanLease: { vhid: number; lease: Lease | null } | null = null;
+  private onWanLease = (vhid: number, lease: Lease | null) => { this.wanLease = { vhid, lease }; this.send(); };
 
   constructor(private readonly c: PeerConfig) {}
 
@@ -60,11 +67,13 @@ export class PeerHealth implements Service {
     this.evalTimer = setInterval(() => this.evaluate(), EVAL_MS);
     d.on('transition', this.onTransition);
     d.on('maintenance', this.onMaintenance);
+    d.on('wan-lease', this.onWanLease);
   }
 
   stop(): void {
     this.d?.off('transition', this.onTransition);
     this.d?.off('maintenance', this.onMaintenance);
+    this.d?.off('wan-lease', this.onWanLease);
     if (this.tick) clearInterval(this.tick);
     if (this.evalTimer) clearInterval(this.evalTimer);
     try { this.sock?.close(); } catch { /* already closed */ }
@@ -84,7 +93,14 @@ export class PeerHealth implements Service {
       node: this.d.config.node.name, boot: this.boot, seq: ++this.seq, at: Date.now(), path,
       vips: this.d.vhidStatus().map((v) => ({ vhid: v.vhid, state: v.state as CarpState, demote: v.demote })),
       maintenance: !!this.d.maintenanceState(), alarms: this.tracker.list().map((a) => a.name),
+      ...(this.wanLease ? { wan: { vhid: this.wanLease.vhid, lease: this.wireLease(this.wanLease.lease) } } : {}),
     };
+  }
+
+  private wireLease(l: Lease | null): WireLease | null {
+    if (!l) return null;
+    const { obtainedAt, ...rest } = l;
+    return { ...rest, age_ms: Math.max(0, Math.round(this.d.now() - obtainedAt)) };
   }
 
   private send(): void {
@@ -122,7 +138,18 @@ export class PeerHealth implements Service {
     this.last[path] = now;
     const newer = !this.peer || (this.peer.hb.boot === hb.boot ? hb.seq > this.peer.hb.seq : hb.at >= this.peer.hb.at);
     if (newer) this.peer = { hb, rx: now, path };
+    if (newer && hb.wan) this.passWan(hb.wan, now);
     this.evaluate();
+  }
+
+  /**
+   * The peer's lease, in this node's timebase, to the wan service, which judges it and ignores a copy it holds:
+   * passed on with every heartbeat, so a wan service that starts after the first one still gets it.
+   */
+  private passWan(w: NonNullable<Heartbeat['wan']>, now: number): void {
+    let lease: Lease | null = null;
+    if (w.lease) { const { age_ms, ...rest } = w.lease; lease = { ...rest, obtainedAt: now - age_ms }; }
+    this.d.emit('peer-wan-lease', w.vhid, lease);
   }
 
   private count(r: DropReason): void { this.counters[r]++; }

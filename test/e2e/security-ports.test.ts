@@ -149,6 +149,12 @@ if (process.getuid?.() !== 0) {
     ].sort();
     t.same(listeners('primary'), expected({ lan: LAN.primary, sync: SYNC.primary }, false), 'primary: only these listen');
     t.same(listeners('secondary'), expected({ lan: LAN.secondary, sync: SYNC.secondary }, true), 'secondary: only these listen (it alone serves config sync)');
+    // Packet sockets (no port, README "Ports each node opens"): the gratuitous-ARP one per CARP NIC. A static WAN
+    // has no DHCP client; with wan.mode dhcp the MASTER adds one raw IPv4 socket on the WAN NIC (wan-dhcp.test.ts).
+    const packets = (n: NodeName) => board.exec(n, 'ss', ['-H', '-0', '-p']).stdout.trim().split('\n').filter(Boolean)
+      .map((l) => { const f = l.split(/\s+/); const proc = /users:\(\("([^"]+)"/.exec(l)?.[1] ?? '?'; return `${f[0]} ${f[3]} ${proc === 'MainThread' || proc.startsWith('node') ? 'duogate' : proc}`; })
+      .filter((l) => !l.endsWith('kea-dhcp4')).sort();
+    for (const n of ['primary', 'secondary'] as NodeName[]) t.same(packets(n), ['p_dgr arp:lan0 duogate', 'p_dgr arp:wan0 duogate'], `${n}: packet sockets, ARP only`);
   });
 
   t.test('from the LAN client: DNS and DHCP answer, nothing else, not even with routes to the sync link', async (t) => {

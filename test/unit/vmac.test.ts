@@ -19,6 +19,7 @@ t.test('the table: egress rewrite per VIP always, ingress only for owned vhids',
   t.match(backup, /ip saddr 192\.168\.1\.4 ether saddr set 00:00:5e:00:01:01/);
   t.match(backup, /arp saddr ip 203\.0\.113\.1 arp saddr ether set 00:00:5e:00:01:02 ether saddr set 00:00:5e:00:01:02/);
   t.match(backup, /ether daddr @owned_0 ether daddr set 02:d6:01:01:00:01 meta pkttype set host/);
+  t.match(backup, /ether saddr \{ 00:00:5e:00:01:02 \} ether saddr != @owned_1 counter drop/, 'egress: nothing from a virtual MAC the node does not own');
   const master = vmacRuleset(links, groups, new Set([2]));
   t.match(master, /set owned_1 \{ type ether_addr; elements = \{ 00:00:5e:00:01:02 \}; \}/);
   t.match(master, /set owned_0 \{ type ether_addr; \}/);

@@ -13,6 +13,9 @@ const noPlugins = process.argv.includes('--no-plugins');
 // --mac=virtual: every VIP in virtual-MAC mode, told with a LAN client that ignores gratuitous ARP.
 const macArg = process.argv.find((a) => a.startsWith('--mac='))?.slice(6) || 'real';
 if (macArg !== 'real' && macArg !== 'virtual') { console.error(`duogate demo: --mac=${macArg}: use --mac=real or --mac=virtual`); process.exit(2); }
+// --wan=dhcp: a single-address ISP; the WAN VIP's address is leased by the MASTER (docs/wan.md).
+const wanArg = process.argv.find((a) => a.startsWith('--wan='))?.slice(6) || 'static';
+if (wanArg !== 'static' && wanArg !== 'dhcp') { console.error(`duogate demo: --wan=${wanArg}: use --wan=static or --wan=dhcp`); process.exit(2); }
 if (process.getuid?.() !== 0) { console.error('duogate demo: run as root (it creates network namespaces)'); process.exit(2); }
 if (process.argv.includes('--down')) {
   await new VirtualBoard({ prefix }).down();
@@ -24,7 +27,7 @@ process.once('SIGINT', () => { console.error('\nduogate demo: interrupted; teari
 
 const t0 = Date.now();
 try {
-  const r = await runScenario({ say: (l) => console.log(l), plugins: noPlugins ? [] : plugins, keep, prefix, mac: macArg });
+  const r = await runScenario({ say: (l) => console.log(l), plugins: noPlugins ? [] : plugins, keep, prefix, mac: macArg, wan: wanArg });
   console.log('\n== result ==');
   for (const [k, v] of Object.entries(r)) if (k !== 'states') console.log(`  ${k.padEnd(28)} ${JSON.stringify(v)}`);
   console.log(`  (demo took ${((Date.now() - t0) / 1000).toFixed(1)} s)`);

@@ -2,12 +2,14 @@
 // back on (preempt), stop it gracefully (bow-out). Returns the figures of each move (ping gap and pings lost,
 // time with two masters) plus every plugin's.
 import { VirtualBoard, type NodeName } from '../board.js';
-import { Firmware, allAre, sleep } from '../firmware.js';
+import { Firmware, allAre, poll, sleep } from '../firmware.js';
 import { Pinger } from '../pinger.js';
 import { CLI } from '../firmware.js';
 import type { DemoContext, DemoPlugin } from './plugin.js';
 import { deafDrops, deafenClient, neighMac } from '../garp-deaf.js';
 import { VIP } from '../board.js';
+import { Isp } from '../isp.js';
+import { WanCapture, dhcpWanEdit } from './wan.js';
 
 export interface ScenarioOptions {
   prefix?: string; say?: (line: string) => void; plugins?: DemoPlugin[]; keep?: boolean;
@@ -16,6 +18,11 @@ export interface ScenarioOptions {
    * story shows that such a client keeps its gateway. Default 'real' (the board's committed configs).
    */
   mac?: 'real' | 'virtual';
+  /**
+   * 'dhcp': a single-address ISP (board/virtual/isp.ts) and `wan.mode: dhcp` (docs/wan.md); the report adds
+   * wan_address_before, wan_address_after and backup_wan_frames (demo/wan.ts). Default 'static'.
+   */
+  wan?: 'static' | 'dhcp';
 }
 
 type Pair = { primary: Record<string, string>; secondary: Record<string, string> };
@@ -23,7 +30,10 @@ type Pair = { primary: Record<string, string>; secondary: Record<string, string>
 export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<string, unknown>> {
   const say = opts.say ?? (() => {});
   const plugins = opts.plugins ?? [];
-  const board = new VirtualBoard({ prefix: opts.prefix ?? 'dg', detach: opts.keep });
+  const wan = opts.wan ?? 'static';
+  const board = new VirtualBoard({ prefix: opts.prefix ?? 'dg', detach: opts.keep, wan });
+  const isp = wan === 'dhcp' ? new Isp(board) : null;
+  const wanCap = new WanCapture(board);
   const fw = new Firmware(board);
   const pinger = new Pinger(board, 10);
   const states: Record<string, Pair> = {};
@@ -52,7 +62,7 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     let sampler: NodeJS.Timeout | null = null;
     if (mac === 'virtual') {
       say('== virtual-MAC mode: every VIP answers from 00:00:5e:00:01:<vhid>; the LAN client ignores gratuitous ARP ==');
-      fw.writeConfigs('demo-vmac', { keep: 'all', edit: (c) => { for (const v of c.carp.vips) v.mac = 'virtual'; } });
+      fw.writeConfigs('demo-vmac', { keep: 'all', edit: (c, n) => { for (const v of c.carp.vips) v.mac = 'virtual'; if (isp) dhcpWanEdit(c, n); } });
       ctx.configFile.primary = fw.configFile('primary'); ctx.configFile.secondary = fw.configFile('secondary');
       deafenClient(board, VIP.lan);
       let busy = false;
@@ -65,10 +75,20 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
       }, 100);
       stopSampler = () => { if (sampler) clearInterval(sampler); sampler = null; };
     }
+    if (isp) {
+      say('== single-address WAN: the ISP (Kea in the server namespace) hands one address, 203.0.113.1, to the pair\'s client id; the nodes\' own WAN addresses are private ==');
+      if (mac !== 'virtual') fw.writeConfigs('demo-wan-dhcp', { keep: 'all', edit: dhcpWanEdit });
+      ctx.configFile.primary = fw.configFile('primary'); ctx.configFile.secondary = fw.configFile('secondary');
+      await isp.start();
+      wanCap.start();
+    }
     await Promise.all([fw.start('primary'), fw.start('secondary')]);
     say('both nodes run duogate; waiting for the election (master-down interval 3 s)');
     states.converged = must(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 15_000), 'the pair did not converge to primary=MASTER, secondary=BACKUP within 15 s');
     const convergedAt = performance.timeOrigin + performance.now();
+    const leased = async () => { try { return (await fw.status('primary')).wan?.lease?.address ?? null; } catch { return null; } };
+    const wanBefore = isp ? must(await poll(leased, 15_000, 50), 'the primary got no WAN lease within 15 s') : null;
+    if (isp) say(`the MASTER leased ${wanBefore} from the virtual MAC; the BACKUP holds it from the heartbeat`);
     show('primary'); show('secondary');
 
     pinger.start(120_000);
@@ -97,6 +117,8 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     await sleep(800);
     const failback = pinger.outage(onAt, performance.timeOrigin + performance.now());
     say(`primary preempted: LAN client outage ${failback.gap_ms} ms, ${failback.lost} echoes lost`);
+    const wanAfter = isp ? await poll(async () => { const a = await leased(); return a && board.addressesCidr('primary', 'wan0').some((x) => x.startsWith(`${a}/`)) ? a : null; }, 10_000, 50) : null;
+    if (isp) say(`the primary holds the WAN address again: ${wanAfter} (before: ${wanBefore})`);
     for (const p of plugins) await p.afterFailback?.(ctx);
 
     // ---- 3. graceful stop: bow-out, the secondary takes over at once ----
@@ -111,6 +133,14 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
 
     await pinger.stop();
     for (const p of plugins) Object.assign(report, await p.finish?.(ctx));
+    if (isp) {
+      await sleep(300);
+      wanCap.stop();
+      const q = wanCap.backupFrames(fw, performance.timeOrigin + performance.now());
+      say(`WAN capture: ${q.seen.primary} + ${q.seen.secondary} frames from the virtual MAC or DHCP, ${q.backup_wan_frames} of them from a node that was not MASTER`);
+      for (const f of q.offending.slice(0, 5)) say(`  ${f.node} sent while not MASTER: ${f.line}`);
+      Object.assign(report, { wan_mode: 'dhcp', wan_address_before: wanBefore, wan_address_after: wanAfter, backup_wan_frames: q.backup_wan_frames, wan_frames_seen: q.seen });
+    }
     stopSampler();
     // Kept its gateway: the client's ARP entry for the VIP was only ever the virtual MAC, the new masters' gratuitous
     // ARPs reached it and were ignored, and the power-off outage was the takeover (not an ARP timeout).
@@ -140,6 +170,8 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     return report;
   } finally {
     stopSampler();
+    wanCap.stop();
+    if (!opts.keep) await isp?.stop();
     await pinger.stop();
     if (!opts.keep) await board.down();
   }

@@ -11,6 +11,7 @@
 //   accepted, invalid dropped, a new TCP flow must start with a SYN); port forwards; then the user's rules for
 //   the interface the packet entered on (chain rules_<if>), first match wins.
 //   nat: port forwards (DNAT) in prerouting, outbound NAT in postrouting (SNAT to the WAN CARP VIP).
+import { wanConfig } from '../../wan/config.js';
 import type { Config, IfRole } from '../../config/schema.js';
 import { parseCidr, numIp } from '../../config/net.js';
 import { firewallOf, natOf, type AddrSpec, type FirewallRule, type IfName, type PortSpec } from './schema.js';
@@ -295,6 +296,14 @@ export function compile(c: Config): Compiled {
 
   k.emit('  chain forward {');
   k.emit('    type filter hook forward priority filter; policy drop;');
+  // A single-address WAN (wan.mode dhcp): the BACKUP has no ISP address, so its own traffic (updates, NTP, DNS)
+  // leaves through the MASTER from its sync address (NATed to the WAN VIP below). Only that: the peer's sync
+  // address out of the WAN NIC, and the answers back (docs/wan.md).
+  const backupOut = wanConfig(c) && sync.peer ? sync.peer : null;
+  if (backupOut) {
+    k.emit(`    iifname ${k.dev('sync')} oifname ${k.dev('wan')} ip saddr ${backupOut} counter accept comment "the peer's own traffic to the ISP (wan.mode dhcp)"`, sys('forward: peer out by the WAN'));
+    k.emit(`    iifname ${k.dev('wan')} oifname ${k.dev('sync')} ip daddr ${backupOut} ct state established,related counter accept comment "answers to the peer's own traffic"`, sys('forward: answers to the peer'));
+  }
   syncOnly('forward');
   k.emit(`    iifname ${k.dev('sync')} counter drop comment "nothing is routed from the sync link"`, sys('forward: not from sync'));
   k.emit(`    oifname ${k.dev('sync')} counter drop comment "nothing is routed onto the sync link"`, sys('forward: not to sync'));
@@ -348,6 +357,9 @@ export function compile(c: Config): Compiled {
     const act = vip ? `snat ip to ${vip}` : 'masquerade';
     k.emit(`    oifname ${k.dev('wan')} ip saddr ${numIp(lan.net)}/${lan.prefix} counter ${act} comment "automatic outbound NAT"`, { field: 'nat.outbound (automatic)' });
   }
+  // The BACKUP's own traffic (forwarded above) takes the leased address: the ISP routes nothing else back.
+  const leased = backupOut ? vipsOn(c, 'wan')[0] : undefined;
+  if (backupOut && leased) k.emit(`    oifname ${k.dev('wan')} ip saddr ${backupOut} counter snat ip to ${leased} comment "the peer's own traffic (wan.mode dhcp)"`, sys('nat: peer out by the WAN'));
   k.emit('  }');
   k.emit('}');
   return k.result();
