@@ -7,7 +7,7 @@
 // Emulation is 15-20x slower than hardware: nothing here judges timing, waits are generous but bounded.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, sleep, stages, waitFor, type Guest } from './lab.js';
@@ -52,7 +52,7 @@ async function status(g: Guest): Promise<any> {
 }
 
 async function addrs(g: Guest, dev: string): Promise<string[]> {
-  const r = await g.run(`ip -4 -o addr show dev ${dev}`, 30_000);
+  const r = await g.run(`ip -color=never -4 -o addr show dev ${dev}`, 30_000);
   return [...r.out.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!);
 }
 
@@ -85,9 +85,13 @@ if (process.getuid?.() !== 0) {
     const [sa, sb] = await Promise.all([a.waitShell(300_000), b.waitShell(300_000)]);
     figures.shell_s = { A: sa, B: sb };
     for (const g of [a, b]) {
-      const r = await g.run('cat /etc/duogate-release; /usr/local/bin/node --version', 60_000);
+      const r = await g.run('cat /etc/duogate-release /etc/debian_version; /usr/local/bin/node --version', 120_000);
       t.match(r.out, /duogate \d+\.\d+\.\d+/, `${g.spec.name}: runs the duogate firmware`);
-      t.match(r.out, /v20\.20\.2/, `${g.spec.name}: Node v20.20.2`);
+      // The image's Debian release and Node: Debian 13 with its own nodejs (20.x), or Debian 12 with Node from npm.
+      const info = JSON.parse(readFileSync(path.join(path.dirname(IMAGE), 'build-info.json'), 'utf8'));
+      const want = String(info.debian ?? '').startsWith('bookworm') ? { deb: /^12\./m, node: /v20\.20\.2/ } : { deb: /^13\./m, node: /v2\d\.\d+\.\d+/ };
+      t.match(r.out, want.deb, `${g.spec.name}: Debian ${info.debian}`);
+      t.match(r.out, want.node, `${g.spec.name}: Node ${info.node}`);
     }
     for (const g of [a, b]) {
       // The hvc0 shell comes up alongside first boot, not after it.
