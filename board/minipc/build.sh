@@ -21,7 +21,8 @@
 #   5. loop-free GPT image: ESP (systemd-boot, A/B entries, seed example) + root_a + empty root_b
 #   6. zstd
 #
-# Environment: DEBIAN_SUITE (trixie, the default, or bookworm), ZSTD_LEVEL (default 3; use 19 for releases), XZ=1 (also duogate-minipc.img.xz, for GUI flashers), DUOGATE_SKIP_NPM_BUILD=1 (package dist/ as is),
+# Environment: DEBIAN_SUITE (trixie, the default, or bookworm), DUOGATE_IMAGE_OUT (output folder, default
+# board/minipc/out), ZSTD_LEVEL (default 3; use 19 for releases), XZ=1 (also duogate-minipc.img.xz, for GUI flashers), DUOGATE_SKIP_NPM_BUILD=1 (package dist/ as is),
 # ROOT_SLOT_MB (default 1536: both A/B slots; an upgrade must fit in it),
 # UPGRADE_KEY (default board/minipc/keys/upgrade-signing.key, made on the first build: keep it; every later
 # upgrade for boxes flashed from this build must be signed with it).
@@ -38,7 +39,7 @@ ZSTD_LEVEL=${ZSTD_LEVEL:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=$here/cache
-out=$here/out
+out=${DUOGATE_IMAGE_OUT:-$here/out}
 work=$out/work
 t0=$(date +%s.%N)
 declare -A T=()
