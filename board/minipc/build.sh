@@ -71,13 +71,13 @@ stage_done host-tools "$s"
 # ---- 1. rootfs tarball (cached) -------------------------------------------------------------------
 s=$(date +%s.%N)
 key=$( (cat "$here/rootfs.sh" "$here/packages.txt"; echo "$SUITE") | sha256sum | cut -c1-16)
-tarball=$cache/rootfs-$key.tar
+tarball=$cache/rootfs-$SUITE-$key.tar
 if [ -f "$tarball" ]; then
   log "rootfs: cached $tarball"
   rootfs_cached=true
 else
   log "rootfs: building with mmdebstrap (~1-2 min)"
-  rm -f "$cache"/rootfs-*.tar
+  rm -f "$cache"/rootfs-"$SUITE"-*.tar   # one tarball per suite: a Debian 12 build keeps the Debian 13 one
   bash "$here/rootfs.sh" "$tarball" "$cache" > "$out/rootfs.log" 2>&1 || { tail -30 "$out/rootfs.log" >&2; die "rootfs.sh (log: $out/rootfs.log)"; }
   rootfs_cached=false
 fi
@@ -177,10 +177,14 @@ else
 fi
 cp -a "$here/overlay/." "$R/"
 chown -R 0:0 "$R/etc/systemd/system" "$R/usr/local" "$R/root" "$R/etc/udev" "$R/etc/sysctl.d"
+# Devices (the ESP, the consoles) appear within seconds on hardware; under a loaded emulator udev's coldplug
+# can take minutes, and a unit whose device timed out never runs (first boot, the serial gettys).
+mkdir -p "$R/etc/systemd/system.conf.d"
+printf '[Manager]\nDefaultDeviceTimeoutSec=300s\n' > "$R/etc/systemd/system.conf.d/90-duogate-devices.conf"
 echo duogate > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tduogate\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 # Root is chosen by the boot entry (root=PARTLABEL=root_a|root_b); only the ESP is listed here.
-printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=90s 0 0\n' > "$R/etc/fstab"
+printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=300s 0 0\n' > "$R/etc/fstab"
 mkdir -p "$R/boot/efi" "$R/etc/duogate" "$R/var/lib/duogate" "$R/usr/share/duogate"
 openssl pkey -in "$UPGRADE_KEY" -pubout -out "$R/usr/share/duogate/upgrade-signing.pub" 2>/dev/null || die "openssl pkey -pubout ($UPGRADE_KEY is not an Ed25519 private key?)"
 echo "duogate $duogate_version ($git_rev$git_dirty) built $(date -u -d "@$built" +%Y-%m-%dT%H:%M:%SZ)" > "$R/etc/duogate-release"
