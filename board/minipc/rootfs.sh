@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Stage 1 of the image build: a Debian 12 root filesystem tarball from the configured mirror.
-# usage: rootfs.sh OUT.tar CACHE_DIR      (run by build.sh, which caches OUT.tar by a hash of
-# this file and packages.txt; ~2 min cold). Recipe and measurements: docs/board-image.md (shared).
+# Stage 1 of the image build: a Debian root filesystem tarball (DEBIAN_SUITE, default trixie) from the
+# host's mirror. usage: rootfs.sh OUT.tar CACHE_DIR      (run by build.sh, which caches OUT.tar by a hash of
+# this file, packages.txt and the suite; ~2 min cold). Recipe and measurements: docs/image.md.
 set -euo pipefail
 out=$1 cache=$2
 here=$(cd "$(dirname "$0")" && pwd)
 pkgs=$(grep -v '^\s*#' "$here/packages.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
-sources=/etc/apt/sources.list.d/debian.sources
-[ -f "$sources" ] || { echo "rootfs: $sources not found: the build takes the host's Debian 12 deb822 mirror list" >&2; exit 1; }
+suite=${DEBIAN_SUITE:-trixie}
+host_sources=/etc/apt/sources.list.d/debian.sources
+[ -f "$host_sources" ] || { echo "rootfs: $host_sources not found: the build takes its mirrors from the host's deb822 list" >&2; exit 1; }
+# The host's mirrors, the image's suite: the build machine may run another release than the image.
+mirror=$(awk '$1=="URIs:" && $2 !~ /security/ { print $2; exit }' "$host_sources")
+secmirror=$(awk '$1=="URIs:" && $2 ~ /security/ { print $2; exit }' "$host_sources")
+[ -n "$mirror" ] && [ -n "$secmirror" ] || { echo "rootfs: no Debian and Debian security mirror in $host_sources" >&2; exit 1; }
+sources=$(mktemp)
+trap 'rm -f "$sources"' EXIT
+# Debian 12's debian-archive-keyring holds the Debian 13 keys too.
+printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+  "$mirror" "$suite" "$suite" "$secmirror" "$suite" > "$sources"
+# Debian 13 ships Node 20 as a package; on Debian 12 (18) build.sh adds Node from the npm registry instead.
+[ "$suite" = bookworm ] || pkgs="$pkgs,nodejs"
 mkdir -p "$cache/debs"
 
 # MODULES=list: a 7 MB initrd built in 6 s instead of 36 MB in 80 s (x2); the list covers qemu
@@ -27,5 +39,5 @@ mmdebstrap --variant=minbase --format=tar --include="$pkgs" \
   --setup-hook="mkdir -p \"\$1\"/var/cache/apt/archives/" \
   --setup-hook="sync-in '$cache/debs' /var/cache/apt/archives/" \
   --customize-hook="sync-out /var/cache/apt/archives '$cache/debs'" \
-  bookworm "$out.tmp" "$sources"
+  "$suite" "$out.tmp" "$sources"
 mv "$out.tmp" "$out"

@@ -13,7 +13,9 @@ import { Lab, sleep, stages, upgradeStick, waitFor, type Guest } from './lab.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(ROOT, 'board/minipc/out');
-const IMAGE = path.join(OUT, 'duogate-minipc.img');
+// DUOGATE_UPGRADE_FROM: an image of an earlier build to flash instead (e.g. the Debian 12 image, to prove the
+// upgrade from Debian 12 to Debian 13: docs/image.md). It must be signed by the same key as the upgrade file.
+const IMAGE = process.env.DUOGATE_UPGRADE_FROM ? path.resolve(process.env.DUOGATE_UPGRADE_FROM) : path.join(OUT, 'duogate-minipc.img');
 const UPGRADE = path.join(OUT, 'duogate-minipc.root.zst');
 const RUN_DIR = path.join(OUT, 'test-upgrade');
 
@@ -43,6 +45,7 @@ if (process.getuid?.() !== 0) {
   });
   t.teardown(async () => { await lab.down(); rmSync(stick, { force: true }); rmSync(path.join(RUN_DIR, 'stick'), { recursive: true, force: true }); });
   let crtSum = '';
+  let debianBefore = '?';
 
   await stage('flashed box boots slot A and runs duogate', async (t) => {
     g.flash(IMAGE);
@@ -51,6 +54,7 @@ if (process.getuid?.() !== 0) {
     await g.waitShell(300_000);
     await waitFor('duogate answers', async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'), 300_000, 3000);
     t.equal(await slot(g), 'a', 'running slot A');
+    debianBefore = (await g.run('cat /etc/debian_version', 30_000)).out.match(/^\d+\.\d+/m)?.[0] ?? '?';
     t.same(await entries(g), ['duogate-a.conf'], 'one boot entry, no counter');
     await g.run('echo "# kept across the upgrade" >> /etc/duogate/duogate.yaml', 30_000);
     crtSum = (await g.run('sha256sum /var/lib/duogate/configsync/sync.crt', 30_000)).out.split(' ')[0]!;
@@ -81,6 +85,11 @@ if (process.getuid?.() !== 0) {
     await g.waitShell(300_000);
     t.equal(await slot(g), 'b', 'running slot B');
     t.match((await g.run('tail -1 /etc/duogate/duogate.yaml', 30_000)).out, /# kept across the upgrade/, 'the config came along');
+    // The new slot runs the upgrade build's Debian (Debian 13 after an upgrade from a Debian 12 image).
+    const want = String(JSON.parse(readFileSync(path.join(OUT, 'build-info.json'), 'utf8')).debian ?? '').split(' ')[1];
+    const deb = (await g.run('cat /etc/debian_version', 30_000)).out.match(/^\d+\.\d+/m)?.[0];
+    t.comment(`Debian ${debianBefore} -> ${deb}`);
+    if (want) t.equal(deb, want, `slot B runs Debian ${want}, the upgrade's release`);
     t.equal((await g.run('sha256sum /var/lib/duogate/configsync/sync.crt', 30_000)).out.split(' ')[0], crtSum, 'the same TLS identity');
     t.match((await g.run('cat /etc/systemd/network/10-duogate-lan0.link; cat /sys/class/net/lan0/address', 30_000)).out, /MACAddress=52:54:00:d6:0c:02[\s\S]*52:54:00:d6:0c:02/, 'NIC roles kept');
     await waitFor('duogate answers on slot B', async () => (await g.run('duogate status', 90_000)).out.includes('CARP: MASTER'), 300_000, 3000);
