@@ -68,45 +68,44 @@ export class AddressControl {
     const prefix = Number(p);
     const addr = ipNum(ip);
     const bcast = prefix >= 31 ? addr : (addr | (prefix === 0 ? 0xffffffff : ~(0xffffffff << (32 - prefix)))) >>> 0;
-    const m = Buffer.alloc(16 + 8 + 8 * 3 + (lifetimeS ? 20 : 0));
-    m.writeUInt32LE(m.length, 0);
-    m.writeUInt16LE(type, 4);
-    const create = type !== RTM_NEWADDR ? 0 : NLM_F_CREATE | (lifetimeS ? NLM_F_REPLACE : NLM_F_EXCL);
-    m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | create, 6);
-    const seq = this.seq++;
-    m.writeUInt32LE(seq, 8);
-    m[16] = AF_INET; m[17] = prefix; m[18] = 0; m[19] = 0; m.writeUInt32LE(ifindex, 20);
-    let o = 24;
+    const { m, o: start } = this.ifaddrmsg(type, 8 * 3, lifetimeS, AF_INET, prefix, 0, ifindex);
+    let o = start;
     for (const [t, v] of [[IFA_LOCAL, addr], [IFA_ADDRESS, addr], [IFA_BROADCAST, bcast]]) {
       m.writeUInt16LE(8, o); m.writeUInt16LE(t, o + 2); m.writeUInt32BE(v, o + 4); o += 8;
     }
-    if (lifetimeS) {
-      // struct ifa_cacheinfo { u32 ifa_prefered, ifa_valid, cstamp, tstamp }: the kernel fills the stamps.
-      m.writeUInt16LE(20, o); m.writeUInt16LE(IFA_CACHEINFO, o + 2);
-      m.writeUInt32LE(lifetimeS, o + 4); m.writeUInt32LE(lifetimeS, o + 8);
-    }
-    this.pending.set(seq, what);
-    if (native.send(this.fd, m) < 0) this.onError(what, -11);
+    this.submit(m, o, lifetimeS, what);
   }
 
   /** IPv6: IFA_LOCAL and IFA_ADDRESS of 16 bytes, no broadcast, and always without DAD (IFA_F_NODAD). */
   private request6(type: number, ifindex: number, cidrAddr: string, what: string, lifetimeS: number): void {
     const [ip, p] = cidrAddr.split('/');
     const addr = ip6Bytes(ip);
-    const m = Buffer.alloc(16 + 8 + 20 * 2 + (lifetimeS ? 20 : 0));
+    const { m, o: start } = this.ifaddrmsg(type, 20 * 2, lifetimeS, AF_INET6, Number(p ?? 128), IFA_F_NODAD, ifindex);
+    let o = start;
+    for (const t of [IFA_LOCAL, IFA_ADDRESS]) { m.writeUInt16LE(20, o); m.writeUInt16LE(t, o + 2); m.set(addr, o + 4); o += 20; }
+    this.submit(m, o, lifetimeS, what);
+  }
+
+  /** nlmsghdr + ifaddrmsg for RTM_NEWADDR/DELADDR, with room for `attrs` bytes of addresses and the lifetime. */
+  private ifaddrmsg(type: number, attrs: number, lifetimeS: number, family: number, prefix: number, flags: number, ifindex: number): { m: Buffer; o: number } {
+    const m = Buffer.alloc(16 + 8 + attrs + (lifetimeS ? 20 : 0));
     m.writeUInt32LE(m.length, 0);
     m.writeUInt16LE(type, 4);
     const create = type !== RTM_NEWADDR ? 0 : NLM_F_CREATE | (lifetimeS ? NLM_F_REPLACE : NLM_F_EXCL);
     m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | create, 6);
-    const seq = this.seq++;
-    m.writeUInt32LE(seq, 8);
-    m[16] = AF_INET6; m[17] = Number(p ?? 128); m[18] = IFA_F_NODAD; m[19] = 0; m.writeUInt32LE(ifindex, 20);
-    let o = 24;
-    for (const t of [IFA_LOCAL, IFA_ADDRESS]) { m.writeUInt16LE(20, o); m.writeUInt16LE(t, o + 2); m.set(addr, o + 4); o += 20; }
+    m.writeUInt32LE(this.seq, 8);
+    m[16] = family; m[17] = prefix; m[18] = flags; m[19] = 0; m.writeUInt32LE(ifindex, 20);
+    return { m, o: 24 };
+  }
+
+  /** The lifetime attribute at `o` (if any), then send; the ack names `what`. */
+  private submit(m: Buffer, o: number, lifetimeS: number, what: string): void {
     if (lifetimeS) {
+      // struct ifa_cacheinfo { u32 ifa_prefered, ifa_valid, cstamp, tstamp }: the kernel fills the stamps.
       m.writeUInt16LE(20, o); m.writeUInt16LE(IFA_CACHEINFO, o + 2);
       m.writeUInt32LE(lifetimeS, o + 4); m.writeUInt32LE(lifetimeS, o + 8);
     }
+    const seq = this.seq++;
     this.pending.set(seq, what);
     if (native.send(this.fd, m) < 0) this.onError(what, -11);
   }

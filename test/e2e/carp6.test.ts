@@ -4,6 +4,7 @@
 // its neighbour entry for the VIP moves to the secondary's MAC on the unsolicited neighbour advertisement,
 // without waiting for its old entry to go stale (the client keeps entries REACHABLE 30-90 s here).
 import t from 'tap';
+import type * as Tap from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { VirtualBoard, VIP, macFor } from '../../board/virtual/board.js';
@@ -22,6 +23,27 @@ function neigh6(board: VirtualBoard, ip: string): { mac: string | null; state: s
   } catch { return { mac: null, state: [] }; }
 }
 
+/** A board whose LAN vhid also carries the IPv6 VIP and fe80::1, each node with its link-local address. */
+async function dualStackBoard(t: Tap.Test, prefix: string, name: string, more: (c: any) => void = () => {}): Promise<{ board: VirtualBoard; fw: Firmware }> {
+  const board = new VirtualBoard({ prefix });
+  const fw = new Firmware(board);
+  t.teardown(() => board.down());
+  await board.up();
+  fw.resetState();
+  fw.writeConfigs(name, {
+    keep: ['peer'],
+    edit: (c, n) => {
+      const other = n === 'primary' ? 'secondary' : 'primary';
+      c.interfaces.lan.address6 = LL[n];
+      c.interfaces.lan.peer6 = LL[other];
+      const lan = c.carp.vips.find((v: { vhid: number }) => v.vhid === VIP.lanVhid);
+      c.carp.vips.push({ ...lan, address: `${VIP6}/64`, description: 'LAN gateway (IPv6)' }, { ...lan, address: 'fe80::1/64', description: 'LAN router (link-local)' });
+      more(c);
+    },
+  });
+  return { board, fw };
+}
+
 /** `ping -6 -D` in the client: the wall time (ms) of each echo reply. */
 function pinger(board: VirtualBoard, dst: string, seconds: number): { replies: number[]; proc: ChildProcess } {
   const replies: number[] = [];
@@ -34,21 +56,7 @@ function pinger(board: VirtualBoard, dst: string, seconds: number): { replies: n
 }
 
 t.test('IPv6 VIP through a power cut: the client follows the neighbour advertisement', async (t) => {
-  const board = new VirtualBoard({ prefix: 'd61' });
-  const fw = new Firmware(board);
-  t.teardown(() => board.down());
-  await board.up();
-  fw.resetState();
-  fw.writeConfigs('carp6', {
-    keep: ['peer'],
-    edit: (c, n) => {
-      const other = n === 'primary' ? 'secondary' : 'primary';
-      c.interfaces.lan.address6 = LL[n];
-      c.interfaces.lan.peer6 = LL[other];
-      const lan = c.carp.vips.find((v: { vhid: number }) => v.vhid === VIP.lanVhid);
-      c.carp.vips.push({ ...lan, address: `${VIP6}/64`, description: 'LAN gateway (IPv6)' }, { ...lan, address: 'fe80::1/64', description: 'LAN router (link-local)' });
-    },
-  });
+  const { board, fw } = await dualStackBoard(t, 'd61', 'carp6');
   // A client that keeps a confirmed neighbour entry for 30-90 s: only an override NA moves it sooner.
   board.sysctl('client', { 'net.ipv6.neigh.eth0.base_reachable_time_ms': '60000', 'net.ipv6.conf.eth0.accept_dad': '0' });
   board.exec('client', 'ip', ['-6', 'addr', 'add', `${CLIENT6}/64`, 'dev', 'eth0', 'nodad'], { check: true });
@@ -115,23 +123,8 @@ function defaultRoute(board: VirtualBoard): { via: string | null; expires: numbe
 }
 
 t.test('router advertisements from the MASTER only: a SLAAC client keeps its router through a power cut', async (t) => {
-  const board = new VirtualBoard({ prefix: 'd62' });
-  const fw = new Firmware(board);
-  t.teardown(() => board.down());
-  await board.up();
-  fw.resetState();
-  fw.writeConfigs('ra', {
-    keep: ['peer'],
-    edit: (c, n) => {
-      const other = n === 'primary' ? 'secondary' : 'primary';
-      c.interfaces.lan.address6 = LL[n];
-      c.interfaces.lan.peer6 = LL[other];
-      const lan = c.carp.vips.find((v: { vhid: number }) => v.vhid === VIP.lanVhid);
-      c.carp.vips.push({ ...lan, address: `${VIP6}/64` }, { ...lan, address: 'fe80::1/64' });
-      // Short intervals so the test sees a router lifetime (12 s) run out if the new MASTER did not advertise.
-      c.ra = { vhid: VIP.lanVhid, prefixes: ['2001:db8:1::/64'], interval_max: 4 };
-    },
-  });
+  // Short intervals so the test sees a router lifetime (12 s) run out if the new MASTER did not advertise.
+  const { board, fw } = await dualStackBoard(t, 'd62', 'ra', (c) => { c.ra = { vhid: VIP.lanVhid, prefixes: ['2001:db8:1::/64'], interval_max: 4 }; });
   board.sysctl('client', { 'net.ipv6.conf.eth0.accept_dad': '0', 'net.ipv6.conf.eth0.accept_ra': '1', 'net.ipv6.conf.eth0.autoconf': '1', 'net.ipv6.conf.eth0.addr_gen_mode': '0' });
   const fromBackup = raCapture(board, 'p-secondary');
   const fromPrimary = raCapture(board, 'p-primary');
