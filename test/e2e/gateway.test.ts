@@ -65,15 +65,28 @@ if (process.getuid?.() !== 0) {
   t.test('DHCP: a lease from the primary with router and DNS = the LAN VIP', async (t) => {
     const t0 = Date.now();
     probes.startDhcpClient();
-    lease = await probes.waitLease(t0, 15_000);
+    lease = await probes.waitLease(t0, 30_000);
     t.ok(lease, 'udhcpc got a lease');
     t.equal(lease.router, '192.168.1.1', 'router = LAN VIP');
     t.same(lease.dns.split(' '), ['192.168.1.1'], 'DNS = LAN VIP');
-    t.equal(lease.serverid, '192.168.1.1', 'server identifier = LAN VIP (renewals follow the MASTER)');
+    t.equal(lease.serverid, '192.168.1.2', 'server identifier = the primary\'s own LAN address (its Kea listens there, not on the VIP)');
     t.match(lease.ip, /^192\.168\.1\.(1[5-9]\d)$/, 'address from the pool 192.168.1.150-199');
     t.comment(`lease ${lease.ip} in ${lease.t - t0} ms`);
     const st = await waitFor('lease count', async () => ((await status('primary')).dhcp?.leases >= 1 ? status('primary') : null), 5000, 250);
     t.equal(st.dhcp.ha_state, 'hot-standby', 'duogate status shows the HA state');
+  });
+
+  t.test('DHCP: a renew is answered by unicast, as a client renews at T1', async (t) => {
+    const mark = probes.dhcpOutput().length;
+    const ask = Date.now();
+    probes.renewDhcp();
+    const renewed = await probes.waitLease(ask, 15_000);
+    const said = probes.dhcpOutput().slice(mark);
+    t.equal(renewed?.event, 'renew', 'renewed');
+    t.equal(renewed?.ip, lease.ip, 'the same address');
+    t.match(said, /sending renew to server 192\.168\.1\.2\b/, 'the renew went by unicast to the server identifier');
+    t.notMatch(said, /broadcasting renew/, `and was answered: no rebind broadcast (udhcpc: ${JSON.stringify(said.trim())})`);
+    t.comment(`renewed in ${renewed ? renewed.t - ask : -1} ms`);
   });
 
   t.test('NAT, filtering, state', async (t) => {
@@ -196,7 +209,7 @@ except socket.timeout: print("timeout", flush=True)
     t.notOk((await status('secondary')).dhcp.kea.running, 'and the secondary\'s Kea is still stopped');
     const ask = Date.now();
     probes.renewDhcp();
-    const renewed = await probes.waitLease(ask, 8000);
+    const renewed = await probes.waitLease(ask, 15_000);
     t.equal(renewed?.ip, lease.ip, 'the client renews its address from the one server left');
 
     const plugged = Date.now();
@@ -232,11 +245,12 @@ except socket.timeout: print("timeout", flush=True)
     await waitFor('secondary kea partner-down', async () => (await status('secondary')).dhcp?.ha_state === 'partner-down', 30_000, 50);
     t.comment(`secondary Kea PARTNER-DOWN ${Date.now() - off} ms after the power-off`);
     probes.renewDhcp();
-    const renewed = await probes.waitLease(off, 8000);
+    const renewed = await probes.waitLease(off, 15_000);
     t.equal(renewed?.event, 'renew', 'a renew (not a new DISCOVER)');
     t.ok(renewed, 'the client renewed or rebound after the power-off');
     t.equal(renewed?.ip, lease.ip, 'and kept its address');
     t.equal(renewed?.router, '192.168.1.1');
+    t.equal(renewed?.serverid, '192.168.1.3', 'from the secondary, which names its own address (the rebind broadcast reached it)');
     t.comment(`renewed (${renewed?.event}) ${renewed ? renewed.t - off : -1} ms after the power-off`);
   });
 

@@ -164,11 +164,12 @@ t.test('nft error lines map back to the config field', async (t) => {
   t.same(errs, [{ line, origin: { field: 'firewall.aliases.wan_server', description: 'the WAN test server' }, error: 'conflicting intervals specified' }]);
 });
 
-t.test('Kea config: VIP as router/DNS/server id, HA over the sync link, per-node name', async (t) => {
+t.test('Kea config: VIP as router/DNS, the node\'s own address as server id, HA over the sync link, per-node name', async (t) => {
   const p = keaConfig(load(raw('primary')), '/s') as any;
   const s = keaConfig(load(raw('secondary')), '/s') as any;
-  const opts = Object.fromEntries(p.Dhcp4.subnet4[0]['option-data'].map((o: any) => [o.name, o.data]));
-  t.same(opts, { routers: '192.168.1.1', 'domain-name-servers': '192.168.1.1', 'dhcp-server-identifier': '192.168.1.1' });
+  const opts = (x: any) => Object.fromEntries(x.Dhcp4.subnet4[0]['option-data'].map((o: any) => [o.name, o.data]));
+  t.same(opts(p), { routers: '192.168.1.1', 'domain-name-servers': '192.168.1.1', 'dhcp-server-identifier': '192.168.1.2' });
+  t.equal(opts(s)['dhcp-server-identifier'], '192.168.1.3', 'each node names itself: a unicast renew must reach an address its Kea listens on');
   t.equal(p.Dhcp4['multi-threading']['enable-multi-threading'], true, 'core MT on (HA+MT needs it)');
   const ha = (x: any) => x.Dhcp4['hooks-libraries'][1].parameters['high-availability'][0];
   t.equal(ha(p)['this-server-name'], 'primary');

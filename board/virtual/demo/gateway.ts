@@ -1,7 +1,7 @@
 // The gateway's part of the virtual-board demo, and the probes the gateway e2e test shares with it:
 // a test DNS zone and a "who is connecting" TCP service on the WAN server, a real DHCP client (busybox udhcpc)
 // in the LAN client, and DNS queries (dig) through the LAN VIP.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { VirtualBoard } from '../board.js';
@@ -67,6 +67,9 @@ export class GatewayProbes {
   }
 
   get dhcpLog(): string { return path.join(this.dir, 'udhcpc.jsonl'); }
+  /** udhcpc's own messages ("sending renew to server X", "broadcasting renew", ...): how a renew went. */
+  get dhcpOut(): string { return path.join(this.dir, 'udhcpc.out'); }
+  dhcpOutput(): string { try { return readFileSync(this.dhcpOut, 'utf8'); } catch { return ''; } }
 
   /** Start busybox udhcpc on the client's eth0; every event lands as a JSON line in dhcpLog. */
   startDhcpClient(): void {
@@ -81,10 +84,13 @@ exit 0
 `);
     chmodSync(script, 0o755);
     writeFileSync(this.dhcpLog, '');
-    // -f foreground, -t/-T: discover retries, -A: pause after a failed round. udhcpc also caps a SIGUSR1 renew's
-    // timer at -A, and with -A 1 its whole renew was one broadcast REQUEST answered within a second, or a new
-    // DISCOVER: -A 10 gives the new master's Kea four REQUESTs over ~8 s.
-    this.dhcp = this.board.spawn('client', 'busybox', ['udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '20', '-T', '1', '-A', '10'], { stdio: 'ignore' });
+    // -f foreground, -t: discover retries, -T: seconds between packets, -A: pause after a failed round.
+    // A SIGUSR1 renew (busybox 1.35, measured) is one unicast REQUEST, then three broadcast ones, -T apart, then
+    // the lease is dropped (deconfig) and udhcpc starts over with a DISCOVER. -T 3 (busybox's default) gives the
+    // new master's Kea ~12 s for that; -T 1 gave it ~4 s, which a loaded machine sometimes missed.
+    const out = openSync(this.dhcpOut, 'w');
+    this.dhcp = this.board.spawn('client', 'busybox', ['udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '10', '-T', '3', '-A', '3'], { stdio: ['ignore', out, out] });
+    closeSync(out);
   }
 
   /** Ask udhcpc to renew its lease now (its SIGUSR1). */
@@ -111,6 +117,8 @@ export function gatewayPlugin(): DemoPlugin {
   let after: { lease: DhcpEvent | null; dns: string[]; snat: string | null } = { lease: null, dns: [], snat: null };
   let failback: { dns: string[]; snat: string | null } = { dns: [], snat: null };
   let offAt = 0;
+  let renewAt = 0;
+  let kea = '';
   return {
     name: 'gateway',
     async setup(ctx) {
@@ -118,15 +126,15 @@ export function gatewayPlugin(): DemoPlugin {
       await probes.startServer();
       const t0 = Date.now();
       probes.startDhcpClient();
-      first = { lease: await probes.waitLease(t0, 15_000), dns: await probes.dns(), snat: await probes.whoami() };
+      first = { lease: await probes.waitLease(t0, 30_000), dns: await probes.dns(), snat: await probes.whoami() };
       ctx.say(`gateway: lease ${first.lease?.ip ?? 'NONE'} (router ${first.lease?.router}, dns ${first.lease?.dns}); ` +
         `DNS ${TEST_ZONE.name} -> ${first.dns.join(',') || 'NO ANSWER'}; server sees ${first.snat ?? 'NO CONNECTION'}`);
     },
     async beforePowerOff() { offAt = Date.now(); },
     async afterTakeover(ctx) {
       // The demo's lease is long (an hour), so once the secondary's Kea has taken over, ask the client to renew now
-      // (SIGUSR1 = udhcpc's "renew"): the unicast renew goes to the server identifier, the VIP, which the
-      // secondary now holds.
+      // (SIGUSR1 = udhcpc's "renew"): its unicast to the server identifier (the dead primary's own address) goes
+      // unanswered, and the rebind broadcast that follows reaches the secondary's Kea, as a real client's would at T2.
       // Wait for PARTNER-DOWN (before it, each answer waits for the lease update to the dead peer to fail).
       // One signal only: a second one while a renew is pending makes udhcpc start over with a DISCOVER.
       // Kea 2.2 sees a powered-off partner only when a heartbeat's HTTP request times out (~10 s), so on a loaded
@@ -137,8 +145,9 @@ export function gatewayPlugin(): DemoPlugin {
         partnerDown = (await ctx.status('secondary').catch(() => null))?.dhcp?.ha_state === 'partner-down';
         if (!partnerDown) await sleep(100);
       }
-      ctx.say(partnerDown ? `gateway: secondary's Kea in partner-down ${Date.now() - offAt} ms after the power cut`
-        : `gateway: secondary's Kea NOT in partner-down ${Date.now() - waitFrom} ms after the takeover; renewing anyway`);
+      kea = partnerDown ? `partner-down ${Date.now() - offAt} ms after the power cut` : `NOT in partner-down ${Date.now() - waitFrom} ms after the takeover`;
+      ctx.say(`gateway: secondary's Kea ${kea}${partnerDown ? '' : '; renewing anyway'}`);
+      renewAt = Date.now();
       probes.renewDhcp();
       const lease = await probes.waitLease(offAt + 1, 40_000);
       after = { lease, dns: await probes.dns(), snat: await probes.whoami() };
@@ -152,8 +161,12 @@ export function gatewayPlugin(): DemoPlugin {
     async finish() {
       probes.stopDhcpClient();
       const vip = (e: DhcpEvent | null) => !!e && e.router === '192.168.1.1' && e.dns.split(' ').includes('192.168.1.1');
+      const dhcpOk = vip(first.lease) && vip(after.lease) && after.lease!.event === 'renew' && first.lease!.ip === after.lease!.ip;
+      // When it fails, the report itself says what the client saw (a CI log may show the report but not the story).
+      const rel = (e: DhcpEvent) => `${e.event}${e.ip ? ` ${e.ip}` : ''} at +${e.t - renewAt} ms`;
       return {
-        dhcp_ok: vip(first.lease) && vip(after.lease) && after.lease!.event === 'renew' && first.lease!.ip === after.lease!.ip,
+        dhcp_ok: dhcpOk,
+        ...(dhcpOk ? {} : { dhcp_detail: `first ${first.lease ? rel(first.lease) : 'none'}; secondary's Kea ${kea}; since the renew request: ${probes.dhcpEvents().filter((e) => e.t >= renewAt).map(rel).join(', ') || 'no event'}` }),
         dhcp_lease: first.lease?.ip ?? null,
         dns_ok: [first.dns, after.dns, failback.dns].every((a) => a.includes(TEST_ZONE.address)),
         snat_ok: [first.snat, after.snat, failback.snat].every((a) => a === '203.0.113.1'),

@@ -166,9 +166,11 @@ export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity 
   const options: { name: string; data: string }[] = [
     { name: 'routers', data: vip },
     { name: 'domain-name-servers', data: (d.dns_servers ?? [vip]).join(', ') },
-    // The VIP as server identifier: a renewing client unicasts to whichever node holds it now, so after a
-    // failover the renew reaches the survivor instead of waiting for the rebind broadcast.
-    { name: 'dhcp-server-identifier', data: vip },
+    // The node's own LAN address as server identifier, not the VIP: Kea opens its packet socket per address present
+    // at start and that socket's filter passes only broadcasts and unicasts to that address, so a renew unicast to
+    // a VIP that came later is never seen (the kernel answers "port unreachable"). A client renews with the node
+    // that leased to it; after a failover it rebinds by broadcast at T2 and gets the survivor's address.
+    { name: 'dhcp-server-identifier', data: net.ip },
   ];
   if (d.domain_name) options.push({ name: 'domain-name', data: d.domain_name });
   return {
