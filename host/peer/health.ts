@@ -89,11 +89,15 @@ export class PeerHealth implements Service {
   private deadMs(): number { return this.c.interval_ms * this.c.dead_after; }
 
   private heartbeat(path: Path): Heartbeat {
+    const vs = this.d.vhidStatus();
+    // Only the MASTER of the WAN vhid speaks for the lease: a node that left MASTER must not keep offering the
+    // copy it had, which the peer (BACKUP until it takes over) would take and advertise.
+    const w = this.wanLease && vs.find((v) => v.vhid === this.wanLease!.vhid)?.state === 'MASTER' ? this.wanLease : null;
     return {
       node: this.d.config.node.name, boot: this.boot, seq: ++this.seq, at: Date.now(), path,
-      vips: this.d.vhidStatus().map((v) => ({ vhid: v.vhid, state: v.state as CarpState, demote: v.demote })),
+      vips: vs.map((v) => ({ vhid: v.vhid, state: v.state as CarpState, demote: v.demote })),
       maintenance: !!this.d.maintenanceState(), alarms: this.tracker.list().map((a) => a.name),
-      ...(this.wanLease ? { wan: { vhid: this.wanLease.vhid, lease: this.wireLease(this.wanLease.lease) } } : {}),
+      ...(w ? { wan: { vhid: w.vhid, lease: this.wireLease(w.lease) } } : {}),
     };
   }
 

@@ -10,7 +10,7 @@ import type { FeatureHost, Service, Transition } from '../feature.js';
 import type { Config } from '../config/schema.js';
 import { native, type WatchHandle } from '../io/native.js';
 import { macBytes, virtualMac } from '../daemon/vmac.js';
-import { DhcpMachine, expiresAt, type DhcpEvent, type Lease } from './dhcp/machine.js';
+import { DhcpMachine, expiresAt, leaseProblem, maskPrefix, type DhcpEvent, type Lease } from './dhcp/machine.js';
 import { BROADCAST_MAC, ETH_P_IP, dhcpClientFilter, dhcpFrame, parseDhcpFrame } from './packet.js';
 import { LeaseStore } from './store.js';
 import type { WanConfig } from './config.js';
@@ -18,7 +18,7 @@ import type { WanConfig } from './config.js';
 /** Frames read per readiness callback, at most (the filter lets only UDP to port 68 through). */
 const DRAIN_MAX = 64;
 
-const maskPrefix = (m?: string) => m ? m.split('.').reduce((n, o) => n + (Number(o) >>> 0).toString(2).replace(/0/g, '').length, 0) : 32;
+const prefixOf = (m?: string): number => (m ? maskPrefix(m) ?? 32 : 32);
 
 export class WanService implements Service {
   readonly name = 'wan';
@@ -36,12 +36,13 @@ export class WanService implements Service {
   private lease: Lease | null = null;
   /** The vhid's configured address, used while the pair holds no lease. */
   private fallback = '';
+  private avoid: string[] = [];
   /** The Ethernet source of the last server reply: where a unicast renewal goes (broadcast until one came). */
   private serverMac: Buffer | null = null;
   private routeVia: string | null = null;
   private routeChain: Promise<void> = Promise.resolve();
   private stopped = false;
-  private readonly counters = { frames_tx: 0, frames_rx: 0, rx_not_dhcp: 0, send_errors: 0, peer_leases: 0, peer_leases_ignored: 0, address_moves: 0 };
+  private readonly counters = { frames_tx: 0, frames_rx: 0, rx_not_dhcp: 0, send_errors: 0, peer_leases: 0, peer_leases_ignored: 0, peer_leases_refused: 0, address_moves: 0 };
   private lastEvent: { kind: string; address: string | null; at: string } | null = null;
   private onTransition = (t: Transition) => { if (t.vhid === this.c.vhid) this.follow(); };
   private onPeerLease = (vhid: number, lease: Lease | null) => this.fromPeer(vhid, lease);
@@ -58,7 +59,9 @@ export class WanService implements Service {
     const mac = virtualMac(this.c.vhid);
     this.vmac = Buffer.from(macBytes(mac));
     this.ifindex = native.ifInfo(this.device).index;
-    this.m = new DhcpMachine({ hwaddr: mac, clientId: this.c.client_id ? Buffer.from(this.c.client_id, 'hex') : undefined, hostname: this.c.hostname });
+    // The pair's inside networks: a lease overlapping one is refused (a WAN server must not claim them).
+    this.avoid = Object.entries(d.config.interfaces).filter(([k, i]) => k !== 'wan' && i?.address).map(([, i]) => i!.address);
+    this.m = new DhcpMachine({ hwaddr: mac, clientId: this.c.client_id ? Buffer.from(this.c.client_id, 'hex') : undefined, hostname: this.c.hostname, avoid: this.avoid });
     this.store = new LeaseStore(d.config.state_dir);
     const stored = this.store.load(d.now());
     if (stored.error) d.log.warn('stored WAN lease unreadable: starting without it', { file: this.store.file, err: stored.error });
@@ -110,11 +113,12 @@ export class WanService implements Service {
       const p = parseDhcpFrame(this.rx.subarray(0, Math.min(n, this.rx.length)));
       if (!p.ok) { this.counters.rx_not_dhcp++; continue; }
       this.counters.frames_rx++;
-      // An answer the machine took (an OFFER, ACK or NAK) came from the server or its relay: unicast goes there.
-      const { offers, acks, naks } = this.m.counters;
+      // An OFFER or ACK the machine took (checked as a lease) came from the server or its relay: unicast goes
+      // there. Not a NAK: anyone who saw the broadcast REQUEST can send one.
+      const { offers, acks } = this.m.counters;
       this.m.handle(this.d.now(), p.payload);
       const c = this.m.counters;
-      if (c.offers !== offers || c.acks !== acks || c.naks !== naks) this.serverMac = p.srcMac;
+      if (c.offers !== offers || c.acks !== acks) this.serverMac = p.srcMac;
     }
     this.pump();
   }
@@ -170,6 +174,8 @@ export class WanService implements Service {
       && l.t1 === lease.t1 && l.subnetMask === lease.subnetMask && l.routers.join() === lease.routers.join() && Math.abs(l.obtainedAt - lease.obtainedAt) < 2000) return;
     this.counters.peer_leases++;
     if (this.master() || (lease && this.m.state !== 'stopped')) { this.counters.peer_leases_ignored++; return; }
+    // The peer is authenticated, but its lease came from the WAN: the same checks as an ACK, and still running.
+    if (lease && (leaseProblem(lease, this.avoid) || !(expiresAt(lease) > this.d.now()))) { this.counters.peer_leases_refused++; return; }
     this.d.log.info('wan lease from the peer', { address: lease?.address ?? null });
     this.lease = lease;
     try { if (lease) this.store.save(lease, this.d.now()); else this.store.clear(); } catch (e) { this.d.log.error('WAN lease not stored', { file: this.store.file, err: e }); }
@@ -181,7 +187,7 @@ export class WanService implements Service {
    * config taken live (config sync, `duogate config apply`) keeps it; the daemon moves it in place.
    */
   private setAddress(lease: Lease | null): void {
-    const want = lease ? `${lease.address}/${maskPrefix(lease.subnetMask)}` : this.fallback;
+    const want = lease ? `${lease.address}/${prefixOf(lease.subnetMask)}` : this.fallback;
     const cur = this.d.config.carp.vips.find((v) => v.vhid === this.c.vhid && v.interface === 'wan');
     if (cur?.address !== want) {
       this.counters.address_moves++;

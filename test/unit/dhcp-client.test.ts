@@ -5,7 +5,8 @@
 // every kind of bad datagram dropped and counted. Hours of lease time run in milliseconds; randomness is seeded.
 import t from 'tap';
 import {
-  DhcpMachine, DhcpConfigError, T, INFINITE, REQUEST_TRIES, REBOOT_TRIES, RENEW_RETX_MIN_MS, renewAt, expiresAt,
+  DhcpMachine, DhcpConfigError, T, INFINITE, REQUEST_TRIES, REBOOT_TRIES, RENEW_RETX_MIN_MS, MIN_LEASE_S, MAX_LIST, renewAt, expiresAt,
+  leaseProblem, maskPrefix,
   type DhcpClientConfig, type DhcpEvent, type Lease, type Transmit,
 } from '../../host/wan/dhcp/machine.js';
 import { decode, encode, MsgType, OP_REPLY, OP_REQUEST, HTYPE_ETHERNET, FLAG_BROADCAST, type DhcpMessage } from '../../host/wan/dhcp/codec.js';
@@ -479,6 +480,73 @@ t.test('bad datagrams are dropped and counted; the state does not move', async (
   m.handleTimeout(10 ** 9);
   t.equal(m.pollTransmit(), null, 'a stopped machine sends nothing whatever happens');
   t.match(m.counters, { rx: 24 });
+});
+
+t.test('a hostile server on the WAN: an ACK that would harm the pair is dropped and counted, and cannot make the client churn', async (t) => {
+  const AVOID = ['192.168.1.2/24', '172.16.1.1/30'];
+  const m = new DhcpMachine({ ...CFG, avoid: AVOID }, { rand: seeded(23) });
+  m.start(0);
+  const d = msgOf(m.pollTransmit()!.bytes);
+  m.handle(1, encode({ op: OP_REPLY, htype: 1, chaddr: d.chaddr, xid: d.xid, type: MsgType.OFFER, clientId: CID, yiaddr: '203.0.113.50', serverId: '198.51.100.1', leaseTime: 3600 }));
+  const r = msgOf(m.pollTransmit()!.bytes);
+  const ack = (o: Partial<DhcpMessage> = {}): Buffer => encode({
+    op: OP_REPLY, htype: 1, chaddr: r.chaddr, xid: r.xid, type: MsgType.ACK, clientId: CID, yiaddr: '203.0.113.50', serverId: '198.51.100.1',
+    leaseTime: 3600, subnetMask: '255.255.255.0', routers: ['203.0.113.254'], ...o,
+  });
+  for (const [name, b, why] of [
+    [`a lease shorter than ${MIN_LEASE_S} s (T1 = T2 = 0: ask again at once, forever)`, ack({ leaseTime: 1 }), 'lease_time'],
+    ['mask 0.0.0.0 (a /0 connected route on the WAN)', ack({ subnetMask: '0.0.0.0' }), 'subnet_mask'],
+    ['a mask with holes', ack({ subnetMask: '255.0.255.0' }), 'subnet_mask'],
+    ['a /7', ack({ subnetMask: '254.0.0.0' }), 'subnet_mask'],
+    ['the subnet\'s network address', ack({ yiaddr: '203.0.113.0' }), 'bad_address'],
+    ['the subnet\'s broadcast address', ack({ yiaddr: '203.0.113.255' }), 'bad_address'],
+    ['an address other than the one offered', ack({ yiaddr: '203.0.113.51' }), 'bad_address'],
+    ['router 0.0.0.0', ack({ routers: ['0.0.0.0'] }), 'router'],
+    ['router multicast', ack({ routers: ['203.0.113.254', '224.0.0.1'] }), 'router'],
+    ['router = the leased address', ack({ routers: ['203.0.113.50'] }), 'router'],
+  ] as [string, Buffer, string][]) {
+    const before = m.dropped[why as keyof typeof m.dropped];
+    m.handle(2, b);
+    t.equal(m.dropped[why as keyof typeof m.dropped], before + 1, `${name}: ${why}`);
+    t.equal(m.state, 'requesting');
+  }
+  t.equal(m.pollEvent(), null, 'no lease event for any of them');
+  // Inside networks: a lease in the LAN's or the sync link's subnet, or one whose subnet covers them.
+  t.equal(leaseProblem({ address: '192.168.1.50', subnetMask: '255.255.255.0', routers: [], leaseTime: 60 }, AVOID), 'own_network', 'an address on the LAN');
+  t.equal(leaseProblem({ address: '172.16.1.2', routers: [], leaseTime: 60 }, AVOID), 'own_network', 'the peer\'s sync address (/32)');
+  t.equal(leaseProblem({ address: '192.0.2.7', subnetMask: '128.0.0.0', routers: [], leaseTime: 60 }, AVOID), 'subnet_mask', 'a /1 is refused as a mask first');
+  t.equal(leaseProblem({ address: '172.20.0.9', subnetMask: '255.240.0.0', routers: [], leaseTime: 60 }, AVOID), 'own_network', 'a /12 covering the sync link');
+  t.equal(leaseProblem({ address: '203.0.113.50', routers: ['203.0.113.254'], leaseTime: 60 }, AVOID), null, 'a /32 (no mask) with an off-link router is fine');
+  t.equal(leaseProblem({ address: '100.64.0.1', subnetMask: '255.255.255.254', routers: ['100.64.0.0'], leaseTime: 8 }, AVOID), null, 'a /31 has no network or broadcast address');
+  t.same([maskPrefix('255.255.255.0'), maskPrefix('255.255.255.255'), maskPrefix('0.0.0.0'), maskPrefix('255.255.0.255')], [24, 32, 0, null]);
+
+  // A sound ACK with 20 routers and 20 DNS servers: kept to MAX_LIST (what the peer heartbeat carries).
+  const many = (n: number, base: string) => Array.from({ length: n }, (_, i) => `${base}.${i + 1}`);
+  m.handle(3, ack({ routers: many(20, '203.0.113'), dns: many(20, '198.51.100') }));
+  t.equal(m.state, 'bound');
+  t.equal(m.lease()!.routers.length, MAX_LIST); t.equal(m.lease()!.dns.length, MAX_LIST);
+
+  // The shortest lease taken: a forger answering every broadcast REQUEST gets one change per T2, not a loop.
+  const n = new DhcpMachine({ ...CFG, avoid: AVOID }, { rand: seeded(29) });
+  n.start(0);
+  let now = 0; let asked = 0; let changes = 0;
+  for (let i = 0; i < 2000; i++) {
+    const tx = n.pollTransmit();
+    if (tx) {
+      asked++;
+      const q = msgOf(tx.bytes);
+      const addr = `203.0.113.${10 + (i % 200)}`;
+      const type = q.type === MsgType.DISCOVER ? MsgType.OFFER : MsgType.ACK;
+      n.handle(now, encode({ op: OP_REPLY, htype: 1, chaddr: q.chaddr, xid: q.xid, type, clientId: CID, yiaddr: type === MsgType.ACK && q.requestedIp ? q.requestedIp : addr, serverId: '198.51.100.66', leaseTime: MIN_LEASE_S, subnetMask: '255.255.255.0' }));
+      for (let e = n.pollEvent(); e; e = n.pollEvent()) if (e.kind === 'address_changed' || e.kind === 'bound') changes++;
+      continue;
+    }
+    now = Math.max(now, n.nextDeadline());
+    n.handleTimeout(now);
+    if (now > 600 * S) break;
+  }
+  t.ok(now >= 600 * S, `ran 10 minutes of virtual time (${asked} packets sent, ${changes} leases taken)`);
+  t.ok(asked <= 2 * (600 / (MIN_LEASE_S / 2)) + 4, `at most about one exchange per T1 of the shortest lease: ${asked} packets in 10 minutes`);
 });
 
 t.test('a host that calls late: only the stage still ahead of its end sends (one REQUEST, or one DISCOVER)', async (t) => {

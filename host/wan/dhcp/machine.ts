@@ -16,6 +16,7 @@ import {
   decode, encode, macBytes, ipBytes, MsgType, MSG_NAMES, OP_REQUEST, OP_REPLY, HTYPE_ETHERNET, FLAG_BROADCAST, Opt,
   DECODE_REASONS, type DhcpMessage,
 } from './codec.js';
+import { inSubnet, ipNum, isNetOrBroadcast, numIp, parseCidr } from '../../config/net.js';
 
 // --- specification constants (RFC 2131 §4.1, §4.4.5) ---
 /** First retransmission after 4 s, doubling up to 64 s, each randomised by ±1 s. */
@@ -67,6 +68,11 @@ export interface DhcpClientConfig {
   broadcast?: boolean;
   /** Option 55; default DEFAULT_PARAMS. */
   paramRequest?: number[];
+  /**
+   * The pair's own networks (CIDRs: LAN, sync, other internal networks). A lease whose subnet overlaps one is
+   * refused (`own_network`): a server on the WAN must not make the node treat an inside network as the WAN.
+   */
+  avoid?: string[];
 }
 
 export interface DhcpMachineOptions {
@@ -124,6 +130,7 @@ export interface Transmit {
 export const DROP_REASONS = [
   ...DECODE_REASONS,
   'stopped', 'op', 'chaddr', 'idle', 'xid', 'client_id', 'unexpected', 'no_server_id', 'server_id', 'bad_address', 'lease_time',
+  'subnet_mask', 'router', 'own_network',
 ] as const;
 export type DropReason = typeof DROP_REASONS[number];
 
@@ -140,6 +147,44 @@ export function usableAddress(ip: string): boolean {
   return a !== 0 && a !== 127 && a < 224;
 }
 
+/**
+ * The shortest lease taken. Anything shorter has the client asking more than once every 4 s: a forged ACK with a
+ * 1 s lease (T1 = T2 = 0) would otherwise make it ask again at once, and move the address, without end.
+ */
+export const MIN_LEASE_S = 8;
+const CIDR4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}$/;
+/** Routers and DNS servers kept from a lease (the rest is ignored): the peer heartbeat carries at most this many. */
+export const MAX_LIST = 8;
+
+/** The prefix length of a contiguous IPv4 mask, or null for a mask with holes ("255.0.255.0"). */
+export function maskPrefix(mask: string): number | null {
+  const m = ipNum(mask);
+  const p = Math.clz32(~m >>> 0);
+  return p === 32 || ((m << p) >>> 0) === 0 ? p : null;
+}
+
+/**
+ * Why a lease a server (or the peer, or the state dir) hands over is not taken, or null when it is sound: a
+ * contiguous mask of /8 to /32; an address that is not the subnet's network or broadcast address; a subnet that
+ * overlaps none of `avoid`; routers that are usable addresses other than the lease's own. The same check runs on
+ * ACKs, stored leases and peer leases.
+ */
+export function leaseProblem(l: Pick<Lease, 'address' | 'subnetMask' | 'routers' | 'leaseTime'>, avoid: readonly string[] = []): DropReason | null {
+  if (!usableAddress(l.address)) return 'bad_address';
+  if (!(l.leaseTime >= MIN_LEASE_S)) return 'lease_time';
+  const prefix = l.subnetMask === undefined ? 32 : maskPrefix(l.subnetMask);
+  if (prefix === null || prefix < 8) return 'subnet_mask';
+  const cidr = `${l.address}/${prefix}`;
+  if (prefix <= 30 && isNetOrBroadcast(l.address, cidr)) return 'bad_address';
+  const net = parseCidr(cidr);
+  for (const a of avoid) {
+    const o = parseCidr(a);
+    if (inSubnet(numIp(o.net), cidr) || inSubnet(numIp(net.net), a)) return 'own_network';
+  }
+  if (l.routers.some((r) => !usableAddress(r) || r === l.address)) return 'router';
+  return null;
+}
+
 export class DhcpMachine {
   private readonly hw: Buffer;
   private readonly cid: Buffer;
@@ -148,6 +193,7 @@ export class DhcpMachine {
   private readonly rand: () => number;
   private readonly hostname: string | undefined;
   private readonly broadcast: boolean;
+  private readonly avoid: string[];
 
   private st: DhcpState = 'stopped';
   private held: Lease | null = null;
@@ -186,6 +232,8 @@ export class DhcpMachine {
     if (cfg.hostname !== undefined && (cfg.hostname.length === 0 || cfg.hostname.length > 255)) throw new DhcpConfigError('hostname', 'must be 1 to 255 characters');
     this.hostname = cfg.hostname;
     this.broadcast = cfg.broadcast ?? false;
+    this.avoid = cfg.avoid ?? [];
+    for (const a of this.avoid) if (!CIDR4.test(a) || a.split(/[./]/).slice(0, 4).some((o) => Number(o) > 255) || Number(a.split('/')[1]) > 32) throw new DhcpConfigError('avoid', `"${a}" is not an IPv4 network (a.b.c.d/len)`);
     this.rand = o.rand ?? defaultRand;
   }
 
@@ -249,8 +297,10 @@ export class DhcpMachine {
     const want = this.st === 'requesting' ? this.offer!.serverId : this.st === 'renewing' ? this.held!.serverId : null;
     if (want !== null && m.serverId !== want) return this.drop('server_id');
     if (m.type === MsgType.NAK) return this.onNak(now);
-    if (!usableAddress(m.yiaddr!)) return this.drop('bad_address');
-    if (m.leaseTime === undefined || m.leaseTime === 0) return this.drop('lease_time');
+    if (this.st === 'requesting' && m.yiaddr !== this.offer!.address) return this.drop('bad_address');
+    if (m.leaseTime === undefined) return this.drop('lease_time');
+    const why = leaseProblem({ address: m.yiaddr!, subnetMask: m.subnetMask, routers: m.routers ?? [], leaseTime: m.leaseTime }, this.avoid);
+    if (why) return this.drop(why);
     this.c.acks++;
     this.adopt(now, m);
   }
@@ -436,7 +486,7 @@ export class DhcpMachine {
       t1 = m.t1 !== undefined && m.t1 > 0 && m.t1 < t2 ? m.t1 : Math.min(Math.floor(L * 0.5), t2);
     }
     const lease: Lease = {
-      address: m.yiaddr!, subnetMask: m.subnetMask, routers: m.routers ?? [], dns: m.dns ?? [], serverId: m.serverId!,
+      address: m.yiaddr!, subnetMask: m.subnetMask, routers: (m.routers ?? []).slice(0, MAX_LIST), dns: (m.dns ?? []).slice(0, MAX_LIST), serverId: m.serverId!,
       leaseTime: L, t1, t2, obtainedAt: this.requestAt, clientId: this.cidHex,
     };
     if (lease.subnetMask === undefined) delete lease.subnetMask;
@@ -512,7 +562,8 @@ export class DhcpMachine {
   private checkStored(now: number, l: Lease): 'used' | 'expired' | 'client_id' | 'invalid' {
     if (l.clientId !== this.cidHex) return 'client_id';
     try { ipBytes(l.address); ipBytes(l.serverId); } catch { return 'invalid'; }
-    if (!usableAddress(l.address) || !(l.leaseTime > 0) || !Number.isFinite(l.obtainedAt) || !Array.isArray(l.routers) || !Array.isArray(l.dns)) return 'invalid';
+    if (!Number.isFinite(l.obtainedAt) || !Array.isArray(l.routers) || !Array.isArray(l.dns) || l.routers.length > MAX_LIST || l.dns.length > MAX_LIST) return 'invalid';
+    try { if (leaseProblem(l, this.avoid)) return 'invalid'; } catch { return 'invalid'; }
     if (l.leaseTime !== INFINITE && !(l.t1 > 0 && l.t1 <= l.t2 && l.t2 < l.leaseTime)) return 'invalid';
     return now < expiresAt(l) ? 'used' : 'expired';
   }
