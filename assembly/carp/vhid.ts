@@ -377,8 +377,10 @@ export class Vhid {
 
     if (bowOut || comparePriority(0, advbase, skew, 0, MASTER_DOWN_MULTIPLIER * <u32>this.advbase, mySkew) > 0) {
       // The master is leaving, or advertises too slowly to ever keep the role. Take over now, unless the
-      // bow-out comes from someone other than the master we follow (a better backup is preempting it).
-      if (this.masterHeardAt < 0 || this.fromMaster(family, src4, src6) || now - this.masterHeardAt > this.masterDownMs()) {
+      // bow-out comes from someone other than the master we follow (a better backup is preempting it), or this
+      // node has heard no master since it started: until then its replay floor for the peer's counter is empty,
+      // so a recorded bow-out would pass; its master-down timer takes over soon enough if the bow-out was real.
+      if (this.masterHeardAt >= 0 && (this.fromMaster(family, src4, src6) || now - this.masterHeardAt > this.masterDownMs())) {
         this.becomeMaster(now, this.preemptAt >= 0 ? WHY_PREEMPT : WHY_BOW_OUT);
       }
       return;

@@ -79,8 +79,13 @@ if (process.getuid?.() !== 0) {
   const machine = () => { const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number); const total = f.reduce((a, b) => a + b, 0); return { busy: total - f[3] - f[4], total }; };
   const fds = (n: NodeName) => { try { return readdirSync(`/proc/${pid(n)}/fd`).length; } catch { return -1; } };
   const transitions = async (n: NodeName) => (await fw.status(n)).vips.map((v: any) => `${v.vhid}:${v.state}:${v.transitions}`).join(' ');
-  const tool = (ns: Role, args: string[], timeoutMs: number) =>
-    board.execAsync(ns, process.execPath, ['--import', 'tsx', 'test/helpers/flooder.ts', ...args], { cwd: ROOT, timeoutMs });
+  // The flooder starts through tsx (it compiles itself first: seconds on a loaded machine), so its bounds are
+  // its run time plus that; a flooder killed at its bound says so.
+  const tool = async (ns: Role, args: string[], timeoutMs: number) => {
+    const r = await board.execAsync(ns, process.execPath, ['--import', 'tsx', 'test/helpers/flooder.ts', ...args], { cwd: ROOT, timeoutMs });
+    if (r.signal) r.stderr = `killed by ${r.signal} after its ${timeoutMs} ms bound ${r.stderr}`;
+    return r;
+  };
 
   /** tcpdump of the primary's adverts on one segment; kernel receive timestamps, seconds with microseconds. */
   function capture(ns: Role, ifname: string, src: string): { proc: ChildProcess; stamps: number[] } {
@@ -291,7 +296,7 @@ if (process.getuid?.() !== 0) {
     const max = Number(board.exec('primary', 'cat', ['/proc/sys/net/netfilter/nf_conntrack_max']).stdout.trim());
     const rss0 = rssNow();
     const w = await watched(async () => {
-      const r = await tool('client', ['conns', 'eth0', CLIENT, macFor('primary', 'lan', 'host'), '203.0.113.10', '30000', '14000', String(Math.round(max * 1.4))], 40_000);
+      const r = await tool('client', ['conns', 'eth0', CLIENT, macFor('primary', 'lan', 'host'), '203.0.113.10', '30000', '14000', String(Math.round(max * 1.4))], 70_000);
       if (r.status !== 0) throw new Error(`flooder failed: ${r.stderr}`);
       return JSON.parse(r.stdout.trim().split('\n').pop()!);
     });
