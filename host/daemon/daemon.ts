@@ -3,6 +3,7 @@
 // control socket. Everything protocol-shaped is decided by the core; this file only carries it out.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { Core, Demote, Why, type Action, type VhidConfig, type VhidStatus } from '../core/core.js';
 import { native } from '../io/native.js';
 import { AddressControl, LinkMonitor } from '../io/rtnetlink.js';
@@ -125,6 +126,9 @@ export class Daemon extends EventEmitter implements FeatureHost {
     for (const role of ['wan', 'lan', 'sync'] as IfRole[]) {
       const ifc = c.interfaces[role];
       const info = native.ifInfo(ifc.device);
+      // A gateway takes its IPv6 routes and addresses from its config, never from a router advertisement any
+      // host on the segment can send (the ruleset drops them too; this holds without it). No IPv6: nothing to do.
+      try { writeFileSync(`/proc/sys/net/ipv6/conf/${ifc.device}/accept_ra`, '0'); } catch { /* IPv6 off on this NIC */ }
       if (!info.up) this.addrs.linkUp(info.index);
       this.addrs.add(info.index, ifc.address);
       // The node's IPv6 link-local source for CARP (without DAD: the peer has its own, and the advert must not wait).

@@ -155,6 +155,10 @@ if (process.getuid?.() !== 0) {
       .map((l) => { const f = l.split(/\s+/); const proc = /users:\(\("([^"]+)"/.exec(l)?.[1] ?? '?'; return `${f[0]} ${f[3]} ${proc === 'MainThread' || proc.startsWith('node') ? 'duogate' : proc}`; })
       .filter((l) => !l.endsWith('kea-dhcp4')).sort();
     for (const n of ['primary', 'secondary'] as NodeName[]) t.same(packets(n), ['p_dgr arp:lan0 duogate', 'p_dgr arp:wan0 duogate'], `${n}: packet sockets, ARP only`);
+    // A router advertisement from any host on a segment changes nothing on a node (the board's boot leaves the
+    // kernel's default, 1: the daemon sets 0).
+    const ra = (n: NodeName) => ['lan0', 'wan0', 'sync0'].map((d) => `${d}=${board.exec(n, 'cat', [`/proc/sys/net/ipv6/conf/${d}/accept_ra`]).stdout.trim()}`);
+    for (const n of ['primary', 'secondary'] as NodeName[]) t.same(ra(n), ['lan0=0', 'wan0=0', 'sync0=0'], `${n}: accept_ra off on every NIC it manages`);
   });
 
   t.test('from the LAN client: DNS and DHCP answer, nothing else, not even with routes to the sync link', async (t) => {
