@@ -48,6 +48,9 @@ export function parseDhcpFrame(f: Uint8Array): { ok: true; srcMac: Buffer; paylo
   if (b[ETH_HLEN + 9] !== 17) return { ok: false, why: 'not_udp' };
   if (b.readUInt16BE(ETH_HLEN + 6) & 0x3fff) return { ok: false, why: 'fragment' };
   const total = b.readUInt16BE(ETH_HLEN + 2);
+  // The IP header's own checksum (the kernel always fills it; UDP's may be left to offload on a local path, so
+  // it is not checked here: the DHCP payload is parsed strictly anyway).
+  if (total < ihl + 8 || ETH_HLEN + total > b.length || csum(b.subarray(ETH_HLEN, ETH_HLEN + ihl)) !== 0xffff) return { ok: false, why: 'bad_ip' };
   const udp = ETH_HLEN + ihl;
   if (b.readUInt16BE(udp + 2) !== 68) return { ok: false, why: 'port' };
   const ulen = b.readUInt16BE(udp + 4);

@@ -113,6 +113,9 @@ t.test('frames: Ethernet from the virtual MAC, IPv4 + UDP 68 → 67 with valid c
   t.same(parseDhcpFrame(tcp), { ok: false, why: 'not_udp' });
   const long = Buffer.from(answer); long.writeUInt16BE(500, 38);
   t.same(parseDhcpFrame(long), { ok: false, why: 'bad_udp' });
+  const badSum = Buffer.from(answer); badSum[24] ^= 0x5a;
+  t.same(parseDhcpFrame(badSum), { ok: false, why: 'bad_ip' }, 'a corrupted IPv4 header checksum');
+  t.same(parseDhcpFrame(answer.subarray(0, answer.length - 1)), { ok: false, why: 'bad_ip' }, 'an IP total length beyond the frame');
   t.equal(dhcpClientFilter().length, 11 * 8, 'the filter: 11 instructions');
 });
 
