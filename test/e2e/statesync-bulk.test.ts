@@ -40,7 +40,7 @@ if (process.getuid?.() !== 0) {
     await lab.board.powerOff('primary');
     t.ok(seen, 'the secondary held the whole bulk before its kernel did (state "committing" observed)');
     if (!seen) return;
-    t.equal(seen.statesync.bulk.expected, N, `the bulk announced the whole table (${N})`);
+    t.ok(seen.statesync.bulk.expected >= N, `the bulk announced the whole table (${seen.statesync.bulk.expected} states, ${N} generated)`);
     // `received` counts every state that arrived while the bulk ran: live updates the master sends meanwhile (its
     // kernel's events for the generated states, late on a loaded machine) come on top of the bulk's own.
     t.ok(seen.statesync.bulk.received >= N, `all ${N} states were taken (${seen.statesync.bulk.received} received during the bulk)`);
