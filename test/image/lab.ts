@@ -162,6 +162,25 @@ export class Guest {
     throw new Error(`${this.spec.name}: no shell on hvc0 within ${timeoutMs / 1000} s; serial log tail:\n${this.serial().slice(-2000)}`);
   }
 
+  /**
+   * Reboot from inside (`systemctl reboot`) and wait (bounded) for the shell of the next boot. The boot id must
+   * change: the old boot's shell keeps answering while it shuts down, which under emulation takes a while.
+   * Returns seconds waited.
+   */
+  async reboot(timeoutMs: number): Promise<number> {
+    const t0 = Date.now(), deadline = t0 + timeoutMs;
+    const bootId = async () => (await this.run('cat /proc/sys/kernel/random/boot_id', 30_000)).out.trim();
+    const before = await bootId();
+    await this.run('(sleep 1; systemctl reboot) >/dev/null 2>&1 &', 30_000);
+    for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+      await sleep(5000);
+      await this.waitShell(Math.max(1000, deadline - Date.now()));
+      const now = await bootId().catch(() => '');
+      if (/^[0-9a-f-]{36}$/.test(now) && now !== before) return (Date.now() - t0) / 1000;
+    }
+    throw new Error(`${this.spec.name}: no shell of a new boot within ${timeoutMs / 1000} s after systemctl reboot; serial log tail:\n${this.serial().slice(-2000)}`);
+  }
+
   /** Run a shell command in the guest; bounded. Output is what it printed (stdout+stderr). */
   async run(cmd: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
     if (!this.sock) throw new Error(`${this.spec.name}: no console connection (call waitShell first)`);
