@@ -15,7 +15,7 @@ import { Lab, stages, waitFor, type Guest } from './lab.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE = process.env.DUOGATE_IMAGE ?? path.join(ROOT, 'board/minipc/out/duogate-minipc.img');
 const RUN_DIR = path.join(ROOT, 'board/minipc/out/test-reboot');
-const PREFIX = 'r13rb';
+const PREFIX = 'dgrb'; // boot.image.ts uses dgimg, upgrade.image.ts dgupg, powercut.image.ts dgpc
 
 const NICS = [
   { role: 'lan', mac: '52:54:00:d6:0e:02', slot: 3 },
