@@ -28,6 +28,8 @@ export interface Config {
 }
 
 const cidr = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}/([0-9]|[12][0-9]|3[0-2])$';
+/** An IPv4 network in a.b.c.d/len form (each octet 0-255, len 0-32). */
+export const CIDR4 = new RegExp(cidr);
 const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
 /** A VIP: an IPv4 address/0-32 or an IPv6 one/0-128 (the IPv6 text is checked further in load.ts). */
 export const vipAddress = `^(${cidr.slice(1, -1)}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$`;

@@ -2,6 +2,7 @@
 // JSON keeps it readable in a capture (tshark shows the body); the HMAC makes it unforgeable. Replays are
 // refused by the receiver (boot id + sequence, see PeerHealth). Decoding never throws: it returns a drop reason.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { MAX_LIST } from '../wan/dhcp/machine.js';
 
 const MAGIC = Buffer.from('DGHB');
 const VERSION = 1;
@@ -79,8 +80,8 @@ function validWan(w: any): boolean {
   const l = w.lease;
   if (l === null) return true;
   return typeof l === 'object' && isIp(l.address) && (l.subnetMask === undefined || isIp(l.subnetMask))
-    && Array.isArray(l.routers) && l.routers.length <= 8 && l.routers.every(isIp)
-    && Array.isArray(l.dns) && l.dns.length <= 8 && l.dns.every(isIp) && isIp(l.serverId)
+    && Array.isArray(l.routers) && l.routers.length <= MAX_LIST && l.routers.every(isIp)
+    && Array.isArray(l.dns) && l.dns.length <= MAX_LIST && l.dns.every(isIp) && isIp(l.serverId)
     && isU32(l.leaseTime) && isU32(l.t1) && isU32(l.t2) && typeof l.clientId === 'string' && /^[0-9a-f]{0,512}$/.test(l.clientId)
     && typeof l.age_ms === 'number' && Number.isFinite(l.age_ms) && l.age_ms >= 0;
 }

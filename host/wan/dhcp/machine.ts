@@ -17,6 +17,7 @@ import {
   DECODE_REASONS, type DhcpMessage,
 } from './codec.js';
 import { inSubnet, ipNum, isNetOrBroadcast, numIp, parseCidr } from '../../config/net.js';
+import { CIDR4 } from '../../config/schema.js';
 
 // --- specification constants (RFC 2131 §4.1, §4.4.5) ---
 /** First retransmission after 4 s, doubling up to 64 s, each randomised by ±1 s. */
@@ -152,7 +153,6 @@ export function usableAddress(ip: string): boolean {
  * 1 s lease (T1 = T2 = 0) would otherwise make it ask again at once, and move the address, without end.
  */
 export const MIN_LEASE_S = 8;
-const CIDR4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}$/;
 /** Routers and DNS servers kept from a lease (the rest is ignored): the peer heartbeat carries at most this many. */
 export const MAX_LIST = 8;
 
@@ -233,7 +233,7 @@ export class DhcpMachine {
     this.hostname = cfg.hostname;
     this.broadcast = cfg.broadcast ?? false;
     this.avoid = cfg.avoid ?? [];
-    for (const a of this.avoid) if (!CIDR4.test(a) || a.split(/[./]/).slice(0, 4).some((o) => Number(o) > 255) || Number(a.split('/')[1]) > 32) throw new DhcpConfigError('avoid', `"${a}" is not an IPv4 network (a.b.c.d/len)`);
+    for (const a of this.avoid) if (!CIDR4.test(a)) throw new DhcpConfigError('avoid', `"${a}" is not an IPv4 network (a.b.c.d/len)`);
     this.rand = o.rand ?? defaultRand;
   }
 
