@@ -19,7 +19,9 @@ const HELP = `duogate — active-passive HA gateway (CARP VIPs, state sync, conf
 usage: duogate <command> [options]
 
   run --config FILE            run the daemon in the foreground (structured JSON logs on stdout)
-  status [--json]              every VIP with its CARP state, demotion and drop counters
+  status [--json] [--timeout S]
+                               every VIP with its CARP state, demotion and drop counters; waits up to
+                               S seconds for the daemon's answer (default 5: a healthy daemon answers in ms)
   check [--config FILE] [--peer FILE]
                                validate a config and the pair's addressing plan
   firewall show [--json]|compile|apply
@@ -45,12 +47,20 @@ function version(): string {
   return 'unknown';
 }
 
+/** `--timeout S` in ms: a starved box (an emulator, a first boot of a slow one) may need minutes, never forever. */
+function answerBoundMs(v: string | undefined): number {
+  if (v === undefined) return 5000;
+  const s = Number(v);
+  if (!Number.isFinite(s) || s <= 0 || s > 3600) throw new ControlError('DG_ERR_USAGE', `--timeout ${v}: give seconds, more than 0 and at most 3600`);
+  return Math.round(s * 1000);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: {
       config: { type: 'string', short: 'c' }, socket: { type: 'string' }, 'state-dir': { type: 'string' },
-      peer: { type: 'string' }, json: { type: 'boolean' }, message: { type: 'string', short: 'm' }, help: { type: 'boolean', short: 'h' },
+      peer: { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' }, message: { type: 'string', short: 'm' }, help: { type: 'boolean', short: 'h' },
     },
   });
   const [cmd, ...rest] = positionals;
@@ -76,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       return await runDaemon(readConfig());
     }
     case 'status': {
-      const s = await request(socketPath(), { cmd: 'status' });
+      const s = await request(socketPath(), { cmd: 'status' }, answerBoundMs(values.timeout));
       process.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
       return 0;
     }

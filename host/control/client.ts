@@ -21,6 +21,11 @@ export async function request(socketPath: string, req: Record<string, unknown>, 
       const r = JSON.parse(buf.slice(0, i));
       if (r.ok) resolve(r.result); else reject(new ControlError(r.error.code, r.error.message));
     });
+    // A daemon going down (a restart) closes the connection unanswered: say so now, not at the timeout.
+    sock.on('close', () => {
+      clearTimeout(timer);
+      reject(new ControlError('DG_ERR_NO_ANSWER', `the daemon on ${socketPath} closed the connection without answering (restarting?); try again`));
+    });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(new ControlError('DG_ERR_NO_DAEMON', e.code === 'ENOENT' || e.code === 'ECONNREFUSED'

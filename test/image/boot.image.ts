@@ -48,7 +48,7 @@ const stage = stages(t);
 const secs = (t0: number) => Math.round((Date.now() - t0) / 100) / 10;
 
 async function status(g: Guest): Promise<any> {
-  const r = await g.run('duogate status --json', 300_000);
+  const r = await g.run('duogate status --json --timeout 120', 300_000);
   if (r.code !== 0) throw new Error(`${g.spec.name}: duogate status: ${r.out}`);
   return JSON.parse(r.out.slice(r.out.indexOf('{')));
 }

@@ -89,7 +89,7 @@ export class Guest {
     const d = this.dir, n = this.spec.name;
     const args = [
       'netns', 'exec', this.lab.ns('lab'), 'qemu-system-x86_64', '-name', `duogate-${n}`,
-      '-nodefaults', '-display', 'none', '-accel', 'tcg,tb-size=64', '-smp', '1', '-m', '512', '-machine', 'q35',
+      '-nodefaults', '-display', 'none', '-accel', 'tcg,tb-size=64', '-smp', '1', '-m', String(GUEST_MIB), '-machine', 'q35',
       '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${d}/efivars.fd`,
       // cache=writeback, spelled out because the power-cut test (powercut.image.ts) rests on it: the guest sees a
       // volatile write cache and its flushes (fsync, journal commits) reach the image file's host page cache;
@@ -201,6 +201,17 @@ export class Guest {
     }
     throw new Error(`${this.spec.name}: "${cmd}" did not finish within ${timeoutMs / 1000} s; got: ${this.buf.slice(-500)}`);
   }
+}
+
+/** Guest memory: under the 4 GiB and more of a box this is for, and still room for Debian 13's daemon, Kea,
+ *  unbound, the console and the tests' and the health check's own Node processes side by side. */
+export const GUEST_MIB = 1024;
+
+/** What a guest was doing when a wait on it ran out: the daemon's unit and log, memory, load, the busiest processes. */
+export async function postMortem(g: Guest): Promise<string> {
+  const r = await g.run('systemctl status duogate --no-pager -n 0; journalctl -b -u duogate -n 30 --no-pager -o short-monotonic; ' +
+    'free -m; cat /proc/loadavg; ps -eo pid,ni,rss,etime,time,args --sort=-time | head -12', 120_000).catch((e: Error) => ({ out: `(no post-mortem: ${e.message})` }));
+  return r.out;
 }
 
 export class Lab {

@@ -41,7 +41,7 @@ const sum = async (g: Guest, file: string) => (await sh(g, `sha256sum ${file}`))
 const slot = async (g: Guest) => /duogate\.slot=([ab])/.exec(await sh(g, 'cat /proc/cmdline'))?.[1];
 const entries = async (g: Guest) => (await sh(g, 'mountpoint -q /boot/efi || mount /boot/efi; ls /boot/efi/loader/entries')).split(/\s+/).filter(Boolean).sort();
 async function status(g: Guest): Promise<any> {
-  const r = await g.run('duogate status --json', 90_000);
+  const r = await g.run('duogate status --json --timeout 60', 90_000);
   if (r.code !== 0) throw new Error(`duogate status: ${r.out}`);
   return JSON.parse(r.out.slice(r.out.indexOf('{')));
 }

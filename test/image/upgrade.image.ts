@@ -9,7 +9,7 @@ import type * as Tap from 'tap';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, stages, upgradeStick, waitFor, type Guest } from './lab.js';
+import { Lab, postMortem, stages, upgradeStick, waitFor, type Guest } from './lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(ROOT, 'board/minipc/out');
@@ -52,7 +52,8 @@ if (process.getuid?.() !== 0) {
     lab.up();
     g.powerOn();
     await g.waitShell(600_000);
-    await waitFor('duogate answers', async () => (await g.run('duogate status', 300_000)).out.includes('CARP: MASTER'), 900_000, 3000);
+    await waitFor('duogate answers', async () => (await g.run('duogate status --timeout 120', 300_000)).out.includes('CARP: MASTER'), 900_000, 3000)
+      .catch(async (e: Error) => { t.comment(`slot A post-mortem:\n${await postMortem(g)}`); throw e; });
     t.equal(await slot(g), 'a', 'running slot A');
     debianBefore = (await g.run('cat /etc/debian_version', 30_000)).out.match(/^\d+\.\d+/m)?.[0] ?? '?';
     t.same(await entries(g), ['duogate-a.conf'], 'one boot entry, no counter');
@@ -93,7 +94,8 @@ if (process.getuid?.() !== 0) {
     // udev names the ports from the .link files during coldplug, which under a loaded emulator can end after the shell is up.
     await waitFor('udev named lan0', async () => (await g.run('test -e /sys/class/net/lan0 && echo named', 30_000)).out.includes('named'), 300_000, 3000).catch(() => null);
     t.match((await g.run('cat /etc/systemd/network/10-duogate-lan0.link; cat /sys/class/net/lan0/address', 30_000)).out, /MACAddress=52:54:00:d6:0c:02[\s\S]*52:54:00:d6:0c:02/, 'NIC roles kept');
-    await waitFor('duogate answers on slot B', async () => (await g.run('duogate status', 300_000)).out.includes('CARP: MASTER'), 900_000, 3000);
+    await waitFor('duogate answers on slot B', async () => (await g.run('duogate status --timeout 120', 300_000)).out.includes('CARP: MASTER'), 900_000, 3000)
+      .catch(async (e: Error) => { t.comment(`slot B post-mortem:\n${await postMortem(g)}`); throw e; });
     const blessed = await waitFor('entry blessed', async () => { const e = await entries(g); return e.includes('duogate-b.conf') ? e : null; }, 900_000, 3000);
     t.same(blessed, ['duogate-a.conf', 'duogate-b.conf'], 'systemd-bless-boot marked slot B good once duogate-healthy passed');
   });
