@@ -23,7 +23,7 @@ export type { AlarmEvent };
 export class PeerHealth implements Service {
   readonly name = 'peer';
   private d!: FeatureHost;
-  private sock: dgram.Socket | null = null;
+  private socks: Partial<Record<Path, dgram.Socket>> = {};
   private tick: NodeJS.Timeout | null = null;
   private evalTimer: NodeJS.Timeout | null = null;
   private readonly boot = randomBytes(8).toString('hex');
@@ -54,15 +54,21 @@ export class PeerHealth implements Service {
     this.addr.lan = this.c.lan_path ? ifs.lan.peer : undefined;
     if (!this.addr.sync) throw new Error('peer: interfaces.sync.peer is not set: the heartbeat needs the other node\'s sync address (set it, or remove the peer: section)');
     this.startedAt = d.now();
-    // Bound to the wildcard so the LAN path arrives too; the source address says which path a datagram took,
-    // and anything from another address is dropped (the HMAC guards the rest). The ruleset admits this port only
-    // from the peer's sync address on the sync NIC and from the peer's LAN address on the LAN NIC (docs/gateway.md
+    // One socket per path, bound to this node's own address on it: nothing listens on the WAN or on another
+    // network's address, and a datagram's path is the socket it came in on. The source must also be the peer's
+    // address on that path (anything else is dropped; the HMAC guards the rest), and the ruleset admits this port
+    // only from the peer's sync address on the sync NIC and from its LAN address on the LAN NIC (docs/gateway.md
     // "Ports each node opens"), so a spoofed source has to come from the peer's own segment.
-    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-    s.on('message', (m, r) => this.onMessage(m, r.address));
-    s.on('error', (e) => { this.lastError = `udp ${this.c.port}: ${e.message}`; d.log.warn('peer heartbeat socket error', { err: e }); });
-    s.bind(this.c.port, () => { d.log.info('peer heartbeat listening', { port: this.c.port, sync_peer: this.addr.sync, lan_peer: this.addr.lan ?? null }); this.send(); });
-    this.sock = s;
+    const own: Record<Path, string | undefined> = { sync: ifs.sync.address.split('/')[0], lan: this.addr.lan ? ifs.lan.address.split('/')[0] : undefined };
+    for (const path of ['sync', 'lan'] as Path[]) {
+      const at = own[path];
+      if (!at) continue;
+      const s = dgram.createSocket({ type: 'udp4' });
+      s.on('message', (m, r) => this.onMessage(m, r.address, path));
+      s.on('error', (e) => { this.lastError = `udp ${at}:${this.c.port}: ${e.message}`; d.log.warn('peer heartbeat socket error', { path, address: at, err: e }); });
+      s.bind(this.c.port, at, () => { d.log.info('peer heartbeat listening', { path, address: at, port: this.c.port, peer: this.addr[path] }); this.send(); });
+      this.socks[path] = s;
+    }
     this.tick = setInterval(() => this.send(), this.c.interval_ms);
     this.evalTimer = setInterval(() => this.evaluate(), EVAL_MS);
     d.on('transition', this.onTransition);
@@ -76,8 +82,8 @@ export class PeerHealth implements Service {
     this.d?.off('wan-lease', this.onWanLease);
     if (this.tick) clearInterval(this.tick);
     if (this.evalTimer) clearInterval(this.evalTimer);
-    try { this.sock?.close(); } catch { /* already closed */ }
-    this.sock = null;
+    for (const s of Object.values(this.socks)) try { s.close(); } catch { /* already closed */ }
+    this.socks = {};
     // Nobody watches the pair's health any more: what was raised is cleared, or its listeners (telemetry's
     // events, dhcp's hold) keep it for as long as the daemon runs. The socket is closed: report() sends nothing.
     for (const alarm of this.tracker.clear()) this.report({ alarm, active: false });
@@ -108,13 +114,12 @@ export class PeerHealth implements Service {
   }
 
   private send(): void {
-    if (!this.sock) return;
     for (const path of ['sync', 'lan'] as Path[]) {
-      const to = this.addr[path];
-      if (!to) continue;
+      const to = this.addr[path], sock = this.socks[path];
+      if (!to || !sock) continue;
       const buf = encode(this.heartbeat(path), this.c.key);
       try {
-        this.sock.send(buf, this.c.port, to, (e) => {
+        sock.send(buf, this.c.port, to, (e) => {
           if (!e) { this.counters.sent++; return; }
           // No route / no carrier: expected while a cable is out; the alarm says so, the log says it once.
           if (this.counters.send_errors++ === 0) this.d.log.warn('peer heartbeat send failed', { path, to, err: e });
@@ -124,9 +129,8 @@ export class PeerHealth implements Service {
     }
   }
 
-  private onMessage(buf: Buffer, from: string): void {
-    const path: Path | null = from === this.addr.sync ? 'sync' : from === this.addr.lan ? 'lan' : null;
-    if (!path) { this.counters.unknown_source++; return; }
+  private onMessage(buf: Buffer, from: string, path: Path): void {
+    if (from !== this.addr[path]) { this.counters.unknown_source++; return; }
     const r = decode(buf, this.c.key);
     if (!r.ok) { this.count(r.reason); return; }
     const hb = r.hb;

@@ -145,7 +145,7 @@ if (process.getuid?.() !== 0) {
       'udp 127.0.0.1:53 unbound', `udp ${LAN.vip}:53 unbound`, `udp ${own.lan}:53 unbound`,
       `udp ${own.lan}:67 kea-dhcp4`,
       `udp ${own.sync}:7200 duogate`,
-      'udp 0.0.0.0:7201 duogate',
+      `udp ${own.sync}:7201 duogate`, `udp ${own.lan}:7201 duogate`,
     ].sort();
     t.same(listeners('primary'), expected({ lan: LAN.primary, sync: SYNC.primary }, false), 'primary: only these listen');
     t.same(listeners('secondary'), expected({ lan: LAN.secondary, sync: SYNC.secondary }, true), 'secondary: only these listen (it alone serves config sync)');
