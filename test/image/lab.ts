@@ -167,6 +167,16 @@ export class Guest {
    * change: the old boot's shell keeps answering while it shuts down, which under emulation takes a while.
    * Returns seconds waited.
    */
+  /**
+   * Wait, in the guest's shell, for the daemon's control socket: a `duogate status` before it exists is a Node
+   * start (25-90 s of emulated CPU on Debian 13) that only slows the daemon's own start. Bounded by `timeoutMs`.
+   */
+  async waitDaemonSocket(timeoutMs: number): Promise<boolean> {
+    const n = Math.ceil(timeoutMs / 2000);
+    const r = await this.run(`for i in $(seq ${n}); do test -S /run/duogate/duogate.sock && { echo socket-ready; break; }; sleep 2; done`, timeoutMs + 60_000);
+    return r.out.includes('socket-ready');
+  }
+
   async reboot(timeoutMs: number): Promise<number> {
     const t0 = Date.now(), deadline = t0 + timeoutMs;
     const bootId = async () => (await this.run('cat /proc/sys/kernel/random/boot_id', 30_000)).out.trim();

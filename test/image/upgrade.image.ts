@@ -52,6 +52,7 @@ if (process.getuid?.() !== 0) {
     lab.up();
     g.powerOn();
     await g.waitShell(600_000);
+    await g.waitDaemonSocket(900_000);
     await waitFor('duogate answers', async () => (await g.run('duogate status --timeout 120', 300_000)).out.includes('CARP: MASTER'), 900_000, 3000)
       .catch(async (e: Error) => { t.comment(`slot A post-mortem:\n${await postMortem(g)}`); throw e; });
     t.equal(await slot(g), 'a', 'running slot A');
@@ -94,6 +95,7 @@ if (process.getuid?.() !== 0) {
     // udev names the ports from the .link files during coldplug, which under a loaded emulator can end after the shell is up.
     await waitFor('udev named lan0', async () => (await g.run('test -e /sys/class/net/lan0 && echo named', 30_000)).out.includes('named'), 300_000, 3000).catch(() => null);
     t.match((await g.run('cat /etc/systemd/network/10-duogate-lan0.link; cat /sys/class/net/lan0/address', 30_000)).out, /MACAddress=52:54:00:d6:0c:02[\s\S]*52:54:00:d6:0c:02/, 'NIC roles kept');
+    await g.waitDaemonSocket(1_500_000);
     await waitFor('duogate answers on slot B', async () => (await g.run('duogate status --timeout 120', 300_000)).out.includes('CARP: MASTER'), 900_000, 3000)
       .catch(async (e: Error) => { t.comment(`slot B post-mortem:\n${await postMortem(g)}`); throw e; });
     const blessed = await waitFor('entry blessed', async () => { const e = await entries(g); return e.includes('duogate-b.conf') ? e : null; }, 900_000, 3000);
