@@ -166,15 +166,19 @@ export function ndBuildNa(): usize {
 // ssNlTxLen), PEER (a peer payload in), TXB (a batch of wire items out, length ssTxLen), IGN (ignore
 // list, raw IPv4 words), ENT (one 64-byte record, layout in conntrack/entry.ts). Counters: SSTATS.
 import * as sst from './statesync/table';
+import * as sst6 from './statesync/table6';
 import * as sse from './statesync/engine';
 import * as ssp from './statesync/policy';
 import { SSTATS, S_COUNT, clearSStats } from './statesync/stats';
 import { ENT, REC } from './conntrack/entry';
 
-/** Size the table for `capacity` states (rounded up to a power of two, >= 1024). False if already sized differently. */
-export function ssInit(capacity: u32): bool { clearSStats(); return sst.init(capacity); }
+/**
+ * Size the IPv4 table for `capacity` states and the IPv6 table for a quarter of that (each rounded up to a power
+ * of two, >= 1024). False if already sized differently.
+ */
+export function ssInit(capacity: u32): bool { clearSStats(); return sst.init(capacity) && sst6.init(capacity / 4); }
 /** Forget every state and queued item (peer restart handling, tests). */
-export function ssClear(): void { sst.clear(); }
+export function ssClear(): void { sst.clear(); sst6.clear(); }
 export function ssNlRxPtr(): usize { return sse.NLRX; }
 export function ssNlRxCap(): u32 { return sse.NLRX_CAP; }
 export function ssNlTxPtr(): usize { return sse.NLTX; }
@@ -204,25 +208,34 @@ export function ssFlags(): u32 { return (sse.doneSeen ? sse.FLAG_DONE : 0) | (ss
 export function ssResetFlags(): void { sse.resetFlags(); }
 export function ssDumpBegin(): void { sse.dumpBegin(); }
 export function ssDumpEnd(queue: bool): u32 { return sse.dumpEnd(queue); }
-/** Encode queued states into TXB (at most maxBytes). Returns the item count; 0 = nothing queued. */
-export function ssPollBatch(now: f64, maxBytes: u32): u32 { return sse.pollBatch(now, maxBytes); }
+/** Encode queued states into TXB (at most maxBytes; IPv6 ones only when `v6`). Returns the item count; 0 = nothing queued. */
+export function ssPollBatch(now: f64, maxBytes: u32, v6: bool): u32 { return sse.pollBatch(now, maxBytes, v6); }
 /** Queue every live state (bulk send). Returns how many. */
-export function ssQueueAll(): u32 { return sst.queueAll(); }
+export function ssQueueAll(): u32 { return sst.queueAll() + sst6.queueAll(); }
 /** Drop the send queue (the peer restarted; it will ask for a bulk). */
-export function ssDropQueue(): void { sst.dropQueue(); }
-export function ssQueueLen(): u32 { return sst.qLen; }
+export function ssDropQueue(): void { sst.dropQueue(); sst6.dropQueue(); }
+export function ssQueueLen(): u32 { return sst.qLen + sst6.qLen; }
 /** Apply `len` bytes of wire items in PEER; kernel requests go to NLTX. Returns items applied. */
 export function ssApply(now: f64, len: u32, liberal: bool): u32 { return sse.applyItems(now, len, liberal); }
 export function ssBarrier(): void { sse.emitBarrier(); }
-/** BE_LIBERAL on/off for TCP states from record `start`; returns where to continue or -1 when done. */
+/** BE_LIBERAL on/off for TCP states from record `start` (IPv4, then IPv6 tagged 1 << 24); returns where to continue or -1 when done. */
 export function ssLiberalPass(start: u32, on: bool): i32 { return sse.liberalPass(start, on); }
 /** Delete + re-create (liberal, empty window tracking) every TCP state from record `start`; -1 when done. */
 export function ssReinjectPass(start: u32, now: f64): i32 { return sse.reinjectPass(start, now); }
-export function ssCount(): u32 { return sst.count; }
-export function ssCapacity(): u32 { return sst.cap; }
+export function ssCount(): u32 { return sst.count + sst6.count; }
+export function ssCount6(): u32 { return sst6.count; }
+export function ssCapacity(): u32 { return sst.cap + sst6.cap; }
 export function ssSpan(): u32 { return sst.span(); }
+export function ssSpan6(): u32 { return sst6.span(); }
 export function ssBytesPerSlot(): u32 { return sst.bytesPerSlot(); }
 /** Copy record `i` into ENT; false if it is free. */
 export function ssReadRecord(i: u32): bool { return sse.readRecord(i); }
 /** Look up the key in ENT (bytes 1..15); the record is copied into ENT. Returns its number or -1. */
 export function ssLookup(): i32 { return sse.lookupEnt(); }
+/** Copy IPv6 record `i` into ENT (128 bytes); false if it is free. */
+export function ssReadRecord6(i: u32): bool { return sse.readRecord6(i); }
+/** Look up the IPv6 key in ENT (bytes 1..15 with the address folds, and 64..95); copied into ENT. */
+export function ssLookup6(): i32 { return sse.lookupEnt6(); }
+/** The pair's own IPv6 addresses (16 bytes each, at most POL_OWN6_MAX): never sent, refused when received. */
+export function ssOwn6Ptr(): usize { return ssp.OWN6; }
+export function ssSetOwn6(n: u32): void { ssp.setOwn6(n); }

@@ -13,6 +13,7 @@ export const NLM_F_EXCL: u16 = 0x200;
 export const NLM_F_CREATE: u16 = 0x400;
 export const NLA_TYPE_MASK: u16 = 0x3fff;
 export const AF_INET: u8 = 2;
+export const AF_INET6: u8 = 10;
 
 // ---- message types: (NFNL_SUBSYS_CTNETLINK 1 << 8) | msg ----
 export const CT_NEW: u16 = 0x100;
@@ -36,12 +37,16 @@ export const CTA_TUPLE_ZONE: u16 = 3;
 export const CTA_IP_V4_SRC: u16 = 1;
 export const CTA_IP_V4_DST: u16 = 2;
 export const CTA_IP_V6_SRC: u16 = 3;
+export const CTA_IP_V6_DST: u16 = 4;
 export const CTA_PROTO_NUM: u16 = 1;
 export const CTA_PROTO_SRC_PORT: u16 = 2;
 export const CTA_PROTO_DST_PORT: u16 = 3;
 export const CTA_PROTO_ICMP_ID: u16 = 4;
 export const CTA_PROTO_ICMP_TYPE: u16 = 5;
 export const CTA_PROTO_ICMP_CODE: u16 = 6;
+export const CTA_PROTO_ICMPV6_ID: u16 = 7;
+export const CTA_PROTO_ICMPV6_TYPE: u16 = 8;
+export const CTA_PROTO_ICMPV6_CODE: u16 = 9;
 // protoinfo
 export const CTA_PROTOINFO_TCP: u16 = 1;
 export const CTA_PROTOINFO_TCP_STATE: u16 = 1;
@@ -51,6 +56,7 @@ export const CTA_PROTOINFO_TCP_FLAGS_ORIGINAL: u16 = 4;
 export const CTA_PROTOINFO_TCP_FLAGS_REPLY: u16 = 5;
 // NAT
 export const CTA_NAT_V4_MINIP: u16 = 1;
+export const CTA_NAT_V6_MINIP: u16 = 4;
 export const CTA_NAT_PROTO: u16 = 3;
 export const CTA_PROTONAT_PORT_MIN: u16 = 1;
 export const CTA_PROTONAT_PORT_MAX: u16 = 2;
@@ -67,6 +73,7 @@ export const IPS_DST_NAT: u32 = 0x20;
 export const IPPROTO_ICMP: u8 = 1;
 export const IPPROTO_TCP: u8 = 6;
 export const IPPROTO_UDP: u8 = 17;
+export const IPPROTO_ICMPV6: u8 = 58;
 export const TCP_CONNTRACK_MAX: u8 = 10;
 export const TCP_FLAG_WINDOW_SCALE: u8 = 0x01;
 export const TCP_FLAG_SACK_PERM: u8 = 0x02;

@@ -46,8 +46,35 @@ export const PRESENT_STATUS: u8 = 32;
 
 export const Q_QUEUED: u8 = 1;
 
-/** The parser's scratch entry (one record). */
-export const ENT: usize = memory.data(REC, 16);
+// An IPv6 record (statesync/table6.ts) is an IPv4-shaped record followed by the four 16-byte addresses, so
+// every field from the ports on sits where it does for IPv4 and the engine's code for them is shared. In the
+// first 64 bytes, the IPv4 address words hold a fold (XOR of the four words) of the IPv6 address: the key hash
+// and a first comparison use them; keyEq6 then compares the full original addresses.
+//
+//  64 osrc[16]  80 odst[16]    (key = bytes 1..15 and 64..95)
+//  96 rsrc[16] 112 rdst[16]
+export const REC6: u32 = 128;
+export const O6_OSRC: u32 = 64; export const O6_ODST: u32 = 80; export const O6_RSRC: u32 = 96; export const O6_RDST: u32 = 112;
+
+/** The parser's scratch entry (one record, room for an IPv6 one). */
+export const ENT: usize = memory.data(REC6, 16);
+
+/** XOR fold of the 16-byte address at `a` into one word. */
+// @ts-ignore: decorator
+@inline export function fold6(a: usize): u32 { return load<u32>(a) ^ load<u32>(a, 4) ^ load<u32>(a, 8) ^ load<u32>(a, 12); }
+
+// @ts-ignore: decorator
+@inline export function eq16(a: usize, b: usize): bool { return load<u64>(a) == load<u64>(b) && load<u64>(a, 8) == load<u64>(b, 8); }
+
+/** IPv6 records: the IPv4-shaped key (folds included) and the full original addresses. */
+export function keyEq6(a: usize, b: usize): bool {
+  return keyEq(a, b) && eq16(a + O6_OSRC, b + O6_OSRC) && eq16(a + O6_ODST, b + O6_ODST);
+}
+
+/** contentDiffers for IPv6 records: the full reply addresses too. */
+export function contentDiffers6(a: usize, b: usize): bool {
+  return contentDiffers(a, b) || !eq16(a + O6_RSRC, b + O6_RSRC) || !eq16(a + O6_RDST, b + O6_RDST);
+}
 
 // @ts-ignore: decorator
 @inline export function keyEq(a: usize, b: usize): bool {

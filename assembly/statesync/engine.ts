@@ -4,22 +4,28 @@
 import {
   REC, ENT, O_LIVE, O_PROTO, O_OSRC, O_ODST, O_RSRC, O_STATUS, O_TIMEOUT, O_MARK, O_TCPSTATE, O_PRESENT, O_QFLAGS,
   O_RETRIES, O_GEN, O_SEEN, LIVE_OK, LIVE_DEAD, PRESENT_TCP, PRESENT_MARK, PRESENT_TIMEOUT, PRESENT_REPLY,
-  Q_QUEUED, contentDiffers, keyHash,
+  Q_QUEUED, contentDiffers, contentDiffers6, keyHash, REC6, O6_RSRC,
 } from '../conntrack/entry';
 import {
-  NLMSG_HDRLEN, NLMSG_ERROR, NLMSG_DONE, CT_NEW, CT_DELETE, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, EEXIST, ENOENT,
+  NLMSG_HDRLEN, NLMSG_ERROR, NLMSG_DONE, CT_NEW, CT_DELETE, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, EEXIST, ENOENT,
 } from '../conntrack/constants';
-import { parseCt, PARSE_OK, PARSE_FAMILY } from '../conntrack/parse';
-import { buildCreate, buildUpdate, buildDelete, buildLiberal, buildBarrier, MAX_REQUEST, SEQ_BARRIER } from '../conntrack/build';
+import { parseCt, parsedV6, PARSE_OK, PARSE_FAMILY } from '../conntrack/parse';
+import { buildCreate, buildCreate6, buildUpdate, buildDelete, buildLiberal, buildBarrier, MAX_REQUEST, SEQ_BARRIER } from '../conntrack/build';
 import * as table from './table';
-import { encodeUpsert, encodeDelete, decodeItem, UPSERT_LEN, DELETE_LEN, OP_UPSERT } from './codec';
+import * as table6 from './table6';
+import {
+  encodeUpsert, encodeDelete, encodeUpsert6, encodeDelete6, decodeItem, decodedV6, UPSERT_LEN, DELETE_LEN, UPSERT6_LEN, DELETE6_LEN,
+  OP_UPSERT, OP_UPSERT6,
+} from './codec';
 import {
   bump, setStat, S_NL_MSGS, S_OWN_ECHO, S_FILTERED, S_UNSUPPORTED, S_MALFORMED, S_TABLE_FULL, S_TX_UPSERTS,
   S_TX_DELETES, S_RX_UPSERTS, S_RX_DELETES, S_RX_BAD_ITEMS, S_K_CREATES, S_K_UPDATES, S_K_DELETES, S_K_ERRORS,
   S_K_EEXIST_FIXED, S_K_ENOENT_FIXED, S_DUMP_ENTRIES, S_SWEPT, S_EVENTS, S_LAST_ERRNO, S_RX_TO_SELF, S_RX_ZONE,
-  S_RX_MARK, S_RX_SNAT, S_RX_DNAT, S_RX_TIMEOUT_CLAMPED,
+  S_RX_MARK, S_RX_SNAT, S_RX_DNAT, S_RX_TIMEOUT_CLAMPED, S_V6_HELD,
 } from './stats';
-import { checkUpsert, clampTimeout, isVip, POLICY_OK, POLICY_TO_SELF, POLICY_ZONE, POLICY_MARK, POLICY_SNAT } from './policy';
+import {
+  checkUpsert, checkUpsert6, clampTimeout, isVip, ownEntry6, natFree6, POLICY_OK, POLICY_TO_SELF, POLICY_ZONE, POLICY_MARK, POLICY_SNAT,
+} from './policy';
 
 // ---- buffers (static; the host views them through pointers) ----
 export const NLRX_CAP: u32 = 256 * 1024;
@@ -44,6 +50,13 @@ const K_LIBERAL: u32 = 4;
 const K_FIXDEL: u32 = 5;
 // A received delete for a record still queued to the peer: free it when dequeued, send nothing.
 const Q_SILENT: u8 = 2;
+// IPv6 records are numbered in their own table (table6.ts); outside it (kernel sequence numbers, table passes)
+// their numbers carry this tag. Record numbers stay below 2^24, so a tagged one still fits `seq >> 3`.
+export const V6: u32 = 1 << 24;
+
+/** Record `i`, IPv6 when tagged. */
+// @ts-ignore: decorator
+@inline function R(i: u32): usize { return (i & V6) ? table6.rec(i & ~V6) : table.rec(i); }
 
 export let nlTxLen: u32 = 0;
 export let txLen: u32 = 0;
@@ -114,6 +127,7 @@ export function handleNetlink(now: f64, len: u32, queue: bool, dump: bool): u32 
 function kernelEntry(now: f64, msg: usize, len: u32, isDelete: bool, queue: bool, dump: bool): void {
   const r = parseCt(msg, len);
   if (r != PARSE_OK) { bump(r == PARSE_FAMILY ? S_UNSUPPORTED : S_MALFORMED); return; }
+  if (parsedV6) { kernelEntry6(now, isDelete, queue, dump); return; }
   const proto = load<u8>(ENT + O_PROTO);
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP) { bump(S_UNSUPPORTED); return; }
   // The node's own traffic stays in its own kernel; the receiver refuses the same (policy.ts), so a peer that
@@ -152,6 +166,54 @@ function kernelEntry(now: f64, msg: usize, len: u32, isDelete: bool, queue: bool
   if (changed && queue) table.enqueue(<u32>i);
 }
 
+/**
+ * kernelEntry for the IPv6 entry in ENT. Not replicated: the node's own traffic (link-local, multicast, its
+ * own and the peer's addresses, the IPv6 VIPs) and entries with NAT (IPv6 is routed, not translated).
+ */
+function kernelEntry6(now: f64, isDelete: bool, queue: bool, dump: bool): void {
+  const proto = load<u8>(ENT + O_PROTO);
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6) { bump(S_UNSUPPORTED); return; }
+  const h = keyHash(ENT);
+  const i = table6.find(ENT, h);
+  if (isDelete) { if (i >= 0) { bump(dump ? S_DUMP_ENTRIES : S_EVENTS); removeLocal6(<u32>i, queue); } return; }
+  const present = load<u8>(ENT + O_PRESENT);
+  const rec = i >= 0 ? table6.rec(<u32>i) : 0;
+  if (!(present & PRESENT_REPLY)) {
+    if (i < 0) { bump(S_MALFORMED); return; }
+    memory.copy(ENT + 16, rec + 16, 12); memory.copy(ENT + O6_RSRC, rec + O6_RSRC, 32);
+  }
+  if (ownEntry6(ENT)) { bump(S_FILTERED); return; }
+  if (!natFree6(ENT)) { bump(S_UNSUPPORTED); return; }
+  if (dump) bump(S_DUMP_ENTRIES); else bump(S_EVENTS);
+  if (i < 0) {
+    if (!(present & PRESENT_TIMEOUT)) store<u32>(ENT + O_TIMEOUT, 300);
+    store<u32>(ENT + O_SEEN, clock(now));
+    const j = table6.insert(ENT, h);
+    if (j < 0) { bump(S_TABLE_FULL); return; }
+    if (queue) table6.enqueue(<u32>j);
+    return;
+  }
+  if (!(present & PRESENT_TCP)) memory.copy(ENT + O_TCPSTATE, rec + O_TCPSTATE, 5);
+  if (!(present & PRESENT_MARK)) store<u32>(ENT + O_MARK, load<u32>(rec + O_MARK));
+  let changed = load<u8>(rec + O_LIVE) != LIVE_OK || contentDiffers6(rec, ENT);
+  if (!changed && (present & PRESENT_TIMEOUT) && remaining(rec, now) * 2 < load<u32>(ENT + O_TIMEOUT)) changed = true;
+  const oldTimeout = load<u32>(rec + O_TIMEOUT);
+  memory.copy(rec + 16, ENT + 16, 29); memory.copy(rec + O6_RSRC, ENT + O6_RSRC, 32);
+  if (!(present & PRESENT_TIMEOUT)) store<u32>(rec + O_TIMEOUT, oldTimeout);
+  store<u8>(rec + O_LIVE, LIVE_OK);
+  store<u32>(rec + O_SEEN, clock(now));
+  store<u32>(rec + O_GEN, table6.gen);
+  if (changed && queue) table6.enqueue(<u32>i);
+}
+
+function removeLocal6(i: u32, queue: bool): void {
+  const rec = table6.rec(i);
+  const q = load<u8>(rec + O_QFLAGS);
+  if (queue) { store<u8>(rec + O_LIVE, LIVE_DEAD); store<u8>(rec + O_QFLAGS, q & ~Q_SILENT); table6.enqueue(i); }
+  else if (q & Q_QUEUED) { store<u8>(rec + O_LIVE, LIVE_DEAD); store<u8>(rec + O_QFLAGS, q | Q_SILENT); }
+  else table6.free(i);
+}
+
 /** The kernel lost entry `i`: tell the peer (active node) or just forget it. */
 function removeLocal(i: u32, queue: bool): void {
   const rec = table.rec(i);
@@ -166,8 +228,9 @@ function kernelAnswer(now: f64, seq: u32, err: i32): void {
   if (err == 0) return;
   const i = seq >> 3; const what = seq & 7;
   if (what == K_DELETE || what == K_FIXDEL || what == K_LIBERAL) { if (err != ENOENT) fail(err); return; }
-  if (i >= table.span() || table.liveOf(i) != LIVE_OK) { fail(err); return; }
-  const rec = table.rec(i);
+  const k = i & ~V6;
+  if ((i & V6) ? (k >= table6.span() || table6.liveOf(k) != LIVE_OK) : (i >= table.span() || table.liveOf(i) != LIVE_OK)) { fail(err); return; }
+  const rec = R(i);
   const tries = load<u8>(rec + O_RETRIES);
   if (tries >= 2 || nlTxLen > NLTX_SOFT) { fail(err); return; }
   store<u8>(rec + O_RETRIES, tries + 1);
@@ -186,7 +249,7 @@ function fail(err: i32): void { bump(S_K_ERRORS); setStat(S_LAST_ERRNO, <u32>err
 // ---- dump diff ----
 
 /** A full dump starts: entries it reports get the new generation. */
-export function dumpBegin(): void { table.gen++; }
+export function dumpBegin(): void { table.gen++; table6.gen++; }
 /** The dump ended: entries it did not report are gone from the kernel. Returns how many. */
 export function dumpEnd(queue: bool): u32 {
   let n: u32 = 0;
@@ -195,14 +258,23 @@ export function dumpEnd(queue: bool): u32 {
     const r = table.rec(i);
     if (load<u8>(r + O_LIVE) == LIVE_OK && load<u32>(r + O_GEN) != g) { removeLocal(i, queue); n++; }
   }
+  const g6 = table6.gen;
+  for (let i: u32 = 0; i < table6.span(); i++) {
+    const r = table6.rec(i);
+    if (load<u8>(r + O_LIVE) == LIVE_OK && load<u32>(r + O_GEN) != g6) { removeLocal6(i, queue); n++; }
+  }
   for (let k: u32 = 0; k < n; k++) bump(S_SWEPT);
   return n;
 }
 
 // ---- table → peer ----
 
-/** Encode queued states into TXB, at most `maxBytes`. Returns the number of items (0 = queue empty). */
-export function pollBatch(now: f64, maxBytes: u32): u32 {
+/**
+ * Encode queued states into TXB, at most `maxBytes`: IPv4 first, then IPv6 when `v6` (the peer announced
+ * CAP_V6). Without it, queued IPv6 states are dropped from the queue (counted `v6_held`; they stay in the
+ * table, and a bulk for an upgraded peer carries them). Returns the number of items (0 = queue empty).
+ */
+export function pollBatch(now: f64, maxBytes: u32, v6: bool): u32 {
   if (maxBytes > TXB_CAP) maxBytes = TXB_CAP;
   let p: u32 = 0; let n: u32 = 0;
   while (p + UPSERT_LEN <= maxBytes) {
@@ -217,6 +289,26 @@ export function pollBatch(now: f64, maxBytes: u32): u32 {
     }
     encodeUpsert(TXB + p, r, remaining(r, now));
     p += UPSERT_LEN; n++; bump(S_TX_UPSERTS);
+  }
+  if (!v6) {
+    for (let i = table6.dequeue(); i >= 0; i = table6.dequeue()) {
+      bump(S_V6_HELD);
+      if (load<u8>(table6.rec(<u32>i) + O_LIVE) == LIVE_DEAD) table6.free(<u32>i);
+    }
+  } else if (table.qLen == 0) {
+    while (p + UPSERT6_LEN <= maxBytes) {
+      const i = table6.dequeue();
+      if (i < 0) break;
+      const r = table6.rec(<u32>i);
+      if (load<u8>(r + O_LIVE) == LIVE_DEAD) {
+        const silent = (load<u8>(r + O_QFLAGS) & Q_SILENT) != 0;
+        if (!silent) { encodeDelete6(TXB + p, r); p += DELETE6_LEN; n++; bump(S_TX_DELETES); }
+        table6.free(<u32>i);
+        continue;
+      }
+      encodeUpsert6(TXB + p, r, remaining(r, now));
+      p += UPSERT6_LEN; n++; bump(S_TX_UPSERTS);
+    }
   }
   txLen = p;
   return n;
@@ -238,6 +330,7 @@ export function applyItems(now: f64, len: u32, liberal: bool): u32 {
     if (l == 0) { bump(S_RX_BAD_ITEMS); break; }
     const op = load<u8>(PEER + p);
     p += l; n++;
+    if (decodedV6) { applyItem6(now, op, liberal); continue; }
     const h = keyHash(ENT);
     const i = table.find(ENT, h);
     if (op != OP_UPSERT) {
@@ -248,7 +341,7 @@ export function applyItems(now: f64, len: u32, liberal: bool): u32 {
     bump(S_RX_UPSERTS);
     // Refused items are skipped (the rest of the payload is still good); the record keeps what it had.
     const why = checkUpsert(ENT, ignored(load<u32>(ENT + O_OSRC)) || ignored(load<u32>(ENT + O_ODST)) || ignored(load<u32>(ENT + O_RSRC)));
-    if (why != POLICY_OK) { bump(why == POLICY_TO_SELF ? S_RX_TO_SELF : why == POLICY_ZONE ? S_RX_ZONE : why == POLICY_MARK ? S_RX_MARK : why == POLICY_SNAT ? S_RX_SNAT : S_RX_DNAT); continue; }
+    if (why != POLICY_OK) { bumpWhy(why); continue; }
     if (clampTimeout(ENT)) bump(S_RX_TIMEOUT_CLAMPED);
     store<u32>(ENT + O_SEEN, clock(now));
     if (i < 0) {
@@ -273,27 +366,64 @@ export function applyItems(now: f64, len: u32, liberal: bool): u32 {
   return n;
 }
 
+function bumpWhy(why: u32): void {
+  bump(why == POLICY_TO_SELF ? S_RX_TO_SELF : why == POLICY_ZONE ? S_RX_ZONE : why == POLICY_MARK ? S_RX_MARK : why == POLICY_SNAT ? S_RX_SNAT : S_RX_DNAT);
+}
+
+/** applyItems for the IPv6 item decoded into ENT. */
+function applyItem6(now: f64, op: u8, liberal: bool): void {
+  const h = keyHash(ENT);
+  const i = table6.find(ENT, h);
+  if (op != OP_UPSERT6) {
+    bump(S_RX_DELETES);
+    if (i >= 0) { emitDelete(<u32>i | V6, K_DELETE); removeLocal6(<u32>i, false); }
+    return;
+  }
+  bump(S_RX_UPSERTS);
+  const why = checkUpsert6(ENT);
+  if (why != POLICY_OK) { bumpWhy(why); return; }
+  if (clampTimeout(ENT)) bump(S_RX_TIMEOUT_CLAMPED);
+  store<u32>(ENT + O_SEEN, clock(now));
+  if (i < 0) {
+    const j = table6.insert(ENT, h);
+    if (j < 0) { bump(S_TABLE_FULL); return; }
+    emitCreateL(<u32>j | V6, now, liberal);
+    return;
+  }
+  const rec = table6.rec(<u32>i);
+  const revive = load<u8>(rec + O_LIVE) != LIVE_OK;
+  memory.copy(rec + 16, ENT + 16, 29);
+  store<u32>(rec + O_SEEN, clock(now));
+  store<u32>(rec + O_GEN, table6.gen);
+  store<u8>(rec + O_RETRIES, 0);
+  if (revive) {
+    store<u8>(rec + O_LIVE, LIVE_OK);
+    store<u8>(rec + O_QFLAGS, load<u8>(rec + O_QFLAGS) & ~Q_SILENT);
+    emitDelete(<u32>i | V6, K_FIXDEL); emitCreateL(<u32>i | V6, now, liberal);
+  } else emitUpdate(<u32>i | V6, now, liberal);
+}
+
 // Fix-up creates (kernelAnswer) reuse the liberal setting of the last apply.
 let applyLiberal: bool = true;
 function emitCreate(i: u32, now: f64): void { emitCreateL(i, now, applyLiberal); }
 function emitCreateL(i: u32, now: f64, liberal: bool): void {
   applyLiberal = liberal;
-  const r = table.rec(i);
+  const r = R(i);
   const at = NLTX + nlTxLen;
-  const e = buildCreate(at, r, (i << 3) | K_CREATE, remaining(r, now), liberal);
+  const e = (i & V6) ? buildCreate6(at, r, (i << 3) | K_CREATE, remaining(r, now), liberal) : buildCreate(at, r, (i << 3) | K_CREATE, remaining(r, now), liberal);
   if (e == at) { bump(S_UNSUPPORTED); return; }
   nlTxLen += <u32>(e - at);
   bump(S_K_CREATES);
 }
 function emitUpdate(i: u32, now: f64, liberal: bool): void {
-  const r = table.rec(i);
+  const r = R(i);
   const at = NLTX + nlTxLen;
-  nlTxLen += <u32>(buildUpdate(at, r, (i << 3) | K_UPDATE, remaining(r, now), liberal) - at);
+  nlTxLen += <u32>(buildUpdate(at, r, (i << 3) | K_UPDATE, remaining(r, now), liberal, (i & V6) != 0) - at);
   bump(S_K_UPDATES);
 }
 function emitDelete(i: u32, what: u32): void {
   const at = NLTX + nlTxLen;
-  nlTxLen += <u32>(buildDelete(at, table.rec(i), (i << 3) | what) - at);
+  nlTxLen += <u32>(buildDelete(at, R(i), (i << 3) | what, (i & V6) != 0) - at);
   bump(S_K_DELETES);
 }
 
@@ -309,13 +439,23 @@ export function emitBarrier(): void {
  */
 export function liberalPass(start: u32, on: bool): i32 {
   const stop = NLTX_CAP / 2;
-  let i = start;
-  for (; i < table.span(); i++) {
-    if (nlTxLen + MAX_REQUEST > stop) return <i32>i;
-    const r = table.rec(i);
+  // IPv4 records, then the IPv6 ones (tagged V6).
+  if (start < V6) {
+    for (let i = start; i < table.span(); i++) {
+      if (nlTxLen + MAX_REQUEST > stop) return <i32>i;
+      const r = table.rec(i);
+      if (load<u8>(r + O_LIVE) != LIVE_OK || load<u8>(r + O_PROTO) != IPPROTO_TCP) continue;
+      const at = NLTX + nlTxLen;
+      nlTxLen += <u32>(buildLiberal(at, r, (i << 3) | K_LIBERAL, on) - at);
+    }
+    start = V6;
+  }
+  for (let i = start & ~V6; i < table6.span(); i++) {
+    if (nlTxLen + MAX_REQUEST > stop) return <i32>(i | V6);
+    const r = table6.rec(i);
     if (load<u8>(r + O_LIVE) != LIVE_OK || load<u8>(r + O_PROTO) != IPPROTO_TCP) continue;
     const at = NLTX + nlTxLen;
-    nlTxLen += <u32>(buildLiberal(at, r, (i << 3) | K_LIBERAL, on) - at);
+    nlTxLen += <u32>(buildLiberal(at, r, ((i | V6) << 3) | K_LIBERAL, on, true) - at);
   }
   return -1;
 }
@@ -329,13 +469,22 @@ export function liberalPass(start: u32, on: bool): i32 {
  */
 export function reinjectPass(start: u32, now: f64): i32 {
   const stop = NLTX_CAP / 2;
-  let i = start;
-  for (; i < table.span(); i++) {
-    if (nlTxLen + 2 * MAX_REQUEST > stop) return <i32>i;
-    const r = table.rec(i);
+  if (start < V6) {
+    for (let i = start; i < table.span(); i++) {
+      if (nlTxLen + 2 * MAX_REQUEST > stop) return <i32>i;
+      const r = table.rec(i);
+      if (load<u8>(r + O_LIVE) != LIVE_OK || load<u8>(r + O_PROTO) != IPPROTO_TCP) continue;
+      store<u8>(r + O_RETRIES, 0);
+      emitDelete(i, K_FIXDEL); emitCreateL(i, now, true);
+    }
+    start = V6;
+  }
+  for (let i = start & ~V6; i < table6.span(); i++) {
+    if (nlTxLen + 2 * MAX_REQUEST > stop) return <i32>(i | V6);
+    const r = table6.rec(i);
     if (load<u8>(r + O_LIVE) != LIVE_OK || load<u8>(r + O_PROTO) != IPPROTO_TCP) continue;
     store<u8>(r + O_RETRIES, 0);
-    emitDelete(i, K_FIXDEL); emitCreateL(i, now, true);
+    emitDelete(i | V6, K_FIXDEL); emitCreateL(i | V6, now, true);
   }
   return -1;
 }
@@ -347,6 +496,18 @@ export function readRecord(i: u32): bool {
   if (i >= table.span() || table.liveOf(i) == 0) return false;
   memory.copy(ENT, table.rec(i), REC);
   return true;
+}
+/** Copy IPv6 record `i` into ENT. False if it is not live. */
+export function readRecord6(i: u32): bool {
+  if (i >= table6.span() || table6.liveOf(i) == 0) return false;
+  memory.copy(ENT, table6.rec(i), REC6);
+  return true;
+}
+/** Look ENT's IPv6 key up (the host fills the folds too: entry.ts); copies the record into ENT. */
+export function lookupEnt6(): i32 {
+  const i = table6.find(ENT, keyHash(ENT));
+  if (i >= 0) memory.copy(ENT, table6.rec(<u32>i), REC6);
+  return i;
 }
 /** Look ENT's key up; copies the record into ENT. Returns the record number or -1. */
 export function lookupEnt(): i32 {

@@ -9,8 +9,11 @@
 //                      explicit outbound translation addresses), raw words
 //   POL + 384  u32[32] VIPs, raw words (traffic that ends at a VIP without DNAT is the node's own)
 //   POL + 512  u32[2][16] DNAT target networks (raw address, raw mask): the internal networks
-import { O_PROTO, O_ZONE, O_OSRC, O_ODST, O_RSRC, O_RDST, O_TIMEOUT, O_MARK, O_TCPSTATE } from '../conntrack/entry';
-import { IPPROTO_TCP, IPPROTO_UDP, TCP_CONNTRACK_MAX } from '../conntrack/constants';
+//
+// IPv6 (own block OWN6, filled by the host through setOwn6; used by the sender's filter too): OWN6_MAX addresses
+// of 16 bytes, either node's link-local addresses and the IPv6 VIPs.
+import { O_PROTO, O_ZONE, O_OSRC, O_ODST, O_RSRC, O_RDST, O_TIMEOUT, O_MARK, O_TCPSTATE, O_OSPORT, O_ODPORT, O_RSPORT, O_RDPORT, O6_OSRC, O6_ODST, O6_RSRC, O6_RDST, eq16 } from '../conntrack/entry';
+import { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6, TCP_CONNTRACK_MAX } from '../conntrack/constants';
 
 export const POL_SIZE: u32 = 640;
 export const POL = memory.data(POL_SIZE, 16);
@@ -69,6 +72,48 @@ export function checkUpsert(ent: usize, own: bool): u32 {
   if (rdst != osrc && !inList(P_SNAT, nSnat, rdst)) return POLICY_SNAT;
   // reply src differs from orig dst: destination NAT (a port forward), only into the internal networks.
   if (rsrc != odst && !inNets(rsrc)) return POLICY_DNAT;
+  return POLICY_OK;
+}
+
+export const OWN6_MAX: u32 = 32;
+export const OWN6 = memory.data(OWN6_MAX * 16, 16);
+let nOwn6: u32 = 0;
+/** The first `n` addresses of OWN6 are the pair's own IPv6 addresses. */
+export function setOwn6(n: u32): void { nOwn6 = min(n, OWN6_MAX); }
+
+/**
+ * The node's own IPv6 traffic: link-local (fe80::/10: a router never forwards it), multicast, loopback and
+ * unspecified addresses, and the addresses in OWN6.
+ */
+export function own6(a: usize): bool {
+  const b0 = load<u8>(a);
+  if (b0 == 0xff || (b0 == 0xfe && (load<u8>(a, 1) & 0xc0) == 0x80)) return true;
+  if (load<u64>(a) == 0 && (load<u64>(a, 8) & 0x00ffffffffffffff) == 0) return true; // :: and ::1
+  for (let i: u32 = 0; i < nOwn6; i++) if (eq16(OWN6 + (<usize>i << 4), a)) return true;
+  return false;
+}
+
+/** Any address of IPv6 record `r` is the node's own. */
+export function ownEntry6(r: usize): bool {
+  return own6(r + O6_OSRC) || own6(r + O6_ODST) || own6(r + O6_RSRC) || own6(r + O6_RDST);
+}
+
+/** IPv6 record `r` has no NAT: its reply tuple is the plain inverse of the original (ICMPv6: same id). */
+export function natFree6(r: usize): bool {
+  if (!eq16(r + O6_RSRC, r + O6_ODST) || !eq16(r + O6_RDST, r + O6_OSRC)) return false;
+  if (load<u8>(r + O_PROTO) == IPPROTO_ICMPV6) return load<u16>(r + O_RSPORT) == load<u16>(r + O_OSPORT);
+  return load<u16>(r + O_RSPORT) == load<u16>(r + O_ODPORT) && load<u16>(r + O_RDPORT) == load<u16>(r + O_OSPORT);
+}
+
+/** checkUpsert for a received IPv6 state: own traffic, zone, mark as IPv4; no NAT at all (snat/dnat). */
+export function checkUpsert6(ent: usize): u32 {
+  // NAT cannot be expressed for IPv6 (buildCreate6): refused even before the policy is set.
+  if (!enabled) return natFree6(ent) ? POLICY_OK : eq16(ent + O6_RDST, ent + O6_OSRC) ? POLICY_DNAT : POLICY_SNAT;
+  if (ownEntry6(ent)) return POLICY_TO_SELF;
+  if (!inList(P_ZONES, nZones, <u32>load<u16>(ent + O_ZONE))) return POLICY_ZONE;
+  if (!inList(P_MARKS, nMarks, load<u32>(ent + O_MARK))) return POLICY_MARK;
+  if (!eq16(ent + O6_RDST, ent + O6_OSRC)) return POLICY_SNAT;
+  if (!natFree6(ent)) return POLICY_DNAT;
   return POLICY_OK;
 }
 

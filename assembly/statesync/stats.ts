@@ -2,7 +2,7 @@
 export const S_NL_MSGS: u32 = 0;        // ctnetlink messages read (events, dump entries, errors)
 export const S_OWN_ECHO: u32 = 1;       // events caused by our own injections (nlmsg_pid = our port id), ignored
 export const S_FILTERED: u32 = 2;       // entries on the ignore list (the gateway's own or sync-link traffic)
-export const S_UNSUPPORTED: u32 = 3;    // not IPv4 or not TCP/UDP/ICMP
+export const S_UNSUPPORTED: u32 = 3;    // another family or protocol, an ICMP type without reply, or IPv6 with NAT
 export const S_MALFORMED: u32 = 4;      // ctnetlink messages that failed to parse
 export const S_TABLE_FULL: u32 = 5;     // entries dropped because the table was full
 export const S_QUEUED: u32 = 6;         // states queued for sending (a state queued twice counts once)
@@ -28,7 +28,8 @@ export const S_RX_MARK: u32 = 24;       // a mark our ruleset does not use
 export const S_RX_SNAT: u32 = 25;       // source NAT to an address the pair does not own
 export const S_RX_DNAT: u32 = 26;       // destination NAT outside the internal networks
 export const S_RX_TIMEOUT_CLAMPED: u32 = 27; // taken, timeout cut to the kernel's bound for its state
-export const S_COUNT: u32 = 28;
+export const S_V6_HELD: u32 = 28;       // IPv6 states not sent: the peer did not announce CAP_V6 (an older release)
+export const S_COUNT: u32 = 29;
 
 export const SSTATS = memory.data(S_COUNT * 4, 16);
 

@@ -25,7 +25,7 @@ const NAMES = [
   'ENT_RDST', 'ENT_RSPORT', 'ENT_RDPORT', 'ENT_STATUS', 'ENT_TIMEOUT', 'ENT_MARK', 'ENT_TCPSTATE',
   'ENT_WSCALE_ORIG', 'ENT_WSCALE_REPLY', 'ENT_FLAGS_ORIG', 'ENT_FLAGS_REPLY', 'ENT_LIVE_OK',
   'POL_SIZE', 'POL_TMAX', 'POL_ZONES', 'POL_MARKS', 'POL_SNAT', 'POL_VIPS', 'POL_NETS', 'POL_TMAX_MAX',
-  'POL_SET_MAX', 'POL_SNAT_MAX', 'POL_VIPS_MAX', 'POL_NETS_MAX',
+  'POL_SET_MAX', 'POL_SNAT_MAX', 'POL_VIPS_MAX', 'POL_NETS_MAX', 'POL_OWN6_MAX', 'ENT6_SIZE', 'ENT6_OSRC', 'ENT6_ODST', 'ENT6_RSRC', 'ENT6_RDST',
 ] as const;
 export type AbiName = typeof NAMES[number];
 /** Prefixes whose members the host enumerates (a new member on the core side shows up without a host change). */

@@ -3,6 +3,7 @@
 // limits and counter names come from the core's exported globals (host/core/abi.ts).
 import { CoreError, instantiateCore } from '../core/wasm.js';
 import { coreAbi, denseNames, readAbi, type Abi } from '../core/abi.js';
+import { ip6Bytes } from '../config/net.js';
 
 /** Counter names by index: the core's SYNC_STAT_* globals, lower-cased. */
 export const SYNC_STAT_NAMES: readonly string[] = denseNames(coreAbi(), 'SYNC_STAT_');
@@ -18,6 +19,8 @@ export interface RxPolicy {
   vips: string[];
   /** Internal networks, destination NAT may only lead into them: [network, prefix]. */
   dnatNets: [string, number][];
+  /** The pair's own IPv6 addresses (IPv6 VIPs, link-locals): entries to or from them are neither sent nor taken. */
+  own6?: string[];
 }
 export type SyncStats = Record<string, number>;
 
@@ -31,10 +34,11 @@ interface Exports {
   ssPolicyPtr(): number; ssSetPolicy(zones: number, marks: number, snat: number, vips: number, nets: number): void;
   ssHandleNetlink(now: number, len: number, queue: number, dump: number): number;
   ssFlags(): number; ssResetFlags(): void; ssDumpBegin(): void; ssDumpEnd(queue: number): number;
-  ssPollBatch(now: number, maxBytes: number): number; ssQueueAll(): number; ssDropQueue(): void; ssQueueLen(): number;
+  ssPollBatch(now: number, maxBytes: number, v6: number): number; ssQueueAll(): number; ssDropQueue(): void; ssQueueLen(): number;
   ssApply(now: number, len: number, liberal: number): number; ssBarrier(): void; ssLiberalPass(start: number, on: number): number; ssReinjectPass(start: number, now: number): number;
   ssCount(): number; ssCapacity(): number; ssSpan(): number; ssBytesPerSlot(): number;
   ssReadRecord(i: number): number; ssLookup(): number;
+  ssCount6(): number; ssSpan6(): number; ssReadRecord6(i: number): number; ssLookup6(): number; ssOwn6Ptr(): number; ssSetOwn6(n: number): void;
   __collect(): void;
 }
 
@@ -45,11 +49,28 @@ export interface CtEntry {
   status: number; timeout: number; mark: number;
   tcp: { state: number; wscaleOrig: number; wscaleReply: number; flagsOrig: number; flagsReply: number };
   live: number;
+  /** 4 or 6. IPv6 addresses are in RFC 5952 text. */
+  family: 4 | 6;
 }
 
 const ip = (b: Uint8Array, o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+/** RFC 5952 text of the 16 bytes at `o` (the longest run of two or more zero words as ::). */
+export function ip6Text(b: Uint8Array, o: number): string {
+  const w = Array.from({ length: 8 }, (_, i) => (b[o + 2 * i]! << 8) | b[o + 2 * i + 1]!);
+  let best = -1; let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (w[i] !== 0) { i++; continue; }
+    let j = i; while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}
+const fold6 = (b: Uint8Array) => { const d = new DataView(b.buffer, b.byteOffset, 16); return (d.getUint32(0, true) ^ d.getUint32(4, true) ^ d.getUint32(8, true) ^ d.getUint32(12, true)) >>> 0; };
 const port = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 const ICMP = 1;
+const ICMPV6 = 58;
 
 export class SyncCore {
   readonly x: Exports;
@@ -114,6 +135,9 @@ export class SyncCore {
     // Each network is two words: the raw address already masked, then the raw mask.
     nets.forEach(([addr, prefix], i) => { const m = maskRaw(prefix); word(a.POL_NETS, 2 * i, raw(addr) & m); word(a.POL_NETS, 2 * i + 1, m); });
     this.x.ssSetPolicy(zones.length, marks.length, snat.length, vips.length, nets.length);
+    const own6 = (p.own6 ?? []).slice(0, a.POL_OWN6_MAX);
+    own6.forEach((addr, i) => this.u8.set(ip6Bytes(addr), this.x.ssOwn6Ptr() + i * 16));
+    this.x.ssSetOwn6(own6.length);
   }
 
   /** A dump's NLMSG_DONE was read since the last ssResetFlags(). */
@@ -129,14 +153,16 @@ export class SyncCore {
     return o;
   }
 
-  private entAt(p: number): CtEntry {
+  private entAt(p: number, v6 = false): CtEntry {
     const b = this.u8; const d = this.dv; const a = this.abi;
     const proto = b[p + a.ENT_PROTO];
+    const addr = (o4: number, o6: number) => v6 ? ip6Text(b, p + o6) : ip(b, p + o4);
     return {
-      live: b[p + a.ENT_LIVE], proto, zone: d.getUint16(p + a.ENT_ZONE, true), src: ip(b, p + a.ENT_OSRC), dst: ip(b, p + a.ENT_ODST),
+      family: v6 ? 6 : 4,
+      live: b[p + a.ENT_LIVE], proto, zone: d.getUint16(p + a.ENT_ZONE, true), src: addr(a.ENT_OSRC, a.ENT6_OSRC), dst: addr(a.ENT_ODST, a.ENT6_ODST),
       // ICMP keeps type and code where TCP/UDP keep the destination port: the type is the first byte.
-      sport: port(b, p + a.ENT_OSPORT), dport: proto === ICMP ? b[p + a.ENT_ODPORT] : port(b, p + a.ENT_ODPORT),
-      replySrc: ip(b, p + a.ENT_RSRC), replyDst: ip(b, p + a.ENT_RDST), replySport: port(b, p + a.ENT_RSPORT), replyDport: port(b, p + a.ENT_RDPORT),
+      sport: port(b, p + a.ENT_OSPORT), dport: proto === ICMP || proto === ICMPV6 ? b[p + a.ENT_ODPORT] : port(b, p + a.ENT_ODPORT),
+      replySrc: addr(a.ENT_RSRC, a.ENT6_RSRC), replyDst: addr(a.ENT_RDST, a.ENT6_RDST), replySport: port(b, p + a.ENT_RSPORT), replyDport: port(b, p + a.ENT_RDPORT),
       status: d.getUint32(p + a.ENT_STATUS, true), timeout: d.getUint32(p + a.ENT_TIMEOUT, true), mark: d.getUint32(p + a.ENT_MARK, true),
       tcp: {
         state: b[p + a.ENT_TCPSTATE], wscaleOrig: b[p + a.ENT_WSCALE_ORIG], wscaleReply: b[p + a.ENT_WSCALE_REPLY],
@@ -155,6 +181,13 @@ export class SyncCore {
       const e = this.entAt(this.x.ssEntPtr());
       if (e.live === this.abi.ENT_LIVE_OK) out.push(e);
     }
+    const n6 = this.x.ssSpan6();
+    for (let i = 0; i < n6; i++) {
+      if (!this.x.ssReadRecord6(i)) continue;
+      this.refresh();
+      const e = this.entAt(this.x.ssEntPtr(), true);
+      if (e.live === this.abi.ENT_LIVE_OK) out.push(e);
+    }
     return out;
   }
 
@@ -163,13 +196,21 @@ export class SyncCore {
     this.refresh();
     const a = this.abi;
     const p = this.x.ssEntPtr();
-    this.u8.fill(0, p, p + a.ENT_SIZE);
+    const v6 = src.includes(':');
+    this.u8.fill(0, p, p + a.ENT6_SIZE);
     this.u8[p + a.ENT_PROTO] = proto; this.dv.setUint16(p + a.ENT_ZONE, zone, true);
-    this.u8.set(src.split('.').map(Number), p + a.ENT_OSRC); this.u8.set(dst.split('.').map(Number), p + a.ENT_ODST);
+    if (v6) {
+      // The record keeps the full addresses after the IPv4 layout, and their folds where IPv4 keeps its own.
+      const s6 = ip6Bytes(src); const d6 = ip6Bytes(dst);
+      this.u8.set(s6, p + a.ENT6_OSRC); this.u8.set(d6, p + a.ENT6_ODST);
+      this.dv.setUint32(p + a.ENT_OSRC, fold6(s6), true); this.dv.setUint32(p + a.ENT_ODST, fold6(d6), true);
+    } else {
+      this.u8.set(src.split('.').map(Number), p + a.ENT_OSRC); this.u8.set(dst.split('.').map(Number), p + a.ENT_ODST);
+    }
     // Ports are raw network bytes in the record (big-endian), as ctnetlink carries them.
     this.dv.setUint16(p + a.ENT_OSPORT, sport); this.dv.setUint16(p + a.ENT_ODPORT, dport);
-    if (this.x.ssLookup() < 0) return null;
+    if ((v6 ? this.x.ssLookup6() : this.x.ssLookup()) < 0) return null;
     this.refresh();
-    return this.entAt(p);
+    return this.entAt(p, v6);
   }
 }

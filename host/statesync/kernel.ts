@@ -58,11 +58,11 @@ export class CtSockets {
     }
   }
 
-  /** Request a dump of the IPv4 conntrack table on the dump socket. */
+  /** Request a dump of the conntrack table, IPv4 and IPv6, on the dump socket. */
   requestDump(seq: number): void {
     const b = Buffer.alloc(20);
     b.writeUInt32LE(20, 0); b.writeUInt16LE(0x101, 4); b.writeUInt16LE(0x301, 6); b.writeUInt32LE(seq >>> 0, 8);
-    b[16] = 2; // AF_INET
+    b[16] = 0; // AF_UNSPEC: the kernel filters a dump by the family given here; unspecified is both
     native.send(this.dump, b);
   }
 

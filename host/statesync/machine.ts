@@ -8,7 +8,7 @@
 // the bulk state machine (barriers by generation), the in-order backlog of received states, role changes and
 // the kernel pump. Every timer is a row of one table (`T`), design in docs/statesync.md "The session machine".
 import { SyncCore } from './core.js';
-import { Codec, Type, F_BULK_START, F_BULK_END, F_WANT_BULK, F_CHALLENGE, F_NACK, MAX_PAYLOAD, helloPayload, shapeOk, type Header } from './protocol.js';
+import { Codec, Type, F_BULK_START, F_BULK_END, F_WANT_BULK, F_CHALLENGE, F_CAP_V6, F_NACK, MAX_PAYLOAD, helloPayload, shapeOk, type Header } from './protocol.js';
 import type { StateSyncConfig } from './config.js';
 import { Sessions, seqLt, seqLe, seqAdd } from './session.js';
 
@@ -147,6 +147,8 @@ export class SyncMachine {
   private readonly initialSeq: number;
   /** The nonce of the peer's last challenge, echoed in our HELLOs until it is answered. */
   private peerNonce = 0n;
+  /** The confirmed peer session announced CAP_V6: it takes IPv6 items. */
+  private peerV6 = false;
   private nextSeq: number;
   private unacked: Pending[] = [];
   private expect: number;       // next in-order DATA seq from the peer
@@ -374,6 +376,9 @@ export class SyncMachine {
       this.sendHello(F_CHALLENGE, v.to, v.nonce, v.echo);
       return;
     }
+    // IPv6 items go only to a peer session that said it takes them (protocol.ts F_CAP_V6). Sessions are confirmed
+    // by a HELLO, so this is known before the first DATA to it.
+    if (v.kind === 'confirmed' || (hello && h.session === this.sessions.peer)) this.peerV6 = (h.flags & F_CAP_V6) !== 0;
     if (v.kind === 'confirmed') this.onPeerSession(h.session, v.first);
     this.c.rx_msgs++; this.c.rx_bytes += m.length;
     const wasAway = this.peerAway(now);
@@ -586,7 +591,7 @@ export class SyncMachine {
   private sendHello(flags: number, to: bigint, nonce: bigint, echo: bigint): void {
     this.c.hellos_tx++;
     if (flags & F_CHALLENGE) this.c.challenges_tx++;
-    this.sendRaw(this.codec.seal(this.header(Type.HELLO, flags, 0, 0, 0, to), helloPayload(nonce, echo)));
+    this.sendRaw(this.codec.seal(this.header(Type.HELLO, flags | F_CAP_V6, 0, 0, 0, to), helloPayload(nonce, echo)));
   }
 
   /** The active node's kernel is the truth: only a passive one asks for (or waits on) the peer's table. */
@@ -612,7 +617,7 @@ export class SyncMachine {
         this.bulkStartPending = 0;
         continue;
       }
-      const n = x.ssPollBatch(now, MAX_PAYLOAD);
+      const n = x.ssPollBatch(now, MAX_PAYLOAD, this.peerV6 ? 1 : 0);
       if (n > 0) { this.sendData(now, 0, n, 0, Buffer.from(this.core.txBatch())); continue; }
       if (this.bulkEndPending) { this.bulkEndPending = false; this.sendData(now, F_BULK_END, 0, 0, Buffer.alloc(0)); }
       break;
@@ -838,11 +843,12 @@ export class SyncMachine {
       table_capacity: x.ssCapacity(),
       table_bytes_per_state: x.ssBytesPerSlot(),
       states_table: x.ssCount(),
+      states_table_v6: x.ssCount6(),
       queue: x.ssQueueLen(),
       backlog: this.backlogStates,
       in_flight: this.unacked.length,
       link: { session: this.sessions.session.toString(16).padStart(16, '0'), next_pn: this.sessions.peekPn().toString(), next_seq: this.nextSeq, expect_seq: this.expect },
-      peer: { session: this.sessions.peer ? this.sessions.peer.toString(16).padStart(16, '0') : null, knows_us: this.sessions.peerKnowsUs, last_heard_ms_ago: this.peerHeardAt < 0 ? null : Math.round(now - this.peerHeardAt) },
+      peer: { session: this.sessions.peer ? this.sessions.peer.toString(16).padStart(16, '0') : null, knows_us: this.sessions.peerKnowsUs, v6: this.peerV6, last_heard_ms_ago: this.peerHeardAt < 0 ? null : Math.round(now - this.peerHeardAt) },
       bulk: { state: this.bulk, expected: this.bulkExpected, received: this.bulkReceived, took_ms: this.bulkDoneMs < 0 ? null : Math.round(this.bulkDoneMs), received_ms: this.bulkReceivedMs < 0 ? null : Math.round(this.bulkReceivedMs * 10) / 10, transfer_ms: this.bulkTransferMs < 0 ? null : Math.round(this.bulkTransferMs * 10) / 10, busy_ms: Math.round(this.bulkBusyMs), kernel_busy_ms: Math.round(this.bulkKernelMs) },
       window_full: this.windowFull,
       messages: { ...this.c },

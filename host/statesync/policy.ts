@@ -28,8 +28,13 @@ export function rxPolicyOf(c: Config, cfg: StateSyncConfig, sysctl: (name: strin
     t('icmp_timeout', 30),
   ];
   const addr = (cidr: string) => cidr.split('/')[0]!;
-  // State sync replicates IPv4 conntrack entries only (assembly/conntrack/parse.ts): IPv6 VIPs have no place here.
   const vips = c.carp.vips.filter((v) => !v.address.includes(':')).map((v) => addr(v.address));
+  // IPv6: the VIPs and both nodes' link-local addresses (link-local is refused as a whole anyway; naming them
+  // keeps the rule explicit if a node's address6 is ever a global one).
+  const own6 = [...new Set([
+    ...c.carp.vips.filter((v) => v.address.includes(':')).map((v) => addr(v.address)),
+    ...Object.values(c.interfaces).flatMap((i) => [i.address6 ? addr(i.address6) : '', i.peer6 ?? '']).filter(Boolean),
+  ])];
   const nodeAddrs = (['wan', 'lan'] as const).flatMap((r) => [addr(c.interfaces[r].address), c.interfaces[r].peer ?? '']).filter(Boolean);
   const nat = natOf(c);
   // Explicit outbound translation addresses are the pair's too (the ruleset SNATs to them on either node).
@@ -41,7 +46,7 @@ export function rxPolicyOf(c: Config, cfg: StateSyncConfig, sysctl: (name: strin
     timeoutMax,
     zones: cfg.zones, marks: cfg.marks,
     snat: [...new Set([...vips, ...nodeAddrs, ...translations])],
-    vips,
+    vips, own6,
     dnatNets: [[numIp(lan.net), lan.prefix], ...targets.map((a): [string, number] => [a, 32])],
   };
 }

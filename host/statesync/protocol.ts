@@ -15,6 +15,10 @@ export const HELLO_LEN = 16;
 /** Wire item sizes (assembly/statesync/codec.ts). */
 export const UPSERT_LEN = 48;
 export const DELETE_LEN = 16;
+export const UPSERT6_LEN = 96;
+export const DELETE6_LEN = 40;
+/** Item length by op byte (0 = unknown op). */
+const ITEM_LEN = [0, UPSERT_LEN, DELETE_LEN, UPSERT6_LEN, DELETE6_LEN];
 
 export const Type = { DATA: 1, ACK: 2, HELLO: 3 } as const;
 /** DATA flags. */
@@ -24,6 +28,11 @@ export const F_BULK_END = 0x2;
 export const F_WANT_BULK = 0x1;
 /** HELLO flag: I do not know your session yet; echo my nonce to prove it is alive. */
 export const F_CHALLENGE = 0x2;
+/**
+ * HELLO flag: I take IPv6 items (upsert6/delete6). The previous release ignores it, and drops a DATA message
+ * with an op it does not know without acknowledging it, so IPv6 items go only to a peer that sent this.
+ */
+export const F_CAP_V6 = 0x8;
 /** ACK flag: a gap was seen, resend everything after `ack` now. */
 export const F_NACK = 0x4;
 
@@ -95,7 +104,7 @@ export function helloPayload(nonce: bigint, echo: bigint): Buffer {
 
 /**
  * Does an authenticated message's shape match its type? DATA: the payload is exactly `count` whole items (by
- * their op byte: 1 upsert, 2 delete); ACK: empty; HELLO: nonce and echo. A peer whose fields lie is refused
+ * their op byte: 1 upsert, 2 delete, 3 upsert6, 4 delete6); ACK: empty; HELLO: nonce and echo. A peer whose fields lie is refused
  * before anything in the payload is used (`count`).
  */
 export function shapeOk(h: Header, payload: Uint8Array): boolean {
@@ -104,7 +113,7 @@ export function shapeOk(h: Header, payload: Uint8Array): boolean {
   if (h.type !== Type.DATA) return false;
   let p = 0; let n = 0;
   while (p < payload.length) {
-    const len = payload[p] === 1 ? UPSERT_LEN : payload[p] === 2 ? DELETE_LEN : 0;
+    const len = ITEM_LEN[payload[p]!] ?? 0;
     if (len === 0 || p + len > payload.length) return false;
     p += len; n++;
   }

@@ -7,7 +7,8 @@ import { SyncMachine, type Action, type KernelSocket, type MachineOptions } from
 import { SyncCore } from '../../host/statesync/core.js';
 import { Codec, Type, F_NACK, type Header } from '../../host/statesync/protocol.js';
 import { stateSyncDefaults, type StateSyncConfig } from '../../host/statesync/config.js';
-import { be32, enc, nest, nlmsg, tuple, u8, type Attr } from './netlink.js';
+import { be32, enc, nest, nlmsg, tuple, tuple6, u8, type Attr } from './netlink.js';
+import { ip6Text } from '../../host/statesync/core.js';
 
 // ------------------------------------------------------------------ seeded randomness
 
@@ -41,7 +42,7 @@ const F_ACK = 0x4, F_MULTI = 0x2, F_CREATE = 0x400;
 const EEXIST = 17, ENOENT = 2, EINVAL = 22;
 const IPS_SRC_NAT = 0x10, IPS_NAT_DONE = 0x180;
 
-/** One conntrack entry of a fake kernel (IPv4 TCP or UDP). `nat`: source NAT to this address and port. */
+/** One conntrack entry of a fake kernel (TCP or UDP; IPv6 when its addresses are). `nat`: source NAT to this address and port. */
 export interface Ct {
   proto: number; src: string; dst: string; sp: number; dp: number;
   nat?: [string, number]; status: number; timeout: number; state: number;
@@ -51,12 +52,13 @@ export const keyOf = (c: { proto: number; src: string; dst: string; sp: number; 
 /** The message the kernel writes for entry `c` (event or dump line): the reply tuple with NAT applied. */
 export function ctMessage(c: Ct, type: number, flags: number, seq: number, pid: number): Buffer {
   const [rdst, rdp] = c.nat ?? [c.src, c.sp];
+  const v6 = c.src.includes(':'); const T = v6 ? tuple6 : tuple;
   const attrs: Attr[] = [
-    tuple(1, c.src, c.dst, c.sp, c.dp, c.proto), tuple(2, c.dst, rdst, c.dp, rdp, c.proto),
+    T(1, c.src, c.dst, c.sp, c.dp, c.proto), T(2, c.dst, rdst, c.dp, rdp, c.proto),
     be32(3, c.status), be32(8, 0), be32(12, 0x1234), be32(11, 1), be32(7, c.timeout),
   ];
   if (c.proto === 6) attrs.push(nest(4, [nest(1, [u8(1, c.state), u8(2, 7), u8(3, 7), { type: 4, data: Buffer.from([0x23, 0]) }, { type: 5, data: Buffer.from([0x23, 0]) }])]));
-  return nlmsg(type, flags, seq, pid, Buffer.concat([Buffer.from([2, 0, 0, 0]), ...attrs.map(enc)]));
+  return nlmsg(type, flags, seq, pid, Buffer.concat([Buffer.from([v6 ? 10 : 2, 0, 0, 0]), ...attrs.map(enc)]));
 }
 
 function attrs(b: Buffer): Map<number, Buffer> {
@@ -111,7 +113,9 @@ export class FakeKernel {
       const a = attrs(buf.subarray(p + 20, p + len));
       if (type === CT_GET) { this.barriers++; if (flags & F_ACK) answer(EINVAL); } else {
         const o = attrs(a.get(1)!); const ip = attrs(o.get(1)!); const pr = attrs(o.get(2)!);
-        const key = { proto: pr.get(1)![0], src: ipOf(ip.get(1)!), dst: ipOf(ip.get(2)!), sp: pr.get(2)!.readUInt16BE(), dp: pr.get(3)!.readUInt16BE() };
+        const v6 = buf[p + 16] === 10;
+        const addr = (t4: number) => v6 ? ip6Text(ip.get(t4 + 2)!, 0) : ipOf(ip.get(t4)!);
+        const key = { proto: pr.get(1)![0], src: addr(1), dst: addr(2), sp: pr.get(2)!.readUInt16BE(), dp: pr.get(3)!.readUInt16BE() };
         const k = keyOf(key);
         const cur = this.table.get(k);
         const status = a.get(3)?.readUInt32BE(); const timeout = a.get(7)?.readUInt32BE();

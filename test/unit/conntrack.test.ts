@@ -50,7 +50,7 @@ function tupleOf(b: Buffer): string {
 function feed(c: SyncCore, m: Buffer, queue: boolean, dump = false): number {
   const rx = c.nlRx(); rx.set(m); return c.x.ssHandleNetlink(1000, m.length, queue ? 1 : 0, dump ? 1 : 0);
 }
-function batch(c: SyncCore, now = 1000): Buffer { const n = c.x.ssPollBatch(now, 1416); return n ? Buffer.from(c.txBatch()) : Buffer.alloc(0); }
+function batch(c: SyncCore, now = 1000): Buffer { const n = c.x.ssPollBatch(now, 1416, 1); return n ? Buffer.from(c.txBatch()) : Buffer.alloc(0); }
 function apply(c: SyncCore, items: Buffer, now = 1000): Parsed[] {
   c.x.ssNlTxReset(); c.peerRx().set(items); c.x.ssApply(now, items.length, 1);
   const out = parseMsgs(c.nlTx()); c.x.ssNlTxReset(); return out;
@@ -212,12 +212,12 @@ t.test('timeout refresh: a state is re-sent once the peer would hold less than h
   const udp: Ct = { src: '192.168.1.100', dst: '203.0.113.10', sp: 5000, dp: 53, proto: 17, nat: ['203.0.113.1', 5000], timeout: 120 };
   const at = (now: number, m: Buffer) => { a.nlRx().set(m); a.x.ssHandleNetlink(now, m.length, 1, 1); };
   at(1000, ctMsg(udp));
-  t.equal(a.x.ssPollBatch(1000, 1416), 1, 'sent once');
+  t.equal(a.x.ssPollBatch(1000, 1416, 1), 1, 'sent once');
   at(31000, ctMsg(udp)); // traffic refreshed it to 120 s; the peer's copy has 90 s left
   t.equal(a.x.ssQueueLen(), 0, 'not yet: the peer still has more than half');
   at(95000, ctMsg(udp)); // the peer's copy (from the last observation) has ~56 s left of 120
   t.equal(a.x.ssQueueLen(), 1, 're-sent');
-  a.x.ssPollBatch(95000, 1416);
+  a.x.ssPollBatch(95000, 1416, 1);
   at(100000, ctMsg({ ...udp, timeout: 300000 }));
   t.equal(a.x.ssQueueLen(), 1, 'a much longer real timeout is re-sent too');
 });
