@@ -259,6 +259,7 @@ export class StateSyncService implements Service {
       mode: s.mode,
       states_kernel: kernel,
       states_table: s.states_table,
+      states_table_v6: s.states_table_v6,
       table_capacity: s.table_capacity,
       table_bytes_per_state: s.table_bytes_per_state,
       queue: s.queue,
