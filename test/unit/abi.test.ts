@@ -46,7 +46,7 @@ t.test('published counter names are stable (telemetry and status show them)', as
     'nl_msgs', 'own_echo', 'filtered', 'unsupported', 'malformed', 'table_full', 'queued', 'tx_upserts', 'tx_deletes',
     'rx_upserts', 'rx_deletes', 'rx_bad_items', 'kernel_creates', 'kernel_updates', 'kernel_deletes', 'kernel_errors',
     'kernel_eexist_fixed', 'kernel_enoent_fixed', 'dump_entries', 'swept', 'events', 'last_errno',
-    'rx_to_self', 'rx_zone', 'rx_mark', 'rx_snat', 'rx_dnat', 'rx_timeout_clamped',
+    'rx_to_self', 'rx_zone', 'rx_mark', 'rx_snat', 'rx_dnat', 'rx_timeout_clamped', 'v6_held',
   ]);
 });
 
@@ -68,6 +68,8 @@ t.test('layouts: every field lies inside its block', async (t) => {
   inside('ACTION_', a.ACTION_SIZE);
   inside('STATUS_', a.STATUS_SIZE, (k) => (k.endsWith('_AT') ? 8 : k.endsWith('_SRC6') ? 16 : 4));
   inside('ENT_', a.ENT_SIZE, () => 1);
+  inside('ENT6_', a.ENT6_SIZE, () => 16);
+  t.ok(a.ENT_SIZE <= a.ENT6_OSRC, 'an IPv6 record is an IPv4 one followed by its addresses');
   t.ok(a.POL_TMAX + 4 * a.POL_TMAX_MAX <= a.POL_ZONES && a.POL_ZONES + 4 * a.POL_SET_MAX <= a.POL_MARKS
     && a.POL_MARKS + 4 * a.POL_SET_MAX <= a.POL_SNAT && a.POL_SNAT + 4 * a.POL_SNAT_MAX <= a.POL_VIPS
     && a.POL_VIPS + 4 * a.POL_VIPS_MAX <= a.POL_NETS && a.POL_NETS + 8 * a.POL_NETS_MAX <= a.POL_SIZE, 'policy lists do not overlap');
