@@ -233,6 +233,7 @@ t.test('machine: IPv6 items only after the peer\'s HELLO said CAP_V6; a peer of 
   const V6 = Array.from({ length: 30 }, (_, i) => ({ src: `2001:db8:10::${(i + 16).toString(16)}`, dst: B6, sp: 30000 + i, dp: 443 }));
   /** `oldB`: b answers as the previous release does: no CAP_V6 in its HELLOs, and a DATA message with an op it does not know is dropped unacknowledged. */
   function run(oldB: boolean, announce: boolean) {
+    const mode = { oldB };
     const pair = new SyncPair({ seed: 7 });
     const codec = new Codec(Buffer.from('syncpair-test-key-0123456789', 'utf8'));
     let refused = 0;
@@ -240,13 +241,13 @@ t.test('machine: IPv6 items only after the peer\'s HELLO said CAP_V6; a peer of 
     const send = pair.send.bind(pair); const deliver = pair.deliver.bind(pair);
     pair.send = (from, bytes) => {
       const r = codec.open(bytes);
-      if (from === pair.b && r.ok && r.h.type === Type.HELLO && oldB && !announce) bytes = codec.seal({ ...r.h, flags: r.h.flags & ~F_CAP_V6 }, r.payload);
+      if (from === pair.b && r.ok && r.h.type === Type.HELLO && mode.oldB && !announce) bytes = codec.seal({ ...r.h, flags: r.h.flags & ~F_CAP_V6 }, r.payload);
       if (from === pair.a && r.ok && r.h.type === Type.DATA) for (let p = 0; p < r.payload.length;) { const op = r.payload[p]!; if (op >= 3) v6Items++; p += [0, 48, 16, 96, 40][op] ?? r.payload.length; }
       send(from, bytes);
     };
     pair.deliver = (to, bytes) => {
       const r = codec.open(bytes);
-      if (oldB && to === pair.b && r.ok && r.h.type === Type.DATA && !shapeOkOld(r.h, r.payload)) { refused++; return; }
+      if (mode.oldB && to === pair.b && r.ok && r.h.type === Type.DATA && !shapeOkOld(r.h, r.payload)) { refused++; return; }
       deliver(to, bytes);
     };
     pair.start();
@@ -254,7 +255,8 @@ t.test('machine: IPv6 items only after the peer\'s HELLO said CAP_V6; a peer of 
     for (const f of V4) pair.a.put(f);
     for (const f of V6) pair.a.put(f);
     pair.run(3000);
-    return { pair, refused, v6Items, v4OnB: [...pair.b.kernel.table.keys()].filter((k) => !k.includes('2001:db8')).length, v6OnB: [...pair.b.kernel.table.keys()].filter((k) => k.includes('2001:db8')).length };
+    const count = () => ({ v4: [...pair.b.kernel.table.keys()].filter((k) => !k.includes('2001:db8')).length, v6: [...pair.b.kernel.table.keys()].filter((k) => k.includes('2001:db8')).length });
+    return { pair, mode, count, refused, v6Items, v4OnB: [...pair.b.kernel.table.keys()].filter((k) => !k.includes('2001:db8')).length, v6OnB: [...pair.b.kernel.table.keys()].filter((k) => k.includes('2001:db8')).length };
   }
   function shapeOkOld(h: Header, p: Uint8Array): boolean { let q = 0; let n = 0; while (q < p.length) { const l = p[q] === 1 ? 48 : p[q] === 2 ? 16 : 0; if (l === 0 || q + l > p.length) return false; q += l; n++; } return n === h.count; }
 
@@ -270,6 +272,12 @@ t.test('machine: IPv6 items only after the peer\'s HELLO said CAP_V6; a peer of 
   t.equal(old.v6OnB, 0);
   t.equal(old.pair.a.m.core.stats().v6_held, 30);
   t.equal(old.pair.a.m.core.x.ssCount6(), 30, 'the IPv6 states stay in the table for a later bulk');
+  // The old peer is upgraded: it restarts (a new session, CAP_V6) and asks for a bulk, which carries the IPv6 states.
+  old.mode.oldB = false;
+  old.pair.b.boot();
+  t.ok(old.pair.runUntil(() => old.count().v6 === 30, 5000), `after the upgrade the peer's kernel holds the IPv6 flows: ${JSON.stringify(old.count())}`);
+  t.equal(old.count().v4, 30);
+  t.ok(old.pair.converged(), 'both kernels hold the same entries');
 
   // Without the capability rule (an old peer that somehow announced it): the datagram with IPv6 items is dropped
   // unacknowledged, resent forever, and the IPv4 states behind it never arrive.
