@@ -5,6 +5,7 @@ import { configsyncBench } from './configsync.js';
 import { gatewayBench } from './gateway.js';
 import { idleBench } from './idle.js';
 import { statesyncBench } from './statesync.js';
+import { statesyncCoreBench } from './statesync-core.js';
 
 export type Bench = (say: (line: string) => void) => Promise<Record<string, unknown>>;
 
@@ -15,4 +16,5 @@ export const benches: Record<string, Bench> = {
   gateway: gatewayBench,
   idle: idleBench,
   statesync: statesyncBench,
+  statesync_core: statesyncCoreBench,
 };

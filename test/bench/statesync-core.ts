@@ -1,18 +1,18 @@
 // The state sync core alone (no kernel, no sockets): how fast the WebAssembly core parses a dump, encodes the
 // send queue and applies the peer's items, for IPv4 and IPv6 entries. The board bench (statesync.ts) is bound by
 // the kernel's creates; this one shows the core's own cost per state, the figure a core change moves.
+//   npm run bench -- --only=statesync_core, or, to compare another build of the core (A/B):
 //   node --import tsx test/bench/statesync-core.ts [--core <path to a compiled host/statesync/core.js>] [--n 100000]
-// Prints one JSON line: per family, ns per state for parse (dump → table), encode (queue → wire items) and apply
-// (wire items → table + ctnetlink requests), the median of 7 runs.
+// Figures: per family, ns per state for parse (dump → table), encode (queue → wire items) and apply (wire items →
+// table + ctnetlink requests), the median of 7 runs.
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { be32, enc, nest, nlmsg, tuple, tuple6, u8, type Attr } from '../helpers/netlink.js';
+import { SyncCore as SourceCore } from '../../host/statesync/core.js';
+import type { Bench } from './registry.js';
 
-const arg = (k: string) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : undefined; };
-const N = Number(arg('--n') ?? 100_000);
+type Core = typeof SourceCore;
 const RUNS = 7;
-const corePath = arg('--core');
-const { SyncCore } = (corePath ? await import(pathToFileURL(corePath).href) : await import('../../host/statesync/core.js')) as typeof import('../../host/statesync/core.js');
 
 function entry(i: number, v6: boolean): Buffer {
   const sp = 1024 + (i % 60000); const dp = 443;
@@ -27,7 +27,7 @@ function entry(i: number, v6: boolean): Buffer {
 }
 
 /** The dump as chunks that each fit the core's receive buffer. */
-function chunks(v6: boolean, cap: number): Buffer[] {
+function chunks(N: number, v6: boolean, cap: number): Buffer[] {
   const out: Buffer[] = []; let cur: Buffer[] = []; let len = 0;
   for (let i = 0; i < N; i++) {
     const m = entry(i, v6);
@@ -38,7 +38,7 @@ function chunks(v6: boolean, cap: number): Buffer[] {
   return out;
 }
 
-function run(v6: boolean, dump: Buffer[]): { parse: number; encode: number; apply: number; states: number } {
+function run(SyncCore: Core, N: number, dump: Buffer[]): { parse: number; encode: number; apply: number; states: number } {
   const a = new SyncCore(N * 4); const b = new SyncCore(N * 4);
   let t = performance.now();
   for (const c of dump) { a.nlRx().set(c); a.x.ssHandleNetlink(1000, c.length, 1, 1); }
@@ -57,12 +57,28 @@ function run(v6: boolean, dump: Buffer[]): { parse: number; encode: number; appl
 }
 
 const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-const out: Record<string, unknown> = { n: N, core: corePath ?? 'source' };
-for (const v6 of [false, true]) {
-  const probe = new SyncCore(1024);
-  const dump = chunks(v6, probe.x.ssNlRxCap());
-  const rs = Array.from({ length: RUNS }, () => run(v6, dump));
-  const ns = (k: 'parse' | 'encode' | 'apply') => Math.round(med(rs.map((r) => r[k])) * 1e6 / N);
-  out[v6 ? 'v6' : 'v4'] = { parse_ns: ns('parse'), encode_ns: ns('encode'), apply_ns: ns('apply'), states_applied: rs[0]!.states };
+
+/** ns per state for each step and family, the median of RUNS runs of `n` states. */
+export function measureCore(SyncCore: Core, n: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { n };
+  for (const v6 of [false, true]) {
+    const dump = chunks(n, v6, new SyncCore(1024).x.ssNlRxCap());
+    const rs = Array.from({ length: RUNS }, () => run(SyncCore, n, dump));
+    const ns = (k: 'parse' | 'encode' | 'apply') => Math.round(med(rs.map((r) => r[k])) * 1e6 / n);
+    out[v6 ? 'v6' : 'v4'] = { parse_ns: ns('parse'), encode_ns: ns('encode'), apply_ns: ns('apply'), states_applied: rs[0]!.states };
+  }
+  return out;
 }
-console.log(JSON.stringify(out));
+
+export const statesyncCoreBench: Bench = async (say) => {
+  const r = measureCore(SourceCore, 100_000) as Record<'v4' | 'v6', Record<string, number>>;
+  for (const f of ['v4', 'v6'] as const) say(`statesync core ${f}: parse ${r[f].parse_ns} ns, encode ${r[f].encode_ns} ns, apply ${r[f].apply_ns} ns per state`);
+  return r;
+};
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const arg = (k: string) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : undefined; };
+  const corePath = arg('--core');
+  const C = corePath ? (await import(pathToFileURL(corePath).href)).SyncCore as Core : SourceCore;
+  console.log(JSON.stringify({ ...measureCore(C, Number(arg('--n') ?? 100_000)), core: corePath ?? 'source' }));
+}
