@@ -51,6 +51,12 @@ function describe(e: ErrorObject): { field: string; reason: string } {
       : pattern.endsWith('/([0-9]|[12][0-9]|3[0-2])$') ? 'must be an IPv4 address with a prefix of 0-32, like 192.168.1.2/24'
       : pattern.endsWith('(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$') ? 'must be an IPv4 address, like 192.168.1.20'
       : `does not match ${pattern}`;
+  } else if (e.keyword === 'propertyNames') {
+    const name = (e.params as { propertyName?: string }).propertyName ?? '';
+    field = field ? `${field}.${name}` : name;
+    reason = 'is not a valid name: lower case letters, digits and _, starting with a letter, at most 15 characters';
+  } else if (e.keyword === 'maxProperties' && field === 'interfaces') {
+    reason = 'has more than 8 networks (wan, sync and at most 6 internal networks)';
   } else if (e.keyword === 'const' && field === 'schema') {
     reason = `this duogate reads config schema ${(e.params as { allowedValue: number }).allowedValue}`;
   }
@@ -71,6 +77,9 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
   const groups = new Map<number, number>();
   c.carp.vips.forEach((vip, i) => {
     const f = `carp.vips[${i}]`;
+    if (!Object.hasOwn(c.interfaces, vip.interface)) {
+      throw new ConfigError(file, `${f}.interface`, `"${vip.interface}" is not a network of this node (interfaces has ${Object.keys(c.interfaces).join(', ')}): add interfaces.${vip.interface} or fix the name`);
+    }
     if (Buffer.byteLength(vip.password, 'utf8') > 19) {
       throw new ConfigError(file, `${f}.password`, `is ${Buffer.byteLength(vip.password)} bytes; CARP uses at most 19 (BSD peers would silently cut it, ucarp refuses it): shorten it`);
     }
