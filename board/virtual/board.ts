@@ -45,11 +45,8 @@ export const ADDR = {
 export const VIP = { lan: '192.168.1.1', lanVhid: 1, wan: '203.0.113.1', wanVhid: 2, guest: '192.168.20.1', guestVhid: 3 } as const;
 /** The nodes' own WAN addresses on a single-address ISP (`wan: 'dhcp'`): private, they only carry CARP adverts. */
 export const DHCP_WAN_ADDR = { primary: '10.255.0.2/24', secondary: '10.255.0.3/24', vip: '10.255.0.1/24' } as const;
-/**
- * The guest network's node addresses. guest0 comes up without an address: the daemon adds the node's address
- * when its config declares interfaces.guest (board/virtual/networks.ts), so a config without it sees a dark NIC.
- */
-export const GUEST_ADDR = { primary: '192.168.20.2/24', secondary: '192.168.20.3/24' } as const;
+// guest0 comes up without an address: the daemon adds the node's (192.168.20.2 and .3 in the board's configs)
+// when its config declares interfaces.guest (board/virtual/networks.ts), so a config without it sees a dark NIC.
 
 const NIC: Record<Exclude<Segment, never>, string> = { lan: 'lan0', wan: 'wan0', sync: 'sync0', guest: 'guest0' };
 const SWITCH: Record<Segment, Role> = { lan: 'lansw', wan: 'wansw', sync: 'synccable', guest: 'guestsw' };

@@ -1,39 +1,16 @@
-// The virtual board's third internal network, `guest` (issue #14): its node config (interfaces.guest, vhid 3,
-// rules that let guests reach the internet but not the LAN, a DHCP scope) and the probes the networks test and
-// the demo run from the `guest` client namespace. The board always wires guest0 (board.ts); a node uses it
-// only when its config declares interfaces.guest, which addGuest() adds to a test's copy of the board configs.
+// The virtual board's third internal network, `guest` (issue #14; declared in board/virtual/primary.yaml and
+// secondary.yaml: guest0, vhid 3, rules that let guests reach the internet but not the LAN, a DHCP scope) and
+// the probes the networks test and the demo run from the `guest` client namespace. The board always wires
+// guest0 (board.ts); a node uses it when its config declares interfaces.guest.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { GUEST_ADDR, VIP, type NodeName, type VirtualBoard } from './board.js';
+import { VIP, type VirtualBoard } from './board.js';
 import { poll } from './wait.js';
 
 export const GUEST = {
   vip: VIP.guest, vhid: VIP.guestVhid, range: { from: '192.168.20.150', to: '192.168.20.199' },
-  peer: (n: NodeName) => GUEST_ADDR[n === 'primary' ? 'secondary' : 'primary'].split('/')[0]!,
 } as const;
-
-type Doc = Record<string, any>;
-
-/** Add the guest network to a node's config (a Firmware.writeConfigs `edit`). */
-export function addGuest(c: Doc, n: NodeName): void {
-  c.interfaces = { ...c.interfaces, guest: { device: 'guest0', address: GUEST_ADDR[n], peer: GUEST.peer(n) } };
-  const skew = n === 'primary' ? 0 : 100;
-  c.carp.vips = [...c.carp.vips, {
-    interface: 'guest', vhid: GUEST.vhid, address: `${GUEST.vip}/24`, password: 'guest-carp-secret', advbase: 1, advskew: skew, description: 'Guest gateway',
-  }];
-  if (c.firewall) {
-    c.firewall.rules = {
-      ...c.firewall.rules,
-      // pfSense semantics: these filter what enters on guest0. The LAN first, then anything else (the internet).
-      guest: [
-        { action: 'block', protocol: 'any', source: 'guest net', destination: 'lan net', description: 'Guests never reach the LAN' },
-        { action: 'pass', protocol: 'any', source: 'guest net', destination: 'any', description: 'Guests reach the internet' },
-      ],
-    };
-  }
-  if (c.dhcp) c.dhcp.networks = { guest: { range: GUEST.range } };
-}
 
 export interface GuestLease { event: string; ip: string; router: string; dns: string; t: number }
 

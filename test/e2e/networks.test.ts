@@ -1,6 +1,6 @@
-// A third internal network on the virtual board (prefix dn1; issue #14): the nodes' configs gain `guest`
+// A third internal network on the virtual board (prefix dn1; issue #14): the board's configs declare `guest`
 // (guest0, 192.168.20.0/24, VIP 192.168.20.1 vhid 3, a DHCP scope, rules "guests reach the internet, never the
-// LAN": board/virtual/networks.ts). From the guest client namespace: a lease with router and DNS = the guest
+// LAN"; probes in board/virtual/networks.ts). From the guest client namespace: a lease with router and DNS = the guest
 // VIP, DNS through that VIP, the WAN server reached with the WAN VIP as source (outbound NAT for every internal
 // network), the LAN client and the LAN gateway address not reached, every network listed in `duogate status`,
 // and 5 TCP echo sessions from the guest kept across a power cut of the master (state sync carries them).
@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { VirtualBoard } from '../../board/virtual/board.js';
 import { Firmware, allAre, poll, sleep, waitFor } from '../../board/virtual/firmware.js';
 import { GatewayProbes, TEST_ZONE, WHOAMI_PORT } from '../../board/virtual/demo/gateway.js';
-import { GUEST, GuestProbes, addGuest } from '../../board/virtual/networks.js';
+import { GUEST, GuestProbes } from '../../board/virtual/networks.js';
 import { ipNum } from '../../host/config/net.js';
 
 const PREFIX = 'dn1';
@@ -29,7 +29,7 @@ if (process.getuid?.() !== 0) {
   t.test('guest network: lease, DNS, internet through the WAN VIP, no LAN, sessions across a power cut', async (t) => {
     await board.up();
     fw.resetState();
-    fw.writeConfigs('nets', { keep: ['firewall', 'nat', 'dhcp', 'dns', 'statesync', 'peer'], edit: addGuest });
+    fw.writeConfigs('nets', { keep: ['firewall', 'nat', 'dhcp', 'dns', 'statesync', 'peer'] });
     await probes.startServer();
     board.spawn('server', process.execPath, ['--import', 'tsx', 'board/virtual/tcpload.ts', 'server'], { stdio: 'ignore' });
     await fw.startPair();
