@@ -16,6 +16,7 @@ export function networksPlugin(): DemoPlugin {
   const lan: boolean[] = [];
   let offAt = 0;
   let takeover: number | null = null;
+  let off = false;
   const look = async () => {
     dns.push(await probes.dns(TEST_ZONE.name));
     internet.push(await probes.tcp('203.0.113.10', WHOAMI_PORT));
@@ -24,6 +25,8 @@ export function networksPlugin(): DemoPlugin {
   return {
     name: 'networks',
     async setup(ctx) {
+      // A story told without the guest network (the virtual-MAC one) has no guest figures.
+      if (!(await ctx.status('primary')).networks?.guest) { off = true; return; }
       probes = new GuestProbes(ctx.board);
       probes.startDhcpClient();
       lease = await probes.waitLease(15_000);
@@ -35,11 +38,13 @@ export function networksPlugin(): DemoPlugin {
     },
     async beforePowerOff() { offAt = performance.timeOrigin + performance.now(); },
     async afterTakeover(ctx) {
+      if (off) return;
       takeover = pinger.outage(offAt, performance.timeOrigin + performance.now()).gap_ms;
       await look();
       ctx.say(`guest network after takeover: outage ${takeover} ms; DNS -> ${dns[1]!.join(',') || 'NO ANSWER'}; server sees ${internet[1] ?? 'NO CONNECTION'}`);
     },
     async finish() {
+      if (off) return { networks: {} };
       await pinger?.stop();
       probes?.stopDhcpClient();
       return {
