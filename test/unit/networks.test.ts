@@ -90,7 +90,8 @@ t.test('Kea serves a subnet per scope; unbound listens on every network', async 
   const [lan, guest] = k.Dhcp4.subnet4;
   t.match(lan, { id: 1, subnet: '192.168.1.0/24', interface: 'lan0' }, 'the LAN keeps subnet id 1');
   t.match(guest, { id: scopeId('guest'), subnet: '192.168.20.0/24', interface: 'guest0', pools: [{ pool: '192.168.20.150 - 192.168.20.199' }] });
-  t.same(guest['option-data'].filter((o: any) => o.name !== 'domain-name').map((o: any) => o.data), ['192.168.20.1', '192.168.20.1', '192.168.20.1'], 'router, DNS and server id are the guest VIP');
+  t.same(guest['option-data'].filter((o: any) => o.name !== 'domain-name').map((o: any) => o.data), ['192.168.20.1', '192.168.20.1', '192.168.20.2'], 'router and DNS are the guest VIP, the server id the node\'s own guest address');
+  t.same(lan['option-data'].find((o: any) => o.name === 'dhcp-server-identifier')?.data, '192.168.1.2', 'the LAN\'s server id is the node\'s own LAN address');
   t.equal(scopeId('guest'), scopeId('guest'), 'a stable id');
   t.not(scopeId('guest'), scopeId('iot'));
   const u = unboundConfig(c, '/tmp/dg-nets-unit');
