@@ -2,7 +2,7 @@
 // secondary.yaml: guest0, vhid 3, rules that let guests reach the internet but not the LAN, a DHCP scope) and
 // the probes the networks test and the demo run from the `guest` client namespace. The board always wires
 // guest0 (board.ts); a node uses it when its config declares interfaces.guest.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { VIP, type VirtualBoard } from './board.js';
@@ -12,7 +12,7 @@ export const GUEST = {
   vip: VIP.guest, vhid: VIP.guestVhid, range: { from: '192.168.20.150', to: '192.168.20.199' },
 } as const;
 
-export interface GuestLease { event: string; ip: string; router: string; dns: string; t: number }
+export interface GuestLease { event: string; ip: string; router: string; dns: string; serverid: string; t: number }
 
 /** Probes from the guest client namespace: a DHCP client, DNS through its VIP, TCP to the WAN server, the LAN. */
 export class GuestProbes {
@@ -21,20 +21,29 @@ export class GuestProbes {
   constructor(readonly board: VirtualBoard) { this.dir = path.join(board.runDir, 'guest-probes'); }
 
   get dhcpLog(): string { return path.join(this.dir, 'udhcpc.jsonl'); }
+  /** udhcpc's own messages ("sending renew to server X", "broadcasting renew", ...): how a renew went. */
+  get dhcpOut(): string { return path.join(this.dir, 'udhcpc.out'); }
+  dhcpOutput(): string { try { return readFileSync(this.dhcpOut, 'utf8'); } catch { return ''; } }
 
   /** busybox udhcpc on the guest's eth0; each event a JSON line in dhcpLog; bound/renew set the address and route. */
   startDhcpClient(): void {
     mkdirSync(this.dir, { recursive: true });
     const script = path.join(this.dir, 'udhcpc.sh');
     writeFileSync(script, `#!/bin/sh
-printf '{"event":"%s","ip":"%s","router":"%s","dns":"%s","t":%s}\\n' "$1" "$ip" "$router" "$dns" "$(date +%s%3N)" >> ${this.dhcpLog}
+printf '{"event":"%s","ip":"%s","router":"%s","dns":"%s","serverid":"%s","t":%s}\\n' "$1" "$ip" "$router" "$dns" "$serverid" "$(date +%s%3N)" >> ${this.dhcpLog}
 case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface"; ip route replace default via "$router" ;; esac
 exit 0
 `);
     chmodSync(script, 0o755);
     writeFileSync(this.dhcpLog, '');
-    this.dhcp = this.board.spawn('guest', 'busybox', ['udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '20', '-T', '1', '-A', '1'], { stdio: 'ignore' });
+    // -T 3 as the LAN client's (demo/gateway.ts): a unicast renew gets 3 s before udhcpc falls back to broadcasts.
+    const out = openSync(this.dhcpOut, 'w');
+    this.dhcp = this.board.spawn('guest', 'busybox', ['udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '10', '-T', '3', '-A', '3'], { stdio: ['ignore', out, out] });
+    closeSync(out);
   }
+
+  /** Ask udhcpc to renew its lease now (its SIGUSR1), as it does by itself at T1. */
+  renewDhcp(): void { this.dhcp?.kill('SIGUSR1'); }
 
   stopDhcpClient(): void { this.dhcp?.kill('SIGTERM'); this.dhcp = null; }
 
@@ -42,8 +51,9 @@ exit 0
     try { return readFileSync(this.dhcpLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as GuestLease); } catch { return []; }
   }
 
-  async waitLease(timeoutMs: number): Promise<GuestLease | null> {
-    return await poll(() => this.leases().find((x) => x.event === 'bound' || x.event === 'renew'), timeoutMs, 100);
+  /** Wait (bounded) for a bound/renew event, after `since` (epoch ms) if given. */
+  async waitLease(timeoutMs: number, since = 0): Promise<GuestLease | null> {
+    return await poll(() => this.leases().find((x) => x.t >= since && (x.event === 'bound' || x.event === 'renew')), timeoutMs, 100);
   }
 
   /** An A query from the guest to `server` (default: the guest VIP). */

@@ -1,8 +1,8 @@
 // A third internal network on the virtual board (prefix dn1; issue #14): the board's configs declare `guest`
 // (guest0, 192.168.20.0/24, VIP 192.168.20.1 vhid 3, a DHCP scope, rules "guests reach the internet, never the
 // LAN"; probes in board/virtual/networks.ts). From the guest client namespace: a lease with router and DNS = the guest
-// VIP, DNS through that VIP, the WAN server reached with the WAN VIP as source (outbound NAT for every internal
-// network), the LAN client and the LAN gateway address not reached, every network listed in `duogate status`,
+// VIP and the node's own guest address as server id, a renew answered by unicast (as at T1), DNS through that VIP,
+// the WAN server reached with the WAN VIP as source (outbound NAT for every internal network), the LAN client and the LAN gateway address not reached, every network listed in `duogate status`,
 // and 5 TCP echo sessions from the guest kept across a power cut of the master (state sync carries them).
 // VLAN sub-interfaces (interfaces.<net>.vlan) cannot be tested here: this kernel has no 802.1Q.
 import t from 'tap';
@@ -47,6 +47,17 @@ if (process.getuid?.() !== 0) {
     t.equal(lease?.router, GUEST.vip, 'router = the guest VIP');
     t.equal(lease?.dns, GUEST.vip, 'DNS server = the guest VIP');
     t.ok(lease && ipNum(lease.ip) >= ipNum(GUEST.range.from) && ipNum(lease.ip) <= ipNum(GUEST.range.to), `address ${lease?.ip} from the guest scope`);
+    t.equal(lease?.serverid, '192.168.20.2', "server id = the primary's own guest address (Kea hears no unicast to a VIP)");
+    // A renew as at T1: unicast to the server id, answered without falling back to a broadcast.
+    const mark = guest.dhcpOutput().length;
+    const ask = Date.now();
+    guest.renewDhcp();
+    const renewed = await guest.waitLease(15_000, ask);
+    const said = guest.dhcpOutput().slice(mark);
+    t.equal(renewed?.event, 'renew', 'the guest renewed');
+    t.equal(renewed?.ip, lease?.ip, 'the same address');
+    t.match(said, /sending renew to server 192\.168\.20\.2\b/, 'the renew went by unicast to the server identifier');
+    t.notMatch(said, /broadcasting renew/, `and was answered: no rebind broadcast (udhcpc: ${JSON.stringify(said.trim())})`);
     await waitFor('kea counts the guest lease', async () => (await fw.status('primary')).dhcp?.networks?.guest === 1, 10_000, 250);
 
     t.same(await guest.dns(TEST_ZONE.name), [TEST_ZONE.address], 'DNS through the guest VIP');
