@@ -3,7 +3,8 @@
 // LAN"; probes in board/virtual/networks.ts). From the guest client namespace: a lease with router and DNS = the guest
 // VIP and the node's own guest address as server id, a renew answered by unicast (as at T1), DNS through that VIP,
 // the WAN server reached with the WAN VIP as source (outbound NAT for every internal network), the LAN client and
-// the LAN gateway address not reached, every network listed in `duogate status`, and 5 TCP echo sessions from the guest kept across a power cut of the master (state sync carries them).
+// the LAN gateway address not reached, every network listed in `duogate status`, and 5 TCP echo sessions from the
+// guest kept across a power cut of the master (state sync carries them).
 // VLAN sub-interfaces (interfaces.<net>.vlan) cannot be tested here: this kernel has no 802.1Q.
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
