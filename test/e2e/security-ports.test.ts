@@ -1,8 +1,9 @@
 // "Only the peer reaches the peer's services", on the virtual board (prefix dgt-scan) with the
 // board's full default configs: a bounded TCP/UDP scan of both nodes' addresses (real, VIP, and the sync
 // addresses routed via a node's LAN or WAN address) from the LAN client, the guest client and the WAN server
-// must show exactly DNS on each internal network's own addresses and nothing on the WAN, while Kea HA, config sync, state sync and the heartbeat
-// keep working between the nodes over the sync link.
+// must show exactly DNS on each internal network's own addresses and nothing on the WAN; from the guest client,
+// nothing of the LAN (neither the nodes' LAN addresses nor the LAN client's open ports). Meanwhile Kea HA, config
+// sync, state sync and the heartbeat keep working between the nodes over the sync link.
 import t from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,6 +27,7 @@ const LAN = { vip: '192.168.1.1', primary: '192.168.1.2', secondary: '192.168.1.
 const WAN = { vip: '203.0.113.1', primary: '203.0.113.2', secondary: '203.0.113.3' };
 const SYNC = { primary: '172.16.1.1', secondary: '172.16.1.2' };
 const GUEST = { vip: '192.168.20.1', primary: '192.168.20.2', secondary: '192.168.20.3' };
+const LAN_CLIENT = '192.168.1.100';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root (network namespaces)');
@@ -200,14 +202,21 @@ if (process.getuid?.() !== 0) {
     board.exec('guest', 'ip', ['addr', 'replace', '192.168.20.100/24', 'dev', 'eth0'], { check: true });
     board.exec('guest', 'ip', ['route', 'replace', 'default', 'via', GUEST.vip], { check: true });
     routeVia('guest', { [SYNC.primary]: GUEST.primary, [SYNC.secondary]: GUEST.secondary, [LAN.secondary]: GUEST.secondary });
-    const targets = [GUEST.vip, GUEST.primary, GUEST.secondary, LAN.vip, LAN.primary, LAN.secondary, WAN.vip, WAN.primary, WAN.secondary, SYNC.primary, SYNC.secondary];
+    // The LAN client serves TCP 8000 and UDP 161 (both scanned): the node reaches them, the guest must not.
+    const lanTcp = board.spawn('client', 'socat', ['TCP-LISTEN:8000,fork,reuseaddr', 'SYSTEM:echo lan'], { stdio: 'ignore' });
+    const lanUdp = board.spawn('client', 'socat', ['UDP-RECVFROM:161,fork', 'SYSTEM:echo lan'], { stdio: 'ignore' });
+    t.teardown(() => { lanTcp.kill('SIGKILL'); lanUdp.kill('SIGKILL'); });
+    const fromNode = async () => (await board.execAsync('primary', 'socat', ['-T', '2', '-', `TCP:${LAN_CLIENT}:8000,connect-timeout=2`], { timeoutMs: 6000, input: '' })).stdout.trim();
+    t.equal(await waitFor('the LAN client listens', async () => ((await fromNode()) === 'lan' ? 'lan' : null), 5000, 200), 'lan', 'the primary reaches the LAN client\'s TCP 8000');
+    const targets = [GUEST.vip, GUEST.primary, GUEST.secondary, LAN.vip, LAN.primary, LAN.secondary, WAN.vip, WAN.primary, WAN.secondary, SYNC.primary, SYNC.secondary, LAN_CLIENT];
     const a = await scan('guest', targets);
     t.comment(`guest scan: ${a.probes} probes of ${targets.length} addresses in ${a.ms} ms`);
     const dns = [GUEST.vip, GUEST.primary, GUEST.secondary];
     t.same(fmt(a.tcp), fmt(dns.map((addr) => ({ addr, port: 53, result: 'open' }))), 'TCP: only DNS on the guest VIP and the nodes\' guest addresses');
-    t.same(fmt(a.udp), fmt(dns.map((addr) => ({ addr, port: 53, result: 'answer' }))), 'UDP: only DNS answers');
+    t.same(fmt(a.udp), fmt(dns.map((addr) => ({ addr, port: 53, result: 'answer' }))), 'UDP: only DNS answers (not the LAN client\'s 8000/tcp or 161/udp)');
+    t.ok(counter('primary', 'rules_guest', 'guest#0 Guests never reach the LAN') > 0, 'the guest rule dropped the probes of the LAN');
     for (const a of [GUEST.vip, GUEST.primary, GUEST.secondary, WAN.vip, WAN.primary]) t.ok(board.ping('guest', a), `ping ${a} from guest answers`);
-    for (const a of [LAN.vip, LAN.primary, LAN.secondary, SYNC.primary, '192.168.1.100']) t.notOk(board.ping('guest', a), `ping ${a} from guest gets no answer`);
+    for (const a of [LAN.vip, LAN.primary, LAN.secondary, SYNC.primary, LAN_CLIENT]) t.notOk(board.ping('guest', a), `ping ${a} from guest gets no answer`);
     t.ok(dhcpOffer('guest'), 'DHCP answers on guest');
   });
 
