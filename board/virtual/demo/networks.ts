@@ -25,7 +25,7 @@ export function networksPlugin(): DemoPlugin {
   return {
     name: 'networks',
     async setup(ctx) {
-      // A story told without the guest network (the virtual-MAC one) has no guest figures.
+      // A story told with configs that leave the guest network out has no guest figures.
       if (!(await ctx.status('primary')).networks?.guest) { off = true; return; }
       probes = new GuestProbes(ctx.board);
       probes.startDhcpClient();

@@ -62,7 +62,7 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     let sampler: NodeJS.Timeout | null = null;
     if (mac === 'virtual') {
       say('== virtual-MAC mode: every VIP answers from 00:00:5e:00:01:<vhid>; the LAN client ignores gratuitous ARP ==');
-      fw.writeConfigs('demo-vmac', { keep: 'all', edit: (c, n) => { for (const v of c.carp.vips) v.mac = 'virtual'; withoutGuest(c); if (isp) dhcpWanEdit(c, n); } });
+      fw.writeConfigs('demo-vmac', { keep: 'all', edit: (c, n) => { for (const v of c.carp.vips) v.mac = 'virtual'; if (isp) dhcpWanEdit(c, n); } });
       ctx.configFile.primary = fw.configFile('primary'); ctx.configFile.secondary = fw.configFile('secondary');
       deafenClient(board, VIP.lan);
       let busy = false;
@@ -206,15 +206,3 @@ export function dualMasterMs(fw: Firmware, from: number, primaryOffAt: number): 
   return Math.round(total * 10) / 10;
 }
 
-/**
- * The board's configs without the guest network. The virtual-MAC story runs without it: with a second Kea
- * interface, the LAN client's unicast renew to the new master after a power-off went unanswered in virtual-MAC
- * mode (Kea allocated it three times, the client fell back to DISCOVER), an open problem (docs/gateway.md
- * "Networks").
- */
-function withoutGuest(c: Record<string, any>): void {
-  delete c.interfaces.guest;
-  c.carp.vips = c.carp.vips.filter((v: { interface: string }) => v.interface !== 'guest');
-  if (c.firewall?.rules) delete c.firewall.rules.guest;
-  if (c.dhcp) delete c.dhcp.networks;
-}
