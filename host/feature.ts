@@ -6,7 +6,7 @@
 // lists them in start order and is the only module that imports them all; the config loader, `check`, config
 // sync, the daemon, telemetry and the console read that list. A feature sees the daemon only through
 // FeatureHost, so what a feature may touch is written here, not spread over the daemon's members.
-import type { Config, IfRole } from './config/schema.js';
+import type { Config, NetName } from './config/schema.js';
 import type { Finding } from './config/check.js';
 import type { Logger } from './log.js';
 import type { Handler } from './control/server.js';
@@ -25,7 +25,7 @@ export interface Service {
 
 /** A CARP state change of one vhid. `reason` is the core's code (Why); `why` is its wording for people. */
 export interface Transition {
-  vhid: number; interface: IfRole; address: string[]; from: StateName; to: StateName;
+  vhid: number; interface: NetName; address: string[]; from: StateName; to: StateName;
   reason: WhyCode; why: string; at: string; mono: number;
 }
 

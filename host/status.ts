@@ -6,6 +6,11 @@ export function formatStatus(s: any): string {
   const m = s.maintenance?.on ? `ON since ${s.maintenance.since}` : 'off';
   lines.push(`node ${s.node} (${s.role})   CARP: ${s.carp_role}   maintenance: ${m}   demotion: ${s.demotion}   preempt: ${s.preempt ? 'on' : 'off'}`);
   lines.push(`links: ${Object.entries(s.links ?? {}).map(([r, l]: [string, any]) => `${r}=${l.device}${l.carrier ? '' : ' (NO CARRIER)'}`).join('  ')}`);
+  // Every network (wan, the internal ones, sync) with its address and VIPs; `links` above has the carrier.
+  if (s.networks) {
+    lines.push(`networks: ${Object.entries(s.networks).map(([n, x]: [string, any]) =>
+      `${n}=${x.device} ${x.address}${x.vips?.length ? ` (${x.vips.map((v: any) => `vhid ${v.vhid} ${v.state}`).join(', ')})` : ''}`).join('  ')}`);
+  }
   lines.push('');
   const rows = [['INTERFACE', 'VHID', 'VIRTUAL IP', 'STATUS', 'MAC', 'ADVBASE', 'ADVSKEW', 'DEMOTE', 'MASTER HEARD', 'LAST CHANGE']];
   for (const v of s.vips ?? []) {
@@ -42,7 +47,7 @@ export function formatStatus(s: any): string {
   return lines.join('\n') + '\n';
 }
 
-const CORE_KEYS = ['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters'];
+const CORE_KEYS = ['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'networks', 'vips', 'carp_counters'];
 
 /** A feature section as `key=value` pairs (nested keys dotted, lists of scalars joined, alarms left out). */
 function flatten(v: unknown, prefix = ''): string[] {

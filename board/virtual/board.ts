@@ -24,12 +24,15 @@ import {
 export type { ExecResult } from './netns.js';
 
 export type NodeName = 'primary' | 'secondary';
-export type Segment = 'lan' | 'wan' | 'sync';
-/** Every namespace of the board. `synccable` is the passive cable between the sync0 NICs. */
-export type Role = NodeName | 'client' | 'server' | 'lansw' | 'wansw' | 'synccable';
+export type Segment = 'lan' | 'wan' | 'sync' | 'guest';
+/**
+ * Every namespace of the board. `synccable` is the passive cable between the sync0 NICs; `guest` is a client on
+ * the third internal network (guest0 on each node, switch `guestsw`), used when a config declares it.
+ */
+export type Role = NodeName | 'client' | 'server' | 'lansw' | 'wansw' | 'synccable' | 'guest' | 'guestsw';
 
 export const NODES: readonly NodeName[] = ['primary', 'secondary'];
-export const ROLES: readonly Role[] = ['primary', 'secondary', 'client', 'server', 'lansw', 'wansw', 'synccable'];
+export const ROLES: readonly Role[] = ['primary', 'secondary', 'client', 'server', 'lansw', 'wansw', 'synccable', 'guest', 'guestsw'];
 
 /** Addressing from the pfSense HA guide. VIPs are not configured by the board. */
 export const ADDR = {
@@ -37,15 +40,18 @@ export const ADDR = {
   secondary: { lan0: '192.168.1.3/24', wan0: '203.0.113.3/24', sync0: '172.16.1.2/30' },
   client: { eth0: '192.168.1.100/24' },
   server: { eth0: '203.0.113.10/24' },
+  guest: { eth0: '192.168.20.100/24' },
 } as const;
-export const VIP = { lan: '192.168.1.1', lanVhid: 1, wan: '203.0.113.1', wanVhid: 2 } as const;
+export const VIP = { lan: '192.168.1.1', lanVhid: 1, wan: '203.0.113.1', wanVhid: 2, guest: '192.168.20.1', guestVhid: 3 } as const;
 /** The nodes' own WAN addresses on a single-address ISP (`wan: 'dhcp'`): private, they only carry CARP adverts. */
 export const DHCP_WAN_ADDR = { primary: '10.255.0.2/24', secondary: '10.255.0.3/24', vip: '10.255.0.1/24' } as const;
+// guest0 comes up without an address: the daemon adds the node's (192.168.20.2 and .3 in the board's configs)
+// when its config declares interfaces.guest (board/virtual/networks.ts), so a config without it sees a dark NIC.
 
-const NIC: Record<Exclude<Segment, never>, string> = { lan: 'lan0', wan: 'wan0', sync: 'sync0' };
-const SWITCH: Record<Segment, Role> = { lan: 'lansw', wan: 'wansw', sync: 'synccable' };
-const ROLE_ID: Record<Role, number> = { primary: 1, secondary: 2, client: 3, server: 4, lansw: 5, wansw: 6, synccable: 7 };
-const SEG_ID: Record<Segment, number> = { lan: 1, wan: 2, sync: 3 };
+const NIC: Record<Exclude<Segment, never>, string> = { lan: 'lan0', wan: 'wan0', sync: 'sync0', guest: 'guest0' };
+const SWITCH: Record<Segment, Role> = { lan: 'lansw', wan: 'wansw', sync: 'synccable', guest: 'guestsw' };
+const ROLE_ID: Record<Role, number> = { primary: 1, secondary: 2, client: 3, server: 4, lansw: 5, wansw: 6, synccable: 7, guest: 8, guestsw: 9 };
+const SEG_ID: Record<Segment, number> = { lan: 1, wan: 2, sync: 3, guest: 4 };
 
 const hex = (n: number) => n.toString(16).padStart(2, '0');
 /** Stable MAC of a cable end: 02:d6:<role>:<segment>:00:01 (host end) / :02 (switch-port end). */
@@ -70,6 +76,9 @@ const CABLES: Cable[] = [
     seg: 'wan' as const, role: r, ifname: r === 'server' ? 'eth0' : 'wan0', sw: 'wansw' as const, port: `p-${r}`,
   })),
   ...NODES.map((r) => ({ seg: 'sync' as const, role: r, ifname: 'sync0', sw: 'synccable' as const, port: `p-${r}` })),
+  ...(['primary', 'secondary', 'guest'] as const).map((r) => ({
+    seg: 'guest' as const, role: r, ifname: r === 'guest' ? 'eth0' : 'guest0', sw: 'guestsw' as const, port: `p-${r}`,
+  })),
 ];
 
 export interface VirtualBoardOptions {
@@ -213,7 +222,7 @@ export class VirtualBoard {
       ),
     ]);
     // 3. switches and the sync cable: a bridge br0 with its ports.
-    for (const sw of ['lansw', 'wansw', 'synccable'] as const) {
+    for (const sw of ['lansw', 'wansw', 'synccable', 'guestsw'] as const) {
       const ports = CABLES.filter((c) => c.sw === sw);
       ipBatch(
         [
@@ -246,6 +255,11 @@ export class VirtualBoard {
         // No route to the LAN: like a host on the internet, the server only sees the WAN VIP (outbound NAT).
       ],
       this.nsName('server'),
+    );
+    // The guest client: no address; it leases one from the gateways (test/e2e/networks.test.ts).
+    ipBatch(
+      ['link set lo up', 'link set eth0 addrgenmode none', 'link set eth0 up'],
+      this.nsName('guest'),
     );
     // 5. gateway nodes.
     for (const n of NODES) this.configureNode(n);
@@ -284,6 +298,8 @@ export class VirtualBoard {
         'link set lan0 up',
         'link set wan0 up',
         'link set sync0 up',
+        'link set guest0 addrgenmode none',
+        'link set guest0 up',
       ],
       this.nsName(node),
     );
@@ -475,7 +491,7 @@ export class VirtualBoard {
     const pids = new Set(netnsPids(ns));
     if (cp?.pid && cp.exitCode === null && cp.signalCode === null) pids.add(cp.pid);
     killPids([...pids], 'SIGSTOP'); // nothing reacts to the link loss
-    ipBatch(['link set lan0 down', 'link set wan0 down', 'link set sync0 down'], ns, { force: true });
+    ipBatch(['link set lan0 down', 'link set wan0 down', 'link set sync0 down', 'link set guest0 down'], ns, { force: true });
     this.powered[node] = false;
     this.applySyncPorts();
     killPids([...pids], 'SIGKILL');
@@ -498,9 +514,9 @@ export class VirtualBoard {
     deleteNetns([park]);
     ip(['netns', 'add', park]);
     // Moving a NIC to another namespace wipes its addresses and per-device config.
-    ipBatch(['link set lan0 netns ' + park, 'link set wan0 netns ' + park, 'link set sync0 netns ' + park], ns);
+    ipBatch(['link set lan0 netns ' + park, 'link set wan0 netns ' + park, 'link set sync0 netns ' + park, 'link set guest0 netns ' + park], ns);
     ipBatch([`netns del ${ns}`, `netns add ${ns}`]);
-    ipBatch(['link set lan0 netns ' + ns, 'link set wan0 netns ' + ns, 'link set sync0 netns ' + ns], park);
+    ipBatch(['link set lan0 netns ' + ns, 'link set wan0 netns ' + ns, 'link set sync0 netns ' + ns, 'link set guest0 netns ' + ns], park);
     ip(['netns', 'del', park]);
     this.configureNode(node);
     this.powered[node] = true;
@@ -523,9 +539,9 @@ export class VirtualBoard {
    * Unplug a cable: carrier lost on that one link (both ends admin-up on the
    * node side). lan/wan: the switch port goes down; sync: both ends of the
    * sync cable go dark. Persists across powerOff/powerOn. Idempotent.
-   * role may also be 'client' (lan) or 'server' (wan).
+   * role may also be 'client' (lan), 'server' (wan) or 'guest' (guest).
    */
-  pullCable(role: NodeName | 'client' | 'server', seg: Segment): void {
+  pullCable(role: NodeName | 'client' | 'server' | 'guest', seg: Segment): void {
     const c = this.portOf(role, seg);
     this.pulled.add(`${role}:${seg}`);
     if (seg === 'sync') this.applySyncPorts();
@@ -533,7 +549,7 @@ export class VirtualBoard {
   }
 
   /** Plug the cable back in: carrier returns (if the far end is powered). */
-  plugCable(role: NodeName | 'client' | 'server', seg: Segment): void {
+  plugCable(role: NodeName | 'client' | 'server' | 'guest', seg: Segment): void {
     const c = this.portOf(role, seg);
     this.pulled.delete(`${role}:${seg}`);
     if (seg === 'sync') {
@@ -547,13 +563,13 @@ export class VirtualBoard {
    * carrier stays up, so frames go nowhere. 'sync' detaches the node's side of
    * the sync cable the same way. Idempotent.
    */
-  isolate(role: NodeName | 'client' | 'server', seg: Segment): void {
+  isolate(role: NodeName | 'client' | 'server' | 'guest', seg: Segment): void {
     const c = this.portOf(role, seg);
     ip(['link', 'set', c.port, 'nomaster'], this.nsName(c.sw));
   }
 
   /** Put the port back on the bridge (undo isolate). Idempotent. */
-  reconnect(role: NodeName | 'client' | 'server', seg: Segment): void {
+  reconnect(role: NodeName | 'client' | 'server' | 'guest', seg: Segment): void {
     const c = this.portOf(role, seg);
     ip(['link', 'set', c.port, 'master', 'br0'], this.nsName(c.sw));
   }

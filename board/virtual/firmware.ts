@@ -142,4 +142,5 @@ export interface WriteConfigs {
 }
 
 export { sleep, poll, waitFor };
-export const allAre = (st: Record<string, string>, want: string, vhids = ['1', '2']) => vhids.every((v) => st[v] === want);
+/** Every vhid the node reports (or those given) is in state `want`; false when the node reports none. */
+export const allAre = (st: Record<string, string>, want: string, vhids: string[] = Object.keys(st)) => vhids.length > 0 && vhids.every((v) => st[v] === want);

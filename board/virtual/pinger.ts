@@ -1,9 +1,9 @@
-// Runs the prober in the LAN client and turns its reply stream into the outage figures the issues ask for:
+// Runs the prober in the LAN client (or another client namespace: `from`) and turns its reply stream into the outage figures the issues ask for:
 // the longest gap between two consecutive replies around an event, and the echoes lost.
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { VirtualBoard } from './board.js';
+import type { Role, VirtualBoard } from './board.js';
 import { ROOT } from './firmware.js';
 
 export interface Reply { seq: number; sent: number; recv: number }
@@ -13,11 +13,11 @@ export class Pinger {
   summary: { sent: number; received: number; lost: number; interval_ms: number; via: string } | null = null;
   private proc: ChildProcess | null = null;
 
-  constructor(private readonly board: VirtualBoard, readonly intervalMs = 10, readonly dst = '203.0.113.10') {}
+  constructor(private readonly board: VirtualBoard, readonly intervalMs = 10, readonly dst = '203.0.113.10', readonly from: Role = 'client') {}
 
   start(durationMs: number): void {
     const prober = path.join(ROOT, 'dist/board/virtual/prober.js');
-    this.proc = this.board.spawn('client', process.execPath, [prober, '--dst', this.dst, '--interval', String(this.intervalMs), '--duration-ms', String(durationMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.proc = this.board.spawn(this.from, process.execPath, [prober, '--dst', this.dst, '--interval', String(this.intervalMs), '--duration-ms', String(durationMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
       try {
         const o = JSON.parse(line);

@@ -1,6 +1,6 @@
 // `duogate check`: the addressing-plan review the pfSense HA guide asks for before building a pair, on one
 // node's config or (better) on both. Findings name the field and say what to do.
-import type { Config, IfRole } from './schema.js';
+import { allNets, internalNets, netDevice, type Config } from './schema.js';
 import { inSubnet, isNetOrBroadcast, parseCidr } from './net.js';
 import { pairAuthKey } from '../daemon/pair.js';
 import { features } from '../features.js';
@@ -14,7 +14,9 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
   const out: Finding[] = [];
   const err = (field: string, message: string) => out.push({ level: 'error', field, message });
   const warn = (field: string, message: string) => out.push({ level: 'warning', field, message });
-  const roles: IfRole[] = ['wan', 'lan', 'sync'];
+  const roles = allNets(c);
+  const internal = new Set(internalNets(c));
+  const carries = (r: string) => c.carp.vips.some((v) => v.interface === r);
 
   for (const r of roles) {
     const ifc = c.interfaces[r];
@@ -25,12 +27,22 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
       if (!inSubnet(ifc.peer, ifc.address)) err(`${f}.peer`, `${ifc.peer} is outside ${ifc.address}: both nodes need an address in the same subnet`);
       if (ifc.peer === own.ip) err(`${f}.peer`, `the peer's address equals this node's (${own.ip}): each node needs its own`);
       if (isNetOrBroadcast(ifc.peer, ifc.address)) err(`${f}.peer`, `${ifc.peer} is the network or broadcast address`);
-    } else if (r !== 'wan' || c.carp.vips.some((v) => v.interface === r)) {
+    } else if (internal.has(r) && r !== 'lan' && carries(r)) {
+      // A network beyond the original three is checked strictly: CARP on it needs the peer's address.
+      err(`${f}.peer`, 'not set: a network with a CARP VIP needs the other node\'s address on it (CARP refuses adverts from any other source)');
+    } else if (r !== 'wan' || carries(r)) {
       warn(`${f}.peer`, 'not set: the peer address lets check verify the plan, the firewall open the sync rule, and CARP refuse adverts from any other source');
     }
+    if (ifc.vlan !== undefined && netDevice(ifc).length > 15) err(`${f}.vlan`, `the sub-interface name ${netDevice(ifc)} is longer than 15 characters (the kernel's limit): rename the NIC`);
+    if (ifc.vlan !== undefined && r === 'sync') warn(`${f}.vlan`, 'the sync link on a VLAN shares a cable with other traffic: a dedicated cable is what fast failover assumes');
     for (const o of roles) {
-      if (o < r && c.interfaces[o].device === ifc.device) err(`${f}.device`, `${ifc.device} is also interfaces.${o}.device: each role needs its own NIC`);
-      if (o !== r && inSubnet(own.ip, c.interfaces[o].address)) err(`${f}.address`, `overlaps interfaces.${o} (${c.interfaces[o].address})`);
+      if (o === r) continue;
+      const other = c.interfaces[o];
+      // One segment per network: the same NIC twice is allowed only as different VLANs of it.
+      if (roles.indexOf(o) < roles.indexOf(r) && netDevice(other) === netDevice(ifc)) {
+        err(`${f}.device`, `${netDevice(ifc)} is also the device of interfaces.${o}: each role needs its own NIC (or VLAN of one)`);
+      }
+      if (inSubnet(own.ip, other.address) || inSubnet(parseCidr(other.address).ip, ifc.address)) err(`${f}.address`, `overlaps interfaces.${o} (${other.address})`);
     }
   }
 
@@ -65,7 +77,8 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
     }
     if (/[\s'"\\]/.test(v.password)) warn(`${f}.password`, 'contains spaces, quotes or backslashes: pfSense/OPNsense peers rewrite such passwords (carp.md §2.1)');
   });
-  // VHIDs are per L2 segment: the same vhid twice on one interface is one group (load checks it agrees).
+  // VHIDs are per L2 segment: the same vhid twice on one interface is one group (load checks it agrees), so a
+  // vhid is unique per segment. A vhid on two segments is refused by load (one vhid is one CARP group).
   // The same vhid on two segments is legal but confuses people reading captures and VRRP neighbours.
   const byVhid = new Map<number, Set<string>>();
   for (const v of c.carp.vips) byVhid.set(v.vhid, (byVhid.get(v.vhid) ?? new Set()).add(v.interface));
@@ -84,9 +97,11 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
     if (!!pairAuthKey(c) !== !!pairAuthKey(peer)) err('carp.pair_auth', 'differs from the peer\'s: one node would drop the other\'s adverts');
     if (peer.node.name === c.node.name) err('node.name', `both nodes are called "${c.node.name}"`);
     if (peer.node.role === c.node.role) err('node.role', `both nodes are ${c.node.role}: one primary, one secondary`);
-    for (const r of roles) {
+    for (const r of new Set([...roles, ...allNets(peer)])) {
       const a = c.interfaces[r]; const b = peer.interfaces[r];
       const f = `interfaces.${r}`;
+      if (!a || !b) { err(f, `${r} is a network on ${a ? 'this node' : 'the peer'} only: declare it on both (the same subnet, each node its own address)`); continue; }
+      if ((a.vlan ?? 0) !== (b.vlan ?? 0)) err(`${f}.vlan`, `${a.vlan ?? 'none'} here, ${b.vlan ?? 'none'} on the peer: both nodes must tag the network alike`);
       if (parseCidr(a.address).net !== parseCidr(b.address).net || parseCidr(a.address).prefix !== parseCidr(b.address).prefix) {
         err(`${f}.address`, `this node is on ${a.address}, the peer on ${b.address}: the same subnet is needed on both`);
       }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { Ajv, type ErrorObject } from 'ajv';
 import YAML from 'yaml';
-import { configSchema, type Config } from './schema.js';
+import { NET_NAME, configSchema, type Config } from './schema.js';
 import { featureSections } from './sections.js';
 
 export class ConfigError extends Error {
@@ -34,7 +34,14 @@ export function fieldPath(pointer: string): string {
 function describe(e: ErrorObject): { field: string; reason: string } {
   let field = fieldPath(e.instancePath);
   let reason = e.message ?? 'invalid';
-  if (e.keyword === 'additionalProperties') {
+  if (e.keyword === 'propertyNames' || e.propertyName !== undefined) {
+    // A key refused by propertyNames (an interface or network name): Ajv reports the inner check first.
+    const name = e.propertyName ?? (e.params as { propertyName?: string }).propertyName ?? '';
+    field = field ? `${field}.${name}` : name;
+    const pattern = (e.params as { pattern?: string }).pattern;
+    reason = pattern === NET_NAME ? 'is not a valid network name: lower case letters, digits and _, starting with a letter, at most 15 characters'
+      : `is not a valid name${pattern ? ` (must match ${pattern})` : ''}`;
+  } else if (e.keyword === 'additionalProperties') {
     const extra = (e.params as { additionalProperty: string }).additionalProperty;
     field = field ? `${field}.${extra}` : extra;
     reason = 'unknown field (check the spelling; see README "Configuration")';
@@ -51,6 +58,8 @@ function describe(e: ErrorObject): { field: string; reason: string } {
       : pattern.endsWith('/([0-9]|[12][0-9]|3[0-2])$') ? 'must be an IPv4 address with a prefix of 0-32, like 192.168.1.2/24'
       : pattern.endsWith('(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$') ? 'must be an IPv4 address, like 192.168.1.20'
       : `does not match ${pattern}`;
+  } else if (e.keyword === 'maxProperties' && field === 'interfaces') {
+    reason = 'has more than 8 networks (wan, sync and at most 6 internal networks)';
   } else if (e.keyword === 'const' && field === 'schema') {
     reason = `this duogate reads config schema ${(e.params as { allowedValue: number }).allowedValue}`;
   }
@@ -71,6 +80,9 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
   const groups = new Map<number, number>();
   c.carp.vips.forEach((vip, i) => {
     const f = `carp.vips[${i}]`;
+    if (!Object.hasOwn(c.interfaces, vip.interface)) {
+      throw new ConfigError(file, `${f}.interface`, `"${vip.interface}" is not a network of this node (interfaces has ${Object.keys(c.interfaces).join(', ')}): add interfaces.${vip.interface} or fix the name`);
+    }
     if (Buffer.byteLength(vip.password, 'utf8') > 19) {
       throw new ConfigError(file, `${f}.password`, `is ${Buffer.byteLength(vip.password)} bytes; CARP uses at most 19 (BSD peers would silently cut it, ucarp refuses it): shorten it`);
     }

@@ -2,23 +2,31 @@
 // human-edited YAML file (comments allowed) per node; see README "Configuration".
 export const SCHEMA_VERSION = 1;
 
+/** The three NIC roles every node has (the image's seed, the console's NIC plan). */
 export type IfRole = 'wan' | 'lan' | 'sync';
+/**
+ * A network's name: an interfaces key. `wan` and `sync` keep their roles; every other name (lan, guest, iot, ...)
+ * is an internal network (internalNets).
+ */
+export type NetName = string;
 export interface InterfaceConfig {
   device: string; address: string; peer?: string; mac?: string;
   /** This node's IPv6 link-local address here (fe80::/64): the source of its IPv6 CARP adverts. */
   address6?: string;
   /** The peer's IPv6 link-local address here: IPv6 adverts from any other source are refused. */
   peer6?: string;
+  /** 802.1Q id: the network is the sub-interface <device>.<vlan>, which the daemon creates (netDevice). */
+  vlan?: number;
 }
 export interface VipConfig {
-  interface: IfRole; vhid: number; address: string; password: string; advbase: number; advskew: number; description?: string;
+  interface: NetName; vhid: number; address: string; password: string; advbase: number; advskew: number; description?: string;
   /** 'virtual': the MASTER answers and sends for the VIP from 00:00:5e:00:01:<vhid> (README "Virtual or real MAC"). */
   mac?: 'real' | 'virtual';
 }
 export interface Config {
   schema: number;
   node: { name: string; role: 'primary' | 'secondary' };
-  interfaces: Record<IfRole, InterfaceConfig>;
+  interfaces: Record<IfRole, InterfaceConfig> & Record<NetName, InterfaceConfig>;
   carp: { preempt: boolean; pair_auth?: boolean; vips: VipConfig[] };
   control: { socket: string };
   state_dir: string;
@@ -46,8 +54,24 @@ const iface = {
     mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },
     address6: { type: 'string', pattern: linkLocal6, description: "this node's IPv6 link-local address: the source of its IPv6 CARP adverts" },
     peer6: { type: 'string', pattern: linkLocal6, description: "the other node's IPv6 link-local address on this segment" },
+    vlan: { type: 'integer', minimum: 1, maximum: 4094, description: '802.1Q VLAN id: the network is a sub-interface of device' },
   },
 };
+
+/** A network name: lower case, short enough for nft chain names and status keys. */
+export const NET_NAME = '^[a-z][a-z0-9_]{0,14}$';
+
+/** The internal networks (every interface but wan and sync), lan first, then in config order. */
+export function internalNets(c: Pick<Config, 'interfaces'>): NetName[] {
+  const names = Object.keys(c.interfaces).filter((n) => n !== 'wan' && n !== 'sync');
+  return [...names.filter((n) => n === 'lan'), ...names.filter((n) => n !== 'lan')];
+}
+
+/** Every network the node has: wan, the internal ones, sync. */
+export function allNets(c: Pick<Config, 'interfaces'>): NetName[] { return ['wan', ...internalNets(c), 'sync']; }
+
+/** The kernel device a network uses: the NIC, or its VLAN sub-interface <device>.<vlan>. */
+export function netDevice(ifc: InterfaceConfig): string { return ifc.vlan ? `${ifc.device}.${ifc.vlan}` : ifc.device; }
 
 export const configSchema = {
   type: 'object',
@@ -59,8 +83,11 @@ export const configSchema = {
       properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' }, role: { enum: ['primary', 'secondary'] } },
     },
     interfaces: {
-      type: 'object', additionalProperties: false, required: ['wan', 'lan', 'sync'],
+      // wan, lan and sync are required; any other name is one more internal network (README "Networks").
+      type: 'object', required: ['wan', 'lan', 'sync'], maxProperties: 8,
+      propertyNames: { pattern: NET_NAME },
       properties: { wan: iface, lan: iface, sync: iface },
+      additionalProperties: iface,
     },
     carp: {
       type: 'object', additionalProperties: false, required: ['vips'],
@@ -72,7 +99,7 @@ export const configSchema = {
           items: {
             type: 'object', additionalProperties: false, required: ['interface', 'vhid', 'address', 'password'],
             properties: {
-              interface: { enum: ['wan', 'lan', 'sync'] },
+              interface: { type: 'string', pattern: NET_NAME, description: 'an interfaces key: wan, lan, sync or an internal network' },
               vhid: { type: 'integer', minimum: 1, maximum: 255 },
               address: { type: 'string', pattern: vipAddress, description: 'IPv4 or IPv6 address with its prefix' },
               password: { type: 'string', minLength: 1, secret: true, description: 'at most 19 bytes are used by every CARP implementation' },

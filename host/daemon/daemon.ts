@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { Core, Demote, Why, type Action, type VhidConfig, type VhidStatus } from '../core/core.js';
 import { native } from '../io/native.js';
 import { AddressControl, LinkMonitor } from '../io/rtnetlink.js';
-import type { Config, IfRole, VipConfig } from '../config/schema.js';
+import { allNets, netDevice, type Config, type NetName, type VipConfig } from '../config/schema.js';
+import { ensureVlans } from './vlan.js';
 import { Logger } from '../log.js';
 import { MaintenanceFlag } from './maintenance.js';
 import { nextEpoch, pairAuthKey, pairKey } from './pair.js';
@@ -33,7 +34,7 @@ const ETH_P_ARP = 0x0806;
 
 /** One CARP interface: a link number in the core, its sockets and its VIP groups. */
 interface Link {
-  n: number; role: IfRole; device: string; index: number; mac: Uint8Array; address: string; running: boolean;
+  n: number; role: NetName; device: string; index: number; mac: Uint8Array; address: string; running: boolean;
   carpFd: number; arpFd: number; watch: object;
   /** IPv6 (docs/carp.md "CARP over IPv6"): the node's link-local address here and the proto-112 socket, once a vhid on it has an IPv6 VIP. */
   address6: string | null; carp6Fd: number; watch6: object | null;
@@ -123,12 +124,13 @@ export class Daemon extends EventEmitter implements FeatureHost {
     this.addrs = new AddressControl((what, errno) => this.log.error('address change failed', { what, errno }));
 
     // The node's own addresses first: on a real box the firmware owns its NICs.
-    for (const role of ['wan', 'lan', 'sync'] as IfRole[]) {
+    ensureVlans(c, this.log);
+    for (const role of allNets(c)) {
       const ifc = c.interfaces[role];
-      const info = native.ifInfo(ifc.device);
+      const info = native.ifInfo(netDevice(ifc));
       // A gateway takes its IPv6 routes and addresses from its config, never from a router advertisement any
       // host on the segment can send (the ruleset drops them too; this holds without it). No IPv6: nothing to do.
-      try { writeFileSync(`/proc/sys/net/ipv6/conf/${ifc.device}/accept_ra`, '0'); } catch { /* IPv6 off on this NIC */ }
+      try { writeFileSync(`/proc/sys/net/ipv6/conf/${netDevice(ifc)}/accept_ra`, '0'); } catch { /* IPv6 off on this NIC */ }
       if (!info.up) this.addrs.linkUp(info.index);
       this.addrs.add(info.index, ifc.address);
       // The node's IPv6 link-local source for CARP (without DAD: the peer has its own, and the advert must not wait).
@@ -155,11 +157,11 @@ export class Daemon extends EventEmitter implements FeatureHost {
     this.vmac.set();
     this.vmac.nicFilter(true);
 
-    this.sync.index = native.ifInfo(c.interfaces.sync.device).index;
+    this.sync.index = native.ifInfo(netDevice(c.interfaces.sync)).index;
     this.linkMon = new LinkMonitor((e) => this.onLink(e.index, e.running), () => this.rereadLinks());
     // Carrier is read only now that the monitor listens: a change that raced the start is seen here or reported.
     for (const l of this.links) l.running = native.ifInfo(l.device).running;
-    this.sync.running = native.ifInfo(c.interfaces.sync.device).running;
+    this.sync.running = native.ifInfo(netDevice(c.interfaces.sync)).running;
     const now = this.now();
     for (const l of this.links) if (!l.running) this.core.setLink(now, l.n, false);
     if (this.maintenance.get()) this.log.warn('starting in persistent maintenance mode: the peer keeps the VIPs', { since: this.maintenance.get()!.since });
@@ -206,15 +208,16 @@ export class Daemon extends EventEmitter implements FeatureHost {
     return { links: this.links.map((l) => ({ n: l.n, device: l.device, mac: l.mac })), groups, owned };
   }
 
-  private openLink(role: IfRole): Link {
+  private openLink(role: NetName): Link {
     const ifc = this.config.interfaces[role];
-    const info = native.ifInfo(ifc.device);
+    const device = netDevice(ifc);
+    const info = native.ifInfo(device);
     const address = ifc.address.split('/')[0];
     const n = this.links.length;
-    const carpFd = native.openRawIp({ proto: 112, ifname: ifc.device, group: CARP_GROUP, srcAddr: address, ttl: 255, tos: 0x10, loop: false });
-    const arpFd = native.openPacket(ifc.device, ETH_P_ARP);
+    const carpFd = native.openRawIp({ proto: 112, ifname: device, group: CARP_GROUP, srcAddr: address, ttl: 255, tos: 0x10, loop: false });
+    const arpFd = native.openPacket(device, ETH_P_ARP);
     const link: Link = {
-      n, role, device: ifc.device, index: info.index, mac: info.mac, address, running: info.running, carpFd, arpFd, watch: {},
+      n, role, device, index: info.index, mac: info.mac, address, running: info.running, carpFd, arpFd, watch: {},
       address6: null, carp6Fd: -1, watch6: null,
     };
     link.watch = native.watch(carpFd, () => this.onCarpReadable(link));
@@ -261,7 +264,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
     if (index === this.sync.index && running !== this.sync.running) {
       // Carrier loss on the dedicated sync cable: the peer may have lost power (fast failover, Vhid.applyPeerLost).
       this.sync.running = running;
-      this.log.warn(running ? 'sync link up' : 'sync link lost carrier: backups watch the master with a short master-down', { device: this.config.interfaces.sync.device });
+      this.log.warn(running ? 'sync link up' : 'sync link lost carrier: backups watch the master with a short master-down', { device: netDevice(this.config.interfaces.sync) });
       this.core.setPeerLost(this.now(), !running);
       this.run();
       this.emit('sync-link', running);
@@ -278,7 +281,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
   private rereadLinks(): void {
     this.log.warn('link events lost (netlink overrun): re-reading every link');
     for (const l of this.links) this.onLink(l.index, native.ifInfo(l.device).running);
-    this.onLink(this.sync.index, native.ifInfo(this.config.interfaces.sync.device).running);
+    this.onLink(this.sync.index, native.ifInfo(netDevice(this.config.interfaces.sync)).running);
   }
 
   /** Maintenance and feature demotions (bulk sync, ...) → the core's demotion mask. */
@@ -559,8 +562,20 @@ export class Daemon extends EventEmitter implements FeatureHost {
       preempt: this.config.carp.preempt,
       links: {
         ...Object.fromEntries(this.links.map((l) => [l.role, { device: l.device, carrier: l.running }])),
-        sync: { device: this.config.interfaces.sync.device, carrier: this.sync.running },
+        sync: { device: netDevice(this.config.interfaces.sync), carrier: this.sync.running },
       },
+      // Every network of the node, with its VIPs and carrier: what status, MQTT and the console list.
+      networks: Object.fromEntries(allNets(this.config).map((name) => {
+        const ifc = this.config.interfaces[name];
+        const link = this.links.find((l) => l.role === name);
+        const vhids = this.core.vhidStatus().filter((s) => this.vhidVips.get(s.vhid)?.[0]?.interface === name);
+        return [name, {
+          kind: name === 'wan' ? 'wan' : name === 'sync' ? 'sync' : 'internal', device: netDevice(ifc), address: ifc.address,
+          ...(ifc.vlan ? { vlan: ifc.vlan } : {}),
+          carrier: name === 'sync' ? this.sync.running : link ? link.running : null,
+          vips: vhids.map((s) => ({ vhid: s.vhid, addresses: (this.vhidVips.get(s.vhid) ?? []).map((v) => v.address), state: s.state })),
+        }];
+      })),
       vips: this.core.vhidStatus().map((s) => {
         const vips = this.vhidVips.get(s.vhid) ?? [];
         return {

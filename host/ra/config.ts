@@ -1,6 +1,6 @@
 // The `ra` section: router advertisements from the MASTER of one vhid (docs/carp.md "Router advertisements").
 import { isIPv6 } from 'node:net';
-import type { Config, IfRole } from '../config/schema.js';
+import type { Config, NetName } from '../config/schema.js';
 import type { Finding } from '../config/check.js';
 
 export interface RaConfig {
@@ -32,7 +32,7 @@ const ip = (cidr: string) => cidr.split('/')[0]!;
 const isLinkLocal = (a: string) => /^fe[89ab][0-9a-f]:/i.test(a);
 
 /** The vhid's VIPs the RA needs: the router (link-local) and the default DNS (first global), and the interface. */
-export function raAddresses(c: Config, r: RaConfig): { iface: IfRole | null; router: string | null; dns: string[] } {
+export function raAddresses(c: Config, r: RaConfig): { iface: NetName | null; router: string | null; dns: string[] } {
   const vips = c.carp.vips.filter((v) => v.vhid === r.vhid && v.address.includes(':'));
   const router = vips.map((v) => ip(v.address)).find(isLinkLocal) ?? null;
   const global = vips.map((v) => ip(v.address)).filter((a) => !isLinkLocal(a));

@@ -1,6 +1,6 @@
 // The received-state policy (assembly/statesync/policy.ts) built from the node's config and its kernel's
 // conntrack timeouts. A pure function of its inputs, so the rules can be checked without a kernel.
-import type { Config } from '../config/schema.js';
+import { allNets, internalNets, type Config } from '../config/schema.js';
 import { natOf } from '../gateway/firewall/schema.js';
 import { numIp, parseCidr } from '../config/net.js';
 import type { StateSyncConfig } from './config.js';
@@ -35,11 +35,12 @@ export function rxPolicyOf(c: Config, cfg: StateSyncConfig, sysctl: (name: strin
     ...c.carp.vips.filter((v) => v.address.includes(':')).map((v) => addr(v.address)),
     ...Object.values(c.interfaces).flatMap((i) => [i.address6 ? addr(i.address6) : '', i.peer6 ?? '']).filter(Boolean),
   ])];
-  const nodeAddrs = (['wan', 'lan'] as const).flatMap((r) => [addr(c.interfaces[r].address), c.interfaces[r].peer ?? '']).filter(Boolean);
+  const nodeAddrs = ['wan', ...internalNets(c)].flatMap((r) => [addr(c.interfaces[r]!.address), c.interfaces[r]!.peer ?? '']).filter(Boolean);
   const nat = natOf(c);
   // Explicit outbound translation addresses are the pair's too (the ruleset SNATs to them on either node).
   const translations = nat.outbound.rules.map((r) => r.translation).filter((x) => ipv4.test(x));
-  const lan = parseCidr(c.interfaces.lan.address);
+  // Every internal network may be a DNAT destination (a port forward into the guest network, say).
+  const internal = internalNets(c).map((n) => parseCidr(c.interfaces[n]!.address));
   // Port forward targets outside the LAN are internal hosts the config names (a DMZ host, say).
   const targets = nat.port_forwards.map((p) => p.target).filter((x) => ipv4.test(x));
   return {
@@ -47,6 +48,6 @@ export function rxPolicyOf(c: Config, cfg: StateSyncConfig, sysctl: (name: strin
     zones: cfg.zones, marks: cfg.marks,
     snat: [...new Set([...vips, ...nodeAddrs, ...translations])],
     vips, own6,
-    dnatNets: [[numIp(lan.net), lan.prefix], ...targets.map((a): [string, number] => [a, 32])],
+    dnatNets: [...internal.map((n): [string, number] => [numIp(n.net), n.prefix]), ...targets.map((a): [string, number] => [a, 32])],
   };
 }

@@ -10,7 +10,7 @@ import { native } from '../io/native.js';
 import type { FeatureHost, Service, Transition } from '../feature.js';
 import { CtSockets } from './kernel.js';
 import type { StateSyncConfig } from './config.js';
-import type { Config } from '../config/schema.js';
+import { allNets, internalNets, type Config } from '../config/schema.js';
 import { rxPolicyOf } from './policy.js';
 import { SyncMachine, groupsFor, type KernelSocket, type LinkOptions } from './machine.js';
 
@@ -78,7 +78,7 @@ export class StateSyncService implements Service {
 
   /** What is never sent (the gateway's own traffic) and what the peer may send (policy.ts), from config `c`. */
   private applyPolicy(c: Config): void {
-    const own = (['wan', 'lan', 'sync'] as const).flatMap((r) => [c.interfaces[r].address.split('/')[0], c.interfaces[r].peer ?? '']).filter(Boolean);
+    const own = allNets(c).flatMap((r) => [c.interfaces[r]!.address.split('/')[0], c.interfaces[r]!.peer ?? '']).filter(Boolean);
     const [syncNet, syncPrefix] = c.interfaces.sync.address.split('/');
     this.m.core.setIgnore(own, syncNet, Number(syncPrefix));
     // The authenticated peer is still bounded: what it sends is checked like our own states.

@@ -14,8 +14,8 @@ t.test('power-off takeover, preempting failback and bow-out handover', async (t)
   t.ok(r.pings_lost * r.ping_interval_ms <= r.takeover_ms + 2 * r.ping_interval_ms, `lost ${r.pings_lost} consistent with ${r.takeover_ms} ms`);
   t.ok(r.pings_lost >= Math.floor(r.takeover_ms / r.ping_interval_ms) - 5, 'and the outage is real, not a measuring artefact');
   t.ok(r.graceful_pings_lost <= 2);
-  t.same(r.states.converged, { primary: { 1: 'MASTER', 2: 'MASTER' }, secondary: { 1: 'BACKUP', 2: 'BACKUP' } });
-  t.same(r.states.after_power_off.secondary, { 1: 'MASTER', 2: 'MASTER' });
-  t.same(r.states.after_failback, { primary: { 1: 'MASTER', 2: 'MASTER' }, secondary: { 1: 'BACKUP', 2: 'BACKUP' } });
-  t.same(r.states.after_graceful_stop.secondary, { 1: 'MASTER', 2: 'MASTER' });
+  t.same(r.states.converged, { primary: { 1: 'MASTER', 2: 'MASTER', 3: 'MASTER' }, secondary: { 1: 'BACKUP', 2: 'BACKUP', 3: 'BACKUP' } });
+  t.same(r.states.after_power_off.secondary, { 1: 'MASTER', 2: 'MASTER', 3: 'MASTER' });
+  t.same(r.states.after_failback, { primary: { 1: 'MASTER', 2: 'MASTER', 3: 'MASTER' }, secondary: { 1: 'BACKUP', 2: 'BACKUP', 3: 'BACKUP' } });
+  t.same(r.states.after_graceful_stop.secondary, { 1: 'MASTER', 2: 'MASTER', 3: 'MASTER' });
 });

@@ -67,13 +67,13 @@ if (process.getuid?.() !== 0) {
     const on = await waitScreen((s) => { const x = rows(lastScreen(s)); return /maintenance ON/.test(lastScreen(s)) && x['1']?.[0] === 'BACKUP' && x['2']?.[0] === 'BACKUP' && x['1']?.[1] === 'MASTER'; }, 8000, { refresh: true });
     t.ok(on.ok, 'screen: maintenance ON, this node BACKUP, the peer MASTER');
     t.match(lastScreen(on.s), /2\) Leave maintenance mode/);
-    t.same(await fw.states('primary'), { 1: 'BACKUP', 2: 'BACKUP' }, 'primary daemon: BACKUP');
-    t.same(await fw.states('secondary'), { 1: 'MASTER', 2: 'MASTER' }, 'secondary daemon: MASTER');
+    t.same(await fw.states('primary'), { 1: 'BACKUP', 2: 'BACKUP', 3: 'BACKUP' }, 'primary daemon: BACKUP');
+    t.same(await fw.states('secondary'), { 1: 'MASTER', 2: 'MASTER', 3: 'MASTER' }, 'secondary daemon: MASTER');
     keys('2');
     const off = await waitScreen((s) => { const x = rows(lastScreen(s)); return /maintenance off/.test(lastScreen(s)) && x['1']?.[0] === 'MASTER' && x['2']?.[0] === 'MASTER' && x['1']?.[1] === 'BACKUP'; }, 8000, { refresh: true });
     t.ok(off.ok, 'screen: maintenance off, MASTER again, the peer BACKUP');
-    t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER' }, 'primary daemon: MASTER (preempt)');
-    t.same(await fw.states('secondary'), { 1: 'BACKUP', 2: 'BACKUP' });
+    t.same(await fw.states('primary'), { 1: 'MASTER', 2: 'MASTER', 3: 'MASTER' }, 'primary daemon: MASTER (preempt)');
+    t.same(await fw.states('secondary'), { 1: 'BACKUP', 2: 'BACKUP', 3: 'BACKUP' });
   });
 
   t.test('LAN address: shown, a bad one refused, a good one saved with the comments kept', async (t) => {

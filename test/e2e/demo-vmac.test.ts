@@ -1,6 +1,7 @@
 // The whole demo in virtual-MAC mode (`npm run demo -- --mac=virtual`): every feature keeps working with the
 // VIPs on 00:00:5e:00:01:<vhid> (DHCP, DNS, NAT, config sync, state sync with the 20 sessions and the
-// download), and the LAN client, which drops gratuitous ARP, keeps its gateway through every move.
+// download, the guest network's figures), and the LAN client, which drops gratuitous ARP, keeps its gateway through
+// every move.
 import t from 'tap';
 import { runScenario } from '../../board/virtual/demo/scenario.js';
 import { plugins } from '../../board/virtual/demo/plugins.js';
@@ -22,6 +23,9 @@ t.test('the demo in virtual-MAC mode', async (t) => {
   t.equal(r.dual_master_ms, 0);
   t.equal(r.dhcp_ok, true, `the LAN client renews its lease from the new master${r.dhcp_detail ? `: ${r.dhcp_detail}` : ''}`); t.equal(r.dns_ok, true); t.equal(r.snat_ok, true);
   t.equal(r.config_sync_after_failback, 'in_sync');
+  // The guest network (docs/gateway.md "Networks") in virtual-MAC mode too: its vhid 3 on 00:00:5e:00:01:03.
+  t.match(r.networks?.guest, { dhcp_ok: true, dns_ok: true, internet_ok: true, reaches_lan: false }, `guest network: ${JSON.stringify(r.networks?.guest)}`);
+  t.ok(r.networks?.guest?.takeover_ms <= 3500, `guest takeover ${r.networks?.guest?.takeover_ms} ms <= 3500`);
   for (const k of ['failover', 'failback']) {
     t.equal(r.statesync[k].tcp_sessions_survived, 20, `${k}: 20/20 sessions`);
     t.equal(r.statesync[k].download_ok, true, `${k}: download intact`);

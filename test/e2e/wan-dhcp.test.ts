@@ -64,8 +64,8 @@ t.test('the MASTER leases the one address; a power cut and the failback keep it;
   const packets = (n: NodeName) => board.exec(n, 'ss', ['-H', '-0', '-p']).stdout.trim().split('\n').filter(Boolean)
     .map((l) => l.split(/\s+/)).map((f) => `${f[0]} ${f[3]}`).sort();
   t.ok(await poll(async () => (await fw.status('primary')).wan.socket_open === true && (await fw.status('secondary')).wan.socket_open === false, 2000, 50), 'the MASTER has the DHCP socket open, the BACKUP not');
-  t.same(packets('primary'), ['p_dgr arp:lan0', 'p_dgr arp:wan0', 'p_raw ip:wan0'], 'packet sockets on the MASTER: ARP per CARP NIC, and one raw IPv4 on wan0 (the DHCP client)');
-  t.same(packets('secondary'), ['p_dgr arp:lan0', 'p_dgr arp:wan0'], 'on the BACKUP: ARP only');
+  t.same(packets('primary'), ['p_dgr arp:guest0', 'p_dgr arp:lan0', 'p_dgr arp:wan0', 'p_raw ip:wan0'], 'packet sockets on the MASTER: ARP per CARP NIC, and one raw IPv4 on wan0 (the DHCP client)');
+  t.same(packets('secondary'), ['p_dgr arp:guest0', 'p_dgr arp:lan0', 'p_dgr arp:wan0'], 'on the BACKUP: ARP only');
   t.ok(await poll(() => board.ping('secondary', SERVER, 1), 5000, 100), 'the BACKUP\'s own traffic reaches the ISP through the MASTER (sync link, NAT to the lease)');
   const peerNat = board.exec('primary', 'conntrack', ['-L', '-p', 'icmp', '-s', '172.16.1.2']).stdout;
   t.match(peerNat, /src=203\.0\.113\.10 dst=203\.0\.113\.1 /, 'NATed to the leased address on the MASTER');

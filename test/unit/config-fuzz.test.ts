@@ -4,6 +4,7 @@
 // the reason; a config check accepts must render to files the real tools accept: `nft -c -f` (in a throwaway
 // network namespace), `unbound-checkconf` and `kea-dhcp4 -t` (with the LAN device present, as on a node).
 // DUOGATE_FUZZ_SEED and DUOGATE_FUZZ_CASES replay or widen a run.
+import { dhcpNets } from '../../host/gateway/dhcp/scopes.js';
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -140,8 +141,8 @@ t.teardown(() => { if (!process.env.DUOGATE_FUZZ_KEEP) rmSync(tmp, { recursive: 
 let files = 0;
 const verdicts = new Map<string, Promise<string | null>>();
 /** null when the tool accepts the text; its complaint otherwise. The same text is checked once. */
-function toolCheck(tool: 'nft' | 'unbound' | 'kea', body: string, lanDevice: string): Promise<string | null> {
-  const key = createHash('sha256').update(`${tool}\0${lanDevice}\0${body}`).digest('hex');
+function toolCheck(tool: 'nft' | 'unbound' | 'kea', body: string, devices: string[]): Promise<string | null> {
+  const key = createHash('sha256').update(`${tool}\0${devices.join(',')}\0${body}`).digest('hex');
   let v = verdicts.get(key);
   if (v) return v;
   const file = path.join(tmp, `${tool}-${files++}`);
@@ -149,9 +150,11 @@ function toolCheck(tool: 'nft' | 'unbound' | 'kea', body: string, lanDevice: str
   v = (async () => {
     const r = tool === 'nft' ? await run('unshare', ['--net', 'nft', '-c', '-f', file])
       : tool === 'unbound' ? await run('unbound-checkconf', [file])
-      // Kea refuses a config whose interface does not exist: give it the LAN device in a throwaway namespace.
-      : await run('unshare', ['--net', 'sh', '-c', 'ip link add name "$1" type veth peer name "$2" && exec kea-dhcp4 -t "$3"', 'sh',
-        lanDevice, lanDevice === 'dgfzpeer' ? 'dgfzpeer1' : 'dgfzpeer', file]);
+      // Kea refuses a config whose interface does not exist: give it the devices of the networks it serves (the
+      // LAN's, the guest network's) in a throwaway namespace, each a veth with a peer named apart from them all.
+      : await run('unshare', ['--net', 'sh', '-c',
+        'f="$1"; shift; i=0; for d in "$@"; do i=$((i+1)); ip link add name "$d" type veth peer name "dgfzpeer$i" || exit 1; done; exec kea-dhcp4 -t "$f"', 'sh',
+        file, ...devices]);
     return r.code === 0 ? null : `${tool} refused ${file}: ${r.out.trim().split('\n').filter((l) => /error|fail/i.test(l)).slice(0, 3).join(' | ') || r.out.slice(-400)}`;
   })();
   verdicts.set(key, v);
@@ -163,15 +166,15 @@ async function render(c: Config): Promise<string[]> {
   const problems: string[] = [];
   const sd = path.join(tmp, 'state', createHash('sha256').update(c.state_dir).digest('hex').slice(0, 12));
   const jobs: Promise<string | null>[] = [];
-  try { jobs.push(toolCheck('nft', compile(c).text, '')); } catch (e) { problems.push(`compile threw after check accepted: ${(e as Error).message}`); }
+  try { jobs.push(toolCheck('nft', compile(c).text, [])); } catch (e) { problems.push(`compile threw after check accepted: ${(e as Error).message}`); }
   if (c.dns !== undefined) {
     mkdirSync(path.join(sd, 'unbound'), { recursive: true });
-    try { jobs.push(toolCheck('unbound', unboundConfig(c, sd), '')); } catch (e) { problems.push(`unboundConfig threw after check accepted: ${(e as Error).message}`); }
+    try { jobs.push(toolCheck('unbound', unboundConfig(c, sd), [])); } catch (e) { problems.push(`unboundConfig threw after check accepted: ${(e as Error).message}`); }
   }
   if (c.dhcp !== undefined) {
     try {
       const tls = !!pairSecret(c);
-      jobs.push(toolCheck('kea', JSON.stringify(keaConfig(c, sd, { tls, basicAuth: false }), null, 2), c.interfaces.lan.device));
+      jobs.push(toolCheck('kea', JSON.stringify(keaConfig(c, sd, { tls, basicAuth: false }), null, 2), [...new Set(dhcpNets(c).map((n) => c.interfaces[n]!.device))]));
     } catch (e) { problems.push(`keaConfig threw after check accepted: ${(e as Error).message}`); }
   }
   for (const p of await Promise.all(jobs)) if (p) problems.push(p);
@@ -235,7 +238,7 @@ t.test('alias entries that overlap are refused by check, as nft would; repeated 
       t.notOk(v.ok, `${what}: refused`);
       if (!v.ok) t.match(`${v.field}: ${v.reason}`, /^firewall\.aliases\.probe: entries .* overlap/, `${what}: ${v.field}: ${v.reason}`);
       // ... and rightly: nft refuses the set.
-      t.not(await toolCheck('nft', compile(parseConfigText(configYaml(d))).text, ''), null, `${what}: nft refuses it too`);
+      t.not(await toolCheck('nft', compile(parseConfigText(configYaml(d))).text, []), null, `${what}: nft refuses it too`);
     } else {
       t.ok(v.ok, `${what}: accepted`);
       if (v.ok) t.same(await render(v.c), [], `${what}: nft accepts it`);

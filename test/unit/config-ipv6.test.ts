@@ -11,7 +11,16 @@ import { checkConfig } from '../../host/config/check.js';
 import { compile, vipsOn } from '../../host/gateway/firewall/compile.js';
 import { rxPolicyOf } from '../../host/statesync/policy.js';
 
-const raw = (n: 'primary' | 'secondary') => YAML.parse(readFileSync(`board/virtual/${n}.yaml`, 'utf8'));
+// The board's configs without their guest network: the cases below index the LAN and WAN VIPs (vips[2] is the
+// first one they add).
+const raw = (n: 'primary' | 'secondary') => {
+  const d = YAML.parse(readFileSync(`board/virtual/${n}.yaml`, 'utf8'));
+  delete d.interfaces.guest;
+  d.carp.vips = d.carp.vips.filter((v: { interface: string }) => v.interface !== 'guest');
+  delete d.firewall.rules.guest;
+  delete d.dhcp.networks;
+  return d;
+};
 function dual(n: 'primary' | 'secondary') {
   const d = raw(n);
   d.interfaces.lan.address6 = n === 'primary' ? 'fe80::2' : 'fe80::3';

@@ -36,7 +36,7 @@ t.test('the board configs compile to a stateful ruleset with SNAT to the WAN VIP
   }
   const input = chainBody('input');
   t.notMatch(input, /rules_/, "input: the user's interface rules do not open the node's own ports");
-  t.match(input, /iifname "lan0" jump lan_services\n\s+counter drop comment "not a service of this node"$/, 'input: LAN services, then drop the rest (nothing from the WAN)');
+  t.match(input, /iifname "lan0" jump lan_services\n\s+iifname "guest0" jump guest_services\n\s+counter drop comment "not a service of this node"$/, 'input: the services of each internal network, then drop the rest (nothing from the WAN)');
   t.notMatch(input, /wan0/, 'input: nothing accepted on the WAN but CARP and replies');
   t.match(chainBody('lan_services'), /udp sport 68 udp dport 67 counter accept[^\n]*\n\s+ip saddr 192\.168\.1\.0\/24 ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1 \} meta l4proto \{ tcp, udp \} th dport 53 counter accept[^\n]*\n\s+ip saddr 192\.168\.1\.3 ip daddr 192\.168\.1\.2 udp dport 7201 counter accept[^\n]*\n\s+ip daddr \{ 192\.168\.1\.2, 192\.168\.1\.1, 203\.0\.113\.2, 203\.0\.113\.1 \} icmp type echo-request counter accept/,
     'LAN: DHCP, DNS from the LAN on its gateway addresses, the heartbeat from the peer only, ping of the LAN and WAN addresses');
@@ -177,7 +177,7 @@ t.test('Kea config: VIP as router/DNS, the node\'s own address as server id, HA 
   t.same(ha(p).peers, ha(s).peers, 'identical peer list on both nodes');
   t.same(ha(p).peers.map((x: any) => x.url), ['http://172.16.1.1:8001/', 'http://172.16.1.2:8001/']);
   t.equal(ha(p).mode, 'hot-standby');
-  t.same(p.Dhcp4['interfaces-config'].interfaces, ['lan0']);
+  t.same(p.Dhcp4['interfaces-config'].interfaces, ['lan0', 'guest0']);
   t.same(p.Dhcp4.subnet4[0].pools, [{ pool: '192.168.1.150 - 192.168.1.199' }]);
 });
 

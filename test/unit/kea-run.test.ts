@@ -28,7 +28,9 @@ async function startKea(t: Test, sd: string, prepare: (p: ReturnType<typeof keaP
   const sync = c.interfaces.sync.address;
   const child = spawn('unshare', ['--net', 'sh', '-c',
     'ip link add name "$1" type veth peer name dgkrpeer && ip link set "$1" up && ip link set dgkrpeer up && ' +
-    'ip link set lo up && ip addr add "$2" dev lo && exec kea-dhcp4 -c "$3"', 'sh', lan, sync, p.config],
+    // The board's guest network: Kea serves its scope on guest0 too.
+    'ip link add name "$4" type veth peer name dgkrpeer2 && ip link set "$4" up && ip link set dgkrpeer2 up && ' +
+    'ip link set lo up && ip addr add "$2" dev lo && exec kea-dhcp4 -c "$3"', 'sh', lan, sync, p.config, c.interfaces.guest!.device],
   { env: { ...process.env, ...keaEnv(p) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });

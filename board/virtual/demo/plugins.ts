@@ -4,5 +4,6 @@ import { configSyncPlugin } from './configsync.js';
 import { gatewayPlugin } from './gateway.js';
 import { telemetryPlugin } from './telemetry.js';
 import { statesyncPlugin } from './statesync.js';
+import { networksPlugin } from './networks.js';
 
-export const plugins: DemoPlugin[] = [gatewayPlugin(), configSyncPlugin(), telemetryPlugin(), statesyncPlugin()];
+export const plugins: DemoPlugin[] = [gatewayPlugin(), configSyncPlugin(), telemetryPlugin(), statesyncPlugin(), networksPlugin()];

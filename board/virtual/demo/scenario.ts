@@ -205,3 +205,4 @@ export function dualMasterMs(fw: Firmware, from: number, primaryOffAt: number): 
   }
   return Math.round(total * 10) / 10;
 }
+

@@ -13,6 +13,8 @@ import { inSubnet, ipNum, isNetOrBroadcast, numIp, parseCidr } from '../../confi
 import { SYNC_PORTS } from '../firewall/ports.js';
 import { vipsOn } from '../firewall/compile.js';
 import type { DhcpConfig } from './schema.js';
+import { dhcpScopes, type Scope } from './scopes.js';
+import { internalNets, netDevice } from '../../config/schema.js';
 import { haTlsPaths, pairSecret } from './hatls.js';
 
 const HOOK_DIRS = ['/usr/lib/x86_64-linux-gnu/kea/hooks', '/usr/lib/aarch64-linux-gnu/kea/hooks', '/usr/lib/kea/hooks', '/usr/local/lib/kea/hooks'];
@@ -21,7 +23,7 @@ export function dhcpOf(c: Config): DhcpConfig | undefined {
   const d = c.dhcp as Partial<DhcpConfig> | undefined;
   if (!d) return undefined;
   return {
-    range: d.range!, lease_time: d.lease_time ?? 7200, dns_servers: d.dns_servers, domain_name: d.domain_name,
+    range: d.range, networks: d.networks, lease_time: d.lease_time ?? 7200, dns_servers: d.dns_servers, domain_name: d.domain_name,
     static_mappings: d.static_mappings ?? [],
     ha: { heartbeat_delay_ms: 2000, max_response_delay_ms: 6000, max_ack_delay_ms: 5000, max_unacked_clients: 0, ...(d.ha ?? {}) },
   };
@@ -96,33 +98,84 @@ export function checkDhcp(c: Config): Finding[] {
   if (!d) return [];
   const out: Finding[] = [];
   const err = (field: string, message: string) => out.push({ level: 'error', field: `dhcp.${field}`, message });
-  const lan = c.interfaces.lan;
-  const vip = vipsOn(c, 'lan')[0];
-  const own = parseCidr(lan.address).ip;
-  const { from, to } = d.range;
+  for (const [net] of Object.entries(d.networks ?? {})) {
+    if (!internalNets(c).includes(net)) out.push({ level: 'error', field: `dhcp.networks.${net}`, message: `"${net}" is not an internal network of this node: add interfaces.${net} or remove the scope` });
+  }
+  if (d.range && d.networks?.lan) err('networks.lan', 'the LAN scope is the section\'s own range: remove networks.lan or the top-level range');
+  const ids = new Map<number, string>();
+  for (const s of dhcpScopes(c)) {
+    if (ids.has(s.id)) out.push({ level: 'error', field: s.field, message: `its Kea subnet id ${s.id} equals ${ids.get(s.id)}'s: rename the network` });
+    ids.set(s.id, s.net);
+    if (c.interfaces[s.net] && internalNets(c).includes(s.net)) out.push(...checkScope(c, s));
+  }
+  if (!c.interfaces.sync.peer) err('(sync peer)', 'interfaces.sync.peer is not set: the Kea HA peers talk over the sync link');
+  if (d.ha.max_response_delay_ms <= d.ha.heartbeat_delay_ms) err('ha.max_response_delay_ms', 'must be longer than heartbeat_delay_ms (Kea declares the partner down after it)');
+  return out;
+}
+
+/** One scope against its network: pool and mappings inside the subnet, the gateway's addresses left out. */
+function checkScope(c: Config, s: Scope): Finding[] {
+  const out: Finding[] = [];
+  const err = (field: string, message: string) => out.push({ level: 'error', field: `${s.field}.${field}`, message });
+  const ifc = c.interfaces[s.net]!;
+  const name = s.net === 'lan' ? 'LAN' : s.net;
+  const vip = vipsOn(c, s.net)[0];
+  const own = parseCidr(ifc.address).ip;
+  const { from, to } = s.range;
   for (const [k, a] of [['range.from', from], ['range.to', to]] as const) {
-    if (!inSubnet(a, lan.address)) err(k, `${a} is outside the LAN subnet ${lan.address}`);
-    else if (isNetOrBroadcast(a, lan.address)) err(k, `${a} is the LAN's network or broadcast address`);
+    if (!inSubnet(a, ifc.address)) err(k, `${a} is outside the ${name} subnet ${ifc.address}`);
+    else if (isNetOrBroadcast(a, ifc.address)) err(k, `${a} is the ${name}'s network or broadcast address`);
   }
   if (ipNum(from) > ipNum(to)) err('range', `from ${from} is after to ${to}: swap them`);
   const inRange = (a: string) => ipNum(a) >= ipNum(from) && ipNum(a) <= ipNum(to);
-  for (const [what, a] of [['the LAN VIP', vip], ["this node's LAN address", own], ["the peer's LAN address", lan.peer]] as const) {
+  for (const [what, a] of [[`the ${name} VIP`, vip], [`this node's ${name} address`, own], [`the peer's ${name} address`, ifc.peer]] as const) {
     if (a && inRange(a)) err('range', `${from}-${to} contains ${what} ${a}: leave the gateway's addresses out of the pool`);
   }
-  if (!vip) err('(lan vip)', 'no CARP VIP on the LAN: clients need a router and DNS that survive a failover (add carp.vips on lan)');
-  if (!c.interfaces.sync.peer) err('(sync peer)', 'interfaces.sync.peer is not set: the Kea HA peers talk over the sync link');
+  if (!vip) {
+    // Kept under its old field name for the LAN scope (findings are matched by field).
+    out.push({ level: 'error', field: s.net === 'lan' ? 'dhcp.(lan vip)' : `${s.field}`, message: `no CARP VIP on ${name}: clients need a router and DNS that survive a failover (add carp.vips on ${s.net})` });
+  }
   const macs = new Set<string>(); const addrs = new Set<string>();
-  d.static_mappings.forEach((m, i) => {
+  s.static_mappings.forEach((m, i) => {
     const f = `static_mappings[${i}]`;
-    if (!inSubnet(m.address, lan.address)) err(`${f}.address`, `${m.address} is outside the LAN subnet ${lan.address}`);
-    if (m.address === vip || m.address === own || m.address === lan.peer) err(`${f}.address`, `${m.address} is a gateway address`);
+    if (!inSubnet(m.address, ifc.address)) err(`${f}.address`, `${m.address} is outside the ${name} subnet ${ifc.address}`);
+    if (m.address === vip || m.address === own || m.address === ifc.peer) err(`${f}.address`, `${m.address} is a gateway address`);
     const mac = m.mac.toLowerCase();
     if (macs.has(mac)) err(`${f}.mac`, `${m.mac} is mapped twice`);
     if (addrs.has(m.address)) err(`${f}.address`, `${m.address} is mapped twice`);
     macs.add(mac); addrs.add(m.address);
   });
-  if (d.ha.max_response_delay_ms <= d.ha.heartbeat_delay_ms) err('ha.max_response_delay_ms', 'must be longer than heartbeat_delay_ms (Kea declares the partner down after it)');
   return out;
+}
+
+/** A scope as Kea's subnet4 entry: router and DNS are the network's VIP, the server identifier this node's address on it. */
+function keaSubnet(c: Config, s: Scope): object {
+  const ifc = c.interfaces[s.net]!;
+  const vip = vipsOn(c, s.net)[0]!;
+  const net = parseCidr(ifc.address);
+  const options: { name: string; data: string }[] = [
+    { name: 'routers', data: vip },
+    { name: 'domain-name-servers', data: (s.dns_servers ?? [vip]).join(', ') },
+    // This node's own address on the network as server identifier, not the VIP: Kea opens its packet socket per
+    // address present at start and that socket's filter passes only broadcasts and unicasts to that address, so a
+    // renew unicast to a VIP that came later is never seen (the kernel answers "port unreachable"). A client
+    // renews with the node that leased to it; after a failover it rebinds by broadcast at T2 and gets the survivor.
+    { name: 'dhcp-server-identifier', data: net.ip },
+  ];
+  if (s.domain_name) options.push({ name: 'domain-name', data: s.domain_name });
+  return {
+    id: s.id,
+    subnet: `${numIp(net.net)}/${net.prefix}`,
+    interface: netDevice(ifc),
+    pools: [{ pool: `${s.range.from} - ${s.range.to}` }],
+    'option-data': options,
+    ...(s.net === 'lan' ? {} : {
+      'valid-lifetime': s.lease_time,
+      'renew-timer': Math.max(1, Math.floor(s.lease_time / 2)),
+      'rebind-timer': Math.max(2, Math.floor((s.lease_time * 7) / 8)),
+    }),
+    reservations: s.static_mappings.map((m) => ({ 'hw-address': m.mac.toLowerCase(), 'ip-address': m.address, ...(m.hostname ? { hostname: m.hostname } : {}) })),
+  };
 }
 
 export function hooksDir(): string {
@@ -146,8 +199,7 @@ export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity 
   const bad = checkDhcp(c).filter((f) => f.level === 'error');
   if (bad.length) throw new Error(`dhcp config: ${bad.map((f) => `${f.field}: ${f.message}`).join('; ')}`);
   const p = keaPaths(stateDir);
-  const lan = c.interfaces.lan;
-  const vip = vipsOn(c, 'lan')[0]!;
+  const scopes = dhcpScopes(c);
   const sync = c.interfaces.sync;
   const ownSync = parseCidr(sync.address).ip;
   const peerSync = sync.peer!;
@@ -162,29 +214,19 @@ export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity 
   // only trust anchor, so only a holder of the pair's key gets through the listener's handshake.
   const tls = sec.tls ? { 'trust-anchor': tp.cert, 'cert-file': tp.cert, 'key-file': tp.key, 'require-client-certs': true } : {};
   const scheme = sec.tls ? 'https' : 'http';
-  const net = parseCidr(lan.address);
-  const options: { name: string; data: string }[] = [
-    { name: 'routers', data: vip },
-    { name: 'domain-name-servers', data: (d.dns_servers ?? [vip]).join(', ') },
-    // The node's own LAN address as server identifier, not the VIP: Kea opens its packet socket per address present
-    // at start and that socket's filter passes only broadcasts and unicasts to that address, so a renew unicast to
-    // a VIP that came later is never seen (the kernel answers "port unreachable"). A client renews with the node
-    // that leased to it; after a failover it rebinds by broadcast at T2 and gets the survivor's address.
-    { name: 'dhcp-server-identifier', data: net.ip },
-  ];
-  if (d.domain_name) options.push({ name: 'domain-name', data: d.domain_name });
   return {
     Dhcp4: {
       // The LAN may not be running yet when Kea starts (the daemon brings the NICs up; carrier comes later):
       // keep retrying to open the socket instead of serving nothing until a restart.
       'interfaces-config': {
-        interfaces: [lan.device], 'dhcp-socket-type': 'raw',
+        interfaces: [...new Set(scopes.map((x) => netDevice(c.interfaces[x.net]!)))], 'dhcp-socket-type': 'raw',
         'service-sockets-max-retries': 100000, 'service-sockets-retry-wait-time': 500,
       },
       'control-socket': { 'socket-type': 'unix', 'socket-name': p.socket },
       'lease-database': { type: 'memfile', persist: true, name: p.leases, 'lfc-interval': 3600 },
       // Required for HA+MT: without it Kea logs HA_CONFIG_DHCP_MT_DISABLED and never opens the peer listener.
       'multi-threading': { 'enable-multi-threading': true, 'thread-pool-size': 2, 'packet-queue-size': 16 },
+      // The section's lease time; a network's scope may set its own (keaSubnet).
       'valid-lifetime': d.lease_time,
       'renew-timer': Math.max(1, Math.floor(d.lease_time / 2)),
       'rebind-timer': Math.max(2, Math.floor((d.lease_time * 7) / 8)),
@@ -213,14 +255,7 @@ export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity 
           },
         },
       ],
-      subnet4: [{
-        id: 1,
-        subnet: `${numIp(net.net)}/${net.prefix}`,
-        interface: lan.device,
-        pools: [{ pool: `${d.range.from} - ${d.range.to}` }],
-        'option-data': options,
-        reservations: d.static_mappings.map((m) => ({ 'hw-address': m.mac.toLowerCase(), 'ip-address': m.address, ...(m.hostname ? { hostname: m.hostname } : {}) })),
-      }],
+      subnet4: scopes.map((x) => keaSubnet(c, x)),
       loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stdout' }], severity: 'INFO' }],
     },
   };
@@ -243,15 +278,27 @@ export function keaCommand(socket: string, command: string, args?: object, timeo
   });
 }
 
-export interface KeaStatus { ha_state: string | null; partner_state: string | null; scopes: string[]; leases: number | null; error?: string }
+export interface KeaStatus {
+  ha_state: string | null; partner_state: string | null; scopes: string[]; leases: number | null;
+  /** Leases per network (subnet ids from `subnets`). */
+  networks?: Record<string, number | null>; error?: string;
+}
 
-export async function keaStatus(socket: string): Promise<KeaStatus> {
+/** HA state and leases; `subnets` maps a network to its Kea subnet id (default: the LAN's only). */
+export async function keaStatus(socket: string, subnets: Record<string, number> = { lan: 1 }): Promise<KeaStatus> {
   const st = await keaCommand(socket, 'status-get');
   const ha = st?.arguments?.['high-availability']?.[0]?.['ha-servers'];
-  const lc = await keaCommand(socket, 'statistic-get', { name: 'subnet[1].assigned-addresses' });
-  const v = lc?.arguments?.['subnet[1].assigned-addresses']?.[0]?.[0];
+  const networks: Record<string, number | null> = {};
+  for (const [net, id] of Object.entries(subnets)) {
+    const name = `subnet[${id}].assigned-addresses`;
+    const lc = await keaCommand(socket, 'statistic-get', { name });
+    const v = lc?.arguments?.[name]?.[0]?.[0];
+    networks[net] = typeof v === 'number' ? v : null;
+  }
+  const counts = Object.values(networks).filter((v): v is number => v !== null);
   return {
     ha_state: ha?.local?.state ?? null, partner_state: ha?.remote?.['last-state'] ?? null,
-    scopes: ha?.local?.scopes ?? [], leases: typeof v === 'number' ? v : null,
+    scopes: ha?.local?.scopes ?? [], leases: counts.length ? counts.reduce((a, b) => a + b, 0) : null,
+    networks,
   };
 }

@@ -1,10 +1,13 @@
-// The `dhcp:` config section: one DHCPv4 scope on the LAN, served by Kea in HA hot-standby (primary serves,
-// secondary takes over when the primary stops answering heartbeats over the sync link).
+// The `dhcp:` config section: DHCPv4 scopes, served by Kea in HA hot-standby (primary serves, secondary takes
+// over when the primary stops answering heartbeats over the sync link). The section's own range is the LAN's
+// scope; `networks.<name>` adds one on another internal network (scopes.ts).
+import { NET_NAME } from '../../config/schema.js';
 const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
 
 export interface StaticMapping { mac: string; address: string; hostname?: string; description?: string }
 export interface DhcpConfig {
-  range: { from: string; to: string };
+  /** The LAN's scope (optional when `networks` has one). */
+  range?: { from: string; to: string };
   /** Seconds. Renew at 1/2, rebind at 7/8. */
   lease_time: number;
   /** Default: the LAN VIP (the resolver on it). */
@@ -12,28 +15,54 @@ export interface DhcpConfig {
   domain_name?: string;
   static_mappings: StaticMapping[];
   ha: { heartbeat_delay_ms: number; max_response_delay_ms: number; max_ack_delay_ms: number; max_unacked_clients: number };
+  /** Scopes on the other internal networks, by network name. */
+  networks?: Record<string, ScopeConfig>;
+}
+/** A scope on an internal network other than the LAN; lease_time and domain_name default to the section's. */
+export interface ScopeConfig {
+  range: { from: string; to: string };
+  lease_time?: number;
+  /** Default: the network's VIP. */
+  dns_servers?: string[];
+  domain_name?: string;
+  static_mappings: StaticMapping[];
 }
 
-export const dhcpSchema = {
-  type: 'object', additionalProperties: false, required: ['range'],
-  properties: {
-    range: {
-      type: 'object', additionalProperties: false, required: ['from', 'to'],
-      properties: { from: { type: 'string', pattern: ipv4 }, to: { type: 'string', pattern: ipv4 } },
+const range = {
+  type: 'object', additionalProperties: false, required: ['from', 'to'],
+  properties: { from: { type: 'string', pattern: ipv4 }, to: { type: 'string', pattern: ipv4 } },
+};
+const leaseTime = { type: 'integer', minimum: 10, maximum: 31_536_000 };
+const dnsServers = { type: 'array', minItems: 1, maxItems: 8, items: { type: 'string', pattern: ipv4 } };
+const domainName = { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]{0,250}[A-Za-z0-9])?$' };
+const staticMappings = {
+  type: 'array', default: [], maxItems: 4096,
+  items: {
+    type: 'object', additionalProperties: false, required: ['mac', 'address'],
+    properties: {
+      mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },
+      address: { type: 'string', pattern: ipv4 },
+      hostname: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$' },
+      description: { type: 'string', maxLength: 100 },
     },
-    lease_time: { type: 'integer', minimum: 10, maximum: 31_536_000, default: 7200 },
-    dns_servers: { type: 'array', minItems: 1, maxItems: 8, items: { type: 'string', pattern: ipv4 } },
-    domain_name: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]{0,250}[A-Za-z0-9])?$' },
-    static_mappings: {
-      type: 'array', default: [], maxItems: 4096,
-      items: {
-        type: 'object', additionalProperties: false, required: ['mac', 'address'],
-        properties: {
-          mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },
-          address: { type: 'string', pattern: ipv4 },
-          hostname: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$' },
-          description: { type: 'string', maxLength: 100 },
-        },
+  },
+};
+
+export const dhcpSchema = {
+  // The LAN's scope (range) or at least one other network's scope.
+  type: 'object', additionalProperties: false, anyOf: [{ required: ['range'] }, { required: ['networks'] }],
+  properties: {
+    range,
+    lease_time: { ...leaseTime, default: 7200 },
+    dns_servers: dnsServers,
+    domain_name: domainName,
+    static_mappings: staticMappings,
+    networks: {
+      type: 'object', minProperties: 1, maxProperties: 7,
+      propertyNames: { pattern: NET_NAME, not: { enum: ['wan', 'sync'] } },
+      additionalProperties: {
+        type: 'object', additionalProperties: false, required: ['range'],
+        properties: { range, lease_time: leaseTime, dns_servers: dnsServers, domain_name: domainName, static_mappings: staticMappings },
       },
     },
     ha: {

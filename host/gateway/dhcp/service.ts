@@ -1,5 +1,6 @@
 // DHCP as a daemon service: writes this node's Kea config under state_dir/kea, runs kea-dhcp4 supervised,
 // and polls its control socket for the HA state and lease count shown by `duogate status`.
+import { dhcpScopes } from './scopes.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { renameSync, rmSync } from 'node:fs';
@@ -75,7 +76,7 @@ export class DhcpService implements Service {
     log.info(this.hold.held ? 'kea configured (held)' : 'kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
     if (!this.tls) log.warn('kea HA listener without authentication: no statesync.key, peer.key or configsync.password to derive the pair\'s TLS identity from; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out');
     this.poll = setInterval(() => {
-      keaStatus(p.socket).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
+      keaStatus(p.socket, Object.fromEntries(dhcpScopes(d.config).map((x) => [x.net, x.id]))).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
     }, POLL_MS);
     this.poll.unref();
     // Kea notices a powered-off partner only when a heartbeat's HTTP request times out (10 s in Kea 2.2: the
@@ -96,7 +97,8 @@ export class DhcpService implements Service {
     d.on('alarm', this.onAlarm);
     this.onTransition = (t: Transition) => {
       reconcile(this.hold.transition(t));
-      if (t.interface !== 'lan' || t.to !== 'MASTER' || t.reason !== Why.MASTER_DOWN) return;
+      // Any internal network's takeover (the pair moves as one; Kea's scopes are per server, not per subnet).
+      if (t.interface === 'wan' || t.interface === 'sync' || t.to !== 'MASTER' || t.reason !== Why.MASTER_DOWN) return;
       // Only a standby that was in touch with its partner (HOT-STANDBY, not serving the primary's scope):
       // a Kea still WAITING/SYNCING at boot must finish its own handshake first.
       keaStatus(p.socket).then(async (s) => {
@@ -161,7 +163,7 @@ export class DhcpService implements Service {
   status(): Record<string, unknown> {
     return {
       ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
-      leases: this.last?.leases ?? null, kea: this.proc?.status() ?? null, kea_version: this.version,
+      leases: this.last?.leases ?? null, networks: this.last?.networks ?? {}, kea: this.proc?.status() ?? null, kea_version: this.version,
       ha_auth: this.authText(),
       ...(this.hold.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
     };

@@ -2,7 +2,7 @@
 // (CARP on every interface, the sync-link ports). In pfSense such traffic is "silently blocked"; here the
 // system rules come first so it still flows, and check says which user rule claims otherwise. Also pass rules
 // addressed to the node itself, which open nothing: the node's own ports are not governed by interface rules.
-import type { Config } from '../../config/schema.js';
+import { allNets, type Config } from '../../config/schema.js';
 import type { Finding } from '../../config/check.js';
 import { inSubnet, parseCidr } from '../../config/net.js';
 import { compile, FirewallConfigError, rulesFor } from './compile.js';
@@ -16,10 +16,10 @@ function addrMatches(c: Config, spec: AddrSpec, ip: string): boolean {
   let neg = false;
   if (s.startsWith('!')) { neg = true; s = s.slice(1).trim(); }
   let hit: boolean;
-  const m = /^(lan|wan|sync) (net|address)$/.exec(s);
+  const m = /^([a-z][a-z0-9_]{0,14}) (net|address)$/.exec(s);
   if (s === 'any') hit = true;
-  else if (m) {
-    const ifc = c.interfaces[m[1] as IfName];
+  else if (m && Object.hasOwn(c.interfaces, m[1]!)) {
+    const ifc = c.interfaces[m[1] as IfName]!;
     hit = m[2] === 'net' ? inSubnet(ip, ifc.address)
       : ip === parseCidr(ifc.address).ip || c.carp.vips.some((v) => v.interface === m[1] && v.address.split('/')[0] === ip);
   } else if (s.includes('/')) hit = inSubnet(ip, s);
@@ -58,8 +58,8 @@ function ruleMatches(c: Config, r: FirewallRule, f: Flow): boolean {
 /** duogate's own flows entering each interface. */
 function ownFlows(c: Config): Map<IfName, Flow[]> {
   const out = new Map<IfName, Flow[]>();
-  for (const i of ['lan', 'wan', 'sync'] as IfName[]) {
-    const ifc = c.interfaces[i];
+  for (const i of allNets(c)) {
+    const ifc = c.interfaces[i]!;
     const from = ifc.peer ?? parseCidr(ifc.address).ip;
     const flows: Flow[] = [];
     if (i === 'sync' || c.carp.vips.some((v) => v.interface === i)) flows.push({ what: 'CARP adverts', proto: CARP_PROTO, src: from, dst: '224.0.0.18' });
@@ -142,15 +142,16 @@ function overlappingAliasEntries(c: Config): Finding[] {
  */
 function ownAddressRules(c: Config): Finding[] {
   const own = new Set<string>([
-    ...(['lan', 'wan', 'sync'] as const).map((i) => parseCidr(c.interfaces[i].address).ip),
+    ...allNets(c).map((i) => parseCidr(c.interfaces[i]!.address).ip),
     ...c.carp.vips.map((v) => v.address.split('/')[0]!),
   ]);
   const out: Finding[] = [];
-  for (const i of ['lan', 'wan', 'sync'] as IfName[]) {
+  for (const i of allNets(c)) {
     rulesFor(c, i).forEach((r, n) => {
       if (r.disabled || r.action !== 'pass') return;
       const d = (r.destination ?? 'any').trim();
-      if (!(/^(lan|wan|sync) address$/.test(d) || own.has(d))) return;
+      const named = /^([a-z][a-z0-9_]{0,14}) address$/.exec(d);
+      if (!((named && Object.hasOwn(c.interfaces, named[1]!)) || own.has(d))) return;
       out.push({
         level: 'warning', field: `firewall.rules.${i}[${n}]`,
         message: `pass rule${r.description ? ` "${r.description}"` : ''} is addressed to the gateway itself (${d}); interface rules apply to ` +

@@ -4,15 +4,18 @@
 // Layout (table inet duogate, replaced as a whole in one transaction):
 //   input (policy drop): the node's own services, a fixed list — loopback; nothing from or to the sync subnet
 //   unless it arrives on the sync NIC; CARP adverts; established/related; then, from the peer's sync address on
-//   the sync NIC only, the inter-node ports (chain sync_system); from the LAN, DHCP, DNS, the heartbeat's LAN
-//   path and ping (chain lan_services); nothing else, and nothing at all from the WAN. The user's rules do not
+//   the sync NIC only, the inter-node ports (chain sync_system); from each internal network, DHCP, DNS and ping
+//   of that network's own addresses (chain <net>_services; the LAN's also the heartbeat's LAN path); nothing
+//   else, and nothing at all from the WAN. The user's rules do not
 //   apply to input: a broad LAN pass rule must not open what only the peer may reach.
 //   forward (policy drop): nothing to, from or through the sync link; stateful checks (established/related
 //   accepted, invalid dropped, a new TCP flow must start with a SYN); port forwards; then the user's rules for
 //   the interface the packet entered on (chain rules_<if>), first match wins.
-//   nat: port forwards (DNAT) in prerouting, outbound NAT in postrouting (SNAT to the WAN CARP VIP).
+//   nat: port forwards (DNAT) in prerouting, outbound NAT in postrouting (SNAT to the WAN CARP VIP) for every
+//   internal network.
 import { wanConfig } from '../../wan/config.js';
-import type { Config, IfRole } from '../../config/schema.js';
+import { internalNets, netDevice, type Config, type NetName } from '../../config/schema.js';
+import { dhcpNets } from '../dhcp/scopes.js';
 import { parseCidr, numIp } from '../../config/net.js';
 import { firewallOf, natOf, type AddrSpec, type FirewallRule, type IfName, type PortSpec } from './schema.js';
 import { CARP_PROTO, SYNC_PORTS, peerPorts } from './ports.js';
@@ -32,15 +35,17 @@ export class FirewallConfigError extends Error {
   constructor(readonly field: string, reason: string) { super(`${field}: ${reason}`); }
 }
 
-const IFS: IfName[] = ['lan', 'wan', 'sync'];
+/** The networks whose rules are compiled: the internal ones, then wan and sync. */
+const netsOf = (c: Config): IfName[] => [...internalNets(c), 'wan', 'sync'];
 const ipRe = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const cidrRe = /^(\S+)\/(\d{1,2})$/;
 
-/** Default rule sets when the config has no list for an interface (pfSense's defaults). */
-export const DEFAULT_RULES: Record<IfName, FirewallRule[]> = {
+/**
+ * Default rule sets when the config has no list for an interface (pfSense's defaults: the LAN passes LAN net
+ * to any; WAN, sync and every further network, like pfSense's OPT interfaces, pass nothing).
+ */
+export const DEFAULT_RULES: Record<string, FirewallRule[]> = {
   lan: [{ action: 'pass', protocol: 'any', source: 'lan net', destination: 'any', log: false, disabled: false, description: 'Default allow LAN to any rule' }],
-  wan: [],
-  sync: [],
 };
 
 /**
@@ -64,7 +69,7 @@ const q = (s: string) => nftString(s);
 const setName = (alias: string) => `alias_${alias}`;
 
 /** The IPv4 VIP addresses (no prefix) configured on an interface (the rules, NAT and DHCP are IPv4 here). */
-export function vipsOn(c: Config, i: IfRole): string[] {
+export function vipsOn(c: Config, i: NetName): string[] {
   return c.carp.vips.filter((v) => v.interface === i && !v.address.includes(':')).map((v) => v.address.split('/')[0]!);
 }
 
@@ -80,7 +85,7 @@ class Compiler {
 
   result(): Compiled { return { text: this.lines.join('\n') + '\n', origins: this.origins }; }
 
-  dev(i: IfName): string { return q(this.c.interfaces[i].device); }
+  dev(i: IfName): string { return q(netDevice(this.c.interfaces[i]!)); }
 
   /** Resolve an address spec to the right-hand side of `ip saddr/daddr` ('' = any). */
   addr(spec: AddrSpec, field: string): string {
@@ -91,9 +96,10 @@ class Compiler {
       if (neg) throw new FirewallConfigError(field, '"!any" matches nothing; remove the rule or use a real address');
       return '';
     }
-    const m = /^(lan|wan|sync) (net|address)$/.exec(s);
+    const m = /^([a-z][a-z0-9_]{0,14}) (net|address)$/.exec(s);
     if (m) {
-      const ifc = this.c.interfaces[m[1] as IfName];
+      const ifc = this.c.interfaces[m[1]!];
+      if (!ifc || !Object.hasOwn(this.c.interfaces, m[1]!)) throw new FirewallConfigError(field, `"${m[1]}" is not a network of this node (interfaces has ${Object.keys(this.c.interfaces).join(', ')})`);
       const p = parseCidr(ifc.address);
       if (m[2] === 'net') return `${neg}${numIp(p.net)}/${p.prefix}`;
       return `${neg}{ ${[p.ip, ...vipsOn(this.c, m[1] as IfName)].join(', ')} }`;
@@ -168,7 +174,7 @@ function portItem(it: string | number, field: string): string {
 
 /** User rules for an interface (the defaults when the config has no list). */
 export function rulesFor(c: Config, i: IfName): FirewallRule[] {
-  return firewallOf(c).rules[i] ?? DEFAULT_RULES[i];
+  return firewallOf(c).rules[i] ?? DEFAULT_RULES[i] ?? [];
 }
 
 export function compile(c: Config): Compiled {
@@ -203,8 +209,17 @@ export function compile(c: Config): Compiled {
     }
   }
 
+  for (const name of Object.keys(fw.rules)) {
+    if (!Object.hasOwn(c.interfaces, name)) throw new FirewallConfigError(`firewall.rules.${name}`, `"${name}" is not a network of this node (interfaces has ${Object.keys(c.interfaces).join(', ')}): add interfaces.${name} or remove the list`);
+  }
+  for (const [what, list] of [['nat.port_forwards', nat.port_forwards], ['nat.outbound.rules', nat.outbound.rules]] as const) {
+    list.forEach((r, n) => {
+      if (!Object.hasOwn(c.interfaces, r.interface)) throw new FirewallConfigError(`${what}[${n}].interface`, `"${r.interface}" is not a network of this node`);
+    });
+  }
+
   // Per-interface user rules. A pass ends evaluation (accept); block drops; reject answers RST/ICMP.
-  for (const i of IFS) {
+  for (const i of netsOf(c)) {
     k.emit(`  chain rules_${i} {`);
     rulesFor(c, i).forEach((r, n) => {
       if (r.disabled) return;
@@ -220,8 +235,6 @@ export function compile(c: Config): Compiled {
   // The node's own services, by interface. The user's interface rules govern forwarded traffic only: what the
   // node itself answers is this fixed list, so a broad LAN pass rule (the default "LAN net to any") cannot open
   // the peer-only services or anything else that happens to listen. docs/gateway.md "Ports each node opens".
-  const lan = c.interfaces.lan;
-  const lanOwn = `{ ${[parseCidr(lan.address).ip, ...vipsOn(c, 'lan')].join(', ')} }`;
   const syncNet = parseCidr(sync.address);
   const syncCidr = `${numIp(syncNet.net)}/${syncNet.prefix}`;
 
@@ -235,28 +248,38 @@ export function compile(c: Config): Compiled {
   k.emit('    icmp type echo-request counter accept comment "sync: ping"', sys('sync rule: ping'));
   k.emit('  }');
 
-  // What a LAN host may ask of the node: DHCP, DNS on the node's LAN addresses, ping of its LAN and WAN addresses.
+  // What a host on an internal network may ask of the node: DHCP (where the network has a scope), DNS on the
+  // node's addresses on that network, ping of those and of the WAN addresses; the LAN also the heartbeat's LAN
+  // path. A host on one network gets nothing from the node's addresses on another (a guest cannot reach the
+  // LAN gateway address).
   const dns = c.dns as { port?: number; allow?: string[] } | undefined;
   const peerCfg = c.peer as { port?: number; lan_path?: boolean } | undefined;
-  k.emit('  chain lan_services {');
-  if (c.dhcp) k.emit('    udp sport 68 udp dport 67 counter accept comment "DHCP server"', sys('DHCP on LAN'));
-  if (dns) {
-    const lanNet = parseCidr(lan.address);
-    const from = [`${numIp(lanNet.net)}/${lanNet.prefix}`, ...(dns.allow ?? []).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];
-    const src = from.length === 1 ? from[0]! : `{ ${from.join(', ')} }`;
-    k.emit(`    ip saddr ${src} ip daddr ${lanOwn} meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver"`, sys('DNS on LAN'));
+  const scoped = new Set(dhcpNets(c));
+  const servicesChain = (i: string) => `${i}_services`;
+  for (const i of internalNets(c)) {
+    const ifc = c.interfaces[i]!;
+    const own = `{ ${[parseCidr(ifc.address).ip, ...vipsOn(c, i)].join(', ')} }`;
+    const tag = i === 'lan' ? 'LAN' : i;
+    k.emit(`  chain ${servicesChain(i)} {`);
+    if (scoped.has(i)) k.emit('    udp sport 68 udp dport 67 counter accept comment "DHCP server"', sys(`DHCP on ${tag}`));
+    if (dns) {
+      const net = parseCidr(ifc.address);
+      const from = [`${numIp(net.net)}/${net.prefix}`, ...(dns.allow ?? []).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];
+      const src = from.length === 1 ? from[0]! : `{ ${from.join(', ')} }`;
+      k.emit(`    ip saddr ${src} ip daddr ${own} meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver"`, sys(`DNS on ${tag}`));
+    }
+    // The heartbeat's LAN path: from the peer's LAN address to ours only (the heartbeat checks the source too).
+    if (i === 'lan' && peerCfg && peerCfg.lan_path !== false && ifc.peer) {
+      k.emit(`    ip saddr ${ifc.peer} ip daddr ${parseCidr(ifc.address).ip} udp dport ${peerCfg.port ?? SYNC_PORTS.heartbeat.port} counter accept comment "peer heartbeat (LAN path)"`, sys('heartbeat on LAN'));
+    }
+    // Ping reaches the gateway's addresses on this network and its WAN addresses (a user checks "is my gateway
+    // up", "is my public address up"), never the sync addresses; the WAN gets no answer at all.
+    const pingable = [parseCidr(ifc.address).ip, ...vipsOn(c, i), parseCidr(c.interfaces.wan.address).ip, ...vipsOn(c, 'wan')];
+    k.emit(`    ip daddr { ${pingable.join(', ')} } icmp type echo-request counter accept comment "ping the gateway"`, sys(`ping on ${tag}`));
+    const pingable6 = c.carp.vips.filter((v) => (v.interface === i || v.interface === 'wan') && v.address.includes(':')).map((v) => v.address.split('/')[0]!);
+    if (pingable6.length) k.emit(`    ip6 daddr { ${pingable6.join(', ')} } icmpv6 type echo-request counter accept comment "ping the gateway (IPv6 VIPs)"`, sys(`ping on ${tag} (IPv6)`));
+    k.emit('  }');
   }
-  // The heartbeat's LAN path: from the peer's LAN address to ours only (the heartbeat checks the source too).
-  if (peerCfg && peerCfg.lan_path !== false && lan.peer) {
-    k.emit(`    ip saddr ${lan.peer} ip daddr ${parseCidr(lan.address).ip} udp dport ${peerCfg.port ?? SYNC_PORTS.heartbeat.port} counter accept comment "peer heartbeat (LAN path)"`, sys('heartbeat on LAN'));
-  }
-  // Ping from the LAN reaches the gateway's LAN and WAN addresses (a user checks "is my gateway up", "is my
-  // public address up"), never the sync addresses; the WAN gets no answer at all.
-  const pingable = [parseCidr(lan.address).ip, ...vipsOn(c, 'lan'), parseCidr(c.interfaces.wan.address).ip, ...vipsOn(c, 'wan')];
-  k.emit(`    ip daddr { ${pingable.join(', ')} } icmp type echo-request counter accept comment "ping the gateway"`, sys('ping on LAN'));
-  const pingable6 = c.carp.vips.filter((v) => v.interface !== 'sync' && v.address.includes(':')).map((v) => v.address.split('/')[0]!);
-  if (pingable6.length) k.emit(`    ip6 daddr { ${pingable6.join(', ')} } icmpv6 type echo-request counter accept comment "ping the gateway (IPv6 VIPs)"`, sys('ping on LAN (IPv6)'));
-  k.emit('  }');
 
   const stateful = (hook: string) => {
     k.emit('    ct state established,related counter accept comment "established/related"', sys(`${hook}: established`));
@@ -290,7 +313,7 @@ export function compile(c: Config): Compiled {
   if (sync.peer) {
     k.emit(`    iifname ${k.dev('sync')} ip saddr ${sync.peer} ip daddr ${syncOwn} jump sync_system`, sys('sync rule'));
   }
-  k.emit(`    iifname ${k.dev('lan')} jump lan_services`, sys('input lan'));
+  for (const i of internalNets(c)) k.emit(`    iifname ${k.dev(i)} jump ${servicesChain(i)}`, sys(`input ${i}`));
   k.emit('    counter drop comment "not a service of this node"', sys('input: drop the rest'));
   k.emit('  }');
 
@@ -310,7 +333,7 @@ export function compile(c: Config): Compiled {
   stateful('forward');
   if (nat.port_forwards.length) k.emit('    ct status dnat counter accept comment "port forwards"', sys('port forwards'));
   // rules_sync is compiled (its errors are reported) but never reached: nothing is forwarded from the sync NIC.
-  for (const i of ['lan', 'wan'] as const) k.emit(`    iifname ${k.dev(i)} jump rules_${i}`, sys(`forward ${i}`));
+  for (const i of [...internalNets(c), 'wan']) k.emit(`    iifname ${k.dev(i)} jump rules_${i}`, sys(`forward ${i}`));
   k.emit('  }');
 
   k.emit('  chain output {');
@@ -350,12 +373,15 @@ export function compile(c: Config): Compiled {
     });
   }
   if (mode === 'automatic' || mode === 'hybrid') {
-    // Traffic from the LAN leaving by the WAN takes the WAN CARP VIP, so its address survives a failover.
-    // The node's own traffic keeps the node's address (a BACKUP node must still reach its upstreams).
+    // Traffic from each internal network leaving by the WAN takes the WAN CARP VIP, so its address survives a
+    // failover. The node's own traffic keeps the node's address (a BACKUP node must still reach its upstreams).
     const vip = vipsOn(c, 'wan')[0];
-    const lan = parseCidr(c.interfaces.lan.address);
     const act = vip ? `snat ip to ${vip}` : 'masquerade';
-    k.emit(`    oifname ${k.dev('wan')} ip saddr ${numIp(lan.net)}/${lan.prefix} counter ${act} comment "automatic outbound NAT"`, { field: 'nat.outbound (automatic)' });
+    for (const i of internalNets(c)) {
+      const net = parseCidr(c.interfaces[i]!.address);
+      const what = i === 'lan' ? 'automatic outbound NAT' : `automatic outbound NAT (${i})`;
+      k.emit(`    oifname ${k.dev('wan')} ip saddr ${numIp(net.net)}/${net.prefix} counter ${act} comment ${q(what)}`, { field: 'nat.outbound (automatic)' });
+    }
   }
   // The BACKUP's own traffic (forwarded above) takes the leased address: the ISP routes nothing else back.
   const leased = backupOut ? vipsOn(c, 'wan')[0] : undefined;

@@ -1,10 +1,11 @@
 // The `firewall:` and `nat:` config sections: types and JSON Schemas (the firewall feature: feature.ts).
 // Rules follow pfSense's model: a list per interface, evaluated top-down for traffic *entering* that
 // interface, first match wins; what no rule passes is blocked.
-import type { Config } from '../../config/schema.js';
+import { NET_NAME, type Config, type NetName } from '../../config/schema.js';
 
 export type Action = 'pass' | 'block' | 'reject';
-export type IfName = 'lan' | 'wan' | 'sync';
+/** A network name (an interfaces key): lan, wan, sync, or an internal network such as guest. */
+export type IfName = NetName;
 /** An address spec: 'any', 'lan net', 'wan address', an alias name, 1.2.3.4, 10.0.0.0/8; '!' in front negates. */
 export type AddrSpec = string;
 /** A port spec: 443, '8000-8080', a port alias name, or a list of those. */
@@ -24,7 +25,7 @@ export interface FirewallRule {
 export interface Alias { type: 'host' | 'network' | 'port'; entries: (string | number)[]; description?: string }
 export interface FirewallConfig {
   aliases: Record<string, Alias>;
-  /** Per interface; a missing list means the default (LAN: pass LAN net to any; WAN, sync: nothing). */
+  /** Per interface; a missing list means the default (LAN: pass LAN net to any; any other: nothing). */
   rules: Partial<Record<IfName, FirewallRule[]>>;
 }
 export interface OutboundRule {
@@ -56,7 +57,7 @@ export interface NatConfig {
 const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
 const portItem = { anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: '^([0-9]{1,5}(-[0-9]{1,5})?|[A-Za-z_][A-Za-z0-9_]{0,31})$' }] };
 const portSpec = { anyOf: [portItem, { type: 'array', minItems: 1, maxItems: 64, items: portItem }] };
-const addrSpec = { type: 'string', minLength: 1, maxLength: 64, description: "any | lan net | lan address | alias | IPv4 | IPv4/prefix, optionally prefixed with '!'" };
+const addrSpec = { type: 'string', minLength: 1, maxLength: 64, description: "any | <network> net | <network> address | alias | IPv4 | IPv4/prefix, optionally prefixed with '!'" };
 const protocol = { type: 'string', pattern: '^(any|tcp|udp|tcp/udp|icmp|carp|[0-9]{1,3})$', description: 'any, tcp, udp, tcp/udp, icmp, carp or an IP protocol number' };
 const description = { type: 'string', maxLength: 100 };
 
@@ -91,8 +92,10 @@ export const firewallSchema = {
       },
     },
     rules: {
-      type: 'object', additionalProperties: false, default: {},
-      properties: Object.fromEntries(['lan', 'wan', 'sync'].map((i) => [i, { type: 'array', maxItems: 10000, items: rule }])),
+      // One list per network (an interfaces key; compile refuses a name the node does not have).
+      type: 'object', default: {},
+      propertyNames: { pattern: NET_NAME },
+      additionalProperties: { type: 'array', maxItems: 10000, items: rule },
     },
   },
 } as const;
@@ -109,7 +112,7 @@ export const natSchema = {
           items: {
             type: 'object', additionalProperties: false, required: ['interface'],
             properties: {
-              interface: { enum: ['lan', 'wan', 'sync'] },
+              interface: { type: 'string', pattern: NET_NAME },
               source: { ...addrSpec, default: 'any' },
               destination: { ...addrSpec, default: 'any' },
               protocol: { ...protocol, default: 'any' },
@@ -127,7 +130,7 @@ export const natSchema = {
       items: {
         type: 'object', additionalProperties: false, required: ['interface', 'protocol', 'destination_port', 'target'],
         properties: {
-          interface: { enum: ['lan', 'wan', 'sync'] },
+          interface: { type: 'string', pattern: NET_NAME },
           protocol: { enum: ['tcp', 'udp', 'tcp/udp'] },
           destination: { type: 'string', pattern: ipv4 },
           destination_port: portSpec,
