@@ -59,8 +59,12 @@ export class Firmware {
     return [CLI, 'run', '--config', this.configFile(node), '--socket', this.socket(node), '--state-dir', this.stateDir(node), ...extra];
   }
 
-  /** Start the daemon in the node and wait (bounded) until its control socket answers. */
-  async start(node: NodeName, timeoutMs = 10_000): Promise<void> {
+  /**
+   * Start the daemon in the node and wait (bounded) until its control socket answers. The socket opens once every
+   * feature has started (Kea, unbound, the ruleset: 1-3 s here), which a loaded machine (two boards, a build)
+   * stretched past 10 s: 30 s only delays the report of a daemon that never comes up.
+   */
+  async start(node: NodeName, timeoutMs = 30_000): Promise<void> {
     this.board.startNode(node, this.argv(node));
     const up = await poll(async () => {
       const p = this.board.nodeProcess(node);
