@@ -36,6 +36,10 @@ export const DEMOTE_USER: u32 = 4;
 // Raised by the core itself when a MASTER yields after a stall (Vhid.yieldAfterStall); the host owns it from the
 // transition on and clears it once the features that must catch up (state sync's bulk) have raised their own.
 export const DEMOTE_STALLED: u32 = 5;
+// Raised by the host from the core's start until every feature has started: a node must not preempt before the
+// features that raise their own demotion (state sync's bulk) are up, or it takes the VIPs, is demoted a moment
+// later and hands them back (pfSense raises net.inet.carp.demotion during boot for the same reason).
+export const DEMOTE_STARTING: u32 = 6;
 
 // Why a state changed: carried in STATE actions so logs and telemetry can say it in words.
 export const WHY_START: u8 = 1;

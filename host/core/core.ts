@@ -28,7 +28,7 @@ export const Why = {
 export type WhyCode = number;
 export const Demote = {
   LINK_DOWN: A.DEMOTE_LINK_DOWN, MAINTENANCE: A.DEMOTE_MAINTENANCE, BULK_SYNC: A.DEMOTE_BULK_SYNC,
-  SEND_ERRORS: A.DEMOTE_SEND_ERRORS, USER: A.DEMOTE_USER, STALLED: A.DEMOTE_STALLED,
+  SEND_ERRORS: A.DEMOTE_SEND_ERRORS, USER: A.DEMOTE_USER, STALLED: A.DEMOTE_STALLED, STARTING: A.DEMOTE_STARTING,
 } as const;
 /** Stats block names by index: handleCarp's result codes ('ok', drop reasons) and events. */
 export const STAT_NAMES: readonly string[] = denseNames(A, 'CARP_STAT_');

@@ -165,6 +165,9 @@ export class Daemon extends EventEmitter implements FeatureHost {
     const now = this.now();
     for (const l of this.links) if (!l.running) this.core.setLink(now, l.n, false);
     if (this.maintenance.get()) this.log.warn('starting in persistent maintenance mode: the peer keeps the VIPs', { since: this.maintenance.get()!.since });
+    // Demoted until every feature runs (constants.ts DEMOTE_STARTING): alone, it still takes the VIPs when its
+    // master-down timer runs out; beside a working master it waits for its features before it preempts.
+    this.extraDemotions.add(Demote.STARTING);
     this.applyDemotion(now);
     this.core.start(now);
     this.run();
@@ -178,6 +181,7 @@ export class Daemon extends EventEmitter implements FeatureHost {
       await this.stop(true);
       throw fe.cause;
     }
+    this.demote(Demote.STARTING, false);
     this.log.info('started', {
       role: c.node.role, vhids: [...this.vhidVips.keys()], preempt: c.carp.preempt, maintenance: !!this.maintenance.get(),
     });

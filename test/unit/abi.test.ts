@@ -34,7 +34,7 @@ t.test('groups are dense and fit their blocks', async (t) => {
   t.equal(SYNC_STAT_NAMES.length, a.SYNC_STATS_LEN, 'every sync counter has a name');
   t.equal(new Set(group(a, 'ACT_').map((m) => m.value)).size, group(a, 'ACT_').length, 'action types are distinct');
   t.equal(group(a, 'ACT_')[0].value, a.ACT_NONE, 'ACT_NONE is the smallest (0: "nothing to poll")');
-  t.same(denseNames(a, 'DEMOTE_'), ['link_down', 'maintenance', 'bulk_sync', 'send_errors', 'user', 'stalled'], 'demotion reasons are bit numbers 0..5');
+  t.same(denseNames(a, 'DEMOTE_'), ['link_down', 'maintenance', 'bulk_sync', 'send_errors', 'user', 'stalled', 'starting'], 'demotion reasons are bit numbers 0..6');
   t.ok(a.CARP_DROP_MASK >>> 0 < 2 ** a.CARP_STATS_LEN && (a.CARP_DROP_MASK & 1) === 0, 'drop mask: inside the block, "ok" is not a drop');
 });
 
