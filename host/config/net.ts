@@ -36,3 +36,16 @@ export function ip6Bytes(ip: string): Uint8Array {
   return out;
 }
 
+/** An IPv6 address in its RFC 5952 text form. */
+export function bytesToIp6(b: Uint8Array): string {
+  const w = Array.from({ length: 8 }, (_x, i) => (b[i * 2] << 8) | b[i * 2 + 1]);
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (w[i] !== 0) { i++; continue; }
+    let j = i; while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}

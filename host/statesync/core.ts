@@ -3,7 +3,7 @@
 // limits and counter names come from the core's exported globals (host/core/abi.ts).
 import { CoreError, instantiateCore } from '../core/wasm.js';
 import { coreAbi, denseNames, readAbi, type Abi } from '../core/abi.js';
-import { ip6Bytes } from '../config/net.js';
+import { bytesToIp6, ip6Bytes } from '../config/net.js';
 
 /** Counter names by index: the core's SYNC_STAT_* globals, lower-cased. */
 export const SYNC_STAT_NAMES: readonly string[] = denseNames(coreAbi(), 'SYNC_STAT_');
@@ -55,18 +55,8 @@ export interface CtEntry {
 
 const ip = (b: Uint8Array, o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 /** RFC 5952 text of the 16 bytes at `o` (the longest run of two or more zero words as ::). */
-export function ip6Text(b: Uint8Array, o: number): string {
-  const w = Array.from({ length: 8 }, (_, i) => (b[o + 2 * i]! << 8) | b[o + 2 * i + 1]!);
-  let best = -1; let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (w[i] !== 0) { i++; continue; }
-    let j = i; while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  return best < 0 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
-}
+/** The 16 bytes at `o` in RFC 5952 text (the CARP core's formatter). */
+export const ip6Text = (b: Uint8Array, o: number): string => bytesToIp6(b.subarray(o, o + 16));
 const fold6 = (b: Uint8Array) => { const d = new DataView(b.buffer, b.byteOffset, 16); return (d.getUint32(0, true) ^ d.getUint32(4, true) ^ d.getUint32(8, true) ^ d.getUint32(12, true)) >>> 0; };
 const port = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 const ICMP = 1;
