@@ -11,6 +11,7 @@ import { feature as statesync } from './statesync/feature.js';
 import { feature as mqtt } from './telemetry/feature.js';
 import { feature as ra } from './ra/feature.js';
 import { feature as wan } from './wan/feature.js';
+import { feature as ipv6 } from './ipv6/feature.js';
 
 export const features: readonly Feature[] = [
   // The firewall first: the others' traffic depends on its ruleset.
@@ -23,6 +24,8 @@ export const features: readonly Feature[] = [
   // (a connection older than conntrack's first rules is "invalid" and dropped mid-request).
   configsync,
   peer, statesync, mqtt,
+  // After the firewall: IPv6 forwarding starts under its ruleset.
+  ipv6,
   // After the firewall (router solicitations pass it); it follows CARP transitions only.
   ra,
 ];

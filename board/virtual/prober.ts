@@ -9,8 +9,9 @@
 // replies), or on SIGTERM/SIGINT (summary printed then too).
 //
 // Raw ICMP goes through the project's native addon (host/io/native.js). If it
-// cannot be loaded, falls back to `ping -D` and parses its output.
+// cannot be loaded, and for an IPv6 --dst, it uses `ping -D` and parses its output.
 import { spawn } from 'node:child_process';
+import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 
@@ -54,7 +55,7 @@ export function parseArgs(argv: string[]): ProberOptions {
   if (!(o.intervalMs >= 1 && o.intervalMs <= 60_000)) throw new Error('--interval must be 1..60000 ms');
   if (!(o.durationMs > 0 && o.durationMs <= 24 * 3600_000)) throw new Error('--duration-ms must be 1..86400000');
   if (!(o.graceMs >= 0 && o.graceMs <= 10_000)) throw new Error('--grace-ms must be 0..10000');
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.dst)) throw new Error('--dst must be an IPv4 address');
+  if (!isIP(o.dst)) throw new Error('--dst must be an IPv4 or IPv6 address');
   return o;
 }
 
@@ -247,7 +248,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stderr.write(`prober: ${(e as Error).message}\n`);
     return 2;
   }
-  const nat = o.forcePing ? null : await loadNative();
+  // IPv6 goes through ping(8): the addon's raw socket is IPv4 ICMP.
+  const nat = o.forcePing || o.dst.includes(':') ? null : await loadNative();
   let fd = -1;
   if (nat) {
     try {

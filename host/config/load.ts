@@ -102,9 +102,9 @@ export function validateConfig(doc: unknown, file = '<config>'): Config {
  * refused and both nodes would hold the VIP); the virtual MAC is IPv4-only here.
  */
 function checkIpv6(c: Config, file: string): void {
-  for (const r of ['wan', 'lan', 'sync'] as const) {
-    for (const k of ['address6', 'peer6'] as const) {
-      const a = c.interfaces[r][k];
+  for (const r of Object.keys(c.interfaces)) {
+    for (const k of ['address6', 'peer6', 'gateway6'] as const) {
+      const a = c.interfaces[r]![k];
       if (a !== undefined && !isIPv6(a.split('/')[0])) throw new ConfigError(file, `interfaces.${r}.${k}`, `${a} is not an IPv6 address: write it like fe80::2`);
     }
   }

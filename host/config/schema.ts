@@ -17,6 +17,8 @@ export interface InterfaceConfig {
   peer6?: string;
   /** 802.1Q id: the network is the sub-interface <device>.<vlan>, which the daemon creates (netDevice). */
   vlan?: number;
+  /** WAN only: the upstream IPv6 router (the default IPv6 route; a link-local address is usual). */
+  gateway6?: string;
 }
 export interface VipConfig {
   interface: NetName; vhid: number; address: string; password: string; advbase: number; advskew: number; description?: string;
@@ -55,6 +57,7 @@ const iface = {
     address6: { type: 'string', pattern: linkLocal6, description: "this node's IPv6 link-local address: the source of its IPv6 CARP adverts" },
     peer6: { type: 'string', pattern: linkLocal6, description: "the other node's IPv6 link-local address on this segment" },
     vlan: { type: 'integer', minimum: 1, maximum: 4094, description: '802.1Q VLAN id: the network is a sub-interface of device' },
+    gateway6: { type: 'string', pattern: '^[0-9A-Fa-f:]*:[0-9A-Fa-f:]*$', description: 'WAN only: the upstream IPv6 router, the default IPv6 route (e.g. fe80::1)' },
   },
 };
 

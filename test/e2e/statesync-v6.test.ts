@@ -1,7 +1,8 @@
 // IPv6 conntrack entries reach the BACKUP (issue #16, state sync part): a LAN client and the WAN server with ULA
 // addresses, routed through the primary (no NAT for IPv6), hold TCP echo sessions; the secondary's kernel gets
 // their IPv6 entries, ESTABLISHED with the inverse reply, from the primary's upsert6 items. The pair announced
-// CAP_V6 to each other. IPv6 forwarding for the whole board (VIPs, RA, failover of v6 sessions) is not set up here.
+// CAP_V6 to each other. The routed dual-stack pair (VIPs, RA, IPv6 sessions through every failover, duogate's own
+// IPv6 rules) is test/e2e/ipv6.test.ts; this lab puts node addresses by hand on the primary only.
 import t from 'tap';
 import { sleep } from '../../board/virtual/board.js';
 import { Lab, KEY } from './statesync-lib.js';
@@ -23,8 +24,8 @@ if (process.getuid?.() !== 0) {
     ip('client', ['-6', 'route', 'add', 'fd00:2::/64', 'via', 'fd00:1::1']);
     ip('server', ['-6', 'addr', 'add', 'fd00:2::10/64', 'dev', 'eth0', 'nodad']);
     ip('server', ['-6', 'route', 'add', 'fd00:1::/64', 'via', 'fd00:2::1']);
-    // duogate's generated firewall does not pass IPv6 yet (neighbour discovery to the node, LAN → WAN forwarding:
-    // the firewall part of issue #16). The two rules that part will generate, added by hand to its table here.
+    // The generated ruleset passes IPv6 for the prefixes of IPv6 VIPs; these hand-made addresses are not VIPs, so
+    // the two rules a dual-stack config would generate are added by hand to the table here.
     b.exec('primary', 'nft', ['-f', '-'], { check: true, input: [
       'insert rule inet duogate input icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept',
       'add rule inet duogate rules_lan ip6 saddr fd00:1::/64 accept', ''].join('\n') });

@@ -97,7 +97,7 @@ t.test('bad rules are refused before nft, naming the field', async (t) => {
     [(d) => { d.firewall.rules.lan[1].destination_port = '9000-8000'; d.firewall.rules.lan[1].protocol = 'tcp'; }, 'firewall.rules.lan[1].destination_port', /reversed: write 8000-9000/],
     [(d) => { d.firewall.rules.lan[1].destination_port = 80; }, 'firewall.rules.lan[1].protocol', /ports need protocol tcp, udp/],
     [(d) => { d.firewall.rules.lan[1].source = 'blocked_ports'; }, 'firewall.rules.lan[1].source', /port alias/],
-    [(d) => { d.firewall.aliases.wan_server.entries = ['example.com']; }, 'firewall.aliases.wan_server', /not an IPv4 address/],
+    [(d) => { d.firewall.aliases.wan_server.entries = ['example.com']; }, 'firewall.aliases.wan_server', /not an IPv4 or IPv6 address/],
     [(d) => { d.nat.outbound = { mode: 'manual', rules: [{ interface: 'lan', translation: 'vip' }] }; d.carp.vips = d.carp.vips.filter((v: any) => v.interface !== 'lan'); }, 'nat.outbound.rules[0].translation', /has no CARP VIP/],
   ];
   for (const [mut, field, re] of cases) {

@@ -5,5 +5,6 @@ import { gatewayPlugin } from './gateway.js';
 import { telemetryPlugin } from './telemetry.js';
 import { statesyncPlugin } from './statesync.js';
 import { networksPlugin } from './networks.js';
+import { ipv6Plugin } from './ipv6.js';
 
-export const plugins: DemoPlugin[] = [gatewayPlugin(), configSyncPlugin(), telemetryPlugin(), statesyncPlugin(), networksPlugin()];
+export const plugins: DemoPlugin[] = [gatewayPlugin(), configSyncPlugin(), telemetryPlugin(), statesyncPlugin(), networksPlugin(), ipv6Plugin()];

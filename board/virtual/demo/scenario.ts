@@ -44,6 +44,7 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     configFile: { primary: fw.configFile('primary'), secondary: fw.configFile('secondary') },
     status: (n) => fw.status(n),
     startFirmware: (n) => fw.start(n),
+    transitions: (n) => fw.transitions(n),
   };
   const must = <T>(v: T | null, what: string): T => {
     if (v === null) throw new Error(`${what}\nprimary log:\n${fw.tail('primary')}\nsecondary log:\n${fw.tail('secondary')}`);
@@ -62,8 +63,6 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     let sampler: NodeJS.Timeout | null = null;
     if (mac === 'virtual') {
       say('== virtual-MAC mode: every VIP answers from 00:00:5e:00:01:<vhid>; the LAN client ignores gratuitous ARP ==');
-      fw.writeConfigs('demo-vmac', { keep: 'all', edit: (c, n) => { for (const v of c.carp.vips) v.mac = 'virtual'; if (isp) dhcpWanEdit(c, n); } });
-      ctx.configFile.primary = fw.configFile('primary'); ctx.configFile.secondary = fw.configFile('secondary');
       deafenClient(board, VIP.lan);
       let busy = false;
       sampler = setInterval(() => {
@@ -77,11 +76,20 @@ export async function runScenario(opts: ScenarioOptions = {}): Promise<Record<st
     }
     if (isp) {
       say('== single-address WAN: the ISP (Kea in the server namespace) hands one address, 203.0.113.1, to the pair\'s client id; the nodes\' own WAN addresses are private ==');
-      if (mac !== 'virtual') fw.writeConfigs('demo-wan-dhcp', { keep: 'all', edit: dhcpWanEdit });
-      ctx.configFile.primary = fw.configFile('primary'); ctx.configFile.secondary = fw.configFile('secondary');
       await isp.start();
       wanCap.start();
     }
+    // The story's configs: the board's committed ones, edited for the mode and by the plugins (their feature's part).
+    const mode = { mac, wan };
+    if (mac === 'virtual' || isp || plugins.some((p) => p.configure)) {
+      fw.writeConfigs('demo', { keep: 'all', edit: (c, n) => {
+        if (mac === 'virtual') for (const v of c.carp.vips) v.mac = 'virtual';
+        if (isp) dhcpWanEdit(c, n);
+        for (const p of plugins) p.configure?.(c, n, mode);
+      } });
+      ctx.configFile.primary = fw.configFile('primary'); ctx.configFile.secondary = fw.configFile('secondary');
+    }
+    for (const p of plugins) p.prepare?.(board);
     await Promise.all([fw.start('primary'), fw.start('secondary')]);
     say('both nodes run duogate; waiting for the election (master-down interval 3 s)');
     states.converged = must(await fw.waitStates((p, s) => allAre(p, 'MASTER') && allAre(s, 'BACKUP'), 15_000), 'the pair did not converge to primary=MASTER, secondary=BACKUP within 15 s');

@@ -16,7 +16,9 @@
 import { wanConfig } from '../../wan/config.js';
 import { internalNets, netDevice, type Config, type NetName } from '../../config/schema.js';
 import { dhcpNets } from '../dhcp/scopes.js';
+import { isIPv6 } from 'node:net';
 import { parseCidr, numIp } from '../../config/net.js';
+import { nets6Of, prefix6, vips6On } from '../../config/ipv6.js';
 import { firewallOf, natOf, type AddrSpec, type FirewallRule, type IfName, type PortSpec } from './schema.js';
 import { CARP_PROTO, SYNC_PORTS, peerPorts } from './ports.js';
 
@@ -67,6 +69,20 @@ export function nftString(s: string, maxBytes = 127): string {
 }
 const q = (s: string) => nftString(s);
 const setName = (alias: string) => `alias_${alias}`;
+const setName6 = (alias: string) => `alias6_${alias}`;
+/** An address spec's two sides: the nft right-hand side per family, '' for any, null where it has none. */
+interface Sides { v4: string | null; v6: string | null }
+const cidrRe6 = /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/;
+/** '4' or '6' for an address (or, with `nets`, a network a/len), null for anything else. */
+function addrFamily(s: string, nets: boolean): '4' | '6' | null {
+  if (ipRe.test(s)) return '4';
+  const cm = cidrRe.exec(s);
+  if (nets && cm && ipRe.test(cm[1]!) && Number(cm[2]) <= 32) return '4';
+  if (isIPv6(s)) return '6';
+  const c6 = cidrRe6.exec(s);
+  if (nets && c6 && isIPv6(c6[1]!) && Number(c6[2]) <= 128) return '6';
+  return null;
+}
 
 /** The IPv4 VIP addresses (no prefix) configured on an interface (the rules, NAT and DHCP are IPv4 here). */
 export function vipsOn(c: Config, i: NetName): string[] {
@@ -87,33 +103,44 @@ class Compiler {
 
   dev(i: IfName): string { return q(netDevice(this.c.interfaces[i]!)); }
 
-  /** Resolve an address spec to the right-hand side of `ip saddr/daddr` ('' = any). */
-  addr(spec: AddrSpec, field: string): string {
+  /**
+   * Resolve an address spec to the right-hand side of `ip saddr/daddr` (v4) and `ip6 saddr/daddr` (v6), each
+   * null where the spec has no address of that family; `any` is both ''. "<net> net" is the network's IPv4 subnet
+   * and its IPv6 prefixes (host/config/ipv6.ts), "<net> address" the node's address and the VIPs there.
+   */
+  addr(spec: AddrSpec, field: string): Sides {
     let s = spec.trim();
     let neg = '';
     if (s.startsWith('!')) { neg = '!= '; s = s.slice(1).trim(); }
     if (s === 'any') {
       if (neg) throw new FirewallConfigError(field, '"!any" matches nothing; remove the rule or use a real address');
-      return '';
+      return { v4: '', v6: '' };
     }
+    const one = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(', ')} }`);
     const m = /^([a-z][a-z0-9_]{0,14}) (net|address)$/.exec(s);
     if (m) {
       const ifc = this.c.interfaces[m[1]!];
       if (!ifc || !Object.hasOwn(this.c.interfaces, m[1]!)) throw new FirewallConfigError(field, `"${m[1]}" is not a network of this node (interfaces has ${Object.keys(this.c.interfaces).join(', ')})`);
       const p = parseCidr(ifc.address);
-      if (m[2] === 'net') return `${neg}${numIp(p.net)}/${p.prefix}`;
-      return `${neg}{ ${[p.ip, ...vipsOn(this.c, m[1] as IfName)].join(', ')} }`;
+      const six = m[2] === 'net' ? nets6Of(this.c, m[1]!) : vips6On(this.c, m[1]!);
+      const v4 = m[2] === 'net' ? `${numIp(p.net)}/${p.prefix}` : `{ ${[p.ip, ...vipsOn(this.c, m[1] as IfName)].join(', ')} }`;
+      return { v4: neg + v4, v6: six.length ? neg + one(six) : null };
     }
-    if (ipRe.test(s)) return neg + s;
-    const cm = cidrRe.exec(s);
-    if (cm && ipRe.test(cm[1]!) && Number(cm[2]) <= 32) {
+    const fam = addrFamily(s, true);
+    if (fam === '4') {
+      if (ipRe.test(s)) return { v4: neg + s, v6: null };
       const p = parseCidr(s);
-      return `${neg}${numIp(p.net)}/${p.prefix}`;
+      return { v4: `${neg}${numIp(p.net)}/${p.prefix}`, v6: null };
     }
+    if (fam === '6') return { v4: null, v6: neg + (s.includes('/') ? prefix6(s) : s) };
     const a = firewallOf(this.c).aliases[s];
-    if (a && (a.type === 'host' || a.type === 'network')) return `${neg}@${setName(s)}`;
+    if (a && (a.type === 'host' || a.type === 'network')) {
+      const has6 = a.entries.some((e) => addrFamily(String(e).trim(), true) === '6');
+      const has4 = a.entries.some((e) => addrFamily(String(e).trim(), true) === '4') || !has6;
+      return { v4: has4 ? `${neg}@${setName(s)}` : null, v6: has6 ? `${neg}@${setName6(s)}` : null };
+    }
     if (a) throw new FirewallConfigError(field, `alias "${s}" is a port alias; use it in a *_port field`);
-    throw new FirewallConfigError(field, `"${spec}" is not any, <if> net, <if> address, an IPv4 address/network or a host/network alias`);
+    throw new FirewallConfigError(field, `"${spec}" is not any, <if> net, <if> address, an IPv4 or IPv6 address/network or a host/network alias`);
   }
 
   /** Resolve a port spec to the right-hand side of `th dport` ('' = any). */
@@ -136,9 +163,12 @@ class Compiler {
     return out.length === 1 ? out[0]! : `{ ${out.join(', ')} }`;
   }
 
-  /** Protocol + address + port matches of a rule-like entry. */
-  match(r: { protocol?: string; source?: AddrSpec; source_port?: PortSpec; destination?: AddrSpec; destination_port?: PortSpec }, field: string): string {
-    const parts: string[] = [];
+  /**
+   * Protocol + address + port matches of a rule-like entry: one match per address family the rule applies to
+   * (a rule applies to the families its source and destination both have; "any" has both). `v4only` for NAT,
+   * which is IPv4 here.
+   */
+  match(r: { protocol?: string; source?: AddrSpec; source_port?: PortSpec; destination?: AddrSpec; destination_port?: PortSpec }, field: string, { v4only = false } = {}): string[] {
     const proto = r.protocol ?? 'any';
     const sp = this.ports(r.source_port, `${field}.source_port`);
     const dp = this.ports(r.destination_port, `${field}.destination_port`);
@@ -147,18 +177,38 @@ class Compiler {
     }
     const sa = this.addr(r.source ?? 'any', `${field}.source`);
     const da = this.addr(r.destination ?? 'any', `${field}.destination`);
-    if (sa) parts.push(`ip saddr ${sa}`);
-    if (da) parts.push(`ip daddr ${da}`);
-    if (proto === 'tcp/udp') parts.push('meta l4proto { tcp, udp }');
-    else if (proto === 'carp') parts.push(`meta l4proto ${CARP_PROTO}`);
+    const tail: string[] = [];
+    if (proto === 'tcp/udp') tail.push('meta l4proto { tcp, udp }');
+    else if (proto === 'carp') tail.push(`meta l4proto ${CARP_PROTO}`);
+    else if (proto === 'icmpv6') tail.push('meta l4proto ipv6-icmp');
     else if (proto !== 'any') {
       if (/^\d+$/.test(proto) && Number(proto) > 255) throw new FirewallConfigError(`${field}.protocol`, `${proto} is not an IP protocol number (0-255)`);
-      parts.push(`meta l4proto ${proto}`);
+      tail.push(`meta l4proto ${proto}`);
     }
-    if (sp) parts.push(`th sport ${sp}`);
-    if (dp) parts.push(`th dport ${dp}`);
-    if (proto === 'any' && !sa && !da) parts.push('meta nfproto ipv4');
-    return parts.join(' ');
+    if (sp) tail.push(`th sport ${sp}`);
+    if (dp) tail.push(`th dport ${dp}`);
+    // Neither side names an address: one rule for both families (NAT: IPv4 only).
+    if (sa.v4 === '' && da.v4 === '' && sa.v6 === '' && da.v6 === '') {
+      return [[...(v4only ? ['meta nfproto ipv4'] : []), ...tail].join(' ') || 'meta nfproto { ipv4, ipv6 }'];
+    }
+    const out: string[] = [];
+    for (const [fam, key] of [['ip', 'v4'], ['ip6', 'v6']] as const) {
+      if (v4only && fam === 'ip6') continue;
+      const s1 = sa[key];
+      const d1 = da[key];
+      if (s1 === null || d1 === null) continue;
+      const parts: string[] = [];
+      if (s1) parts.push(`${fam} saddr ${s1}`);
+      if (d1) parts.push(`${fam} daddr ${d1}`);
+      if (!s1 && !d1) parts.push(`meta nfproto ${fam === 'ip' ? 'ipv4' : 'ipv6'}`);
+      out.push([...parts, ...tail].join(' '));
+    }
+    if (!out.length) {
+      throw new FirewallConfigError(field, v4only && (sa.v6 !== null || da.v6 !== null)
+        ? 'NAT is IPv4-only here: use IPv4 addresses (IPv6 is routed without NAT)'
+        : 'the source and the destination have no address family in common (one is IPv4-only, the other IPv6-only): the rule would match nothing');
+    }
+    return out;
   }
 }
 
@@ -198,14 +248,18 @@ export function compile(c: Config): Compiled {
       const els = a.entries.map((e) => portItem(e, field));
       k.emit(`  set ${setName(name)} { type inet_service; flags interval;${els.length ? ` elements = { ${els.join(', ')} }` : ''} }`, o);
     } else {
-      const els = a.entries.map((e) => {
+      // A host or network alias may mix IPv4 and IPv6 entries: one set per family (alias_<name>, alias6_<name>).
+      const v4: string[] = [];
+      const v6: string[] = [];
+      for (const e of a.entries) {
         const s = String(e).trim();
-        if (ipRe.test(s)) return s;
-        const cm = cidrRe.exec(s);
-        if (a.type === 'network' && cm && ipRe.test(cm[1]!) && Number(cm[2]) <= 32) { const p = parseCidr(s); return `${numIp(p.net)}/${p.prefix}`; }
-        throw new FirewallConfigError(field, `"${s}" is not an IPv4 address${a.type === 'network' ? ' or network' : ''} (host names are not resolved)`);
-      });
-      k.emit(`  set ${setName(name)} { type ipv4_addr; flags interval;${els.length ? ` elements = { ${els.join(', ')} }` : ''} }`, o);
+        const fam = addrFamily(s, a.type === 'network');
+        if (fam === '4') v4.push(cidrRe.test(s) ? (() => { const p = parseCidr(s); return `${numIp(p.net)}/${p.prefix}`; })() : s);
+        else if (fam === '6') v6.push(cidrRe6.test(s) ? prefix6(s) : s);
+        else throw new FirewallConfigError(field, `"${s}" is not an IPv4 or IPv6 address${a.type === 'network' ? ' or network' : ''} (host names are not resolved)`);
+      }
+      if (v4.length || !v6.length) k.emit(`  set ${setName(name)} { type ipv4_addr; flags interval;${v4.length ? ` elements = { ${v4.join(', ')} }` : ''} }`, o);
+      if (v6.length) k.emit(`  set ${setName6(name)} { type ipv6_addr; flags interval; elements = { ${v6.join(', ')} } }`, o);
     }
   }
 
@@ -224,10 +278,9 @@ export function compile(c: Config): Compiled {
     rulesFor(c, i).forEach((r, n) => {
       if (r.disabled) return;
       const field = `firewall.rules.${i}[${n}]`;
-      const m = k.match(r, field);
       const verdict = r.action === 'pass' ? 'accept' : r.action === 'block' ? 'drop' : 'reject';
       const log = r.log ? ` log prefix ${q(`duogate ${i}#${n} ${r.action}: `)} level info` : '';
-      k.emit(`    ${m} counter${log} ${verdict} comment ${q(`${i}#${n} ${r.description ?? ''}`.trim())}`, { field, description: r.description });
+      for (const m of k.match(r, field)) k.emit(`    ${m} counter${log} ${verdict} comment ${q(`${i}#${n} ${r.description ?? ''}`.trim())}`, { field, description: r.description });
     });
     k.emit('  }');
   }
@@ -264,9 +317,15 @@ export function compile(c: Config): Compiled {
     if (scoped.has(i)) k.emit('    udp sport 68 udp dport 67 counter accept comment "DHCP server"', sys(`DHCP on ${tag}`));
     if (dns) {
       const net = parseCidr(ifc.address);
-      const from = [`${numIp(net.net)}/${net.prefix}`, ...(dns.allow ?? []).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];
+      const from = [`${numIp(net.net)}/${net.prefix}`, ...(dns.allow ?? []).filter((n) => !n.includes(':')).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];
       const src = from.length === 1 ? from[0]! : `{ ${from.join(', ')} }`;
       k.emit(`    ip saddr ${src} ip daddr ${own} meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver"`, sys(`DNS on ${tag}`));
+      // Over IPv6: on the network's IPv6 VIPs, from its prefixes and link-local addresses (the RA's RDNSS).
+      const own6 = vips6On(c, i);
+      if (own6.length) {
+        const from6 = ['fe80::/10', ...nets6Of(c, i), ...(dns.allow ?? []).filter((n) => n.includes(':')).map(prefix6)];
+        k.emit(`    ip6 saddr { ${from6.join(', ')} } ip6 daddr { ${own6.join(', ')} } meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver (IPv6)"`, sys(`DNS on ${tag} (IPv6)`));
+      }
     }
     // The heartbeat's LAN path: from the peer's LAN address to ours only (the heartbeat checks the source too).
     if (i === 'lan' && peerCfg && peerCfg.lan_path !== false && ifc.peer) {
@@ -359,7 +418,7 @@ export function compile(c: Config): Compiled {
   if (mode === 'manual' || mode === 'hybrid') {
     nat.outbound.rules.forEach((r, n) => {
       const field = `nat.outbound.rules[${n}]`;
-      const m = k.match({ ...r, source_port: undefined }, field);
+      const [m] = k.match({ ...r, source_port: undefined }, field, { v4only: true });
       let act: string;
       if (r.no_nat) act = 'accept';
       else if (r.translation === 'interface address') act = 'masquerade';

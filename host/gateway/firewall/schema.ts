@@ -58,7 +58,7 @@ const ipv4 = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\
 const portItem = { anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: '^([0-9]{1,5}(-[0-9]{1,5})?|[A-Za-z_][A-Za-z0-9_]{0,31})$' }] };
 const portSpec = { anyOf: [portItem, { type: 'array', minItems: 1, maxItems: 64, items: portItem }] };
 const addrSpec = { type: 'string', minLength: 1, maxLength: 64, description: "any | <network> net | <network> address | alias | IPv4 | IPv4/prefix, optionally prefixed with '!'" };
-const protocol = { type: 'string', pattern: '^(any|tcp|udp|tcp/udp|icmp|carp|[0-9]{1,3})$', description: 'any, tcp, udp, tcp/udp, icmp, carp or an IP protocol number' };
+const protocol = { type: 'string', pattern: '^(any|tcp|udp|tcp/udp|icmp|icmpv6|carp|[0-9]{1,3})$', description: 'any, tcp, udp, tcp/udp, icmp, icmpv6, carp or an IP protocol number' };
 const description = { type: 'string', maxLength: 100 };
 
 const rule = {
