@@ -49,7 +49,7 @@ const DNS_QUERY = Buffer.concat([
 
 function probeUdp(addr: string, port: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
+    const s = dgram.createSocket(addr.includes(':') ? 'udp6' : 'udp4');
     let finished = false;
     const done = (r: string) => { if (finished) return; finished = true; clearTimeout(t); try { s.close(); } catch { /* closed */ } resolve(r); };
     const t = setTimeout(() => done('silent'), timeoutMs);

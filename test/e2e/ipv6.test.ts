@@ -31,3 +31,43 @@ t.test('dual-stack pair: IPv6 clients keep their router, sessions and download t
   t.equal(v6.ra_from_backup, 0, 'ra_from_backup = 0: no node advertised while it was not MASTER');
   t.equal(r.dual_master_ms, 0, 'never two masters');
 });
+
+t.test('over IPv6 the LAN gets DNS on the VIP and nothing else; the WAN gets nothing', async (t) => {
+  const { VirtualBoard } = await import('../../board/virtual/board.js');
+  const { Firmware } = await import('../../board/virtual/firmware.js');
+  const { dualStack, ipv6Up, waitSlaac } = await import('../../board/virtual/ipv6.js');
+  const path = await import('node:path');
+  const { ROOT } = await import('../../board/virtual/firmware.js');
+  const board = new VirtualBoard({ prefix: 'v6b' });
+  const fw = new Firmware(board);
+  t.teardown(() => board.down());
+  await board.up();
+  fw.resetState();
+  fw.writeConfigs('v6scan', { keep: 'all', edit: (c, n) => dualStack(c, n) });
+  ipv6Up(board);
+  await fw.startPair();
+  const slaac = await waitSlaac(board, 15_000);
+  t.ok(slaac.address && slaac.router, 'the client is a SLAAC host with a router');
+  const TCP = '1-1024,1883,5353,7200,7201,7443,8000,8001,8080,8443,8883,9100';
+  const UDP = '53,67,68,123,161,500,514,547,1900,4500,5353,7200,7201,7443,8001';
+  const scan = async (host: 'client' | 'server', targets: string[]) => {
+    const r = await board.execAsync(host, process.execPath, [path.join(ROOT, 'dist/board/virtual/portscan.js'), '--targets', targets.join(','), '--tcp', TCP, '--udp', UDP, '--timeout-ms', '800', '--concurrency', '400'], { timeoutMs: 120_000 });
+    if (r.status !== 0) throw new Error(`portscan in ${host}: exit ${r.status}: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { tcp: { addr: string; port: number; result: string }[]; udp: { addr: string; port: number; result: string }[]; probes: number; ms: number };
+  };
+  const fmt = (h: { addr: string; port: number; result: string }[]) => h.map((x) => `${x.addr}:${x.port} ${x.result}`);
+  // The LAN's IPv6 view of the pair: the VIPs, each node's link-local address, and the WAN VIP.
+  const lanTargets = [V6.lanVip, `${V6.router}%eth0`, `${V6.ll.primary}%eth0`, `${V6.ll.secondary}%eth0`, V6.wanVip];
+  const a = await scan('client', lanTargets);
+  t.comment(`LAN IPv6 scan: ${a.probes} probes in ${a.ms} ms`);
+  t.same(fmt(a.tcp), [`${V6.lanVip}:53 open`], 'TCP: only DNS on the LAN\'s IPv6 VIP answers');
+  t.same(fmt(a.udp), [`${V6.lanVip}:53 answer`], 'UDP: only DNS answers (no port unreachable from anything else)');
+  const w = await scan('server', [V6.wanVip, `${V6.ll.primary}%eth0`, `${V6.ll.secondary}%eth0`, V6.lanVip]);
+  t.same([...fmt(w.tcp), ...fmt(w.udp)], [], 'from the WAN over IPv6: nothing answers, not even a reset');
+  t.ok(board.ping('client', V6.lanVip), 'the LAN may ping the IPv6 VIP');
+  t.notOk(board.exec('server', 'ping', ['-c', '2', '-W', '1', '-i', '0.3', V6.lanVip]).status === 0, 'the WAN may not ping the LAN\'s VIP');
+  // A forged router advertisement from the LAN gives the nodes no route (accept_ra 0, and the ruleset).
+  const routes = (n: 'primary' | 'secondary') => board.exec(n, 'ip', ['-6', 'route', 'show', 'default']).stdout.trim();
+  t.match(routes('primary'), /^default via fe80::10 dev wan0/, 'the upstream route from interfaces.wan.gateway6');
+  t.equal(board.exec('primary', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).stdout.trim(), '1', 'IPv6 forwarding on');
+});

@@ -53,7 +53,7 @@ t.test('the dual-stack board config: rules for both families, DNS and ping on th
   t.notMatch(nft, /ip6 saddr 2001:db8:1::\/64 ip6 daddr @alias6_wan_server/, 'no IPv6 twin for it');
   t.match(nft, /ip saddr 192\.168\.20\.0\/24 ip daddr 192\.168\.1\.0\/24 counter drop/, 'guests never reach the LAN (IPv4)');
   t.notMatch(nft, /rules_guest[^}]*ip6/, 'the guest network has no IPv6 rules');
-  t.match(nft, /ip6 saddr \{ fe80::\/10, 2001:db8:1::\/64 \} ip6 daddr \{ 2001:db8:1::1, fe80::1 \} meta l4proto \{ tcp, udp \} th dport 53 counter accept comment "DNS resolver \(IPv6\)"/, 'DNS over IPv6 on the LAN\'s IPv6 VIPs');
+  t.match(nft, /ip6 saddr \{ fe80::\/10, 2001:db8:1::\/64 \} ip6 daddr 2001:db8:1::1 meta l4proto \{ tcp, udp \} th dport 53 counter accept comment "DNS resolver \(IPv6\)"/, 'DNS over IPv6 on the LAN\'s global IPv6 VIP (where unbound listens)');
   t.match(nft, /oifname "wan0" ip saddr 192\.168\.1\.0\/24 counter snat ip to 203\.0\.113\.1/, 'outbound NAT: IPv4');
   t.notMatch(nft, /snat ip6|masquerade.*ip6|ip6 saddr [^\n]* snat/, 'no NAT for IPv6');
   nftCheck(t, nft);

@@ -320,11 +320,12 @@ export function compile(c: Config): Compiled {
       const from = [`${numIp(net.net)}/${net.prefix}`, ...(dns.allow ?? []).filter((n) => !n.includes(':')).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];
       const src = from.length === 1 ? from[0]! : `{ ${from.join(', ')} }`;
       k.emit(`    ip saddr ${src} ip daddr ${own} meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver"`, sys(`DNS on ${tag}`));
-      // Over IPv6: on the network's IPv6 VIPs, from its prefixes and link-local addresses (the RA's RDNSS).
-      const own6 = vips6On(c, i);
+      // Over IPv6: on the network's global IPv6 VIPs, where unbound listens (the RA's RDNSS), from its prefixes and
+      // link-local addresses.
+      const own6 = vips6On(c, i, { global: true });
       if (own6.length) {
         const from6 = ['fe80::/10', ...nets6Of(c, i), ...(dns.allow ?? []).filter((n) => n.includes(':')).map(prefix6)];
-        k.emit(`    ip6 saddr { ${from6.join(', ')} } ip6 daddr { ${own6.join(', ')} } meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver (IPv6)"`, sys(`DNS on ${tag} (IPv6)`));
+        k.emit(`    ip6 saddr { ${from6.join(', ')} } ip6 daddr ${own6.length === 1 ? own6[0] : `{ ${own6.join(', ')} }`} meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver (IPv6)"`, sys(`DNS on ${tag} (IPv6)`));
       }
     }
     // The heartbeat's LAN path: from the peer's LAN address to ours only (the heartbeat checks the source too).
