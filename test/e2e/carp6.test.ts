@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { VirtualBoard, VIP, macFor } from '../../board/virtual/board.js';
 import { Firmware, sleep } from '../../board/virtual/firmware.js';
+import { raCapture } from '../../board/virtual/ipv6.js';
 
 const VIP6 = '2001:db8:1::1';
 const CLIENT6 = '2001:db8:1::100';
@@ -106,14 +107,6 @@ t.test('IPv6 VIP through a power cut: the client follows the neighbour advertise
   t.match(addrs('secondary'), VIP6, 'the new MASTER holds the IPv6 VIP');
 });
 
-/** tcpdump on a LAN switch port: wall times (ms) of the router advertisements coming in from that node. */
-function raCapture(board: VirtualBoard, port: string): { times: number[]; proc: ChildProcess } {
-  const times: number[] = [];
-  const proc = board.spawn('lansw', 'tcpdump', ['-i', port, '-Q', 'in', '-nn', '-tt', '-l', 'icmp6 and ip6[40] == 134'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  createInterface({ input: proc.stdout! }).on('line', (l) => { const s = Number(l.split(' ')[0]); if (s > 0) times.push(s * 1000); });
-  return { times, proc };
-}
-
 function defaultRoute(board: VirtualBoard): { via: string | null; expires: number | null } {
   const r = board.exec('client', 'ip', ['-6', '-j', '-d', 'route', 'show', 'default', 'dev', 'eth0']);
   try {
@@ -126,8 +119,8 @@ t.test('router advertisements from the MASTER only: a SLAAC client keeps its rou
   // Short intervals so the test sees a router lifetime (12 s) run out if the new MASTER did not advertise.
   const { board, fw } = await dualStackBoard(t, 'd62', 'ra', (c) => { c.ra = { vhid: VIP.lanVhid, prefixes: ['2001:db8:1::/64'], interval_max: 4 }; });
   board.sysctl('client', { 'net.ipv6.conf.eth0.accept_dad': '0', 'net.ipv6.conf.eth0.accept_ra': '1', 'net.ipv6.conf.eth0.autoconf': '1', 'net.ipv6.conf.eth0.addr_gen_mode': '0' });
-  const fromBackup = raCapture(board, 'p-secondary');
-  const fromPrimary = raCapture(board, 'p-primary');
+  const fromBackup = raCapture(board, 'secondary');
+  const fromPrimary = raCapture(board, 'primary');
   t.teardown(() => { fromBackup.proc.kill('SIGTERM'); fromPrimary.proc.kill('SIGTERM'); });
   await fw.startPair();
   let slaac = '';
