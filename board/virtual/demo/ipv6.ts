@@ -5,36 +5,18 @@
 // JSON: v6.{takeover_ms, pings_lost, failback_ms, graceful_takeover_ms, tcp_sessions_total, tcp_sessions_survived,
 // download_ok, ra_from_backup, slaac_address, router, dns_ok, wan_reaches_lan}. The virtual-MAC and DHCP-WAN
 // stories leave IPv6 out (an IPv6 VIP answers from the NIC's MAC; the leased WAN vhid carries one address).
-import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { VirtualBoard } from '../board.js';
 import { VIP } from '../board.js';
 import { Pinger } from '../pinger.js';
 import { V6, dualStack, ipv6Up, masterIntervals, raCapture, rasOutsideMaster, waitSlaac } from '../ipv6.js';
 import type { DemoPlugin } from './plugin.js';
+import { client as tcpClient, tcploadArgs, type Run } from './statesync.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const ECHO_PORT = 5100;
 const DOWNLOAD_PORT = 5101;
-function tcpload(): string[] {
-  const js = join(here, '..', 'tcpload.js');
-  return existsSync(js) ? [js] : ['--import', 'tsx', join(here, '..', 'tcpload.ts')];
-}
 const wall = () => performance.timeOrigin + performance.now();
-
-interface Run { cp: ChildProcess; result: Promise<any> }
-function client(board: VirtualBoard, args: string[]): Run {
-  const cp = board.spawn('client', process.execPath, [...tcpload(), 'client', '--dst', V6.server, '--port', String(ECHO_PORT), '--download-port', String(DOWNLOAD_PORT), ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  cp.stdout!.on('data', (d) => { out += d; });
-  const result = new Promise<any>((resolve) => cp.on('close', () => {
-    const line = out.split('\n').find((l) => l.includes('"summary"'));
-    resolve(line ? JSON.parse(line) : { sessions_total: 0, sessions_survived: 0, download_ok: false, error: 'no summary' });
-  }));
-  return { cp, result };
-}
+/** tcpload to the server over IPv6, on ports of its own (the statesync plugin's server holds 5000/5001). */
+const client = (board: VirtualBoard, args: string[]): Run => tcpClient(board, ['--port', String(ECHO_PORT), '--download-port', String(DOWNLOAD_PORT), ...args], V6.server);
 
 export function ipv6Plugin(opts: { sessions?: number; downloadMB?: number; rateMBps?: number } = {}): DemoPlugin {
   const sessions = opts.sessions ?? 20;
@@ -64,7 +46,7 @@ export function ipv6Plugin(opts: { sessions?: number; downloadMB?: number; rateM
       // unbound answers localhost itself: the answer proves it listens on the IPv6 VIP, whatever the upstreams do.
       const dig = ctx.board.exec('client', 'dig', ['+short', '+time=2', '+tries=2', '-6', `@${V6.lanVip}`, 'localhost', 'AAAA']);
       dnsOk = dig.stdout.split('\n').includes('::1');
-      ctx.board.spawn('server', process.execPath, [...tcpload(), 'server', '--port', String(ECHO_PORT), '--download-port', String(DOWNLOAD_PORT)], { stdio: 'ignore' });
+      ctx.board.spawn('server', process.execPath, [...tcploadArgs(), 'server', '--port', String(ECHO_PORT), '--download-port', String(DOWNLOAD_PORT)], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 1000));
       // The internet must not open a connection to a LAN host: no WAN rule passes it (bounded: 2 s).
       wanReachesLan = !!slaac.address && ctx.board.exec('server', 'socat', ['-u', `TCP6:[${slaac.address}]:22,connect-timeout=2`, 'STDOUT']).stderr.includes('Connection refused');

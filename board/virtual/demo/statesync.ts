@@ -13,15 +13,16 @@ import type { DemoPlugin } from './plugin.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** tcpload next to this file's parent: compiled (dist/board/virtual/tcpload.js) or run from source with tsx. */
-function tcploadArgs(): string[] {
+export function tcploadArgs(): string[] {
   const js = join(here, '..', 'tcpload.js');
   return existsSync(js) ? [js] : ['--import', 'tsx', join(here, '..', 'tcpload.ts')];
 }
 
-interface Run { cp: ChildProcess; result: Promise<any> }
+export interface Run { cp: ChildProcess; result: Promise<any> }
 
-function client(board: VirtualBoard, args: string[]): Run {
-  const cp = board.spawn('client', process.execPath, [...tcploadArgs(), 'client', '--dst', '203.0.113.10', ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+/** tcpload's client in the LAN client namespace; `result` is its summary line, once it has exited. */
+export function client(board: VirtualBoard, args: string[], dst = '203.0.113.10'): Run {
+  const cp = board.spawn('client', process.execPath, [...tcploadArgs(), 'client', '--dst', dst, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   cp.stdout!.on('data', (d) => { out += d; });
   const result = new Promise<any>((resolve) => cp.on('close', () => {
