@@ -1,6 +1,6 @@
 // IPv6 on the virtual board (docs/carp.md "IPv6 routing"): the pair's dual-stack configuration and the clients'
 // side of it. The LAN vhid carries 2001:db8:1::1/64 and the router address fe80::1 beside its IPv4 VIP, the WAN
-// vhid 2001:db8:ff::1/64; the MASTER advertises 2001:db8:1::/64 (SLAAC) with fe80::1 as router and the LAN VIP
+// vhid 2001:db8:ff::1/64; each node has its own global address on both (global6); the MASTER advertises 2001:db8:1::/64 (SLAAC) with fe80::1 as router and the LAN VIP
 // as DNS. The WAN server plays the ISP: fe80::10 is the pair's upstream router (interfaces.wan.gateway6) and it
 // routes the LAN prefix to the WAN VIP, as an ISP routes a customer's prefix to the customer's address.
 // The board's committed configs stay IPv4-only; the demo and the IPv6 tests add this part (dualStack).
@@ -15,6 +15,9 @@ export const V6 = {
   wanVip: '2001:db8:ff::1', server: '2001:db8:ff::10', upstream: 'fe80::10',
   /** Each node's link-local CARP source, the same on LAN and WAN (each NIC is its own link). */
   ll: { primary: 'fe80::2', secondary: 'fe80::3' } as Record<NodeName, string>,
+  /** Each node's own global addresses (global6): its own traffic, a BACKUP's too. */
+  lan: { primary: '2001:db8:1::2', secondary: '2001:db8:1::3' } as Record<NodeName, string>,
+  wan: { primary: '2001:db8:ff::2', secondary: '2001:db8:ff::3' } as Record<NodeName, string>,
 } as const;
 
 /** A config edit: the board's config made dual-stack (see the header). `raInterval`: the RA's MaxRtrAdvInterval. */
@@ -23,6 +26,7 @@ export function dualStack(c: NodeConfig, n: NodeName, raInterval = 30): void {
   for (const net of ['lan', 'wan']) {
     c.interfaces[net].address6 = V6.ll[n];
     c.interfaces[net].peer6 = V6.ll[other];
+    c.interfaces[net].global6 = `${(net === 'lan' ? V6.lan : V6.wan)[n]}/64`;
   }
   c.interfaces.wan.gateway6 = V6.upstream;
   const lan = c.carp.vips.find((v: { vhid: number }) => v.vhid === VIP.lanVhid);

@@ -55,6 +55,7 @@ export function checkConfig(c: Config, peer?: Config): Finding[] {
       // IPv6: the interfaces have no IPv6 prefix of their own here, so only the duplicates and the nodes' link-locals.
       const ip = v.address.split('/')[0];
       if (ip === ifc.address6?.split('/')[0] || ip === ifc.peer6) err(`${f}.address`, `${ip} is a node's own link-local address: the VIP must be a third address`);
+      if (ip === ifc.global6?.split('/')[0]) err(`${f}.address`, `${ip} is this node's own global6 address: the VIP must be a third address`);
       if (seen.has(ip)) err(`${f}.address`, `${ip} is also carp.vips[${seen.get(ip)}]`);
       seen.set(ip, i);
       return;

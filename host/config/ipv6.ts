@@ -1,7 +1,8 @@
 // What the config says about IPv6 per network, for the firewall, DNS and routing: a network's IPv6 VIPs, and its
-// IPv6 prefixes ("<net> net" in a rule), which are the prefixes of its global IPv6 VIPs and the SLAAC prefixes the
-// `ra` section announces there. A node's own IPv6 addresses are link-local only (interfaces.<net>.address6): the
-// routed IPv6 addresses of a segment are VIPs, so they move with the MASTER (docs/carp.md "IPv6 routing").
+// IPv6 prefixes ("<net> net" in a rule), which are the prefixes of its global IPv6 VIPs, of the node's own global6
+// address there and the SLAAC prefixes the `ra` section announces there. A node's own IPv6 addresses are its
+// link-local CARP source (address6) and, optionally, global6; what hosts route to are VIPs, which move with the
+// MASTER (docs/carp.md "IPv6 routing").
 import type { Config, NetName } from './schema.js';
 import { bytesToIp6, ip6Bytes } from './net.js';
 
@@ -39,11 +40,19 @@ export function nets6Of(c: Config, net: NetName): string[] {
     const len = Number(v.address.split('/')[1] ?? 128);
     if (len < 128) out.add(prefix6(v.address));
   }
+  const own = c.interfaces[net]?.global6;
+  if (own) out.add(prefix6(own));
   const ra = c.ra as { vhid?: number; prefixes?: string[] } | undefined;
   if (ra?.prefixes && c.carp.vips.find((v) => v.vhid === ra.vhid)?.interface === net) {
     for (const p of ra.prefixes) out.add(prefix6(p));
   }
   return [...out];
+}
+
+/** This node's own global IPv6 address on a network (no prefix length), if it has one. */
+export function global6On(c: Config, net: NetName): string[] {
+  const g = c.interfaces[net]?.global6;
+  return g ? [ip(g)] : [];
 }
 
 /** True when the node routes IPv6: some VIP is an IPv6 address (the ipv6 feature turns forwarding on). */

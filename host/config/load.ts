@@ -107,6 +107,11 @@ function checkIpv6(c: Config, file: string): void {
       const a = c.interfaces[r]![k];
       if (a !== undefined && !isIPv6(a.split('/')[0])) throw new ConfigError(file, `interfaces.${r}.${k}`, `${a} is not an IPv6 address: write it like fe80::2`);
     }
+    const g = c.interfaces[r]!.global6?.split('/')[0];
+    if (g !== undefined) {
+      if (!isIPv6(g)) throw new ConfigError(file, `interfaces.${r}.global6`, `${g} is not an IPv6 address: write it like 2001:db8:ff::2/64`);
+      if (/^(fe[89ab]|ff)/i.test(g) || g === '::' || g === '::1') throw new ConfigError(file, `interfaces.${r}.global6`, `${g} is link-local, multicast, unspecified or loopback: global6 is a global unicast address (the link-local one is address6)`);
+    }
   }
   c.carp.vips.forEach((vip, i) => {
     const f = `carp.vips[${i}]`;

@@ -19,6 +19,8 @@ export interface InterfaceConfig {
   vlan?: number;
   /** WAN only: the upstream IPv6 router (the default IPv6 route; a link-local address is usual). */
   gateway6?: string;
+  /** This node's own global IPv6 address/prefix here: it stays with the node (its own traffic, e.g. a BACKUP's). */
+  global6?: string;
 }
 export interface VipConfig {
   interface: NetName; vhid: number; address: string; password: string; advbase: number; advskew: number; description?: string;
@@ -58,6 +60,7 @@ const iface = {
     peer6: { type: 'string', pattern: linkLocal6, description: "the other node's IPv6 link-local address on this segment" },
     vlan: { type: 'integer', minimum: 1, maximum: 4094, description: '802.1Q VLAN id: the network is a sub-interface of device' },
     gateway6: { type: 'string', pattern: '^[0-9A-Fa-f:]*:[0-9A-Fa-f:]*$', description: 'WAN only: the upstream IPv6 router, the default IPv6 route (e.g. fe80::1)' },
+    global6: { type: 'string', pattern: '^[0-9A-Fa-f:]*:[0-9A-Fa-f:]*/([1-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$', description: "this node's own global IPv6 address with its prefix (e.g. 2001:db8:ff::2/64); the VIPs move, this stays" },
   },
 };
 

@@ -135,6 +135,8 @@ export class Daemon extends EventEmitter implements FeatureHost {
       this.addrs.add(info.index, ifc.address);
       // The node's IPv6 link-local source for CARP (without DAD: the peer has its own, and the advert must not wait).
       if (ifc.address6) this.addrs.add(info.index, `${ifc.address6.split('/')[0]}/64`);
+      // Its own global IPv6 address: stays with the node whatever CARP does (a BACKUP's own IPv6 traffic).
+      if (ifc.global6) this.addrs.add(info.index, ifc.global6);
     }
 
     // Group VIPs by vhid; one link per interface that carries a vhid.

@@ -29,11 +29,11 @@ export function rxPolicyOf(c: Config, cfg: StateSyncConfig, sysctl: (name: strin
   ];
   const addr = (cidr: string) => cidr.split('/')[0]!;
   const vips = c.carp.vips.filter((v) => !v.address.includes(':')).map((v) => addr(v.address));
-  // IPv6: the VIPs and both nodes' link-local addresses (link-local is refused as a whole anyway; naming them
-  // keeps the rule explicit if a node's address6 is ever a global one).
+  // IPv6: the VIPs, both nodes' link-local addresses (link-local is refused as a whole anyway; naming them keeps
+  // the rule explicit) and this node's own global6 addresses (its own connections stay its own).
   const own6 = [...new Set([
     ...c.carp.vips.filter((v) => v.address.includes(':')).map((v) => addr(v.address)),
-    ...Object.values(c.interfaces).flatMap((i) => [i.address6 ? addr(i.address6) : '', i.peer6 ?? '']).filter(Boolean),
+    ...Object.values(c.interfaces).flatMap((i) => [i.address6 ? addr(i.address6) : '', i.peer6 ?? '', i.global6 ? addr(i.global6) : '']).filter(Boolean),
   ])];
   const nodeAddrs = ['wan', ...internalNets(c)].flatMap((r) => [addr(c.interfaces[r]!.address), c.interfaces[r]!.peer ?? '']).filter(Boolean);
   const nat = natOf(c);

@@ -57,15 +57,18 @@ t.test('over IPv6 the LAN gets DNS on the VIP and nothing else; the WAN gets not
   };
   const fmt = (h: { addr: string; port: number; result: string }[]) => h.map((x) => `${x.addr}:${x.port} ${x.result}`);
   // The LAN's IPv6 view of the pair: the VIPs, each node's link-local address, and the WAN VIP.
-  const lanTargets = [V6.lanVip, `${V6.router}%eth0`, `${V6.ll.primary}%eth0`, `${V6.ll.secondary}%eth0`, V6.wanVip];
+  const lanTargets = [V6.lanVip, `${V6.router}%eth0`, `${V6.ll.primary}%eth0`, `${V6.ll.secondary}%eth0`, V6.lan.primary, V6.lan.secondary, V6.wanVip, V6.wan.primary];
   const a = await scan('client', lanTargets);
   t.comment(`LAN IPv6 scan: ${a.probes} probes in ${a.ms} ms`);
   t.same(fmt(a.tcp), [`${V6.lanVip}:53 open`], 'TCP: only DNS on the LAN\'s IPv6 VIP answers');
   t.same(fmt(a.udp), [`${V6.lanVip}:53 answer`], 'UDP: only DNS answers (no port unreachable from anything else)');
-  const w = await scan('server', [V6.wanVip, `${V6.ll.primary}%eth0`, `${V6.ll.secondary}%eth0`, V6.lanVip]);
+  const w = await scan('server', [V6.wanVip, `${V6.ll.primary}%eth0`, `${V6.ll.secondary}%eth0`, V6.wan.primary, V6.wan.secondary, V6.lanVip]);
   t.same([...fmt(w.tcp), ...fmt(w.udp)], [], 'from the WAN over IPv6: nothing answers, not even a reset');
   t.ok(board.ping('client', V6.lanVip), 'the LAN may ping the IPv6 VIP');
+  t.ok(board.ping('client', V6.lan.secondary), 'and the BACKUP\'s own global address (global6) on the LAN');
+  t.ok(board.exec('secondary', 'ping', ['-c', '2', '-W', '1', '-i', '0.3', '-I', V6.wan.secondary, V6.server]).status === 0, 'the BACKUP reaches the internet over IPv6 from its own WAN address (global6, via gateway6)');
   t.notOk(board.exec('server', 'ping', ['-c', '2', '-W', '1', '-i', '0.3', V6.lanVip]).status === 0, 'the WAN may not ping the LAN\'s VIP');
+  t.notOk(board.exec('server', 'ping', ['-c', '2', '-W', '1', '-i', '0.3', V6.wan.primary]).status === 0, 'nor a node\'s own WAN address');
   // A forged router advertisement from the LAN gives the nodes no route (accept_ra 0, and the ruleset).
   const routes = (n: 'primary' | 'secondary') => board.exec(n, 'ip', ['-6', 'route', 'show', 'default']).stdout.trim();
   t.match(routes('primary'), /^default via fe80::10 dev wan0/, 'the upstream route from interfaces.wan.gateway6');

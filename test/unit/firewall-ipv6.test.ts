@@ -54,6 +54,7 @@ t.test('the dual-stack board config: rules for both families, DNS and ping on th
   t.match(nft, /ip saddr 192\.168\.20\.0\/24 ip daddr 192\.168\.1\.0\/24 counter drop/, 'guests never reach the LAN (IPv4)');
   t.notMatch(nft, /rules_guest[^}]*ip6/, 'the guest network has no IPv6 rules');
   t.match(nft, /ip6 saddr \{ fe80::\/10, 2001:db8:1::\/64 \} ip6 daddr 2001:db8:1::1 meta l4proto \{ tcp, udp \} th dport 53 counter accept comment "DNS resolver \(IPv6\)"/, 'DNS over IPv6 on the LAN\'s global IPv6 VIP (where unbound listens)');
+  t.match(nft, /ip6 daddr \{ 2001:db8:1::2, 2001:db8:1::1, fe80::1, 2001:db8:ff::2, 2001:db8:ff::1 \} icmpv6 type echo-request counter accept/, 'the LAN may ping the node\'s own global6 addresses and the IPv6 VIPs (LAN and WAN)');
   t.match(nft, /oifname "wan0" ip saddr 192\.168\.1\.0\/24 counter snat ip to 203\.0\.113\.1/, 'outbound NAT: IPv4');
   t.notMatch(nft, /snat ip6|masquerade.*ip6|ip6 saddr [^\n]* snat/, 'no NAT for IPv6');
   nftCheck(t, nft);
@@ -103,6 +104,10 @@ t.test('refused with the field and the reason', async (t) => {
   e = bad((d) => { d.firewall.aliases.x = { type: 'host', entries: ['2001:db8::/64'] }; });
   t.match(e?.message, /not an IPv4 or IPv6 address \(host names/, 'a host alias takes no prefix');
   t.throws(() => dual('primary', (d) => { d.interfaces.wan.gateway6 = 'fe80::zz'; }), ConfigError, 'gateway6 must be IPv6 text');
+  t.throws(() => dual('primary', (d) => { d.interfaces.wan.global6 = 'fe80::9/64'; }), /global6 is a global unicast address/, 'global6 is not link-local');
+  t.throws(() => dual('primary', (d) => { d.interfaces.wan.global6 = '2001:db8:ff::2'; }), ConfigError, 'global6 has its prefix length');
+  const clash = dual('primary', (d) => { d.interfaces.lan.global6 = '2001:db8:1::1/64'; });
+  t.match(checkConfig(clash), [{ level: 'error', field: 'carp.vips[3].address', message: /own global6 address/ }], 'a VIP that is the node\'s own global6 is refused by check');
   const c = dual('primary', (d) => { d.interfaces.lan.gateway6 = 'fe80::9'; });
   t.match(ipv6.check!(c), [{ level: 'error', field: 'interfaces.lan.gateway6' }], 'only the WAN has an upstream router');
 });

@@ -18,7 +18,7 @@ import { internalNets, netDevice, type Config, type NetName } from '../../config
 import { dhcpNets } from '../dhcp/scopes.js';
 import { isIPv6 } from 'node:net';
 import { parseCidr, numIp } from '../../config/net.js';
-import { nets6Of, prefix6, vips6On } from '../../config/ipv6.js';
+import { global6On, nets6Of, prefix6, vips6On } from '../../config/ipv6.js';
 import { firewallOf, natOf, type AddrSpec, type FirewallRule, type IfName, type PortSpec } from './schema.js';
 import { CARP_PROTO, SYNC_PORTS, peerPorts } from './ports.js';
 
@@ -122,7 +122,7 @@ class Compiler {
       const ifc = this.c.interfaces[m[1]!];
       if (!ifc || !Object.hasOwn(this.c.interfaces, m[1]!)) throw new FirewallConfigError(field, `"${m[1]}" is not a network of this node (interfaces has ${Object.keys(this.c.interfaces).join(', ')})`);
       const p = parseCidr(ifc.address);
-      const six = m[2] === 'net' ? nets6Of(this.c, m[1]!) : vips6On(this.c, m[1]!);
+      const six = m[2] === 'net' ? nets6Of(this.c, m[1]!) : [...global6On(this.c, m[1]!), ...vips6On(this.c, m[1]!)];
       const v4 = m[2] === 'net' ? `${numIp(p.net)}/${p.prefix}` : `{ ${[p.ip, ...vipsOn(this.c, m[1] as IfName)].join(', ')} }`;
       return { v4: neg + v4, v6: six.length ? neg + one(six) : null };
     }
@@ -336,7 +336,7 @@ export function compile(c: Config): Compiled {
     // up", "is my public address up"), never the sync addresses; the WAN gets no answer at all.
     const pingable = [parseCidr(ifc.address).ip, ...vipsOn(c, i), parseCidr(c.interfaces.wan.address).ip, ...vipsOn(c, 'wan')];
     k.emit(`    ip daddr { ${pingable.join(', ')} } icmp type echo-request counter accept comment "ping the gateway"`, sys(`ping on ${tag}`));
-    const pingable6 = c.carp.vips.filter((v) => (v.interface === i || v.interface === 'wan') && v.address.includes(':')).map((v) => v.address.split('/')[0]!);
+    const pingable6 = [...global6On(c, i), ...vips6On(c, i), ...global6On(c, 'wan'), ...vips6On(c, 'wan')];
     if (pingable6.length) k.emit(`    ip6 daddr { ${pingable6.join(', ')} } icmpv6 type echo-request counter accept comment "ping the gateway (IPv6 VIPs)"`, sys(`ping on ${tag} (IPv6)`));
     k.emit('  }');
   }
