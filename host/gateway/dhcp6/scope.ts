@@ -37,9 +37,10 @@ export function dhcp6Net(c: Config): NetName | null {
   return iface && iface !== 'wan' && iface !== 'sync' ? iface : null;
 }
 
-/** The node's link-local addresses on that network: its own (address6) and the link-local VIPs. */
-export function linkLocals(c: Config, net: NetName): string[] {
-  const own = c.interfaces[net]?.address6?.split('/')[0];
-  const vips = c.carp.vips.filter((v) => v.interface === net && /^fe[89ab][0-9a-f]:/i.test(v.address)).map((v) => v.address.split('/')[0]!);
-  return [...new Set([...(own ? [own] : []), ...vips])];
+/**
+ * The node's own link-local address on that network (address6), where kea-dhcp6 binds beside ff02::1:2. Not the
+ * link-local VIP: it comes and goes after Kea opened its sockets, so Kea never listens there.
+ */
+export function linkLocal(c: Config, net: NetName): string | null {
+  return c.interfaces[net]?.address6?.split('/')[0] ?? null;
 }
