@@ -104,6 +104,9 @@ if (process.getuid?.() !== 0) {
     const held = await waitFor('the lease in the primary\'s Kea', async () => ((await fw.status('primary')).dhcp6?.leases >= 1 ? (await fw.status('primary')).dhcp6 : null), 5000, 200);
     t.equal(held.leases, 1, 'the primary\'s Kea holds the lease');
     t.ok(replies.primary.times.length > 0, `the primary's Kea answered (${replies.primary.times.length} replies)`);
+    const chain = board.exec('primary', 'nft', ['list', 'chain', 'inet', 'duogate', 'lan_services']).stdout;
+    const rule = /counter packets (\d+) bytes \d+ .*comment "DHCPv6 server"/.exec(chain);
+    t.ok(Number(rule?.[1]) > 0, `the client's messages came in through the ruleset's DHCPv6 rule (${rule ? `${rule[1]} packets` : chain})`);
     t.ok(board.ping('client', VIP6, 2), 'the client reaches the IPv6 VIP from its leased address');
 
     t.equal(replies.secondary.times.length, 0, 'the BACKUP\'s Kea sent no DHCPv6 answer while the primary was up');
@@ -115,6 +118,8 @@ if (process.getuid?.() !== 0) {
     const offAt = wall();
     await board.powerOff('primary');
     const renewed = await waitFor('an answer from the secondary', async () => read().find((e) => e.t > offAt && (e.reason === 'RENEW6' || e.reason === 'REBIND6' || e.reason === 'BOUND6')) ?? null, 30_000, 100);
+    // tcpdump's line may come a moment after dhclient's script wrote the event.
+    await waitFor('the secondary\'s reply on its switch port', async () => replies.secondary.times.some((x) => x > offAt) || null, 3000, 50).catch(() => null);
     const sec = await fw.status('secondary');
     t.comment(JSON.stringify({ renewed: renewed.reason, after_power_off_ms: Math.round(renewed.t - offAt), secondary_kea: sec.dhcp6?.ha_state, scopes: sec.dhcp6?.scopes, secondary_replies: replies.secondary.times.length, test_ms: Date.now() - t0 }));
     t.ok(replies.secondary.times.some((x) => x > offAt), 'the secondary\'s Kea answered after the power cut');
