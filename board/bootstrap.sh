@@ -14,17 +14,18 @@ set -euo pipefail
 # Debian packages the virtual board, the firmware and the tests need:
 #   iproute2/nftables/conntrack/conntrackd/procps: kernel plumbing and state sync
 #   iputils-ping/tcpdump/tshark/socat/bind9-dnsutils: probing and capture in tests
-#   kea-dhcp4-server/unbound/mosquitto(+clients): services duogate runs per node
+#   kea-dhcp4-server/kea-dhcp6-server/unbound/mosquitto(+clients): services duogate runs per node
 #   ucarp: reference CARP implementation for interop tests; tmux: demo panes
 #   busybox: udhcpc, the DHCP client the gateway tests run in the LAN client
+#   isc-dhcp-client: test tool only, `dhclient -6`, the DHCPv6 client of test/e2e/dhcp6.test.ts
 #   make/g++/python3: node-gyp (native addon), usually already present
 #   ca-certificates: npm ci's TLS to the registry (Debian's nodejs only recommends it)
 # bind9-dnsutils (dig) is the real package on both releases; Debian 13 dropped the
 # transitional dnsutils.
-PACKAGES="iproute2 nftables conntrack openssl iputils-ping tcpdump tshark kea-dhcp4-server unbound mosquitto mosquitto-clients socat ucarp conntrackd tmux bind9-dnsutils procps make g++ python3 busybox ca-certificates"
+PACKAGES="iproute2 nftables conntrack openssl iputils-ping tcpdump tshark kea-dhcp4-server kea-dhcp6-server unbound mosquitto mosquitto-clients socat ucarp conntrackd tmux bind9-dnsutils procps make g++ python3 busybox ca-certificates isc-dhcp-client"
 
 # Services from those packages that auto-start on install; must not run on the host.
-HOST_SERVICES="kea-dhcp4-server unbound mosquitto conntrackd"
+HOST_SERVICES="kea-dhcp4-server kea-dhcp6-server unbound mosquitto conntrackd"
 
 log() { echo "bootstrap: $*"; }
 die() { echo "bootstrap: FAILED: $*" >&2; exit 1; }

@@ -4,6 +4,7 @@
 import type { Feature } from './feature.js';
 import { feature as firewall } from './gateway/firewall/feature.js';
 import { feature as dhcp } from './gateway/dhcp/feature.js';
+import { feature as dhcp6 } from './gateway/dhcp6/feature.js';
 import { feature as dns } from './gateway/dns/feature.js';
 import { feature as configsync } from './configsync/feature.js';
 import { feature as peer } from './peer/feature.js';
@@ -19,7 +20,7 @@ export const features: readonly Feature[] = [
   // Early: a stored WAN lease's address is pinned while CARP still waits as BACKUP (its adverts must be signed
   // over the address the peer signs over). Its lease events go to the peer feature, running long before a takeover.
   wan,
-  dhcp, dns,
+  dhcp, dhcp6, dns,
   // After the firewall: the sync server must not accept a connection before the first ruleset is loaded
   // (a connection older than conntrack's first rules is "invalid" and dropped mid-request).
   configsync,

@@ -200,7 +200,7 @@ chroot "$R" systemctl enable -q duogate-firstboot.service duogate.service duogat
 chroot "$R" systemctl mask -q e2scrub_reap.service getty-static.service apt-daily.timer \
   apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer systemd-networkd-wait-online.service
 # Services duogate will own (it starts them itself when their config sections exist): off at boot.
-chroot "$R" systemctl disable -q kea-dhcp4-server.service unbound.service conntrackd.service 2>/dev/null || true
+chroot "$R" systemctl disable -q kea-dhcp4-server.service kea-dhcp6-server.service unbound.service conntrackd.service 2>/dev/null || true
 kver=$(basename "$(ls "$R"/boot/vmlinuz-* | head -1)" | sed 's/^vmlinuz-//')
 debver=$(cat "$R/etc/debian_version")
 stage_done configure "$s"

@@ -12,6 +12,10 @@ export interface RaFields {
   prefixes: { prefix: string; validS: number; preferredS: number }[];
   dns: string[];
   dnsLifetimeS: number;
+  /** M and O flags: hosts ask DHCPv6 for addresses and options. */
+  managed?: boolean;
+  /** Prefixes carry the A flag (SLAAC); false with managed addresses only (on-link flag alone). */
+  autonomous?: boolean;
 }
 
 const ALL_NODES = 'ff02::1';
@@ -31,7 +35,7 @@ export function buildRa(f: RaFields): Uint8Array {
   for (const p of f.prefixes) {
     const [net, len] = p.prefix.split('/');
     const o = Buffer.alloc(32);
-    o[0] = 3; o[1] = 4; o[2] = Number(len); o[3] = 0xc0; // on-link, autonomous address configuration
+    o[0] = 3; o[1] = 4; o[2] = Number(len); o[3] = f.autonomous === false ? 0x80 : 0xc0; // on-link (L), autonomous address configuration (A)
     o.writeUInt32BE(p.validS >>> 0, 4); o.writeUInt32BE(p.preferredS >>> 0, 8);
     o.set(ip6Bytes(net!), 16);
     opts.push(o);
@@ -43,7 +47,9 @@ export function buildRa(f: RaFields): Uint8Array {
     opts.push(o);
   }
   const ra = Buffer.alloc(16);
-  ra[0] = 134; ra[4] = 64; // cur hop limit; M and O clear: addresses by SLAAC, DNS from RDNSS
+  ra[0] = 134; ra[4] = 64; // cur hop limit
+  // M and O set: addresses and options from DHCPv6; clear: addresses by SLAAC, DNS from RDNSS (sent either way).
+  if (f.managed) ra[5] = 0xc0;
   ra.writeUInt16BE(Math.min(0xffff, f.routerLifetimeS), 6);
   const icmp = Buffer.concat([ra, ...opts]);
   const h = Buffer.alloc(40);

@@ -14,7 +14,16 @@ export interface RaConfig {
   interval_max: number;
   /** Router lifetime in seconds (default 3 x interval_max, at most 9000). */
   router_lifetime?: number;
+  /**
+   * How hosts get addresses (pfSense's router mode): slaac (default; M and O clear), managed (M and O set,
+   * prefixes on-link only: addresses from DHCPv6, the `dhcp6` section), assisted (M and O set, SLAAC as well).
+   */
+  mode?: RaMode;
 }
+
+export type RaMode = 'slaac' | 'managed' | 'assisted';
+/** The RA tells hosts to ask DHCPv6 (M and O flags). */
+export const raManaged = (r: RaConfig | null): boolean => !!r && (r.mode === 'managed' || r.mode === 'assisted');
 
 export const raSchema = {
   type: 'object', additionalProperties: false, required: ['vhid', 'prefixes'],
@@ -24,6 +33,7 @@ export const raSchema = {
     dns: { type: 'array', minItems: 1, maxItems: 4, items: { type: 'string', pattern: '^[0-9A-Fa-f:]+$' }, description: 'RDNSS addresses (default: the vhid\'s first global IPv6 VIP)' },
     interval_max: { type: 'integer', minimum: 4, maximum: 1800, default: 600 },
     router_lifetime: { type: 'integer', minimum: 0, maximum: 9000 },
+    mode: { enum: ['slaac', 'managed', 'assisted'], default: 'slaac', description: 'slaac: addresses by SLAAC; managed: by DHCPv6 (dhcp6 section; M and O flags); assisted: both' },
   },
 } as const;
 
@@ -51,6 +61,7 @@ export function checkRa(c: Config): Finding[] {
   r.dns?.forEach((d, i) => { if (!isIPv6(d)) err(`ra.dns[${i}]`, `${d} is not an IPv6 address`); });
   if (a.iface && !a.dns.length) err('ra.dns', `vhid ${r.vhid} has no global IPv6 VIP to announce as DNS server: set ra.dns`);
   const life = r.router_lifetime ?? 3 * r.interval_max;
+  if (raManaged(r) && !c.dhcp6) err('ra.mode', `${r.mode} tells hosts to ask a DHCPv6 server: add the dhcp6 section (a range in one of ra.prefixes) or set mode slaac`);
   if (life !== 0 && life < r.interval_max) err('ra.router_lifetime', `${life} s is shorter than interval_max (${r.interval_max} s): hosts would drop the router between two advertisements`);
   return out;
 }

@@ -9,7 +9,7 @@ import { Why } from '../core/core.js';
 import type { FeatureHost, Startable, Transition } from '../feature.js';
 import { RaMachine } from './machine.js';
 import { buildRa } from './codec.js';
-import { raAddresses, type RaConfig } from './config.js';
+import { raAddresses, raManaged, type RaConfig } from './config.js';
 
 const ALL_NODES_MAC = Uint8Array.from([0x33, 0x33, 0, 0, 0, 1]);
 const ETH_P_IPV6 = 0x86dd;
@@ -92,6 +92,7 @@ export class RaService implements Startable {
       mac: this.mac, router: a.router, routerLifetimeS,
       prefixes: this.cfg.prefixes.map((prefix) => ({ prefix, validS: 86_400, preferredS: 14_400 })),
       dns: a.dns, dnsLifetimeS: routerLifetimeS === 0 ? 0 : 3 * max,
+      managed: raManaged(this.cfg), autonomous: this.cfg.mode !== 'managed',
     });
     try {
       native.sendPacket(this.txFd, this.ifindex, ALL_NODES_MAC, ETH_P_IPV6, pkt);
@@ -112,6 +113,6 @@ export class RaService implements Startable {
   }
 
   status(): Record<string, unknown> {
-    return { vhid: this.cfg.vhid, advertising: this.machine.active, next_in_ms: this.machine.active ? Math.max(0, Math.round(this.machine.nextAt - this.host.now())) : null, ...this.counters };
+    return { vhid: this.cfg.vhid, mode: this.cfg.mode ?? 'slaac', advertising: this.machine.active, next_in_ms: this.machine.active ? Math.max(0, Math.round(this.machine.nextAt - this.host.now())) : null, ...this.counters };
   }
 }

@@ -29,10 +29,11 @@ t.test('each section belongs to one feature; the loader knows them all', async (
   t.same(new Set(features.map((f) => f.name)).size, features.length, 'feature names are unique');
   for (const f of features) for (const s of f.synced ?? []) t.ok(s in f.sections, `${f.name} syncs only its own section ${s}`);
   // The board's full config uses every feature and loads; but router advertisements and IPv6 routing need an IPv6
-  // VIP and the committed board is IPv4 (the demo and test/e2e/ipv6.test.ts add board/virtual/ipv6.ts's part).
+  // VIP and the committed board is IPv4 (the demo and test/e2e/ipv6.test.ts add board/virtual/ipv6.ts's part; DHCPv6
+  // needs them too: test/e2e/dhcp6.test.ts).
   const c = parseConfigText(readFileSync(path.join(ROOT, 'board/virtual/primary.yaml'), 'utf8'));
   // Nor wan, which runs only for a single-address WAN (mode dhcp: test/e2e/wan-dhcp.test.ts); the board's is static.
-  for (const f of features) if (f.name !== 'ra' && f.name !== 'ipv6' && f.name !== 'wan') t.ok(f.wanted(c), `the board's primary config asks for ${f.name}`);
+  for (const f of features) if (f.name !== 'ra' && f.name !== 'ipv6' && f.name !== 'dhcp6' && f.name !== 'wan') t.ok(f.wanted(c), `the board's primary config asks for ${f.name}`);
 });
 
 t.test('what config sync carries comes from the features', async (t) => {

@@ -17,6 +17,7 @@ import { wanConfig } from '../../wan/config.js';
 import { internalNets, netDevice, type Config, type NetName } from '../../config/schema.js';
 import { dhcpNets } from '../dhcp/scopes.js';
 import { isIPv6 } from 'node:net';
+import { dhcp6Net, linkLocal } from '../dhcp6/scope.js';
 import { parseCidr, numIp } from '../../config/net.js';
 import { global6On, nets6Of, prefix6, vips6On } from '../../config/ipv6.js';
 import { firewallOf, natOf, type AddrSpec, type FirewallRule, type IfName, type PortSpec } from './schema.js';
@@ -315,6 +316,7 @@ export function compile(c: Config): Compiled {
     const tag = i === 'lan' ? 'LAN' : i;
     k.emit(`  chain ${servicesChain(i)} {`);
     if (scoped.has(i)) k.emit('    udp sport 68 udp dport 67 counter accept comment "DHCP server"', sys(`DHCP on ${tag}`));
+    if (dhcp6Net(c) === i) k.emit(`    ip6 saddr fe80::/10 ip6 daddr { ${['ff02::1:2', linkLocal(c, i)].filter(Boolean).join(', ')} } udp sport 546 udp dport 547 counter accept comment "DHCPv6 server"`, sys(`DHCPv6 on ${tag}`));
     if (dns) {
       const net = parseCidr(ifc.address);
       const from = [`${numIp(net.net)}/${net.prefix}`, ...(dns.allow ?? []).filter((n) => !n.includes(':')).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];

@@ -12,6 +12,8 @@ export const SYNC_PORTS = {
   configsync: { proto: 'tcp', port: 7443 },
   /** Kea DHCPv4 HA peer traffic (Kea's own HTTP listener on the sync address). */
   kea_ha: { proto: 'tcp', port: 8001 },
+  /** Kea DHCPv6 HA peer traffic (kea-dhcp6's own listener, running only with a dhcp6 section). */
+  kea6_ha: { proto: 'tcp', port: 8002 },
 } as const;
 
 /** CARP is IP protocol 112. */
@@ -34,5 +36,6 @@ export function peerPorts(c: Config): PeerPort[] {
     { name: 'heartbeat', proto: 'udp', port: port('peer', 'heartbeat') },
     { name: 'configsync', proto: 'tcp', port: port('configsync', 'configsync') },
     { name: 'kea_ha', proto: 'tcp', port: SYNC_PORTS.kea_ha.port },
+    { name: 'kea6_ha', proto: 'tcp', port: SYNC_PORTS.kea6_ha.port },
   ];
 }
