@@ -1,6 +1,6 @@
 // What the serial console shows: the status at a glance and the menu, laid out for an 80x24 terminal
 // (every line under 80 columns, at most 24 lines with the prompt). Pure: status in, lines out.
-import { featureFigures } from '../telemetry/state.js';
+import { featureFigures, netCarp } from '../telemetry/state.js';
 import { features } from '../features.js';
 
 export const WIDTH = 79;
@@ -74,18 +74,18 @@ export function statusLines(s: any, err: string | null, p: Paint, now = new Date
   out.push(fit(`  ${pad('VHID', 5)}${pad('IF', 6)}${pad('VIRTUAL IP', 20)}${pad('STATE', 9)}${pad('PEER', 9)}LAST CHANGE`));
   const alarms: any[] = [];
   for (const [k, v] of Object.entries(s)) if (v && typeof v === 'object' && Array.isArray((v as any).alarms) && k !== 'vips') alarms.push(...(v as any).alarms);
-  const alarmLines: string[] = [];
-  if (!alarms.length) alarmLines.push(`Alarms: ${p.green('none')}`);
-  else {
-    alarmLines.push(p.red(`ALARMS (${alarms.length}):`));
+  const alarmBlock = (max: number): string[] => {
+    if (!alarms.length) return [`Alarms: ${p.green('none')}`];
+    const lines = [p.red(`ALARMS (${alarms.length}):`)];
     // Each alarm in at most two lines: its first clause (the finding); the advice is in `duogate status`.
-    for (const a of alarms.slice(0, MAX_ALARMS)) {
+    for (const a of alarms.slice(0, max)) {
       const text = String(a.message ?? a.name).split('; ')[0];
-      const lines = wrap(`! ${text}`, WIDTH - 2);
-      alarmLines.push(...lines.slice(0, 2).map((l, i) => `  ${i === 0 ? p.red(l) : l}`));
+      const w = wrap(`! ${text}`, WIDTH - 2);
+      lines.push(...w.slice(0, 2).map((l, i) => `  ${i === 0 ? p.red(l) : l}`));
     }
-    if (alarms.length > MAX_ALARMS) alarmLines.push(`  ... and ${alarms.length - MAX_ALARMS} more (duogate status)`);
-  }
+    if (alarms.length > max) lines.push(`  ... and ${alarms.length - max} more (duogate status)`);
+    return lines;
+  };
   const f = featureFigures(s);
   const parts: string[] = [];
   if (f.state_sync_ok !== null || f.states !== null) parts.push(`states ${f.state_sync_ok === 'OFF' ? p.red('FAILING') : 'ok'}${f.states !== null ? ` (${f.states})` : ''}`);
@@ -99,9 +99,16 @@ export function statusLines(s: any, err: string | null, p: Paint, now = new Date
   }
   // Wrapped (at most two lines) rather than cut: every part of it matters.
   const syncLines = wrap(`Sync: ${parts.length ? parts.join(' | ') : 'no sync features configured'}`, WIDTH).slice(0, 2);
-  // The VIP rows get what the 80x24 screen has left (the menu and the prompt take 6 lines).
+  // The VIP rows get what the 80x24 screen has left (the menu and the prompt take 6 lines), after the networks.
   const vips: any[] = s.vips ?? [];
-  let room = STATUS_LINES - 3 - 1 - syncLines.length - alarmLines.length;
+  // Every network is listed: as a table when it fits with a VIP row, else in the short form, for which the
+  // alarms give up lines if they must (at least one alarm stays; a VIP row and the "more" line too).
+  const base = STATUS_LINES - 3 - 1 - syncLines.length;
+  const table = networkTable(s.networks, p), short = networkShort(s.networks, p);
+  let alarmLines = alarmBlock(MAX_ALARMS);
+  let nets = table.length + 2 <= base - alarmLines.length ? table : short;
+  for (let max = MAX_ALARMS - 1; max >= 1 && nets.length + 2 > base - alarmLines.length; max--) alarmLines = alarmBlock(max);
+  let room = base - alarmLines.length - nets.length;
   if (vips.length > room) room -= 1;
   const view = s.peer?.peer_view;
   const peerStates = new Map<number, string>(view?.fresh ? view.vips.map((v: any) => [v.vhid, v.state]) : []);
@@ -111,6 +118,7 @@ export function statusLines(s: any, err: string | null, p: Paint, now = new Date
   }
   if (vips.length > Math.max(1, room)) out.push(`  ... and ${vips.length - Math.max(1, room)} more VIPs (duogate status lists all)`);
 
+  out.splice(2, 0, ...nets); // above the VIP table: the networks, then their VIPs
   const peer = s.peer;
   if (peer) {
     const link = (x: string) => (x === 'ok' ? p.green('ok') : x === 'off' ? 'off' : p.red(x));
@@ -119,6 +127,34 @@ export function statusLines(s: any, err: string | null, p: Paint, now = new Date
   out.push(...syncLines, ...alarmLines);
   return out;
 }
+
+const netLink = (c: unknown, p: Paint) => (c === true ? p.green('up') : c === false ? p.red('DOWN') : '-');
+
+/** Every network (status `networks`), one row each: device (a VLAN as <nic>.<id>), link, this node's address,
+ *  CARP state and VIPs. */
+function networkTable(networks: Record<string, any> | undefined, p: Paint): string[] {
+  const list = Object.entries(networks ?? {});
+  if (!list.length) return [];
+  return [
+    fit(`  ${pad('NETWORK', 9)}${pad('DEVICE', 11)}${pad('LINK', 6)}${pad('ADDRESS', 19)}${pad('CARP', 8)}VIPS`),
+    ...list.map(([n, x]) => {
+      const l = netLink(x.carrier, p), c = netCarp(x.vips);
+      const vipText = (x.vips ?? []).flatMap((v: any) => v.addresses ?? []).join(' ') || '-';
+      return fit(`  ${pad(n, 9)}${pad(String(x.device ?? '?'), 11)}${l}${' '.repeat(Math.max(1, 6 - visibleLen(l)))}${pad(String(x.address ?? '-'), 19)}` +
+        `${c === 'NONE' ? pad('-', 8) : p.state(c) + ' '.repeat(Math.max(1, 8 - c.length))}${vipText}`);
+    }),
+  ];
+}
+
+/** The short form when the table does not fit: name, device, link and CARP state of each, wrapped. */
+function networkShort(networks: Record<string, any> | undefined, p: Paint): string[] {
+  const list = Object.entries(networks ?? {});
+  if (!list.length) return [];
+  const parts = list.map(([n, x]) => `${n} ${x.device} ${netLink(x.carrier, p)}${netCarp(x.vips) === 'NONE' ? '' : ` ${p.state(netCarp(x.vips))}`}`);
+  return wrap(`Networks: ${parts.join(' | ')}`, WIDTH).map((l) => fit(l));
+}
+
+const visibleLen = (x: string) => x.replace(/\x1b\[[0-9;]*m/g, '').length;
 
 export function menuLines(maintenanceOn: boolean): string[] {
   const m = maintenanceOn ? 'Leave maintenance mode' : 'Enter maintenance mode';

@@ -2,7 +2,7 @@
 // <discovery prefix>/<component>/<node id>/<object id>/config, all grouped under one device per node, all
 // reading the node's one retained state document through value templates, all tied to the node's
 // availability topic (whose `offline` is the MQTT last will). An empty retained payload deletes an entity.
-import { vhidKey } from './state.js';
+import { NET_CARP_STATES, vhidKey } from './state.js';
 
 export interface DiscoveryInput {
   discoveryPrefix: string;
@@ -14,6 +14,8 @@ export interface DiscoveryInput {
   /** MAC of the LAN NIC: a stable device identifier and the device's connection. */
   mac: string | null;
   vhids: { vhid: number; interface: string; addresses: string[] }[];
+  /** Every network of the node (status `networks`): wan, the internal ones, sync; `vips` counts its vhids. */
+  networks: { name: string; vips: number }[];
   /** Which feature figures exist on this node (entities for the others are deleted). */
   features: { configSync: boolean; stateSync: boolean; dhcp: boolean; peer: boolean };
   commands: boolean;
@@ -26,8 +28,23 @@ export interface DiscoveryMessage { topic: string; payload: Record<string, unkno
 /** Node ids and object ids may only use [a-zA-Z0-9_-]. */
 export const safeId = (s: string) => s.replace(/[^a-zA-Z0-9_-]/g, '_');
 
+/** The node id in every discovery topic of a node. */
+export const discoveryNodeId = (node: string) => safeId(`duogate_${node}`);
+
+/**
+ * Whether a retained discovery config the broker holds is this node's and no longer published: an entity of a
+ * network or vhid that left the config while the daemon was stopped (interfaces change only across a restart).
+ * An empty payload is already a deletion.
+ */
+export function staleDiscovery(topic: string, payload: string, prefix: string, node: string, current: ReadonlySet<string>): boolean {
+  const parts = topic.split('/');
+  const base = prefix.split('/');
+  if (payload === '' || current.has(topic) || parts.length !== base.length + 4) return false;
+  return parts.slice(0, base.length).join('/') === prefix && parts[base.length + 1] === discoveryNodeId(node) && parts[base.length + 3] === 'config';
+}
+
 export function discoveryMessages(i: DiscoveryInput): DiscoveryMessage[] {
-  const nodeId = safeId(`duogate_${i.node}`);
+  const nodeId = discoveryNodeId(i.node);
   const mac = i.mac?.toLowerCase() ?? null;
   const devId = safeId(`duogate_${i.node}${mac ? '_' + mac.replace(/:/g, '') : ''}`);
   const dev: Record<string, unknown> = {
@@ -59,6 +76,17 @@ export function discoveryMessages(i: DiscoveryInput): DiscoveryMessage[] {
       name: `CARP state ${label}`, dev_cla: 'enum', ops: ['INIT', 'BACKUP', 'MASTER'], val_tpl: `{{ value_json.vips.${k}.state }}`,
     });
     bin(`carp_master_${k}`, true, { name: `CARP master ${label}`, val_tpl: `{{ value_json.vips.${k}.master }}` });
+  }
+  // Per network, keyed by its config name (stable across restarts): link, CARP state (networks with a VIP only),
+  // node address. Device, VLAN and VIPs ride along as attributes. A network that left the config loses them all.
+  for (const n of i.networks) {
+    const k = safeId(n.name), doc = `value_json.networks.${k}`;
+    const attrs = { json_attr_t: '~/state', json_attr_tpl: `{{ ${doc} | tojson }}` };
+    bin(`net_${k}_link`, true, { name: `Network ${n.name} link`, dev_cla: 'connectivity', val_tpl: `{{ ${doc}.link }}`, ...attrs });
+    add('sensor', `net_${k}_carp`, n.vips > 0, {
+      name: `Network ${n.name} CARP`, dev_cla: 'enum', ops: [...NET_CARP_STATES], val_tpl: `{{ ${doc}.carp }}`, ic: 'mdi:ip-network', ...attrs,
+    });
+    add('sensor', `net_${k}_address`, true, { name: `Network ${n.name} address`, val_tpl: `{{ ${doc}.address }}`, ic: 'mdi:ip', ent_cat: 'diagnostic' });
   }
   if (i.commands) {
     add('switch', 'maintenance', true, {

@@ -17,7 +17,7 @@ import type { AlarmEvent, FeatureHost, Service, Transition } from '../feature.js
 import { native } from '../io/native.js';
 import { clientCertProblem, type MqttConfig } from './config.js';
 import { urlWithoutCredentials } from '../config/secrets.js';
-import { discoveryMessages } from './discovery.js';
+import { discoveryMessages, discoveryNodeId, staleDiscovery } from './discovery.js';
 import { SyncWatch, featureFigures, stateDocument, syncProblems } from './state.js';
 
 /** Events kept while disconnected (the oldest go first); the retained state carries the present anyway. */
@@ -169,7 +169,7 @@ export class MqttTelemetry implements Service {
     this.client = cl;
     cl.on('connect', () => this.onConnect(cl));
     cl.on('error', (e) => this.fail(`${redact(this.c.url)}: ${describeError(e, !!this.c.cert)}`));
-    cl.on('message', (topic, payload) => this.onMessage(topic, payload.toString('utf8').trim()));
+    cl.on('message', (topic, payload, packet) => this.onMessage(topic, payload.toString('utf8').trim(), packet.retain));
     cl.on('close', () => {
       if (this.client !== cl) return;
       const was = this.st.state === 'connected';
@@ -208,6 +208,10 @@ export class MqttTelemetry implements Service {
     if (this.c.discovery.enabled) {
       cl.subscribe(`${this.c.discovery.prefix}/status`, { qos: 1 }, (e) => { if (e) this.fail(`subscribe ${this.c.discovery.prefix}/status: ${e.message}`); });
       this.publishDiscovery();
+      // The broker's retained configs of this node: those no longer published (a network or vhid removed while
+      // the daemon was stopped) are deleted. After publishDiscovery, so the current set is known.
+      const own = `${this.c.discovery.prefix}/+/${discoveryNodeId(this.d.config.node.name)}/+/config`;
+      cl.subscribe(own, { qos: 1 }, (e) => { if (e) this.fail(`subscribe ${own}: ${e.message} (check the broker ACL)`); });
     }
     if (this.c.commands) {
       cl.subscribe(`${this.base}/cmd/maintenance`, { qos: 1 }, (e) => { if (e) this.fail(`subscribe ${this.base}/cmd/maintenance: ${e.message} (check the broker ACL)`); });
@@ -217,7 +221,12 @@ export class MqttTelemetry implements Service {
     for (const ev of q) this.sendEvent(ev);
   }
 
-  private onMessage(topic: string, payload: string): void {
+  private onMessage(topic: string, payload: string, retained = false): void {
+    if (this.c.discovery.enabled && retained && staleDiscovery(topic, payload, this.c.discovery.prefix, this.d.config.node.name, this.discoveryTopics)) {
+      this.d.log.info('mqtt discovery entity removed', { topic, why: 'no longer in the config' });
+      this.pub(topic, '', true);
+      return;
+    }
     if (this.c.discovery.enabled && topic === `${this.c.discovery.prefix}/status`) {
       // Home Assistant restarted: it forgets non-retained state, so send discovery and state again.
       if (payload === 'online') { this.publishDiscovery(); this.publishState(true); }
@@ -259,10 +268,11 @@ export class MqttTelemetry implements Service {
       discoveryPrefix: this.c.discovery.prefix, base: this.base, node: this.d.config.node.name, role: this.d.config.node.role,
       version: this.version, mac, commands: this.c.commands, expireAfter: this.c.interval_s * 3 + 10,
       vhids: ((s.vips as any[]) ?? []).map((v) => ({ vhid: v.vhid, interface: v.interface, addresses: v.addresses })),
+      networks: Object.entries((s.networks as Record<string, any>) ?? {}).map(([name, x]) => ({ name, vips: Array.isArray(x?.vips) ? x.vips.length : 0 })),
       features: { configSync: f.config_in_sync !== null, stateSync: f.state_sync_ok !== null || f.states !== null, dhcp: f.dhcp_ha_state !== null || f.dhcp_leases !== null, peer: !!s.peer },
     });
     const now = new Set(msgs.filter((m) => m.payload !== '').map((m) => m.topic));
-    for (const t of this.discoveryTopics) if (!now.has(t)) this.pub(t, '', true); // e.g. a removed vhid
+    for (const t of this.discoveryTopics) if (!now.has(t)) this.pub(t, '', true); // e.g. a removed vhid or network
     this.discoveryTopics = now;
     for (const m of msgs) this.pub(m.topic, m.payload === '' ? '' : JSON.stringify(m.payload), true);
   }

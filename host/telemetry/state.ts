@@ -19,7 +19,36 @@ export const onOff = (b: boolean | null | undefined): 'ON' | 'OFF' | null => (b 
 export const vhidKey = (vhid: number) => `vhid${vhid}`;
 
 // secrets (fingerprints of this node's keys) is for comparing the two nodes by hand, not for the broker.
-const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'vips', 'carp_counters', 'secrets']);
+const CORE_KEYS = new Set(['node', 'role', 'carp_role', 'uptime_s', 'maintenance', 'demotion', 'preempt', 'links', 'networks', 'vips', 'carp_counters', 'secrets']);
+
+/** The CARP states a network's sensor can show: one vhid's state when all agree, MIXED, or NONE (no VIP). */
+export const NET_CARP_STATES = ['INIT', 'BACKUP', 'MASTER', 'MIXED', 'NONE'] as const;
+
+/** A network's CARP state from its VIPs' (`duogate status` networks.<name>.vips). */
+export function netCarp(vips: { state: string }[] | undefined): (typeof NET_CARP_STATES)[number] {
+  const states = new Set((vips ?? []).map((v) => v.state));
+  if (states.size === 0) return 'NONE';
+  const [one] = states;
+  return states.size === 1 && (NET_CARP_STATES as readonly string[]).includes(one) ? one as (typeof NET_CARP_STATES)[number] : 'MIXED';
+}
+
+/**
+ * Every network of the node (status `networks`) for the state document: link ON/OFF (null when the daemon does
+ * not watch that NIC), its device and VLAN, this node's address, its VIPs with their states and one CARP state.
+ */
+export function networksDocument(nets: Record<string, any> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, x] of Object.entries(nets ?? {})) {
+    const vips = Array.isArray(x?.vips) ? x.vips : [];
+    out[name] = {
+      kind: x.kind ?? null, device: x.device ?? null, vlan: x.vlan ?? null, address: x.address ?? null,
+      link: onOff(typeof x.carrier === 'boolean' ? x.carrier : null), carp: netCarp(vips),
+      vip: vips.flatMap((v: any) => v.addresses ?? []).join(' ') || null,
+      vips: vips.map((v: any) => ({ vhid: v.vhid, addresses: v.addresses ?? [], state: v.state })),
+    };
+  }
+  return out;
+}
 
 /** The pair's figures from a `duogate status` object: each feature reads its own section (by its name). */
 export function featureFigures(s: Record<string, any>): Figures {
@@ -99,6 +128,7 @@ export function stateDocument(s: Record<string, any>, opts: { version: string; s
     carp: s.carp_role,
     master: onOff(s.carp_role === 'MASTER'),
     vips,
+    networks: networksDocument(s.networks),
     maintenance: onOff(!!s.maintenance?.on),
     maintenance_since: s.maintenance?.since ?? null,
     demotion: s.demotion ?? 0,

@@ -56,6 +56,10 @@ if (process.getuid?.() !== 0) {
     t.match(s, /duogate console {2}node primary \(primary\)/);
     t.match(s, /CARP MASTER {3}maintenance off/);
     t.same(rows(s), { 1: ['MASTER', 'BACKUP'], 2: ['MASTER', 'BACKUP'] }, 'every VIP with its state and the peer\'s');
+    // Every network, the board's third internal network (guest0) too: device, link, address, CARP state, VIPs.
+    t.match(s, /^ {2}NETWORK {2}DEVICE {5}LINK {2}ADDRESS {12}CARP {4}VIPS$/m, 'the networks table');
+    t.match(s, /^ {2}guest {4}guest0 {5}up {4}192\.168\.20\.2\/24 {4}MASTER {2}192\.168\.20\.1\/24$/m, 'the guest network with its VIP');
+    t.match(s, /^ {2}sync {5}sync0 {6}up {4}172\.16\.1\.1\/30 {6}- {7}-$/m, 'the sync link');
     t.match(s, /Alarms: none/);
     t.match(s, /2\) Enter maintenance mode/);
     t.ok(s.split('\n').length <= 24 && s.split('\n').every((l) => l.length <= 80), 'the whole screen fits 80x24');

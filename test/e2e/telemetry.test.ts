@@ -57,6 +57,9 @@ if (process.getuid?.() !== 0) {
     t.equal(states?.p.vips.vhid1.state, 'MASTER');
     t.equal(states?.s.vips.vhid2.master, 'OFF');
     t.equal(states?.p.problem, 'OFF', 'no alarm on a healthy pair');
+    // Every network is in the state, the board's third internal network (guest0, vhid 3) too.
+    t.same(Object.keys(states?.p.networks ?? {}), ['wan', 'lan', 'guest', 'sync'], 'the state lists every network');
+    t.match(states?.p.networks?.guest, { device: 'guest0', link: 'ON', carp: 'MASTER', vip: '192.168.20.1/24' }, 'the guest network on the primary');
     // A new subscriber gets both states at once: they are retained.
     const fresh = board.exec('client', 'mosquitto_sub', ['-h', '192.168.1.100', '-t', 'duogate/+/state', '-t', 'duogate/+/availability', '-C', '4', '-W', '3', '-F', '%r %t %p']);
     const lines = fresh.stdout.trim().split('\n');
@@ -67,6 +70,8 @@ if (process.getuid?.() !== 0) {
       t.equal(d?.stat_t, '~/state', `${n}: HA discovery for carp_master on the broker`);
       t.equal(d?.['~'], `duogate/${n}`);
       t.ok(lab.last(`homeassistant/sensor/duogate_${n}/carp_state_vhid1/config`), `${n}: carp_state_vhid1 entity`);
+      t.ok(lab.json(lab.last(`homeassistant/binary_sensor/duogate_${n}/net_guest_link/config`)), `${n}: guest network link entity`);
+      t.ok(lab.json(lab.last(`homeassistant/sensor/duogate_${n}/net_guest_carp/config`)), `${n}: guest network CARP entity`);
     }
 
     const mark = lab.msgs.length;

@@ -3,12 +3,18 @@
 // server), each flashed from board/minipc/out/duogate-minipc.img with its own seed on the boot partition.
 // Checks: both boot to the duogate console; first boot assigned NIC roles by MAC (box B's ports enumerate in
 // another order and its seed pins them by MAC); exactly one MASTER; the secondary receives the primary's
-// config over config sync; a power cut of the master's guest moves both VIPs to the other box.
+// config over config sync; a VLAN network (802.1Q) with its own CARP VIP on the LAN trunk; a power cut of the
+// master's guest moves every VIP, the VLAN's too, to the other box.
+// The VLAN stage is here, not on the virtual board, because this machine's kernel has no 802.1Q (no 8021q
+// module): only the Debian kernel in these guests can make a <nic>.<vlan> sub-interface. The lab's LAN bridge
+// (brlan, no vlan_filtering) is the trunk: it carries the tagged frames between the two guests unchanged, and a
+// tcpdump on the bridge port of box B (in the lab namespace) shows them tagged on the wire.
 // Emulation is 15-20x slower than hardware: nothing here judges timing, waits are generous but bounded. Each
 // start of Node in a guest costs 25-55 s of emulated CPU (Debian 13's nodejs has no startup snapshot), and every
 // `duogate` command on the console is one: the bounds allow for a build machine loaded by other work.
 import t from 'tap';
 import type * as Tap from 'tap';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +23,8 @@ import { Lab, sleep, stages, waitFor, type Guest } from './lab.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGE = process.env.DUOGATE_IMAGE ?? path.join(ROOT, 'board/minipc/out/duogate-minipc.img');
 const RUN_DIR = path.join(ROOT, 'board/minipc/out/test');
-const PREFIX = 'dgimg';
+// Its namespaces are <prefix>-lab/-client/-server (DUOGATE_LAB_PREFIX: two checkouts can run it side by side).
+const PREFIX = process.env.DUOGATE_LAB_PREFIX ?? 'dgimg';
 
 const CARP_PW = 'image-test-carp';
 const SYNC_PW = 'image-test-sync-secret';
@@ -51,6 +58,19 @@ async function status(g: Guest): Promise<any> {
   const r = await g.run('duogate status --json --timeout 120', 300_000);
   if (r.code !== 0) throw new Error(`${g.spec.name}: duogate status: ${r.out}`);
   return JSON.parse(r.out.slice(r.out.indexOf('{')));
+}
+
+/** The IoT network: VLAN 30 on the LAN NIC (the trunk), its node addresses and its CARP VIP (vhid 30). */
+const VLAN = { id: 30, dev: 'lan0.30', vip: '10.30.0.1', a: '10.30.0.2', b: '10.30.0.3' } as const;
+
+/** Add the IoT VLAN network and its VIP to a box's config (as a user would edit it) with sed: one Node start less. */
+function addVlanNetwork(g: Guest, primary: boolean): Promise<{ code: number; out: string }> {
+  const [self, peer] = primary ? [VLAN.a, VLAN.b] : [VLAN.b, VLAN.a];
+  const net = `  iot:  { device: lan0, vlan: ${VLAN.id}, address: ${self}/24, peer: ${peer} }`;
+  const vip = `    - { interface: iot, vhid: ${VLAN.id}, address: ${VLAN.vip}/24, password: "${CARP_PW}", advbase: 1, advskew: ${primary ? 0 : 100}, description: "IoT VLAN gateway" }`;
+  const f = '/etc/duogate/duogate.yaml';
+  return g.run(`sed -i -e '/^  sync: *{ device: sync0/a\\${net}' -e '/^    - { interface: wan,/a\\${vip}' ${f} && ` +
+    `grep -c -e 'vlan: ${VLAN.id}' -e 'vhid: ${VLAN.id}' ${f}`, 30_000);
 }
 
 async function addrs(g: Guest, dev: string): Promise<string[]> {
@@ -155,7 +175,51 @@ if (process.getuid?.() !== 0) {
     t.equal(p.configsync.peer.state, 'in_sync', 'A: the peer is in sync');
   });
 
-  await stage('power cut of the master moves both VIPs to the other box', async (t) => {
+  await stage('a VLAN network with its own CARP VIP on the LAN trunk', async (t) => {
+    for (const [g, primary] of [[b, false], [a, true]] as const) {
+      const r = await addVlanNetwork(g, primary);
+      t.equal(r.out.trim(), '2', `${g.spec.name}: interfaces.iot (vlan ${VLAN.id}) and vhid ${VLAN.id} added to the config`);
+    }
+    // Interfaces are read at start (the daemon creates the VLAN sub-interface then): restart both.
+    const t0 = Date.now();
+    for (const g of [b, a]) {
+      await g.run('systemctl restart duogate', 300_000);
+      t.ok(await g.waitDaemonSocket(600_000), `${g.spec.name}: the daemon is back after the restart`);
+    }
+    const [s1, s2] = await waitFor(`A MASTER and B BACKUP of every vhid, vhid ${VLAN.id} included`, async () => {
+      const [x, y] = [await status(a), await status(b)];
+      const has = (s: any) => s.vips?.some((v: any) => v.vhid === VLAN.id);
+      return x.carp_role === 'MASTER' && y.carp_role === 'BACKUP' && has(x) && has(y) ? [x, y] as const : null;
+    }, 600_000, 3000);
+    figures.vlan_election_s = secs(t0);
+    for (const [g, s, self] of [[a, s1, VLAN.a], [b, s2, VLAN.b]] as const) {
+      const link = await g.run(`ip -color=never -d -o link show ${VLAN.dev}`, 30_000);
+      t.match(link.out, new RegExp(`${VLAN.dev.replace('.', '\\.')}@lan0[\\s\\S]*vlan protocol 802\\.1Q id ${VLAN.id}`), `${g.spec.name}: ${VLAN.dev} is an 802.1Q sub-interface of lan0`);
+      t.ok((await addrs(g, VLAN.dev)).includes(self), `${g.spec.name}: ${VLAN.dev} has the node address ${self}`);
+      t.match(s.networks?.iot, { device: VLAN.dev, vlan: VLAN.id, carrier: true, vips: [{ vhid: VLAN.id }] }, `${g.spec.name}: status lists the iot network: ${JSON.stringify(s.networks?.iot)}`);
+    }
+    t.ok((await addrs(a, VLAN.dev)).includes(VLAN.vip), `A (MASTER) holds the VLAN VIP ${VLAN.vip}`);
+    t.notOk((await addrs(b, VLAN.dev)).includes(VLAN.vip), 'B (BACKUP) does not hold it');
+    // B pings the VIP over the trunk while the lab watches B's bridge port: the frames carry the 802.1Q tag.
+    const cap = spawn('ip', ['netns', 'exec', lab.ns('lab'), 'timeout', '60', 'tcpdump', '-l', '-e', '-n', '-i', b.tap('lan'), '-c', '4', `vlan ${VLAN.id} and icmp`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    lab.pids.add(cap.pid!);
+    let wire = '';
+    cap.stdout!.on('data', (d) => { wire += d; });
+    const capDone = new Promise<void>((res) => cap.on('exit', () => res()));
+    await sleep(2000); // tcpdump attaches
+    const ping = await b.run(`ping -n -c 4 -W 2 -I ${VLAN.dev} ${VLAN.vip}`, 60_000);
+    await Promise.race([capDone, sleep(20_000)]);
+    if (cap.exitCode === null) cap.kill('SIGKILL');
+    lab.pids.delete(cap.pid!);
+    t.match(ping.out, /4 received/, `B pings the VLAN VIP over the tagged trunk:\n${ping.out}`);
+    t.match(wire, new RegExp(`vlan ${VLAN.id}[\\s\\S]*${VLAN.b.replace(/\./g, '\\.')} > ${VLAN.vip.replace(/\./g, '\\.')}: ICMP echo request`), `the echo requests are tagged vlan ${VLAN.id} on the wire:\n${wire}`);
+    t.match(wire, new RegExp(`vlan ${VLAN.id}[\\s\\S]*${VLAN.vip.replace(/\./g, '\\.')} > ${VLAN.b.replace(/\./g, '\\.')}: ICMP echo reply`), 'and so are the VIP\'s replies');
+    const macA = await macOf(a, 'lan0');
+    const neigh = (await b.run(`ip -color=never neigh show ${VLAN.vip} dev ${VLAN.dev}`, 30_000)).out;
+    t.ok(neigh.includes(macA) || /00:00:5e:00:01:1e/.test(neigh), `the VLAN VIP resolves to A (${neigh.trim()})`);
+  });
+
+  await stage('power cut of the master moves every VIP to the other box', async (t) => {
     const macA = await macOf(a, 'lan0'), macB = await macOf(b, 'lan0');
     lab.ping('client', '192.168.1.1');
     const before = lab.neighbourMac('client', '192.168.1.1');
@@ -164,8 +228,9 @@ if (process.getuid?.() !== 0) {
     await a.powerOff();
     const s = await waitFor('B MASTER', async () => { const x = await status(b); return x.carp_role === 'MASTER' ? x : null; }, 300_000, 2000);
     figures.failover_detected_s = secs(t0);
-    t.same(s.vips.map((v: any) => v.state), ['MASTER', 'MASTER'], 'B is MASTER of both vhids');
+    t.same(s.vips.map((v: any) => v.state), ['MASTER', 'MASTER', 'MASTER'], 'B is MASTER of every vhid (LAN, WAN, the VLAN\'s)');
     t.ok((await addrs(b, 'lan0')).includes('192.168.1.1'), 'B holds the LAN VIP');
+    t.ok((await addrs(b, VLAN.dev)).includes(VLAN.vip), 'B holds the VLAN VIP');
     t.ok((await addrs(b, 'wan0')).includes('203.0.113.1'), 'B holds the WAN VIP');
     t.ok(await waitFor('client pings the LAN VIP after failover', async () => lab.ping('client', '192.168.1.1'), 60_000, 1000), 'the LAN client reaches the VIP again');
     const wanB = await macOf(b, 'wan0');

@@ -2,8 +2,8 @@
 // (host/telemetry/state.ts): topics, required keys, known abbreviations only, and every value template
 // rendering to a value the entity accepts when evaluated against a real state document.
 import t from 'tap';
-import { discoveryMessages, type DiscoveryInput } from '../../host/telemetry/discovery.js';
-import { SyncWatch, collectAlarms, featureFigures, stateDocument, syncProblems } from '../../host/telemetry/state.js';
+import { discoveryMessages, staleDiscovery, type DiscoveryInput } from '../../host/telemetry/discovery.js';
+import { SyncWatch, collectAlarms, featureFigures, netCarp, networksDocument, stateDocument, syncProblems } from '../../host/telemetry/state.js';
 
 const TOPIC = /^homeassistant\/(binary_sensor|sensor|switch)\/[a-zA-Z0-9_-]+\/[a-zA-Z0-9_-]+\/config$/;
 // HA's abbreviations (homeassistant/components/mqtt/abbreviations.py) for every key we use; a typo is an error.
@@ -18,6 +18,14 @@ function status(over: Record<string, unknown> = {}): Record<string, any> {
   return {
     node: 'gw-a', role: 'primary', carp_role: 'MASTER', uptime_s: 12, maintenance: { on: false }, demotion: 0, preempt: true,
     links: { lan: { device: 'lan0', carrier: true } },
+    // As the daemon reports them (host/daemon/daemon.ts status): a VLAN network without a VIP, the sync link.
+    networks: {
+      wan: { kind: 'wan', device: 'wan0', address: '203.0.113.2/24', carrier: true, vips: [{ vhid: 2, addresses: ['203.0.113.1/24'], state: 'BACKUP' }] },
+      lan: { kind: 'internal', device: 'lan0', address: '192.168.1.2/24', carrier: true, vips: [{ vhid: 1, addresses: ['192.168.1.1/24'], state: 'MASTER' }] },
+      guest: { kind: 'internal', device: 'guest0', address: '192.168.20.2/24', carrier: false, vips: [{ vhid: 3, addresses: ['192.168.20.1/24'], state: 'MASTER' }, { vhid: 4, addresses: ['192.168.20.4/24'], state: 'BACKUP' }] },
+      iot: { kind: 'internal', device: 'lan0.30', vlan: 30, address: '10.30.0.2/24', carrier: true, vips: [] },
+      sync: { kind: 'sync', device: 'sync0', address: '172.16.1.1/30', carrier: true, vips: [] },
+    },
     vips: [
       { interface: 'lan', device: 'lan0', vhid: 1, addresses: ['192.168.1.1/24'], state: 'MASTER', advbase: 1, advskew: 0, advertised_skew: 0, demote: 0, last_change: '2026-01-01T00:00:00.000Z', last_change_why: 'start' },
       { interface: 'wan', device: 'wan0', vhid: 2, addresses: ['203.0.113.1/24'], state: 'BACKUP', advbase: 1, advskew: 0, advertised_skew: 0, demote: 0, last_change: null, last_change_why: null },
@@ -37,6 +45,7 @@ function input(over: Partial<DiscoveryInput> = {}): DiscoveryInput {
   return {
     discoveryPrefix: 'homeassistant', base: 'duogate/gw-a', node: 'gw-a', role: 'primary', version: '0.1.0', mac: '02:D6:01:01:00:01',
     vhids: [{ vhid: 1, interface: 'lan', addresses: ['192.168.1.1/24'] }, { vhid: 2, interface: 'wan', addresses: ['203.0.113.1/24'] }],
+    networks: [{ name: 'wan', vips: 1 }, { name: 'lan', vips: 1 }, { name: 'guest', vips: 2 }, { name: 'iot', vips: 0 }, { name: 'sync', vips: 0 }],
     features: { configSync: true, stateSync: true, dhcp: true, peer: true }, commands: false, expireAfter: 55, ...over,
   };
 }
@@ -55,8 +64,8 @@ function render(tpl: string, doc: any): string {
 
 t.test('topics, required keys and abbreviations', async (t) => {
   const all = discoveryMessages(input());
-  t.same(all.filter((m) => m.payload === '').map((m) => m.topic), ['homeassistant/switch/duogate_gw-a/maintenance/config'],
-    'with every feature present only the command switch is deleted (commands are off)');
+  t.same(all.filter((m) => m.payload === '').map((m) => m.topic), ['homeassistant/sensor/duogate_gw-a/net_iot_carp/config', 'homeassistant/sensor/duogate_gw-a/net_sync_carp/config', 'homeassistant/switch/duogate_gw-a/maintenance/config'],
+    'with every feature present only the command switch (commands are off) and the CARP sensors of networks without a VIP are deleted');
   const msgs = all.filter((m) => m.payload !== '');
   const ids = new Set<string>();
   t.ok(msgs.length >= 14, `${msgs.length} entities`);
@@ -171,4 +180,49 @@ t.test('sync failures become alarms only after they last (SyncWatch)', async (t)
   const doc = stateDocument({ ...status(), mqtt: { alarms: w.list() } }, { version: '1', self: 'mqtt' }) as any;
   t.same(doc.alarms.map((a: any) => [a.name, a.source]).sort(), [['config_out_of_sync', 'mqtt'], ['state_sync_failing', 'mqtt']]);
   t.equal(doc.problem, 'ON', 'they turn the problem sensor on');
+});
+
+t.test('every network: link, CARP state and address entities with stable ids, in the state document', async (t) => {
+  const msgs = discoveryMessages(input());
+  const on = new Map(msgs.filter((m) => m.payload !== '').map((m) => [m.topic.split('/').slice(1, 4).join('/'), m.payload as Record<string, any>]));
+  for (const n of ['wan', 'lan', 'guest', 'iot', 'sync']) {
+    const link = on.get(`binary_sensor/duogate_gw-a/net_${n}_link`);
+    t.equal(link?.uniq_id, `duogate_gw-a_02d601010001_net_${n}_link`, `${n}: link entity, its unique id from the node, the MAC and the network's name`);
+    t.equal(link?.dev_cla, 'connectivity');
+    t.equal(link?.json_attr_tpl, `{{ value_json.networks.${n} | tojson }}`, `${n}: device, VLAN, address and VIPs as attributes`);
+    t.equal(on.get(`sensor/duogate_gw-a/net_${n}_address`)?.val_tpl, `{{ value_json.networks.${n}.address }}`, `${n}: address entity`);
+  }
+  for (const n of ['wan', 'lan', 'guest']) t.same(on.get(`sensor/duogate_gw-a/net_${n}_carp`)?.ops, ['INIT', 'BACKUP', 'MASTER', 'MIXED', 'NONE'], `${n}: CARP state entity`);
+  t.same(discoveryMessages(input()), msgs, 'the same input gives the same messages (stable ids)');
+
+  const doc = stateDocument(status(), { version: '1', self: 'mqtt' }) as any;
+  t.equal(render('{{ value_json.networks.lan.link }}', doc), 'ON');
+  t.equal(render('{{ value_json.networks.guest.link }}', doc), 'OFF', 'guest0 without carrier');
+  t.equal(render('{{ value_json.networks.guest.carp }}', doc), 'MIXED', 'one vhid MASTER, one BACKUP');
+  t.equal(render('{{ value_json.networks.wan.carp }}', doc), 'BACKUP');
+  t.equal(render('{{ value_json.networks.iot.carp }}', doc), 'NONE', 'no VIP on it');
+  t.same(doc.networks.iot, { kind: 'internal', device: 'lan0.30', vlan: 30, address: '10.30.0.2/24', link: 'ON', carp: 'NONE', vip: null, vips: [] }, 'the VLAN network whole');
+  t.equal(doc.networks.guest.vip, '192.168.20.1/24 192.168.20.4/24');
+  t.notOk('networks' in doc.services, 'networks are the document\'s own, not a service section');
+  t.same(networksDocument(undefined), {}, 'a daemon without networks in its status: none');
+  t.equal((networksDocument({ x: { device: 'x0', carrier: undefined, vips: [] } }).x as any).link, null, 'a NIC the daemon does not watch: unknown');
+  t.equal(netCarp([{ state: 'INIT' }]), 'INIT');
+});
+
+t.test('a network that leaves the config loses its entities', async (t) => {
+  const before = new Set(discoveryMessages(input()).filter((m) => m.payload !== '').map((m) => m.topic));
+  const after = discoveryMessages(input({ networks: input().networks.filter((n) => n.name !== 'guest') }));
+  const now = new Set(after.filter((m) => m.payload !== '').map((m) => m.topic));
+  const gone = [...before].filter((x) => !now.has(x)).sort();
+  t.same(gone, ['homeassistant/binary_sensor/duogate_gw-a/net_guest_link/config', 'homeassistant/sensor/duogate_gw-a/net_guest_address/config', 'homeassistant/sensor/duogate_gw-a/net_guest_carp/config'],
+    'live (a config apply): the publisher deletes exactly these, the topics it published before and not now');
+  // Across a restart the publisher knows only the broker's retained configs: each of this node's that it no
+  // longer publishes is stale and gets an empty retained payload.
+  for (const x of gone) t.ok(staleDiscovery(x, '{"name":"x"}', 'homeassistant', 'gw-a', now), `stale: ${x}`);
+  for (const x of now) t.notOk(staleDiscovery(x, '{"name":"x"}', 'homeassistant', 'gw-a', now), `published now: ${x}`);
+  t.notOk(staleDiscovery(gone[0], '', 'homeassistant', 'gw-a', now), 'an empty payload is already a deletion');
+  t.notOk(staleDiscovery('homeassistant/sensor/duogate_gw-b/net_guest_carp/config', '{}', 'homeassistant', 'gw-a', now), 'the other node\'s entities are not touched');
+  t.notOk(staleDiscovery('homeassistant/sensor/duogate_gw-a/net_guest_carp/state', '{}', 'homeassistant', 'gw-a', now), 'only config topics');
+  t.ok(staleDiscovery('ha/x/sensor/duogate_gw-a/net_guest_carp/config', '{}', 'ha/x', 'gw-a', new Set()), 'a discovery prefix with a slash');
+  t.notOk(staleDiscovery('other/sensor/duogate_gw-a/net_guest_carp/config', '{}', 'homeassistant', 'gw-a', new Set()), 'another prefix');
 });
