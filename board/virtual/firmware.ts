@@ -19,6 +19,11 @@ export class Firmware {
   /** A test may run a node with another config file than the board's own. */
   readonly configOverride: Partial<Record<NodeName, string>> = {};
 
+  /** A test may run a node from another build's CLI (an older release: test/e2e/rolling-upgrade.test.ts). */
+  readonly cliOverride: Partial<Record<NodeName, string>> = {};
+
+  cliPath(node: NodeName): string { return this.cliOverride[node] ?? CLI; }
+
   configFile(node: NodeName): string { return this.configOverride[node] ?? path.join(ROOT, 'board/virtual', `${node}.yaml`); }
   socket(node: NodeName): string { return path.join(this.board.runDir, `${node}.sock`); }
   stateDir(node: NodeName): string { return path.join(this.board.runDir, 'state', node); }
@@ -56,7 +61,7 @@ export class Firmware {
   }
 
   argv(node: NodeName, extra: string[] = []): string[] {
-    return [CLI, 'run', '--config', this.configFile(node), '--socket', this.socket(node), '--state-dir', this.stateDir(node), ...extra];
+    return [this.cliPath(node), 'run', '--config', this.configFile(node), '--socket', this.socket(node), '--state-dir', this.stateDir(node), ...extra];
   }
 
   /**
@@ -84,7 +89,7 @@ export class Firmware {
 
   /** Run the duogate CLI inside a node's namespace. */
   cli(node: NodeName, args: string[]): { status: number | null; stdout: string; stderr: string } {
-    return this.board.exec(node, process.execPath, [CLI, ...args, '--socket', this.socket(node), '--config', this.configFile(node), '--state-dir', this.stateDir(node)], { timeoutMs: 15_000 });
+    return this.board.exec(node, process.execPath, [this.cliPath(node), ...args, '--socket', this.socket(node), '--config', this.configFile(node), '--state-dir', this.stateDir(node)], { timeoutMs: 15_000 });
   }
 
   /** Both daemons started (the primary first) and converged: primary MASTER, secondary BACKUP. */

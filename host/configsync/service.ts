@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { FeatureHost, Service } from '../feature.js';
 import type { Handler } from '../control/server.js';
-import { SCHEMA_VERSION, type Config } from '../config/schema.js';
+import { SCHEMA_VERSION, allNets, type Config } from '../config/schema.js';
 import { ConfigError, configYaml, validateConfig, yamlConfigError } from '../config/load.js';
 import { checkConfig } from '../config/check.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -18,6 +18,7 @@ import { currentSections, getSection, outgoingSections, setSection, syncedHash, 
 import { SyncServer } from './server.js';
 import { SyncClient, SyncError, type FailureClass } from './client.js';
 import { PushQueue } from './push.js';
+import { forPeer, peerNetworks } from './compat.js';
 import { PinStore, loadOrCreateIdentity, normalizeFingerprint } from './tls.js';
 import { Fault, XmlRpcFault, type XmlRpcValue } from './xmlrpc.js';
 import { OffLoopDecoder } from './decode-worker.js';
@@ -49,6 +50,9 @@ interface PeerState {
   attempts: number;
   /** What the secondary refused of the last push (its previous config of those sections stays in force there). */
   rejected: RejectedSection[];
+  /** The secondary's release as its last answer showed it, and what the push leaves out for it (compat.ts). */
+  release: ReturnType<typeof peerNetworks> | null;
+  omitted: string[];
 }
 
 export class ConfigSyncService implements Service {
@@ -60,7 +64,7 @@ export class ConfigSyncService implements Service {
   private checkTimer: NodeJS.Timeout | null = null;
   private pins!: PinStore;
   private fingerprint: string | null = null;
-  private peer: PeerState = { acked: null, lastError: null, peerSyncedHash: null, localEdits: [], attempts: 0, rejected: [] };
+  private peer: PeerState = { acked: null, lastError: null, peerSyncedHash: null, localEdits: [], attempts: 0, rejected: [], release: null, omitted: [] };
   /** Secondary: the sections of the last push that kept their previous config, or null when all applied. */
   private rejected: { at: string; primary_seq: number; sections: RejectedSection[] } | null = null;
   private applying: Promise<unknown> = Promise.resolve();
@@ -255,8 +259,14 @@ export class ConfigSyncService implements Service {
       throw new SyncError('version', `the secondary reads config schema ${info?.schema ?? '(unknown)'} (duogate ${info?.version}), this node ${SCHEMA_VERSION}: sync is refused until both run the same config schema`);
     }
     if (info.role !== 'secondary') throw new SyncError('rejected', `the peer at ${this.peerAddress()} is "${info.node}" with role ${info.role}, not a secondary: check configsync.peer`);
-    const cats = this.cfg.sections;
-    const sections = outgoingSections(target.config, cats);
+    this.peer.release = peerNetworks(info);
+    const { sections, omitted } = this.outgoing(target.config);
+    if (omitted.join('\n') !== this.peer.omitted.join('\n') && omitted.length) {
+      this.d.log.warn('config sync: the secondary runs a release before named networks; the push leaves out what it cannot load',
+        { omitted, fix: 'upgrade the secondary; the next push after its restart carries everything' });
+    }
+    this.peer.omitted = omitted;
+    const cats = Object.keys(sections);
     const hash = syncedHash(sections);
     // Hashing and encoding a large config are each tens of ms: a turn of the event loop between them.
     await yieldToLoop();
@@ -281,15 +291,23 @@ export class ConfigSyncService implements Service {
     this.d.log.info('config synced to the secondary', { seq: target.seq, hash: target.hash.slice(0, 12), peer_revision: String(res.revision).slice(0, 12), sections: cats });
   }
 
+  /** The sections a push carries to this peer: all of them, or what a release before named networks can load. */
+  private outgoing(config: Config): { sections: Record<string, unknown>; omitted: string[] } {
+    const all = outgoingSections(config, this.cfg.sections);
+    const r = this.peer.release;
+    return !r || r.release === 'current' ? { sections: all, omitted: [] } : forPeer(all, r.nets);
+  }
+
   /** Compare the synced sections' hash with the secondary's; re-push a secondary that lost them, flag local edits. */
   private async checkDrift(): Promise<void> {
     // Busy includes the backoff wait after a failed or rejected push: the queue retries that on its own schedule
     // (up to retry_max_ms), and a kick here would restart its backoff and re-apply on the secondary at once.
     if (!this.queue || this.queue.busy || !this.peer.acked) return;
     try {
-      const st = await this.client().call('duogate.sync_status', [this.cfg.sections as XmlRpcValue]) as Record<string, XmlRpcValue>;
+      const sent = this.outgoing(this.store.latest()!.config).sections;
+      const st = await this.client().call('duogate.sync_status', [Object.keys(sent) as XmlRpcValue]) as Record<string, XmlRpcValue>;
       this.peer.peerSyncedHash = String(st.synced_hash);
-      const local = syncedHash(outgoingSections(this.store.latest()!.config, this.cfg.sections));
+      const local = syncedHash(sent);
       if (st.synced_hash === local) { if (this.peer.lastError?.class === 'drift') this.peer.lastError = null; return; }
       const edits = (st.local_edits as string[]) ?? [];
       if (edits.length) {
@@ -316,6 +334,8 @@ export class ConfigSyncService implements Service {
     });
     this.server.method('duogate.host_firmware_version', () => ({
       version: firmwareVersion(), schema: SCHEMA_VERSION, node: this.d.config.node.name, role: this.d.config.node.role,
+      // Which networks this node has: a primary leaves out of its push the networks of a peer that does not say (compat.ts).
+      networks: allNets(this.d.config),
     }));
     this.server.method('duogate.sync_status', (params) => this.syncStatus(syncStatusNames(params[0])));
     this.server.method('duogate.restore_config_section', (params, from) => this.exclusive(() => this.receive(params, from)));
@@ -324,7 +344,11 @@ export class ConfigSyncService implements Service {
   }
 
   private syncStatus(cats?: string[]): Record<string, XmlRpcValue> {
-    return syncStatusOf(this.d.config, this.store.latest(), this.lastFromPrimary(), cats);
+    const rx = this.lastFromPrimary();
+    // Only a change made here (config apply, revert) is a local edit: a start from the file because the received
+    // sections no longer load is not, and the primary's drift check pushes again over it.
+    const edited = !!rx && this.store.list().some((r) => r.seq > rx.seq && (r.origin === 'local' || r.origin === 'revert'));
+    return syncStatusOf(this.d.config, this.store.latest(), rx, cats, edited);
   }
 
   private async receive(params: XmlRpcValue[], from: string): Promise<XmlRpcValue> {
@@ -415,7 +439,7 @@ export class ConfigSyncService implements Service {
     const p = this.peer;
     const all = this.store.list();
     const behind = p.acked ? all.filter((r) => r.seq > p.acked!.seq).length : all.length;
-    const local = latest ? syncedHash(outgoingSections(latest.config, this.cfg.sections)) : null;
+    const local = latest ? syncedHash(this.outgoing(latest.config).sections) : null;
     const state = p.lastError ? (p.lastError.class === 'drift' ? 'drift' : 'failing') : behind === 0 ? 'in_sync' : 'behind';
     const pinned = this.cfg.peer_fingerprint
       ? { fingerprint: normalizeFingerprint(this.cfg.peer_fingerprint), by: 'config' }
@@ -428,6 +452,7 @@ export class ConfigSyncService implements Service {
         peer_revision: p.acked?.peer_revision.slice(0, 12) ?? null,
         synced_hash: { local: local?.slice(0, 12) ?? null, peer: p.peerSyncedHash?.slice(0, 12) ?? null },
         certificate: pinned, sections: this.cfg.sections, attempts: p.attempts, rejected: p.rejected,
+        release: p.release?.release ?? null, omitted: p.omitted,
         next_retry_in_ms: this.queue?.nextRetryAt ? Math.max(0, Math.round(this.queue.nextRetryAt - performance.now())) : null,
       },
     };
@@ -467,8 +492,9 @@ function withReceived(config: Config, rx: Revision, latest: Revision): Config {
  * That revision was recorded only as far as it was in force (a refused section kept its previous value), so it
  * is what ran: a feature that fails to start from it fails the daemon's start as one from the file would (a
  * fault of the node, e.g. nft missing, that the file's sections would meet too). Sections that no longer load
- * (a firmware upgrade changed the schema) cannot heal by a restart: the file's are used, said loudly, and the
- * primary's next push puts the synced ones back. Never throws.
+ * or no longer pass `duogate check` with this file (a firmware upgrade changed the schema or the file, e.g. the
+ * file gained a network the received VIPs lack) cannot heal by a restart: the file's are used, said loudly, and
+ * the primary's next push puts the synced ones back. Never throws.
  */
 export function bootConfig(config: Config, log: Logger): Config {
   if (config.node.role === 'primary' || !config.configsync) return config;
@@ -477,7 +503,12 @@ export function bootConfig(config: Config, log: Logger): Config {
     const store = new ConfigStore(config.state_dir, (config.configsync as ConfigSyncConfig).history);
     rx = lastReceived(store);
     if (!rx) return config;
-    const merged = validateConfig(withReceived(config, rx, store.latest()!), `the sections received from the primary (revision #${rx.seq})`);
+    const label = `the sections received from the primary (revision #${rx.seq})`;
+    const merged = validateConfig(withReceived(config, rx, store.latest()!), label);
+    // Checked with this file's node-local parts: an older release received them for its own networks (a rolling
+    // upgrade: no guest VIP), and this file's dhcp scope on guest needs one.
+    const errors = checkConfig(merged).filter((f) => f.level === 'error');
+    if (errors.length) throw new ConfigError(label, errors[0].field, errors[0].message);
     if (hashOf(merged) === hashOf(config)) return config;
     log.info('starting with the sections last received from the primary', { seq: rx.seq, primary_seq: rx.primary_revision?.seq ?? null, sections: rx.synced ?? [] });
     return merged;
@@ -502,10 +533,10 @@ export function syncStatusNames(param: XmlRpcValue | undefined): string[] | unde
 }
 
 /** The `duogate.sync_status` answer: hashes of the synced sections and revision ids, never a config value. */
-export function syncStatusOf(config: Config, latest: Revision | null, rx: Revision | null, cats?: string[]): Record<string, XmlRpcValue> {
+export function syncStatusOf(config: Config, latest: Revision | null, rx: Revision | null, cats?: string[], edited = true): Record<string, XmlRpcValue> {
   const names = cats ?? rx?.synced ?? [];
   const cur = syncedHash(currentSections(config, names));
-  const edits = rx ? names.filter((n) => hashOf(getSection(config, n) ?? null) !== hashOf(getSection(rx.config, n) ?? null)) : [];
+  const edits = rx && edited ? names.filter((n) => hashOf(getSection(config, n) ?? null) !== hashOf(getSection(rx.config, n) ?? null)) : [];
   return {
     node: config.node.name, revision: latest ? { seq: latest.seq, hash: latest.hash } : null, synced_hash: cur,
     received: rx ? { seq: rx.seq, hash: rx.hash, at: rx.time, primary_seq: rx.primary_revision?.seq ?? null } : null,
