@@ -52,8 +52,8 @@ export function forPeer(sections: Obj, nets: readonly string[]): { sections: Obj
   }
   const dhcp = out.dhcp;
   if (isObj(dhcp) && isObj(dhcp.networks)) {
-    for (const k of Object.keys(dhcp.networks)) omitted.push(`dhcp.networks.${k}`);
-    delete dhcp.networks;
+    for (const k of Object.keys(dhcp.networks)) if (!keep.has(k)) { delete dhcp.networks[k]; omitted.push(`dhcp.networks.${k}`); }
+    if (!Object.keys(dhcp.networks).length) delete dhcp.networks;
     // The old schema requires the LAN's range: a dhcp section without one cannot go; the peer keeps its own.
     if (!dhcp.range) { delete out.dhcp; omitted.push('dhcp (no LAN scope; the peer keeps its own dhcp section)'); }
   }

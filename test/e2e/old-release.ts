@@ -32,8 +32,12 @@ export function oldRelease(commit = OLD_RELEASE): OldBuild {
   const t0 = Date.now();
   const dir = `/tmp/duogate-old-${commit.slice(0, 12)}`;
   const cli = path.join(dir, 'dist/host/cli.js');
+  const sameLock = (d: string) => sha(path.join(d, 'package-lock.json')) === sha(path.join(ROOT, 'package-lock.json')) && existsSync(path.join(ROOT, 'node_modules'));
   if (existsSync(path.join(dir, '.built')) && readFileSync(path.join(dir, '.built'), 'utf8').trim() === commit && existsSync(cli)) {
-    return { commit, dir, cli, built: false, ms: Date.now() - t0 };
+    const nm = path.join(dir, 'node_modules');
+    // Shared with a checkout that is gone since (a deleted CI clone): the built files stand, share this one's.
+    if (!existsSync(nm) && sameLock(dir)) { rmSync(nm, { force: true }); symlinkSync(path.join(ROOT, 'node_modules'), nm); }
+    if (existsSync(nm)) return { commit, dir, cli, built: false, ms: Date.now() - t0 };
   }
   const has = spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${commit}^{commit}`]);
   if (has.status !== 0) {
@@ -46,7 +50,7 @@ export function oldRelease(commit = OLD_RELEASE): OldBuild {
   try {
     const tar = execFileSync('git', ['-C', ROOT, 'archive', '--format=tar', commit], { maxBuffer: 512 * 1024 * 1024 });
     execFileSync('tar', ['-x', '-C', tmp], { input: tar });
-    if (sha(path.join(tmp, 'package-lock.json')) === sha(path.join(ROOT, 'package-lock.json')) && existsSync(path.join(ROOT, 'node_modules'))) {
+    if (sameLock(tmp)) {
       symlinkSync(path.join(ROOT, 'node_modules'), path.join(tmp, 'node_modules'));
     } else {
       run('npm', ['ci', '--offline', '--ignore-scripts'], tmp, 'npm ci --offline (its lockfile differs from this checkout\'s)');
