@@ -9,6 +9,7 @@
 // - config sync to the old secondary carries what it can load (VIPs of wan/lan with +100 skew, firewall, nat: a
 //   lan rule committed on the primary appears in its ruleset) and leaves out the guest parts, said in the
 //   primary's status and log (host/configsync/compat.ts), instead of a push the old node refuses whole;
+// - Kea HA across the releases: a LAN client's lease reaches the old node's lease file;
 // - state sync both ways, IPv4: 5 TCP echo sessions from the LAN client survive a power cut of the primary (old
 //   node takes over) and the failback to the restarted new primary (it took the old node's table in its bulk);
 // - the secondary restarted on this build: every vhid BACKUP there, guest included, the push carries everything
@@ -16,6 +17,8 @@
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { VirtualBoard } from '../../board/virtual/board.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Firmware, allAre, sleep, waitFor, type NodeConfig } from '../../board/virtual/firmware.js';
 import { GatewayProbes } from '../../board/virtual/demo/gateway.js';
 import { oldRelease } from './old-release.js';
@@ -89,6 +92,16 @@ if (process.getuid?.() !== 0) {
     t.match(ruleset('secondary'), /tcp dport 8082 .*"lan#0 rolling lan rule"/, 'the old secondary enforces the synced lan rule');
     t.notMatch(ruleset('secondary'), /rolling guest rule/, 'and has no guest rule (it has no guest network)');
     t.match(ruleset('primary'), /"guest#0 rolling guest rule"/, 'the primary has both');
+    // DHCP on the LAN: Kea HA between the two releases. Kea withholds an answer whose lease update the partner
+    // refused, so a lease means the old node took the update (a guest client gets none: README "Upgrades").
+    await waitFor('kea hot-standby across the two releases', async () => (await fw.status('primary')).dhcp?.ha_state === 'hot-standby', 20_000, 250);
+    const since = Date.now();
+    probes.startDhcpClient();
+    const lease = await probes.waitLease(since, 15_000);
+    probes.stopDhcpClient();
+    t.match(lease?.ip, /^192\.168\.1\.1[5-9]\d$/, `a LAN client leases from the new primary with the old one as HA partner (${lease?.ip})`);
+    const oldLeases = () => { try { return readFileSync(path.join(fw.stateDir('secondary'), 'kea', 'leases4.csv'), 'utf8'); } catch { return ''; } };
+    await waitFor('the lease in the old secondary\'s Kea', async () => !!lease && oldLeases().includes(`${lease.ip},`), 5_000, 100);
     await waitFor('in sync after the two commits', async () => (await peer()).state === 'in_sync' && (await peer()).revisions_behind === 0, 15_000, 200);
 
     // State sync new -> old: sessions through the LAN, then a power cut of the primary.
