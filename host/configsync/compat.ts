@@ -7,12 +7,17 @@
 
 /** The networks of a release before named networks: its schema's fixed interfaces. */
 export const PRE_NETWORKS_NETS: readonly string[] = ['wan', 'lan', 'sync'];
+/** The sections that release carries (it refuses a whole push with any other, e.g. dhcp6). */
+export const PRE_NETWORKS_SECTIONS: readonly string[] = ['vips', 'firewall', 'nat', 'dhcp', 'dns', 'ra'];
 
-/** The networks a peer can take, from its host_firmware_version answer. */
-export function peerNetworks(info: Record<string, unknown> | null | undefined): { nets: readonly string[]; release: 'current' | 'before named networks' } {
-  const n = info?.networks;
-  if (Array.isArray(n) && n.every((x) => typeof x === 'string')) return { nets: n as string[], release: 'current' };
-  return { nets: PRE_NETWORKS_NETS, release: 'before named networks' };
+export interface PeerRelease { nets: readonly string[]; sections: readonly string[] | null; release: 'current' | 'before named networks' }
+
+const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** The networks (and sections, when it says) a peer can take, from its host_firmware_version answer. */
+export function peerNetworks(info: Record<string, unknown> | null | undefined): PeerRelease {
+  if (strings(info?.networks)) return { nets: info.networks, sections: strings(info.sections) ? info.sections : null, release: 'current' };
+  return { nets: PRE_NETWORKS_NETS, sections: PRE_NETWORKS_SECTIONS, release: 'before named networks' };
 }
 
 type Obj = Record<string, unknown>;
@@ -22,13 +27,15 @@ const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !
  * `sections` (already transformed for the secondary) without the parts of networks outside `nets`: VIPs on them,
  * their firewall rule lists, NAT rules and port forwards on them, their DHCP scopes. Only for a peer that predates
  * named networks (a current peer gets everything and refuses, with its reason, a network it lacks). Returns the
- * sections to send and what was left out ("vips: vhid 3 on guest"). A rule that names another network in an
+ * sections to send and what was left out ("vips: vhid 3 on guest"). `carried`: the sections the peer takes (others
+ * are left out whole). A rule that names another network in an
  * address (`guest net` in a lan rule) is sent as it is: the old peer refuses the push and says why.
  */
-export function forPeer(sections: Obj, nets: readonly string[]): { sections: Obj; omitted: string[] } {
+export function forPeer(sections: Obj, nets: readonly string[], carried: readonly string[] | null = null): { sections: Obj; omitted: string[] } {
   const keep = new Set(nets);
   const out: Obj = structuredClone(sections);
   const omitted: string[] = [];
+  for (const k of Object.keys(out)) if (carried && !carried.includes(k)) { delete out[k]; omitted.push(`${k} (a section the peer does not sync)`); }
   const vips = out.vips;
   if (Array.isArray(vips)) {
     out.vips = vips.filter((v: Obj) => {

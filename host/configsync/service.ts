@@ -14,7 +14,7 @@ import { checkConfig } from '../config/check.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { ConfigStore, diffConfigs, hashOf, type Origin, type Revision } from '../configstore/store.js';
 import type { ConfigSyncConfig } from './schema.js';
-import { currentSections, getSection, outgoingSections, setSection, syncedHash, unsyncable } from './sections.js';
+import { currentSections, getSection, outgoingSections, setSection, syncable, syncedHash, unsyncable } from './sections.js';
 import { SyncServer } from './server.js';
 import { SyncClient, SyncError, type FailureClass } from './client.js';
 import { PushQueue } from './push.js';
@@ -262,8 +262,8 @@ export class ConfigSyncService implements Service {
     this.peer.release = peerNetworks(info);
     const { sections, omitted } = this.outgoing(target.config);
     if (omitted.join('\n') !== this.peer.omitted.join('\n') && omitted.length) {
-      this.d.log.warn('config sync: the secondary runs a release before named networks; the push leaves out what it cannot load',
-        { omitted, fix: 'upgrade the secondary; the next push after its restart carries everything' });
+      this.d.log.warn('config sync: the secondary runs an older release; the push leaves out what it cannot load',
+        { release: this.peer.release.release, omitted, fix: 'upgrade the secondary; the next push after its restart carries everything' });
     }
     this.peer.omitted = omitted;
     const cats = Object.keys(sections);
@@ -295,7 +295,10 @@ export class ConfigSyncService implements Service {
   private outgoing(config: Config): { sections: Record<string, unknown>; omitted: string[] } {
     const all = outgoingSections(config, this.cfg.sections);
     const r = this.peer.release;
-    return !r || r.release === 'current' ? { sections: all, omitted: [] } : forPeer(all, r.nets);
+    if (!r) return { sections: all, omitted: [] };
+    // A current peer gets every network (and refuses, naming the field, one it lacks); sections it does not sync
+    // (a later release's) are left out for any peer.
+    return r.release === 'current' ? forPeer(all, [...allNets(config), ...r.nets], r.sections) : forPeer(all, r.nets, r.sections);
   }
 
   /** Compare the synced sections' hash with the secondary's; re-push a secondary that lost them, flag local edits. */
@@ -335,7 +338,7 @@ export class ConfigSyncService implements Service {
     this.server.method('duogate.host_firmware_version', () => ({
       version: firmwareVersion(), schema: SCHEMA_VERSION, node: this.d.config.node.name, role: this.d.config.node.role,
       // Which networks this node has: a primary leaves out of its push the networks of a peer that does not say (compat.ts).
-      networks: allNets(this.d.config),
+      networks: allNets(this.d.config), sections: syncable(),
     }));
     this.server.method('duogate.sync_status', (params) => this.syncStatus(syncStatusNames(params[0])));
     this.server.method('duogate.restore_config_section', (params, from) => this.exclusive(() => this.receive(params, from)));

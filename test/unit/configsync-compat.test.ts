@@ -1,7 +1,7 @@
 // What a primary pushes to a secondary on a release before named networks (host/configsync/compat.ts), and the
 // rolling-upgrade test's refusal to run without the previous release's commit (test/e2e/old-release.ts).
 import t from 'tap';
-import { forPeer, peerNetworks, PRE_NETWORKS_NETS } from '../../host/configsync/compat.js';
+import { forPeer, peerNetworks, PRE_NETWORKS_NETS, PRE_NETWORKS_SECTIONS } from '../../host/configsync/compat.js';
 import { oldRelease } from '../e2e/old-release.js';
 
 const sections = () => ({
@@ -19,8 +19,9 @@ const sections = () => ({
 });
 
 t.test('a peer that names its networks is current; one that does not predates named networks', async (t) => {
-  t.same(peerNetworks({ schema: 1, networks: ['wan', 'lan', 'guest', 'sync'] }), { nets: ['wan', 'lan', 'guest', 'sync'], release: 'current' });
-  t.same(peerNetworks({ schema: 1, version: '0.1.0' }), { nets: PRE_NETWORKS_NETS, release: 'before named networks' });
+  t.same(peerNetworks({ schema: 1, networks: ['wan', 'lan', 'guest', 'sync'], sections: ['vips', 'dhcp6'] }), { nets: ['wan', 'lan', 'guest', 'sync'], sections: ['vips', 'dhcp6'], release: 'current' });
+  t.same(peerNetworks({ schema: 1, networks: ['wan', 'lan', 'sync'] }).sections, null, 'a current peer that does not list its sections takes every one');
+  t.same(peerNetworks({ schema: 1, version: '0.1.0' }), { nets: PRE_NETWORKS_NETS, sections: PRE_NETWORKS_SECTIONS, release: 'before named networks' });
   t.same(peerNetworks({ networks: 'lan' }).release, 'before named networks', 'a malformed list is not trusted');
 });
 
@@ -35,6 +36,12 @@ t.test('forPeer leaves out every part of the networks the peer lacks, and says w
   t.same(omitted, ['vips: vhid 3 on guest', 'firewall.rules.guest', 'nat.outbound.rules[1] on iot', 'nat.port_forwards[0] on guest', 'dhcp.networks.guest']);
   t.same(input, sections(), 'the input is not changed');
   t.same(forPeer(input, ['wan', 'lan', 'guest', 'iot', 'sync']), { sections: input, omitted: [] }, 'nothing left out for a peer with every network');
+});
+
+t.test('a section the peer does not sync (dhcp6, newer than a pre-networks release) is left out whole', async (t) => {
+  const { sections: out, omitted } = forPeer({ vips: [], dhcp6: { ranges: [] } }, PRE_NETWORKS_NETS, PRE_NETWORKS_SECTIONS);
+  t.same(out, { vips: [] });
+  t.same(omitted, ['dhcp6 (a section the peer does not sync)']);
 });
 
 t.test('a dhcp section with no LAN scope is not sent to a pre-networks peer', async (t) => {
