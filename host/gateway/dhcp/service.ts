@@ -1,171 +1,18 @@
-// DHCP as a daemon service: writes this node's Kea config under state_dir/kea, runs kea-dhcp4 supervised,
-// and polls its control socket for the HA state and lease count shown by `duogate status`.
+// DHCP as a daemon service: kea-dhcp4 in HA hot-standby, its config under state_dir/kea (keaservice.ts runs it);
+// `duogate status` also shows the leases per network.
 import { dhcpScopes } from './scopes.js';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { renameSync, rmSync } from 'node:fs';
-import type { AlarmEvent, FeatureHost, Service, Transition } from '../../feature.js';
-import { serialApply, type ConfigListener } from '../../daemon/apply.js';
-import { Why } from '../../core/core.js';
-import { writeFileAtomic } from '../../io/atomic.js';
-import { Supervised } from '../supervise.js';
-import { KeaHold, type HoldChange } from './hold.js';
-import { ensureKeaDir, haAuthPassword, haListenerChecksAuth, keaCommand, keaConfig, keaEnv, keaPaths, keaStatus, keaVersion, type KeaStatus } from './kea.js';
-import { ensureHaTls, pairSecret } from './hatls.js';
-import type { Config } from '../../config/schema.js';
+import { KeaService } from './keaservice.js';
+import { ensureKeaDir, keaConfig, keaPaths, keaStatus, type KeaStatus } from './kea.js';
 
-const POLL_MS = 1000;
-const execFileP = promisify(execFile);
-const coded = (e: Error, code: string) => Object.assign(e, { code });
-
-export class DhcpService implements Service {
-  readonly name = 'dhcp';
-  private proc: Supervised | null = null;
-  private poll: NodeJS.Timeout | null = null;
-  private last: KeaStatus | null = null;
-  private pollError: string | null = null;
-  private onTransition: ((t: Transition) => void) | null = null;
-  private daemon: FeatureHost | null = null;
-  private onConfig: ConfigListener | null = null;
-  private written = '';
-  private onAlarm: ((ev: AlarmEvent) => void) | null = null;
-  /** Whether Kea is held stopped (sync link down, the peer the LAN MASTER): hold.ts. */
-  private hold = new KeaHold();
-  private version: string | null = null;
-  private haAuth = false;
-  private tls = false;
-  private tlsSource: string | null = null;
-  private tlsId: string | null = null;
-
-  private authText(): string {
-    if (!this.tls) return 'none (no shared secret; the ruleset admits only the peer)';
-    return `mutual TLS (pair identity from ${this.tlsSource})${this.haAuth ? ' + basic' : `; basic auth not checked by Kea ${this.version ?? '?'}`}`;
-  }
-
-  async start(d: FeatureHost): Promise<void> {
-    const log = d.log.child({ service: 'dhcp' });
-    const p = keaPaths(d.config.state_dir);
-    ensureKeaDir(p);
-    this.version = keaVersion();
-    // Mutual TLS whenever the pair shares a secret (Kea 2.2 enforces it on the HA listener); basic auth on top
-    // only where Kea checks it.
-    this.tls = !!pairSecret(d.config);
-    this.haAuth = this.tls && haListenerChecksAuth(this.version);
-    const config = (c: Config): string => {
-      // The files before the config that names them; never logged (status shows only what is in use).
-      if (this.tls) { const id = ensureHaTls(c); this.tlsSource = id.source; this.tlsId = id.id; }
-      if (this.haAuth) writeFileAtomic(p.haPassword, haAuthPassword(c)!, 0o600);
-      return JSON.stringify(keaConfig(c, c.state_dir, { tls: this.tls, basicAuth: this.haAuth }), null, 2);
-    };
-    this.written = config(d.config); // throws naming the field; the daemon then stops (Feature.start)
-    writeFileAtomic(p.config, this.written);
-    this.proc = new Supervised({
-      name: 'kea-dhcp4', cmd: 'kea-dhcp4', args: ['-c', p.config], log, pidFile: p.pid,
-      // Kea's own pid/lock files, socket and leases go beside its config, not in /run/kea and /var/lib/kea (one
-      // Kea per node namespace).
-      env: keaEnv(p),
-      // A power cut leaves Kea's pid file behind; Kea refuses to start if that pid is now another process.
-      beforeStart: () => { rmSync(`${p.dir}/kea-dhcp4.kea-dhcp4.pid`, { force: true }); rmSync(p.socket, { force: true }); },
-      // Every HA heartbeat and lease update from the peer is a control command Kea logs at INFO: two lines a second.
-      routine: /\bCOMMAND_RECEIVED\b/,
+export class DhcpService extends KeaService<KeaStatus> {
+  constructor() {
+    super({
+      name: 'dhcp', binary: 'kea-dhcp4', label: 'Kea', tag: 'DHCP',
+      files: keaPaths,
+      prepare: (p) => ensureKeaDir(p as ReturnType<typeof keaPaths>),
+      config: (c, o) => keaConfig(c, c.state_dir, o),
+      poll: (socket, c) => keaStatus(socket, Object.fromEntries(dhcpScopes(c).map((x) => [x.net, x.id]))),
+      statusExtra: (last) => ({ networks: last?.networks ?? {} }),
     });
-    // What the pair looks like now (this feature can start while the daemon runs): a held Kea does not start.
-    this.hold = KeaHold.from(d);
-    if (this.hold.held) log.warn('sync link down while the peer is alive on the LAN: Kea does not start here (the LAN MASTER serves alone) so two servers never lease from one pool');
-    else this.proc.start();
-    log.info(this.hold.held ? 'kea configured (held)' : 'kea started', { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
-    if (!this.tls) log.warn('kea HA listener without authentication: no statesync.key, peer.key or configsync.password to derive the pair\'s TLS identity from; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out');
-    this.poll = setInterval(() => {
-      keaStatus(p.socket, Object.fromEntries(dhcpScopes(d.config).map((x) => [x.net, x.id]))).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
-    }, POLL_MS);
-    this.poll.unref();
-    // Kea notices a powered-off partner only when a heartbeat's HTTP request times out (10 s in Kea 2.2: the
-    // SYN goes unanswered). CARP knows sooner: when this node takes the LAN VIP because the peer went silent,
-    // make the local Kea serve the primary's scope now. Kea resets the scopes itself at its next HA transition
-    // (partner-down, or hot-standby again once the peer is back and synced).
-    const reconcile = (change: HoldChange) => {
-      if (!change || !this.proc) return;
-      if (change === 'hold') {
-        log.warn('sync link down while the peer is alive on the LAN: Kea stops here (the LAN MASTER serves alone) so two servers never lease from one pool');
-        void this.proc.stop();
-      } else {
-        log.info(this.hold.syncDown ? 'this node is now the LAN MASTER: Kea starts (its partner is unreachable: it serves alone)' : 'sync link back: Kea starts again and takes the leases made meanwhile from its partner');
-        this.proc.start();
-      }
-    };
-    this.onAlarm = (ev: AlarmEvent) => reconcile(this.hold.alarm(ev));
-    d.on('alarm', this.onAlarm);
-    this.onTransition = (t: Transition) => {
-      reconcile(this.hold.transition(t));
-      // Any internal network's takeover (the pair moves as one; Kea's scopes are per server, not per subnet).
-      if (t.interface === 'wan' || t.interface === 'sync' || t.to !== 'MASTER' || t.reason !== Why.MASTER_DOWN) return;
-      // Only a standby that was in touch with its partner (HOT-STANDBY, not serving the primary's scope):
-      // a Kea still WAITING/SYNCING at boot must finish its own handshake first.
-      keaStatus(p.socket).then(async (s) => {
-        if (s.ha_state !== 'hot-standby' || s.scopes.includes('primary')) return;
-        const r = await keaCommand(p.socket, 'ha-scopes', { scopes: ['primary'] });
-        log.warn('peer silent and LAN VIP taken: Kea serves the primary scope now', { result: r?.result, text: r?.text });
-      }).catch((e: Error) => log.error('ha-scopes failed; Kea takes over when its heartbeat times out', { err: e }));
-    };
-    d.on('transition', this.onTransition);
-    // A new config: check it with `kea-dhcp4 -t`, put it in place and have Kea reload it (config-reload keeps the
-    // HA relationship and the leases). A config Kea refuses leaves the previous one in force and is reported.
-    this.onConfig = serialApply({
-      service: this.name, sections: ['dhcp'], log,
-      wants: (next) => next.dhcp !== undefined, // the section left: the daemon stops this feature (daemon/services.ts)
-      apply: (next) => this.reload(next, config, p, log),
-      refused: 'new dhcp config refused; Kea keeps the previous one',
-    });
-    d.on('config', this.onConfig);
-    this.daemon = d;
-  }
-
-  private async reload(next: Config, config: (c: Config) => string, p: ReturnType<typeof keaPaths>, log: FeatureHost['log']): Promise<void> {
-    let text: string;
-    const tlsBefore = this.tlsId;
-    try { text = config(next); } catch (e) { throw coded(e as Error, 'DG_ERR_DHCP_CONFIG'); }
-    // A new pair secret changes the TLS files, not the config text: Kea must reload them too.
-    if (text === this.written && this.tlsId === tlsBefore) return;
-    const candidate = `${p.config}.next`;
-    writeFileAtomic(candidate, text);
-    const t = await execFileP('kea-dhcp4', ['-t', candidate], { timeout: 20_000, env: { ...process.env, ...keaEnv(p) } })
-      .then(() => null, (e: any) => String(e.stdout ?? '') + String(e.stderr ?? e.message));
-    if (t !== null) {
-      const why = t.split('\n').filter((l) => /ERROR|rror encountered|FATAL/.test(l)).slice(0, 3).join(' | ') || t.trim().slice(-300);
-      throw coded(new Error(`kea-dhcp4 -t refuses the generated ${candidate}: ${why} (check the dhcp section)`), 'DG_ERR_DHCP_REFUSED');
-    }
-    const before = this.written;
-    renameSync(candidate, p.config);
-    this.written = text;
-    let r: any;
-    try { r = await keaCommand(p.socket, 'config-reload', undefined, 10_000); } catch (e) {
-      // Kea is not answering (starting, or held stopped): it reads the checked file when it starts.
-      log.warn('config-reload failed; kea reads the new config when it (re)starts', { err: e });
-      if (!this.hold.held) void this.proc?.restart();
-      return;
-    }
-    if (r?.result === 0) { log.info('kea reloaded its config', { text: r.text }); return; }
-    // Kea refused what -t accepted (e.g. a resource at run time): put the previous file back and keep Kea on it.
-    writeFileAtomic(p.config, before);
-    this.written = before;
-    await keaCommand(p.socket, 'config-reload', undefined, 10_000).catch(() => { if (!this.hold.held) void this.proc?.restart(); });
-    throw coded(new Error(`kea refused config-reload: ${r?.text ?? JSON.stringify(r)} (check the dhcp section)`), 'DG_ERR_DHCP_REFUSED');
-  }
-
-  async stop(): Promise<void> {
-    if (this.poll) clearInterval(this.poll);
-    if (this.onTransition) this.daemon?.off('transition', this.onTransition);
-    if (this.onConfig) this.daemon?.off('config', this.onConfig);
-    if (this.onAlarm) this.daemon?.off('alarm', this.onAlarm);
-    await this.proc?.stop();
-  }
-
-  status(): Record<string, unknown> {
-    return {
-      ha_state: this.last?.ha_state ?? null, partner_state: this.last?.partner_state ?? null, scopes: this.last?.scopes ?? [],
-      leases: this.last?.leases ?? null, networks: this.last?.networks ?? {}, kea: this.proc?.status() ?? null, kea_version: this.version,
-      ha_auth: this.authText(),
-      ...(this.hold.held ? { held: 'sync link down: the peer is the LAN MASTER and serves DHCP alone; Kea starts again when the sync link is back' } : {}), ...(this.pollError ? { poll_error: this.pollError } : {}),
-    };
   }
 }
