@@ -192,6 +192,54 @@ export interface KeaHaSecurity {
   basicAuth?: boolean;
 }
 
+/** The HA timing of a DHCP section (dhcp.ha, dhcp6.ha). */
+export interface KeaHaTiming { heartbeat_delay_ms: number; max_response_delay_ms: number; max_ack_delay_ms: number; max_unacked_clients: number }
+
+/**
+ * The hooks both Kea servers load: lease commands, and HA hot-standby between the two sync addresses on `port`,
+ * with the pair's mutual TLS and basic auth (`sec`). Identical on both nodes except this-server-name.
+ */
+export function haHooks(c: Config, ha: KeaHaTiming, port: number, haPassword: string, stateDir: string, sec: KeaHaSecurity, what: string): object[] {
+  const sync = c.interfaces.sync;
+  const ownSync = parseCidr(sync.address).ip;
+  const peerSync = sync.peer!;
+  const primarySync = c.node.role === 'primary' ? ownSync : peerSync;
+  const secondarySync = c.node.role === 'primary' ? peerSync : ownSync;
+  const hooks = hooksDir();
+  if ((sec.basicAuth || sec.tls) && !pairSecret(c)) throw new Error(`${what}: Kea HA authentication needs a secret the pair shares: set statesync.key, peer.key or configsync.password (the same on both nodes)`);
+  // The same credentials on both peers: Kea sends its partner's and checks its own.
+  const auth = sec.basicAuth ? { 'basic-auth-user': KEA_HA_AUTH_USER, 'basic-auth-password-file': haPassword } : {};
+  const tp = haTlsPaths(stateDir);
+  // One identity for the pair: it is this server's certificate, the client certificate it presents, and the
+  // only trust anchor, so only a holder of the pair's key gets through the listener's handshake.
+  const tls = sec.tls ? { 'trust-anchor': tp.cert, 'cert-file': tp.cert, 'key-file': tp.key, 'require-client-certs': true } : {};
+  const scheme = sec.tls ? 'https' : 'http';
+  return [
+    { library: path.join(hooks, 'libdhcp_lease_cmds.so') },
+    {
+      library: path.join(hooks, 'libdhcp_ha.so'),
+      parameters: {
+        'high-availability': [{
+          'this-server-name': c.node.role,
+          mode: 'hot-standby',
+          'heartbeat-delay': ha.heartbeat_delay_ms,
+          'max-response-delay': ha.max_response_delay_ms,
+          'max-ack-delay': ha.max_ack_delay_ms,
+          'max-unacked-clients': ha.max_unacked_clients,
+          'sync-timeout': 30000,
+          'restrict-commands': true,
+          ...tls,
+          'multi-threading': { 'enable-multi-threading': true, 'http-dedicated-listener': true, 'http-listener-threads': 2, 'http-client-threads': 2 },
+          peers: [
+            { name: 'primary', url: `${scheme}://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true, ...auth },
+            { name: 'secondary', url: `${scheme}://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true, ...auth },
+          ],
+        }],
+      },
+    },
+  ];
+}
+
 /** The Kea config of this node. Identical on both nodes except this-server-name (the node's role). */
 export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity = {}): object {
   const d = dhcpOf(c);
@@ -200,20 +248,6 @@ export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity 
   if (bad.length) throw new Error(`dhcp config: ${bad.map((f) => `${f.field}: ${f.message}`).join('; ')}`);
   const p = keaPaths(stateDir);
   const scopes = dhcpScopes(c);
-  const sync = c.interfaces.sync;
-  const ownSync = parseCidr(sync.address).ip;
-  const peerSync = sync.peer!;
-  const port = SYNC_PORTS.kea_ha.port;
-  const primarySync = c.node.role === 'primary' ? ownSync : peerSync;
-  const secondarySync = c.node.role === 'primary' ? peerSync : ownSync;
-  const hooks = hooksDir();
-  if ((sec.basicAuth || sec.tls) && !pairSecret(c)) throw new Error('dhcp: Kea HA authentication needs a secret the pair shares: set statesync.key, peer.key or configsync.password (the same on both nodes)');
-  const auth = sec.basicAuth ? { 'basic-auth-user': KEA_HA_AUTH_USER, 'basic-auth-password-file': p.haPassword } : {};
-  const tp = haTlsPaths(stateDir);
-  // One identity for the pair: it is this server's certificate, the client certificate it presents, and the
-  // only trust anchor, so only a holder of the pair's key gets through the listener's handshake.
-  const tls = sec.tls ? { 'trust-anchor': tp.cert, 'cert-file': tp.cert, 'key-file': tp.key, 'require-client-certs': true } : {};
-  const scheme = sec.tls ? 'https' : 'http';
   return {
     Dhcp4: {
       // The LAN may not be running yet when Kea starts (the daemon brings the NICs up; carrier comes later):
@@ -230,31 +264,7 @@ export function keaConfig(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity 
       'valid-lifetime': d.lease_time,
       'renew-timer': Math.max(1, Math.floor(d.lease_time / 2)),
       'rebind-timer': Math.max(2, Math.floor((d.lease_time * 7) / 8)),
-      'hooks-libraries': [
-        { library: path.join(hooks, 'libdhcp_lease_cmds.so') },
-        {
-          library: path.join(hooks, 'libdhcp_ha.so'),
-          parameters: {
-            'high-availability': [{
-              'this-server-name': c.node.role,
-              mode: 'hot-standby',
-              'heartbeat-delay': d.ha.heartbeat_delay_ms,
-              'max-response-delay': d.ha.max_response_delay_ms,
-              'max-ack-delay': d.ha.max_ack_delay_ms,
-              'max-unacked-clients': d.ha.max_unacked_clients,
-              'sync-timeout': 30000,
-              'restrict-commands': true,
-              ...tls,
-              'multi-threading': { 'enable-multi-threading': true, 'http-dedicated-listener': true, 'http-listener-threads': 2, 'http-client-threads': 2 },
-              // The same credentials on both peers: Kea sends its partner's and checks its own.
-              peers: [
-                { name: 'primary', url: `${scheme}://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true, ...auth },
-                { name: 'secondary', url: `${scheme}://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true, ...auth },
-              ],
-            }],
-          },
-        },
-      ],
+      'hooks-libraries': haHooks(c, d.ha, SYNC_PORTS.kea_ha.port, p.haPassword, stateDir, sec, 'dhcp'),
       subnet4: scopes.map((x) => keaSubnet(c, x)),
       loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stdout' }], severity: 'INFO' }],
     },

@@ -48,6 +48,18 @@ const staticMappings = {
   },
 };
 
+/** Kea HA timing, the same for the DHCPv4 and DHCPv6 servers (dhcp.ha, dhcp6.ha). */
+export const keaHaSchema = {
+  type: 'object', additionalProperties: false, default: {},
+  properties: {
+    // Kea 2.2 defaults are 10 s / 60 s; these fail over in ~4-5 s (configsync.md §3.2).
+    heartbeat_delay_ms: { type: 'integer', minimum: 500, maximum: 60_000, default: 2000 },
+    max_response_delay_ms: { type: 'integer', minimum: 1000, maximum: 600_000, default: 6000 },
+    max_ack_delay_ms: { type: 'integer', minimum: 100, maximum: 60_000, default: 5000 },
+    max_unacked_clients: { type: 'integer', minimum: 0, maximum: 100, default: 0 },
+  },
+} as const;
+
 export const dhcpSchema = {
   // The LAN's scope (range) or at least one other network's scope.
   type: 'object', additionalProperties: false, anyOf: [{ required: ['range'] }, { required: ['networks'] }],
@@ -65,15 +77,6 @@ export const dhcpSchema = {
         properties: { range, lease_time: leaseTime, dns_servers: dnsServers, domain_name: domainName, static_mappings: staticMappings },
       },
     },
-    ha: {
-      type: 'object', additionalProperties: false, default: {},
-      properties: {
-        // Kea 2.2 defaults are 10 s / 60 s; these fail over in ~4-5 s (configsync.md §3.2).
-        heartbeat_delay_ms: { type: 'integer', minimum: 500, maximum: 60_000, default: 2000 },
-        max_response_delay_ms: { type: 'integer', minimum: 1000, maximum: 600_000, default: 6000 },
-        max_ack_delay_ms: { type: 'integer', minimum: 100, maximum: 60_000, default: 5000 },
-        max_unacked_clients: { type: 'integer', minimum: 0, maximum: 100, default: 0 },
-      },
-    },
+    ha: keaHaSchema,
   },
 } as const;

@@ -8,11 +8,10 @@ import path from 'node:path';
 import type { Config } from '../../config/schema.js';
 import type { Finding } from '../../config/check.js';
 import { netDevice } from '../../config/schema.js';
-import { parseCidr } from '../../config/net.js';
 import { SYNC_PORTS } from '../firewall/ports.js';
 import { raAddresses, raManaged, raOf } from '../../ra/config.js';
-import { hooksDir, keaCommand, KEA_HA_AUTH_USER, type KeaHaSecurity } from '../dhcp/kea.js';
-import { haTlsPaths, pairSecret } from '../dhcp/hatls.js';
+import { haHooks, keaCommand, type KeaHaSecurity } from '../dhcp/kea.js';
+import { haTlsPaths } from '../dhcp/hatls.js';
 import { dhcp6Net, dhcp6Of, ip6Num, prefixOf } from './scope.js';
 
 export function kea6Paths(stateDir: string) {
@@ -100,18 +99,6 @@ export function kea6Config(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity
   const net = dhcp6Net(c)!;
   const dev = netDevice(c.interfaces[net]!);
   const p = kea6Paths(stateDir);
-  const sync = c.interfaces.sync;
-  const ownSync = parseCidr(sync.address).ip;
-  const peerSync = sync.peer!;
-  const port = SYNC_PORTS.kea6_ha.port;
-  const primarySync = c.node.role === 'primary' ? ownSync : peerSync;
-  const secondarySync = c.node.role === 'primary' ? peerSync : ownSync;
-  if ((sec.basicAuth || sec.tls) && !pairSecret(c)) throw new Error('dhcp6: Kea HA authentication needs a secret the pair shares: set statesync.key, peer.key or configsync.password (the same on both nodes)');
-  const auth = sec.basicAuth ? { 'basic-auth-user': KEA_HA_AUTH_USER, 'basic-auth-password-file': p.haPassword } : {};
-  const tp = haTlsPaths(stateDir);
-  const tls = sec.tls ? { 'trust-anchor': tp.cert, 'cert-file': tp.cert, 'key-file': tp.key, 'require-client-certs': true } : {};
-  const scheme = sec.tls ? 'https' : 'http';
-  const hooks = hooksDir();
   const lt = lifetimes(d.lease_time);
   const options: { name: string; data: string }[] = [{ name: 'dns-servers', data: (d.dns_servers ?? raAddresses(c, r).dns).join(', ') }];
   if (d.domain_search) options.push({ name: 'domain-search', data: d.domain_search.join(', ') });
@@ -125,30 +112,7 @@ export function kea6Config(c: Config, stateDir = c.state_dir, sec: KeaHaSecurity
       // Required for HA+MT (the dedicated HA listener), as for kea-dhcp4.
       'multi-threading': { 'enable-multi-threading': true, 'thread-pool-size': 2, 'packet-queue-size': 16 },
       'valid-lifetime': lt.valid, 'preferred-lifetime': lt.preferred, 'renew-timer': lt.renew, 'rebind-timer': lt.rebind,
-      'hooks-libraries': [
-        { library: path.join(hooks, 'libdhcp_lease_cmds.so') },
-        {
-          library: path.join(hooks, 'libdhcp_ha.so'),
-          parameters: {
-            'high-availability': [{
-              'this-server-name': c.node.role,
-              mode: 'hot-standby',
-              'heartbeat-delay': d.ha.heartbeat_delay_ms,
-              'max-response-delay': d.ha.max_response_delay_ms,
-              'max-ack-delay': d.ha.max_ack_delay_ms,
-              'max-unacked-clients': d.ha.max_unacked_clients,
-              'sync-timeout': 30000,
-              'restrict-commands': true,
-              ...tls,
-              'multi-threading': { 'enable-multi-threading': true, 'http-dedicated-listener': true, 'http-listener-threads': 2, 'http-client-threads': 2 },
-              peers: [
-                { name: 'primary', url: `${scheme}://${primarySync}:${port}/`, role: 'primary', 'auto-failover': true, ...auth },
-                { name: 'secondary', url: `${scheme}://${secondarySync}:${port}/`, role: 'standby', 'auto-failover': true, ...auth },
-              ],
-            }],
-          },
-        },
-      ],
+      'hooks-libraries': haHooks(c, d.ha, SYNC_PORTS.kea6_ha.port, p.haPassword, stateDir, sec, 'dhcp6'),
       subnet6: [{
         id: 1,
         subnet: prefixOf(c, d.range.from)!,

@@ -1,6 +1,7 @@
 // The `dhcp6:` config section: stateful DHCPv6 addresses on the network the router advertisements are for
 // (ra.vhid's network), served by kea-dhcp6 in HA hot-standby like the DHCPv4 scopes (docs/gateway.md
 // "DHCPv6"). The RA then sets its M and O flags (ra.mode managed or assisted); SLAAC stays the default.
+import { keaHaSchema } from '../dhcp/schema.js';
 export interface Duid6Mapping { duid: string; address: string; hostname?: string; description?: string }
 export interface Dhcp6Config {
   /** Inclusive, inside one /64 of ra.prefixes. */
@@ -42,14 +43,6 @@ export const dhcp6Schema = {
         },
       },
     },
-    ha: {
-      type: 'object', additionalProperties: false, default: {},
-      properties: {
-        heartbeat_delay_ms: { type: 'integer', minimum: 500, maximum: 60_000, default: 2000 },
-        max_response_delay_ms: { type: 'integer', minimum: 1000, maximum: 600_000, default: 6000 },
-        max_ack_delay_ms: { type: 'integer', minimum: 100, maximum: 60_000, default: 5000 },
-        max_unacked_clients: { type: 'integer', minimum: 0, maximum: 100, default: 0 },
-      },
-    },
+    ha: keaHaSchema,
   },
 } as const;
