@@ -31,8 +31,10 @@ export interface KeaFlavour<S extends KeaPolled> {
   /** The service's name, its config section's too. */
   name: 'dhcp' | 'dhcp6';
   binary: 'kea-dhcp4' | 'kea-dhcp6';
-  /** How logs name the server. */
+  /** How logs name the server: in what happens to it (Kea stops here), and as the subject of its own events
+   * (kea started, kea reloaded its config), which operators and tests search for. */
   label: string;
+  subject: string;
   /** Error codes: DG_ERR_<tag>_CONFIG, DG_ERR_<tag>_REFUSED. */
   tag: 'DHCP' | 'DHCP6';
   files(stateDir: string): KeaFiles;
@@ -103,8 +105,8 @@ export class KeaService<S extends KeaPolled> implements Service {
     this.hold = KeaHold.from(d);
     if (this.hold.held) log.warn(`sync link down while the peer is alive on the LAN: ${f.label} does not start here (the LAN MASTER serves alone) so two servers never lease from one pool`);
     else this.proc.start();
-    log.info(this.hold.held ? `${f.label} configured (held)` : `${f.label} started`, { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
-    if (!this.tls) log.warn(`${f.label} HA listener without authentication: no statesync.key, peer.key or configsync.password to derive the pair's TLS identity from; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out`);
+    log.info(this.hold.held ? `${f.subject} configured (held)` : `${f.subject} started`, { config: p.config, mode: 'hot-standby', this_server: d.config.node.role, kea_version: this.version, ha_auth: this.authText() });
+    if (!this.tls) log.warn(`${f.subject} HA listener without authentication: no statesync.key, peer.key or configsync.password to derive the pair's TLS identity from; only the ruleset (peer sync address, sync NIC) and the bind to the sync address keep others out`);
     this.timer = setInterval(() => {
       f.poll(p.socket, d.config).then((s) => { this.last = s; this.pollError = null; }, (e: Error) => { this.pollError = e.message; });
     }, POLL_MS);
@@ -170,16 +172,16 @@ export class KeaService<S extends KeaPolled> implements Service {
     let r: any;
     try { r = await keaCommand(p.socket, 'config-reload', undefined, 10_000); } catch (e) {
       // Kea is not answering (starting, or held stopped): it reads the checked file when it starts.
-      log.warn(`config-reload failed; ${f.label} reads the new config when it (re)starts`, { err: e });
+      log.warn(`config-reload failed; ${f.subject} reads the new config when it (re)starts`, { err: e });
       if (!this.hold.held) void this.proc?.restart();
       return;
     }
-    if (r?.result === 0) { log.info(`${f.label} reloaded its config`, { text: r.text }); return; }
+    if (r?.result === 0) { log.info(`${f.subject} reloaded its config`, { text: r.text }); return; }
     // Kea refused what -t accepted (e.g. a resource at run time): put the previous file back and keep Kea on it.
     writeFileAtomic(p.config, before);
     this.written = before;
     await keaCommand(p.socket, 'config-reload', undefined, 10_000).catch(() => { if (!this.hold.held) void this.proc?.restart(); });
-    throw coded(new Error(`${f.label} refused config-reload: ${r?.text ?? JSON.stringify(r)} (check the ${f.name} section)`), `DG_ERR_${f.tag}_REFUSED`);
+    throw coded(new Error(`${f.subject} refused config-reload: ${r?.text ?? JSON.stringify(r)} (check the ${f.name} section)`), `DG_ERR_${f.tag}_REFUSED`);
   }
 
   async stop(): Promise<void> {

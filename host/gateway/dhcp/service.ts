@@ -7,7 +7,7 @@ import { ensureKeaDir, keaConfig, keaPaths, keaStatus, type KeaStatus } from './
 export class DhcpService extends KeaService<KeaStatus> {
   constructor() {
     super({
-      name: 'dhcp', binary: 'kea-dhcp4', label: 'Kea', tag: 'DHCP',
+      name: 'dhcp', binary: 'kea-dhcp4', label: 'Kea', subject: 'kea', tag: 'DHCP',
       files: keaPaths,
       prepare: (p) => ensureKeaDir(p as ReturnType<typeof keaPaths>),
       config: (c, o) => keaConfig(c, c.state_dir, o),

@@ -6,7 +6,7 @@ import { ensureKea6Dir, kea6Config, kea6Paths, kea6Status, type Kea6Status } fro
 export class Dhcp6Service extends KeaService<Kea6Status> {
   constructor() {
     super({
-      name: 'dhcp6', binary: 'kea-dhcp6', label: 'kea-dhcp6', tag: 'DHCP6',
+      name: 'dhcp6', binary: 'kea-dhcp6', label: 'kea-dhcp6', subject: 'kea-dhcp6', tag: 'DHCP6',
       files: kea6Paths,
       prepare: (p, stateDir) => ensureKea6Dir(p as ReturnType<typeof kea6Paths>, stateDir),
       config: (c, o) => kea6Config(c, c.state_dir, o),
