@@ -6,7 +6,8 @@
 import type { Config, NetName } from './schema.js';
 import { bytesToIp6, ip6Bytes } from './net.js';
 
-const isLinkLocal = (a: string) => /^fe[89ab][0-9a-f]:/i.test(a);
+/** True for an IPv6 link-local address (fe80::/10). */
+export const isLinkLocal = (a: string): boolean => /^fe[89ab][0-9a-f]:/i.test(a);
 const ip = (cidr: string) => cidr.split('/')[0]!;
 
 /** The IPv6 VIPs (no prefix length) on a network; `global` leaves out link-local ones. */

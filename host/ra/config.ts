@@ -2,6 +2,7 @@
 import { isIPv6 } from 'node:net';
 import type { Config, NetName } from '../config/schema.js';
 import type { Finding } from '../config/check.js';
+import { isLinkLocal } from '../config/ipv6.js';
 
 export interface RaConfig {
   /** The vhid whose MASTER advertises; its link-local IPv6 VIP is the router address. */
@@ -39,7 +40,6 @@ export const raSchema = {
 
 export const raOf = (c: Config): RaConfig | null => (c.ra ? c.ra as RaConfig : null);
 const ip = (cidr: string) => cidr.split('/')[0]!;
-const isLinkLocal = (a: string) => /^fe[89ab][0-9a-f]:/i.test(a);
 
 /** The vhid's VIPs the RA needs: the router (link-local) and the default DNS (first global), and the interface. */
 export function raAddresses(c: Config, r: RaConfig): { iface: NetName | null; router: string | null; dns: string[] } {

@@ -13,6 +13,7 @@ import { raAddresses, raManaged, raOf } from '../../ra/config.js';
 import { haHooks, keaCommand, type KeaHaSecurity } from '../dhcp/kea.js';
 import { haTlsPaths } from '../dhcp/hatls.js';
 import { dhcp6Net, dhcp6Of, ip6Num, prefixOf } from './scope.js';
+import { isLinkLocal } from '../../config/ipv6.js';
 
 export function kea6Paths(stateDir: string) {
   const dir = path.join(stateDir, 'kea6');
@@ -28,7 +29,6 @@ export function lifetimes(lease: number) {
   return { valid: lease, preferred: Math.floor((lease * 7) / 8), renew: Math.max(1, Math.floor(lease / 2)), rebind: Math.max(2, Math.floor((lease * 4) / 5)) };
 }
 
-const isLinkLocal = (a: string) => /^fe[89ab][0-9a-f]:/i.test(a);
 const isMulticast = (a: string) => /^ff/i.test(a);
 
 export function checkDhcp6(c: Config): Finding[] {

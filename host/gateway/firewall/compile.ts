@@ -73,6 +73,8 @@ const setName = (alias: string) => `alias_${alias}`;
 const setName6 = (alias: string) => `alias6_${alias}`;
 /** An address spec's two sides: the nft right-hand side per family, '' for any, null where it has none. */
 interface Sides { v4: string | null; v6: string | null }
+/** An IPv4 network in canonical form with its host bits cleared: 192.168.1.7/24 -> 192.168.1.0/24. */
+const net4 = (cidr: string): string => { const p = parseCidr(cidr); return `${numIp(p.net)}/${p.prefix}`; };
 const cidrRe6 = /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/;
 /** '4' or '6' for an address (or, with `nets`, a network a/len), null for anything else. */
 function addrFamily(s: string, nets: boolean): '4' | '6' | null {
@@ -128,11 +130,7 @@ class Compiler {
       return { v4: neg + v4, v6: six.length ? neg + one(six) : null };
     }
     const fam = addrFamily(s, true);
-    if (fam === '4') {
-      if (ipRe.test(s)) return { v4: neg + s, v6: null };
-      const p = parseCidr(s);
-      return { v4: `${neg}${numIp(p.net)}/${p.prefix}`, v6: null };
-    }
+    if (fam === '4') return { v4: neg + (ipRe.test(s) ? s : net4(s)), v6: null };
     if (fam === '6') return { v4: null, v6: neg + (s.includes('/') ? prefix6(s) : s) };
     const a = firewallOf(this.c).aliases[s];
     if (a && (a.type === 'host' || a.type === 'network')) {
@@ -255,7 +253,7 @@ export function compile(c: Config): Compiled {
       for (const e of a.entries) {
         const s = String(e).trim();
         const fam = addrFamily(s, a.type === 'network');
-        if (fam === '4') v4.push(cidrRe.test(s) ? (() => { const p = parseCidr(s); return `${numIp(p.net)}/${p.prefix}`; })() : s);
+        if (fam === '4') v4.push(cidrRe.test(s) ? net4(s) : s);
         else if (fam === '6') v6.push(cidrRe6.test(s) ? prefix6(s) : s);
         else throw new FirewallConfigError(field, `"${s}" is not an IPv4 or IPv6 address${a.type === 'network' ? ' or network' : ''} (host names are not resolved)`);
       }
@@ -318,8 +316,7 @@ export function compile(c: Config): Compiled {
     if (scoped.has(i)) k.emit('    udp sport 68 udp dport 67 counter accept comment "DHCP server"', sys(`DHCP on ${tag}`));
     if (dhcp6Net(c) === i) k.emit(`    ip6 saddr fe80::/10 ip6 daddr { ${['ff02::1:2', linkLocal(c, i)].filter(Boolean).join(', ')} } udp sport 546 udp dport 547 counter accept comment "DHCPv6 server"`, sys(`DHCPv6 on ${tag}`));
     if (dns) {
-      const net = parseCidr(ifc.address);
-      const from = [`${numIp(net.net)}/${net.prefix}`, ...(dns.allow ?? []).filter((n) => !n.includes(':')).map((n) => { const p = parseCidr(n); return `${numIp(p.net)}/${p.prefix}`; })];
+      const from = [net4(ifc.address), ...(dns.allow ?? []).filter((n) => !n.includes(':')).map(net4)];
       const src = from.length === 1 ? from[0]! : `{ ${from.join(', ')} }`;
       k.emit(`    ip saddr ${src} ip daddr ${own} meta l4proto { tcp, udp } th dport ${dns.port ?? 53} counter accept comment "DNS resolver"`, sys(`DNS on ${tag}`));
       // Over IPv6: on the network's global IPv6 VIPs, where unbound listens (the RA's RDNSS), from its prefixes and
